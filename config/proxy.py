@@ -1,0 +1,23 @@
+"""The relay's settings: where to listen, which upstream, how to forward."""
+
+from __future__ import annotations
+
+from pydantic import Field
+
+from config.base import Section
+
+
+class ProxySettings(Section):
+    listen: str = Field("127.0.0.1:8080", description="HOST:PORT the front end connects to")
+    upstream: str | None = Field(
+        None, description="base URL of the Socket.IO backend, e.g. http://127.0.0.1:5000"
+    )
+    socketio_path: str = Field("/socket.io/", description="path relayed and observed")
+    forwarded_headers: bool = Field(True, description="add X-Forwarded-For/Proto/Host")
+    max_message_size: int = Field(
+        16 * 1024 * 1024, gt=0, description="largest WebSocket message / polling body, bytes"
+    )
+    websocket_compression: bool = Field(
+        True, description="offer/accept permessage-deflate, negotiated separately per leg"
+    )
+    connect_timeout_s: float = Field(10.0, gt=0, description="upstream connect timeout")

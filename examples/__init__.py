@@ -1,0 +1,1 @@
+"""Runnable examples: the AetherTerm-like demo backend and a scripted demo client."""

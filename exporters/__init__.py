@@ -1,0 +1,5 @@
+"""Exporters: small plugins behind :class:`tracking.sink.RecordSink` (encode -> batch -> send).
+
+OpenObserve traces over OTLP/HTTP, the OpenObserve JSON stream, any OTLP/HTTP endpoint,
+and the local default (NDJSON file and console lines).
+"""

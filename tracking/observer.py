@@ -1,0 +1,64 @@
+"""The interface the relay feeds: raw traffic facts, no decoding on the relay's side.
+
+The relay (``proxy``) calls these methods inline, right after it has forwarded the bytes
+they describe; implementations must be cheap, must never block, and must never raise (the
+relay still guards every call and counts what escapes).  With tracking disabled the relay
+holds no observer at all and decodes nothing.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Protocol
+
+from tracking.wire.packets import Direction
+
+
+@dataclass(frozen=True, slots=True)
+class RequestInfo:
+    """What the relay knows about one HTTP request on the Socket.IO path.
+
+    ``query`` holds the decoded query parameters (``EIO``, ``transport``, ``sid``, ``j``,
+    ``b64``, ...).  ``traceparent`` is the W3C trace context header the client sent, if any.
+    """
+
+    method: str
+    query: Mapping[str, str]
+    remote: str | None = None
+    traceparent: str | None = None
+
+
+class WebSocketObserver(Protocol):
+    """Observes one relayed WebSocket connection, from upgrade to close."""
+
+    def message(self, direction: Direction, data: str | bytes) -> None:
+        """A text (``str``) or binary (``bytes``) message was forwarded."""
+
+    def closed(self, initiator: Direction | None, code: int | None) -> None:
+        """The connection ended; ``initiator`` is the side that closed first (``None``: the
+        proxy gave up, e.g. the upstream vanished), ``code`` the close code if there was one."""
+
+
+class TrafficObserver(Protocol):
+    """Observes all Socket.IO-path traffic of one proxy."""
+
+    def polling_request(self, info: RequestInfo, body: bytes) -> None:
+        """A long-polling POST body (client to server) was forwarded upstream."""
+
+    def polling_response(
+        self,
+        info: RequestInfo,
+        status: int,
+        content_type: str | None,
+        content_encoding: str | None,
+        body: bytes,
+    ) -> None:
+        """A long-polling response (to GET or POST) was forwarded to the client.
+
+        ``body`` is exactly what the upstream sent, still compressed when
+        ``content_encoding`` says so; decompressing a copy is the observer's business.
+        """
+
+    def websocket_opened(self, info: RequestInfo) -> WebSocketObserver:
+        """A WebSocket was accepted on both legs; returns the observer for its messages."""

@@ -1,0 +1,125 @@
+"""Records the correlation engine emits: what exporters and the monitor consume.
+
+Ids follow W3C trace context sizes (``trace_id`` 32 hex digits, ``span_id`` 16) so that
+exporters never have to invent them; the tracker draws them from an injectable generator.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import Enum
+
+from tracking.wire.packets import Direction, Transport
+
+
+class Outcome(Enum):
+    """How a request ended (issue 3, "Outcomes")."""
+
+    OK = "ok"
+    ERROR = "error"
+    TIMEOUT = "timeout"
+    LATE = "late"  # a reply that arrived after its request had timed out
+    ABANDONED = "abandoned"  # the session closed while the request was pending
+    EVICTED = "evicted"  # dropped to keep the pending tables within their limits
+
+
+class PairKind(Enum):
+    ACK = "ack"  # EVENT with ack id N -> ACK with id N
+    EVENT_PAIR = "event_pair"  # configured request event -> response event
+    STREAM = "stream"  # configured request -> chunk events ... -> completion event
+
+
+@dataclass(frozen=True, slots=True)
+class SessionRef:
+    """Identifies the Engine.IO session a record belongs to, and its handshake span."""
+
+    session_id: str
+    trace_id: str
+    span_id: str
+
+
+@dataclass(frozen=True, slots=True)
+class PairRecord:
+    """A request and what became of it.
+
+    ``operation`` is the low-cardinality name, ``"<request> -> <response>"`` using the
+    rule's templates (``"terminal_input -> ack"`` for acks, ``"<request> -> timeout"`` when
+    nothing answered).  ``request_event``/``response_event`` are the concrete names seen.
+    ``duration_s`` runs from the request frame to the response frame as seen at the proxy,
+    or to the timeout deadline.  ``linked_span_id`` on a LATE record is the span of the
+    TIMEOUT record it answers.
+    """
+
+    trace_id: str
+    span_id: str
+    session: SessionRef
+    namespace: str
+    kind: PairKind
+    rule: str
+    operation: str
+    initiator: Direction
+    request_event: str
+    response_event: str | None
+    ack_id: int | None
+    match_key: str | None
+    outcome: Outcome
+    error_type: str | None
+    slow: bool
+    start_wall: float
+    duration_s: float
+    first_chunk_s: float | None
+    chunk_count: int
+    request_transport: Transport
+    response_transport: Transport | None
+    request_size: int
+    response_size: int
+    request_payload: str | None = None
+    response_payload: str | None = None
+    linked_span_id: str | None = None
+    sampled: bool = True
+
+
+@dataclass(frozen=True, slots=True)
+class MessageRecord:
+    """A one-way event that no rule or ack pairs (client push or server push)."""
+
+    session: SessionRef
+    namespace: str
+    direction: Direction
+    transport: Transport
+    event: str
+    size: int
+    wall: float
+    payload: str | None = None
+
+
+class LifecycleKind(Enum):
+    HANDSHAKE = "handshake"  # Engine.IO OPEN
+    NAMESPACE_CONNECT = "namespace_connect"  # Socket.IO CONNECT answered (ok or error)
+    UPGRADE = "upgrade"  # polling -> websocket
+    CLOSE = "close"
+
+
+@dataclass(frozen=True, slots=True)
+class LifecycleRecord:
+    """A short span per handshake, namespace connect and upgrade; a point at close.
+
+    For HANDSHAKE, ``span_id`` equals ``session.span_id`` and ``parent_span_id`` is taken
+    from the client's ``traceparent`` when it sent one.
+    """
+
+    trace_id: str
+    span_id: str
+    parent_span_id: str | None
+    session: SessionRef
+    kind: LifecycleKind
+    namespace: str | None
+    transport: Transport
+    ok: bool
+    error: str | None
+    start_wall: float
+    duration_s: float
+    detail: str | None = None
+
+
+Record = PairRecord | MessageRecord | LifecycleRecord

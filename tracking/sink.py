@@ -1,0 +1,37 @@
+"""The interface the tracker hands records to; exporters implement it.
+
+``submit`` is called on the event loop right after a record is made: it must return at
+once, never raise, and never grow without bound (a sink keeps a bounded queue and counts
+what it drops).  ``start``/``shutdown`` bracket the sink's own background work.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Protocol
+
+from tracking.records import Record
+
+
+@dataclass(frozen=True, slots=True)
+class SinkHealth:
+    name: str
+    healthy: bool
+    sent: int
+    failed: int
+    dropped: int
+    queued: int
+    last_error: str | None
+
+
+class RecordSink(Protocol):
+    name: str
+
+    def submit(self, record: Record) -> None: ...
+
+    async def start(self) -> None: ...
+
+    async def shutdown(self, deadline_s: float) -> None:
+        """Flush what is queued, giving up after ``deadline_s`` seconds."""
+
+    def health(self) -> SinkHealth: ...

@@ -1,0 +1,97 @@
+"""Typed, immutable packet models shared by the decoder and everything downstream."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import Enum, IntEnum
+
+
+class EnginePacketType(IntEnum):
+    """Engine.IO packet types (engine.io-protocol, "Packet encoding")."""
+
+    OPEN = 0
+    CLOSE = 1
+    PING = 2
+    PONG = 3
+    MESSAGE = 4
+    UPGRADE = 5
+    NOOP = 6
+
+
+class SocketPacketType(IntEnum):
+    """Socket.IO packet types (socket.io-protocol v5, "Packet format")."""
+
+    CONNECT = 0
+    DISCONNECT = 1
+    EVENT = 2
+    ACK = 3
+    CONNECT_ERROR = 4
+    BINARY_EVENT = 5
+    BINARY_ACK = 6
+
+
+class Direction(Enum):
+    """Which way a frame travelled through the proxy."""
+
+    CLIENT_TO_SERVER = "c2s"
+    SERVER_TO_CLIENT = "s2c"
+
+    @property
+    def opposite(self) -> Direction:
+        if self is Direction.CLIENT_TO_SERVER:
+            return Direction.SERVER_TO_CLIENT
+        return Direction.CLIENT_TO_SERVER
+
+
+class Transport(Enum):
+    """Engine.IO transport a frame was carried by."""
+
+    POLLING = "polling"
+    WEBSOCKET = "websocket"
+
+
+@dataclass(frozen=True, slots=True)
+class EnginePacket:
+    """One Engine.IO packet.
+
+    ``data`` is the text after the type character for text packets, or the raw bytes of a
+    binary MESSAGE (already base64-decoded when it arrived as ``b<base64>`` in a polling
+    payload).  ``size`` is the encoded size on the wire in bytes.
+    """
+
+    type: EnginePacketType
+    data: str | bytes
+    size: int
+
+    @property
+    def binary(self) -> bool:
+        return isinstance(self.data, bytes)
+
+
+@dataclass(frozen=True, slots=True)
+class SocketPacket:
+    """One Socket.IO packet, with binary attachments already reassembled.
+
+    ``event`` is the event name for EVENT/BINARY_EVENT (``None`` otherwise or when the
+    payload does not start with a string).  ``payload`` is the raw JSON text after the
+    namespace/ack id (arguments array, CONNECT/CONNECT_ERROR object), parsed only on demand
+    by :func:`tracking.wire.socketio.parse_args`.  ``attachments`` are the binary
+    attachments of BINARY_EVENT/BINARY_ACK in order.  ``size`` counts the encoded packet
+    plus its attachments.
+    """
+
+    type: SocketPacketType
+    namespace: str
+    ack_id: int | None
+    event: str | None
+    payload: str
+    attachments: tuple[bytes, ...]
+    size: int
+
+
+@dataclass(frozen=True, slots=True)
+class DecodeFailure:
+    """Something the decoder could not make sense of; it was forwarded unchanged anyway."""
+
+    reason: str
+    raw: str | bytes
