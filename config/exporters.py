@@ -1,11 +1,109 @@
-"""Exporter settings: OpenObserve, any OTLP/HTTP endpoint, local NDJSON/console."""
+"""Exporter settings: OpenObserve, any OTLP/HTTP endpoint, local NDJSON/console.
+
+How the OpenObserve URLs are built
+----------------------------------
+``openobserve.endpoint`` (environment: ``OPENOBSERVE_ENDPOINT``) is the server's base URL,
+e.g. ``http://openobserve:5080``; ``openobserve.org`` (``OPENOBSERVE_ORG``, default
+``default``) is the organisation.  Traces go to ``{endpoint}/api/{org}/v1/traces`` (OTLP/HTTP
+protobuf, gzip, ``stream-name: {traces_stream}`` header) and, unless ``json_stream`` is null,
+the in-app tracker's records go to ``{endpoint}/api/{org}/{json_stream}/_json``.  An endpoint
+that already ends in ``/api/{org}`` (the form AetherTerm's in-app tracker used, e.g.
+``https://api.openobserve.ai/api/my_org``) is accepted too: that ``{org}`` is used and
+``/api/{org}`` is not repeated.  Setting the endpoint is enough to turn both on.
+
+Credentials: ``openobserve.user`` / ``openobserve.password`` are filled from
+``OPENOBSERVE_USER`` / ``OPENOBSERVE_PASS`` by the config loader (and by
+``exporters.build_sinks`` from its ``environ``) and never from a file; they are ``SecretStr``
+so they never show in reprs or logs, and are sent only as the HTTP Basic ``Authorization``
+header.
+
+Any OTLP/HTTP endpoint: ``otlp.endpoint`` is the full URL (``.../v1/traces``); without it the
+standard ``OTEL_EXPORTER_OTLP_TRACES_ENDPOINT`` (used as is) or ``OTEL_EXPORTER_OTLP_ENDPOINT``
+(``/v1/traces`` appended) turn the exporter on, with ``OTEL_EXPORTER_OTLP_[TRACES_]HEADERS``
+and ``OTEL_EXPORTER_OTLP_[TRACES_]COMPRESSION``.  ``OTEL_SERVICE_NAME`` and
+``OTEL_RESOURCE_ATTRIBUTES`` shape the resource of every OTLP exporter.
+
+When no remote exporter is configured, the local exporters (NDJSON file and console lines)
+are used (``local.mode: auto``).
+"""
 
 from __future__ import annotations
 
-from pydantic import Field
+from typing import Literal
+
+from pydantic import Field, SecretStr
 
 from config.base import Section
 
 
+class BatchSettings(Section):
+    """Batching, queueing and retry of one exporter."""
+
+    max_batch_size: int = Field(512, ge=1, description="records per request")
+    flush_interval_s: float = Field(5.0, gt=0, description="send what is queued this often")
+    max_queue_size: int = Field(
+        8192, ge=1, description="records held while the backend is slow; oldest dropped beyond"
+    )
+    max_retries: int = Field(5, ge=0, description="retries of a batch on 429/502/503/504/network")
+    backoff_initial_s: float = Field(1.0, gt=0, description="first retry delay (doubles, jittered)")
+    backoff_max_s: float = Field(30.0, gt=0, description="longest retry delay")
+    max_retry_after_s: float = Field(60.0, gt=0, description="cap on a server's Retry-After")
+    request_timeout_s: float = Field(10.0, gt=0, description="per HTTP request")
+
+
+class OpenObserveSettings(Section):
+    endpoint: str | None = Field(
+        None,
+        description="base URL (http://host:5080) or one ending in /api/{org}; OPENOBSERVE_ENDPOINT",
+    )
+    org: str = Field("default", min_length=1, description="organisation; OPENOBSERVE_ORG")
+    user: SecretStr | None = Field(None, description="from OPENOBSERVE_USER only")
+    password: SecretStr | None = Field(None, description="from OPENOBSERVE_PASS only")
+    traces: bool = Field(True, description="export spans over OTLP/HTTP protobuf")
+    traces_stream: str = Field("default", min_length=1, description="stream-name header")
+    json_stream: str | None = Field(
+        "socket-io-traces", description="stream for the in-app tracker's JSON records; null: off"
+    )
+    compression: Literal["gzip", "none"] = Field("gzip", description="request body encoding")
+    batch: BatchSettings = Field(default_factory=BatchSettings)
+
+
+class OtlpSettings(Section):
+    endpoint: str | None = Field(
+        None, description="full OTLP/HTTP traces URL; else OTEL_EXPORTER_OTLP_* variables"
+    )
+    headers: dict[str, str] = Field(
+        default_factory=dict, description="extra headers; secrets go in OTEL_EXPORTER_OTLP_HEADERS"
+    )
+    compression: Literal["gzip", "none"] | None = Field(
+        None, description="null: OTEL_EXPORTER_OTLP_[TRACES_]COMPRESSION, else none"
+    )
+    batch: BatchSettings = Field(default_factory=BatchSettings)
+
+
+class LocalSettings(Section):
+    mode: Literal["auto", "on", "off"] = Field(
+        "auto", description="auto: only when no remote exporter is configured"
+    )
+    ndjson_path: str | None = Field(
+        "socketio-trace-proxy.ndjson", description="one JSON record per line; null: no file"
+    )
+    ndjson_max_bytes: int = Field(
+        100 * 1024 * 1024, ge=1024, description="rotate to <path>.1 beyond this size"
+    )
+    console: bool = Field(True, description="one concise line per pair on stdout")
+    flush_interval_s: float = Field(0.5, gt=0, description="write what is queued this often")
+    max_queue_size: int = Field(8192, ge=1, description="records held; oldest dropped beyond")
+
+
 class ExportersSettings(Section):
     service_name: str = Field("socketio-trace-proxy", description="OTel service.name")
+    resource_attributes: dict[str, str] = Field(
+        default_factory=dict, description="extra OTel resource attributes"
+    )
+    export_messages: bool = Field(
+        False, description="also export unpaired one-way events (as zero-length spans/records)"
+    )
+    openobserve: OpenObserveSettings = Field(default_factory=OpenObserveSettings)
+    otlp: OtlpSettings = Field(default_factory=OtlpSettings)
+    local: LocalSettings = Field(default_factory=LocalSettings)
