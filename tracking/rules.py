@@ -1,0 +1,186 @@
+"""Compiled event-pair rules and the per-event-name role lookup of the correlation engine.
+
+The hot path asks one question per EVENT packet: "what roles does this event name play?"
+That is a dict lookup; names matching a template are resolved once (regex only over the
+templates sharing the name's first ``:`` segment) and cached in a bounded dict.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from enum import Enum
+
+from config.tracking import Predicate, RuleSettings, TrackingSettings, template_captures
+from tracking.records import PairKind
+from tracking.wire.packets import Direction
+
+Captures = tuple[tuple[str, str], ...]
+
+
+class Role(Enum):
+    REQUEST = "request"
+    RESPONSE = "response"
+    ERROR = "error"
+    CHUNK = "chunk"
+
+
+@dataclass(frozen=True, slots=True)
+class Rule:
+    """A rule ready for matching; ``index`` is its position in the configuration."""
+
+    index: int
+    name: str
+    request: str
+    kind: PairKind
+    request_direction: Direction
+    request_path: tuple[str, ...] | None
+    response_path: tuple[str, ...] | None
+    timeout_s: float
+    slow_s: float
+    error_when: tuple[Predicate, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class Binding:
+    """One role an event name plays for one rule, with the captures its name yielded."""
+
+    rule: Rule
+    role: Role
+    template: str
+    captures: Captures
+
+
+@dataclass(frozen=True, slots=True)
+class EventRoles:
+    """Everything the engine needs to know about one concrete event name."""
+
+    label: str  # template when the name matched one, else the concrete name
+    requests: tuple[Binding, ...]
+    replies: tuple[Binding, ...]  # RESPONSE and ERROR bindings, rule order
+    chunks: tuple[Binding, ...]
+    aggregate: bool
+
+    @property
+    def configured(self) -> bool:
+        return bool(self.requests or self.replies or self.chunks)
+
+
+def split_path(path: str | None) -> tuple[str, ...] | None:
+    return tuple(path.split(".")) if path else None
+
+
+def compile_rule(index: int, rule: RuleSettings, settings: TrackingSettings) -> Rule:
+    d = settings.defaults
+    return Rule(
+        index=index,
+        name=rule.label,
+        request=rule.request,
+        kind=PairKind.STREAM if rule.chunks else PairKind.EVENT_PAIR,
+        request_direction=(
+            Direction.CLIENT_TO_SERVER
+            if rule.initiator.value == "client"
+            else Direction.SERVER_TO_CLIENT
+        ),
+        request_path=split_path(rule.request_path),
+        response_path=split_path(rule.response_path),
+        timeout_s=rule.timeout if rule.timeout is not None else d.timeout,
+        slow_s=rule.slow if rule.slow is not None else d.slow,
+        error_when=rule.error_when if rule.error_when is not None else d.error_when,
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class _Template:
+    template: str
+    regex: re.Pattern[str]
+    names: tuple[str, ...]
+    rule: Rule
+    role: Role
+
+
+def _template_regex(template: str) -> re.Pattern[str]:
+    out: list[str] = []
+    pos = 0
+    for m in re.finditer(r"\{([A-Za-z_][A-Za-z0-9_]*)\}", template):
+        out.append(re.escape(template[pos : m.start()]))
+        out.append(f"(?P<{m.group(1)}>[^:]+)")
+        pos = m.end()
+    out.append(re.escape(template[pos:]))
+    return re.compile("".join(out))
+
+
+def _first_segment(template: str) -> str | None:
+    """The literal text before the first ``:``, or None if a placeholder appears in it."""
+    head = template.split(":", 1)[0]
+    return None if "{" in head else head
+
+
+class RuleBook:
+    """All rules of a configuration, indexed by event name."""
+
+    def __init__(self, settings: TrackingSettings) -> None:
+        self.rules: tuple[Rule, ...] = tuple(
+            compile_rule(i, r, settings) for i, r in enumerate(settings.rules)
+        )
+        self._aggregate = frozenset(settings.aggregate)
+        self._cache_limit = settings.limits.max_template_cache
+        exact: dict[str, list[tuple[Rule, Role]]] = {}
+        self._by_head: dict[str, list[_Template]] = {}
+        self._wild: list[_Template] = []
+        for rule, spec in zip(self.rules, settings.rules, strict=True):
+            entries = [(spec.request, Role.REQUEST)]
+            entries += [(e, Role.RESPONSE) for e in spec.responses]
+            entries += [(e, Role.ERROR) for e in spec.errors]
+            entries += [(e, Role.CHUNK) for e in spec.chunks]
+            for name, role in entries:
+                names = template_captures(name)
+                if not names:
+                    exact.setdefault(name, []).append((rule, role))
+                    continue
+                t = _Template(name, _template_regex(name), names, rule, role)
+                head = _first_segment(name)
+                if head is None:
+                    self._wild.append(t)
+                else:
+                    self._by_head.setdefault(head, []).append(t)
+        self._exact = exact
+        self._cache: dict[str, EventRoles] = {}
+        self.cache_resets = 0
+
+    def roles(self, event: str) -> EventRoles:
+        found = self._cache.get(event)
+        if found is None:
+            found = self._resolve(event)
+            if len(self._cache) >= self._cache_limit:
+                self._cache.clear()
+                self.cache_resets += 1
+            self._cache[event] = found
+        return found
+
+    @property
+    def cache_size(self) -> int:
+        return len(self._cache)
+
+    def _resolve(self, event: str) -> EventRoles:
+        bindings: list[Binding] = [
+            Binding(rule, role, event, ()) for rule, role in self._exact.get(event, ())
+        ]
+        label = event
+        candidates = self._by_head.get(event.split(":", 1)[0], [])
+        for t in (*candidates, *self._wild):
+            m = t.regex.fullmatch(event)
+            if m is None:
+                continue
+            caps = tuple((n, m.group(n)) for n in t.names)
+            bindings.append(Binding(t.rule, t.role, t.template, caps))
+            if label == event:
+                label = t.rule.name if t.role is Role.REQUEST else t.template
+        bindings.sort(key=lambda b: b.rule.index)
+        return EventRoles(
+            label=label,
+            requests=tuple(b for b in bindings if b.role is Role.REQUEST),
+            replies=tuple(b for b in bindings if b.role in (Role.RESPONSE, Role.ERROR)),
+            chunks=tuple(b for b in bindings if b.role is Role.CHUNK),
+            aggregate=event in self._aggregate or label in self._aggregate,
+        )
