@@ -1,0 +1,18 @@
+"""The admin listener: dashboard, JSON API, live stream and Prometheus metrics (issue 4).
+
+It runs on its own address (``AdminSettings.listen``), reads the tracker and the relay
+through :class:`MonitorSource`, and never touches the relayed traffic.
+"""
+
+from proxy.admin.app import build_admin_app
+from proxy.admin.security import AdminBindError, check_admin_binding
+from proxy.admin.source import MonitorSource, TrackerMonitorSource, TrackerSource
+
+__all__ = [
+    "AdminBindError",
+    "MonitorSource",
+    "TrackerMonitorSource",
+    "TrackerSource",
+    "build_admin_app",
+    "check_admin_binding",
+]

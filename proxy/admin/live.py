@@ -1,0 +1,319 @@
+"""The live stream behind the dashboard: one aggregated update per interval, per client.
+
+A single ticker builds each update once (metrics, rates, the oldest pending requests, a
+latency point per rule, sink and relay health) and adds, per client, the newest activity
+items matching that client's filter.  Each client has a bounded queue of updates; a client
+that reads too slowly loses its oldest updates, which are counted (and reported to it).
+Finished requests reach :meth:`LiveHub.on_record` through the tracker's subscription and
+only touch bounded per-interval buckets.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import heapq
+import json
+import logging
+import random
+import time
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from config.admin import AdminSettings
+from proxy.admin.metrics import AdminCounters, DurationHistograms
+from proxy.admin.serialize import JSON, ActivityFilter, filter_items, item_json, to_jsonable
+from proxy.admin.source import MonitorSource, TrackerSource
+from tracking.records import Outcome, PairRecord
+from tracking.views import ActivityItem
+
+log = logging.getLogger(__name__)
+
+LATENCY_HISTORY_POINTS = 600
+LATENCY_SAMPLES_PER_RULE = 512
+LATENCY_RULES_PER_POINT = 40
+TOP_EVENTS = 50
+RECENT_TIMEOUTS = 20
+_PAGE = 1000
+
+
+def scan_activity(
+    source: TrackerSource, since_seq: int, max_items: int | None = None
+) -> tuple[list[ActivityItem], int]:
+    """Items with ``seq > since_seq`` in ascending order, paging through the ring, and how
+    many sequence numbers were skipped (items that left the ring before they were read)."""
+    items: list[ActivityItem] = []
+    gaps = 0
+    cursor = since_seq
+    while max_items is None or len(items) < max_items:
+        page = sorted(source.recent_activity(since_seq=cursor, limit=_PAGE), key=lambda i: i.seq)
+        page = [i for i in page if i.seq > cursor]
+        if not page:
+            break
+        for item in page:
+            if item.seq > cursor + 1:
+                gaps += item.seq - cursor - 1
+            items.append(item)
+            cursor = item.seq
+        if len(page) < _PAGE:
+            break
+    if max_items is not None and len(items) > max_items:
+        items = items[:max_items]
+    return items, gaps
+
+
+@dataclass(slots=True)
+class LiveClient:
+    filter: ActivityFilter
+    queue: deque[str]
+    wake: asyncio.Event = field(default_factory=asyncio.Event)
+    dropped: int = 0
+    closed: bool = False
+
+    def push(self, message: str) -> bool:
+        """Queue one update; returns False when the oldest one had to be dropped."""
+        full = len(self.queue) == self.queue.maxlen
+        if full:
+            self.dropped += 1
+        self.queue.append(message)
+        self.wake.set()
+        return not full
+
+
+@dataclass(slots=True)
+class _LatencyBucket:
+    samples: list[float] = field(default_factory=list)
+    count: int = 0
+    errors: int = 0
+    timeouts: int = 0
+
+
+def _percentile(sorted_values: list[float], q: float) -> float:
+    index = min(len(sorted_values) - 1, max(0, round(q * (len(sorted_values) - 1))))
+    return sorted_values[index]
+
+
+class LiveHub:
+    def __init__(
+        self,
+        source: MonitorSource,
+        settings: AdminSettings,
+        histograms: DurationHistograms,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self._source = source
+        self._settings = settings
+        self._histograms = histograms
+        self._clock = clock
+        self._clients: set[LiveClient] = set()
+        self._buckets: dict[str, _LatencyBucket] = {}
+        self._history: deque[JSON] = deque(maxlen=LATENCY_HISTORY_POINTS)
+        self._timeouts: deque[PairRecord] = deque(maxlen=RECENT_TIMEOUTS)
+        self._rng = random.Random(0)
+        self._last_seq: int | None = None  # None: re-read the ring's end before streaming
+        self._prev_totals: tuple[float, dict[str, int], dict[str, int]] | None = None
+        self._unsubscribe: Callable[[], None] | None = None
+        self._task: asyncio.Task[None] | None = None
+        self.updates_dropped = 0
+        self.clients_refused = 0
+        self.subscription_errors = 0
+        self.tick_errors = 0
+
+    # -- lifecycle -------------------------------------------------------------------
+
+    def start(self) -> None:
+        self._unsubscribe = self._source.subscribe(self.on_record)
+        self._task = asyncio.create_task(self._run(), name="admin-live-hub")
+
+    async def stop(self) -> None:
+        self.close_clients()
+        if self._unsubscribe is not None:
+            self._unsubscribe()
+            self._unsubscribe = None
+        if self._task is not None:
+            self._task.cancel()
+            await asyncio.gather(self._task, return_exceptions=True)
+            self._task = None
+
+    def close_clients(self) -> None:
+        for client in self._clients:
+            client.closed = True
+            client.wake.set()
+
+    async def _run(self) -> None:
+        while True:
+            await asyncio.sleep(self._settings.stream_interval_s)
+            try:
+                self.tick()
+            except Exception:  # a bad snapshot must not end the stream for good
+                self.tick_errors += 1
+                log.exception("admin live stream: building an update failed")
+
+    # -- records (called by the tracker for every record) ------------------------------
+
+    def on_record(self, record: object) -> None:
+        try:
+            if isinstance(record, ActivityItem):
+                record = record.record
+            if not isinstance(record, PairRecord):
+                return
+            self._histograms.observe(record)
+            bucket = self._buckets.get(record.rule)
+            if bucket is None:
+                bucket = self._buckets[record.rule] = _LatencyBucket()
+            bucket.count += 1
+            if record.outcome is Outcome.ERROR:
+                bucket.errors += 1
+            elif record.outcome is Outcome.TIMEOUT:
+                bucket.timeouts += 1
+                self._timeouts.append(record)
+            if record.outcome in (Outcome.OK, Outcome.ERROR):
+                # Reservoir sampling keeps each interval's percentiles bounded in cost.
+                if len(bucket.samples) < LATENCY_SAMPLES_PER_RULE:
+                    bucket.samples.append(record.duration_s)
+                else:
+                    slot = self._rng.randrange(bucket.count)
+                    if slot < LATENCY_SAMPLES_PER_RULE:
+                        bucket.samples[slot] = record.duration_s
+        except Exception:
+            self.subscription_errors += 1
+
+    # -- clients ---------------------------------------------------------------------
+
+    def connect(self, flt: ActivityFilter) -> LiveClient | None:
+        if len(self._clients) >= self._settings.max_stream_clients:
+            self.clients_refused += 1
+            return None
+        client = LiveClient(flt, deque(maxlen=self._settings.stream_client_buffer))
+        self._clients.add(client)
+        return client
+
+    def disconnect(self, client: LiveClient) -> None:
+        client.closed = True
+        self._clients.discard(client)
+        if not self._clients:
+            self._last_seq = None
+
+    def hello(self, client: LiveClient) -> str:
+        """The first message: recent matching activity and the latency history."""
+        items, _ = scan_activity(self._source, 0)
+        matching = filter_items(items, client.filter)[-self._settings.stream_activity_items :]
+        return json.dumps(
+            {
+                "type": "hello",
+                "t": self._clock(),
+                "interval_s": self._settings.stream_interval_s,
+                "latency_history": list(self._history),
+                "activity": {
+                    "items": [item_json(i) for i in matching],
+                    "last_seq": items[-1].seq if items else 0,
+                },
+            },
+            separators=(",", ":"),
+        )
+
+    def counters(self) -> AdminCounters:
+        return AdminCounters(
+            stream_clients=len(self._clients),
+            stream_updates_dropped=self.updates_dropped,
+            stream_clients_refused=self.clients_refused,
+            subscription_errors=self.subscription_errors,
+            histogram_series_folded=self._histograms.folded,
+        )
+
+    # -- one update ------------------------------------------------------------------
+
+    def tick(self) -> None:
+        now = self._clock()
+        point = self._roll_latency(now)
+        if not self._clients:
+            return
+        if self._last_seq is None:
+            items, _ = scan_activity(self._source, 0)
+            self._last_seq = items[-1].seq if items else 0
+        new_items, lost = scan_activity(self._source, self._last_seq, self._settings.api_max_items)
+        if new_items:
+            self._last_seq = new_items[-1].seq
+        shared = json.dumps(self._shared(now, point), separators=(",", ":"))
+        per_client_cap = self._settings.stream_activity_items
+        for client in list(self._clients):
+            matching = filter_items(new_items, client.filter)
+            sent = matching[-per_client_cap:]
+            activity = {
+                "items": [item_json(i) for i in sent],
+                "skipped": len(matching) - len(sent),
+                "lost": lost,
+                "last_seq": self._last_seq,
+            }
+            message = (
+                f'{{"type":"update","shared":{shared},'
+                f'"activity":{json.dumps(activity, separators=(",", ":"))},'
+                f'"dropped_updates":{client.dropped}}}'
+            )
+            if not client.push(message):
+                self.updates_dropped += 1
+
+    def _roll_latency(self, now: float) -> JSON:
+        buckets, self._buckets = self._buckets, {}
+        ranked = sorted(buckets.items(), key=lambda kv: kv[1].count, reverse=True)
+        rules: dict[str, JSON] = {}
+        for rule, bucket in ranked[:LATENCY_RULES_PER_POINT]:
+            samples = sorted(bucket.samples)
+            rules[rule] = {
+                "n": bucket.count,
+                "errors": bucket.errors,
+                "timeouts": bucket.timeouts,
+                "p50": _percentile(samples, 0.5) if samples else None,
+                "p95": _percentile(samples, 0.95) if samples else None,
+                "max": samples[-1] if samples else None,
+            }
+        point = {"t": now, "rules": rules}
+        self._history.append(point)
+        return point
+
+    def _shared(self, now: float, latency_point: JSON) -> JSON:
+        snap = self._source.get_metrics()
+        rates: dict[str, JSON] = {}
+        totals = (now, dict(snap.messages_by_direction), dict(snap.bytes_by_direction))
+        if self._prev_totals is not None and now > self._prev_totals[0]:
+            dt = now - self._prev_totals[0]
+            rates = {
+                "messages_per_s": {
+                    d: max(0.0, (n - self._prev_totals[1].get(d, 0)) / dt)
+                    for d, n in totals[1].items()
+                },
+                "bytes_per_s": {
+                    d: max(0.0, (n - self._prev_totals[2].get(d, 0)) / dt)
+                    for d, n in totals[2].items()
+                },
+            }
+        self._prev_totals = totals
+        pending = self._source.get_pending_requests()
+        oldest = heapq.nsmallest(
+            self._settings.stream_pending_items, pending, key=lambda p: p.started_wall
+        )
+        top_events = heapq.nlargest(TOP_EVENTS, snap.events, key=lambda e: e.messages)
+        return {
+            "t": now,
+            "metrics": {
+                "rules": to_jsonable(snap.rules),
+                "events": to_jsonable(top_events),
+                "pending": snap.pending,
+                "sessions_by_transport": snap.sessions_by_transport,
+                "messages_by_direction": snap.messages_by_direction,
+                "bytes_by_direction": snap.bytes_by_direction,
+                "heartbeat_rtt": to_jsonable(snap.heartbeat_rtt),
+                "upgrade_duration": to_jsonable(snap.upgrade_duration),
+                "decode_errors": snap.decode_errors,
+                "evictions": snap.evictions,
+                "drops": snap.drops,
+                "extra": snap.extra,
+            },
+            "rates": rates,
+            "pending": {"total": len(pending), "items": to_jsonable(oldest)},
+            "latency": latency_point,
+            "timeouts": to_jsonable(list(self._timeouts)),
+            "sinks": to_jsonable(self._source.sink_health()),
+            "relay": to_jsonable(self._source.relay_counters()),
+            "admin": to_jsonable(self.counters()),
+        }

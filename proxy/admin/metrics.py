@@ -1,0 +1,293 @@
+"""``/metrics``: a prometheus_client collector that reads snapshots at scrape time.
+
+Nothing here is called per frame.  The only per-record work is
+:meth:`DurationHistograms.observe` (one bisect and two additions per finished request);
+everything else is read from the tracker's :class:`~tracking.views.MetricsSnapshot`, the
+sinks' health and the relay's counters when Prometheus scrapes.
+"""
+
+from __future__ import annotations
+
+import bisect
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
+
+from prometheus_client.core import (
+    CounterMetricFamily,
+    GaugeMetricFamily,
+    HistogramMetricFamily,
+    Metric,
+)
+
+from proxy.admin.source import MonitorSource
+from tracking.records import PairRecord
+from tracking.views import LatencySummary, MetricsSnapshot
+
+PREFIX = "socketio_proxy"
+OTHER = "_other"
+
+
+class DurationHistograms:
+    """Request duration histograms per (rule, outcome), bounded in series count.
+
+    Past ``max_series`` new (rule, outcome) pairs are folded into rule ``_other`` and
+    counted in ``folded``.
+    """
+
+    def __init__(self, bounds: Sequence[float], max_series: int) -> None:
+        self.bounds = tuple(bounds)
+        self._max_series = max_series
+        self._series: dict[tuple[str, str], _Series] = {}
+        self.folded = 0
+
+    def observe(self, record: PairRecord) -> None:
+        key = (record.rule, record.outcome.value)
+        series = self._series.get(key)
+        if series is None:
+            if len(self._series) >= self._max_series:
+                self.folded += 1
+                key = (OTHER, record.outcome.value)
+                series = self._series.get(key)
+            if series is None:
+                series = self._series[key] = _Series([0] * (len(self.bounds) + 1))
+        series.counts[bisect.bisect_left(self.bounds, record.duration_s)] += 1
+        series.total += record.duration_s
+
+    def series(self) -> list[tuple[str, str, list[int], float]]:
+        """(rule, outcome, per-bucket counts incl. +Inf, sum) for every series."""
+        return [(r, o, list(s.counts), s.total) for (r, o), s in sorted(self._series.items())]
+
+    def __len__(self) -> int:
+        return len(self._series)
+
+
+@dataclass(slots=True)
+class _Series:
+    counts: list[int]
+    total: float = 0.0
+
+
+@dataclass(frozen=True, slots=True)
+class AdminCounters:
+    """The admin listener's own counters, read at scrape time."""
+
+    stream_clients: int
+    stream_updates_dropped: int
+    stream_clients_refused: int
+    subscription_errors: int
+    histogram_series_folded: int
+
+
+def _fmt_bound(bound: float) -> str:
+    return repr(float(bound))
+
+
+def _quantiles(
+    name: str, doc: str, labels: list[str], rows: Sequence[tuple[list[str], LatencySummary]]
+) -> Iterator[Metric]:
+    gauge = GaugeMetricFamily(name, doc, labels=[*labels, "quantile"])
+    count = GaugeMetricFamily(f"{name}_observations", f"{doc} (observations)", labels=labels)
+    for values, summary in rows:
+        for q, v in (("0.5", summary.p50_s), ("0.95", summary.p95_s), ("0.99", summary.p99_s)):
+            if v is not None:
+                gauge.add_metric([*values, q], v)
+        if summary.max_s is not None:
+            gauge.add_metric([*values, "1"], summary.max_s)
+        count.add_metric(values, summary.count)
+    yield gauge
+    yield count
+
+
+class MonitorCollector:
+    """A custom collector (``prometheus_client`` calls :meth:`collect` on every scrape)."""
+
+    def __init__(
+        self,
+        source: MonitorSource,
+        histograms: DurationHistograms,
+        admin_counters: Callable[[], AdminCounters],
+    ) -> None:
+        self._source = source
+        self._histograms = histograms
+        self._admin_counters = admin_counters
+
+    def collect(self) -> Iterator[Metric]:
+        snap = self._source.get_metrics()
+        yield from self._requests(snap)
+        yield from self._traffic(snap)
+        yield from self._exporters()
+        yield from self._relay()
+        yield from self._admin()
+
+    def _requests(self, snap: MetricsSnapshot) -> Iterator[Metric]:
+        hist = HistogramMetricFamily(
+            f"{PREFIX}_request_duration_seconds",
+            "Request -> reply duration as seen at the proxy, per rule and outcome "
+            "(since the admin listener started)",
+            labels=["rule", "outcome"],
+        )
+        bounds = self._histograms.bounds
+        for rule_name, outcome, counts, total in self._histograms.series():
+            cumulative, buckets = 0, []
+            for bound, n in zip((*map(_fmt_bound, bounds), "+Inf"), counts, strict=True):
+                cumulative += n
+                buckets.append((bound, float(cumulative)))
+            hist.add_metric([rule_name, outcome], buckets, total)
+        yield hist
+
+        requests = CounterMetricFamily(
+            f"{PREFIX}_requests",
+            "Finished requests per rule and outcome",
+            labels=["rule", "outcome"],
+        )
+        slow = CounterMetricFamily(
+            f"{PREFIX}_slow_requests",
+            "Requests slower than their rule's threshold",
+            labels=["rule"],
+        )
+        for rule in snap.rules:
+            for outcome, n in sorted(rule.outcomes.items()):
+                requests.add_metric([rule.rule, outcome], n)
+            slow.add_metric([rule.rule], rule.slow)
+        yield requests
+        yield slow
+        yield from _quantiles(
+            f"{PREFIX}_request_duration_quantile_seconds",
+            "Request duration quantiles per rule, from the tracker (quantile 1 is the max)",
+            ["rule"],
+            [([r.rule], r.latency) for r in snap.rules],
+        )
+        yield GaugeMetricFamily(
+            f"{PREFIX}_pending_requests", "Requests waiting for their reply", value=snap.pending
+        )
+
+    def _traffic(self, snap: MetricsSnapshot) -> Iterator[Metric]:
+        sessions = GaugeMetricFamily(
+            f"{PREFIX}_sessions", "Open Engine.IO sessions per transport", labels=["transport"]
+        )
+        for transport, n in sorted(snap.sessions_by_transport.items()):
+            sessions.add_metric([transport], n)
+        yield sessions
+        messages = CounterMetricFamily(
+            f"{PREFIX}_messages", "Socket.IO messages per direction", labels=["direction"]
+        )
+        for direction, n in sorted(snap.messages_by_direction.items()):
+            messages.add_metric([direction], n)
+        yield messages
+        nbytes = CounterMetricFamily(
+            f"{PREFIX}_message_bytes", "Socket.IO message bytes per direction", labels=["direction"]
+        )
+        for direction, n in sorted(snap.bytes_by_direction.items()):
+            nbytes.add_metric([direction], n)
+        yield nbytes
+        ev_msgs = CounterMetricFamily(
+            f"{PREFIX}_event_messages",
+            "Messages per event (rule template or folded name) and direction",
+            labels=["event", "direction"],
+        )
+        ev_bytes = CounterMetricFamily(
+            f"{PREFIX}_event_bytes", "Bytes per event and direction", labels=["event", "direction"]
+        )
+        for ev in snap.events:
+            ev_msgs.add_metric([ev.event, ev.direction], ev.messages)
+            ev_bytes.add_metric([ev.event, ev.direction], ev.bytes)
+        yield ev_msgs
+        yield ev_bytes
+        yield from _quantiles(
+            f"{PREFIX}_heartbeat_rtt_seconds",
+            "Engine.IO PING -> PONG round trip as seen at the proxy",
+            [],
+            [([], snap.heartbeat_rtt)],
+        )
+        yield from _quantiles(
+            f"{PREFIX}_upgrade_duration_seconds",
+            "Polling -> WebSocket upgrade duration",
+            [],
+            [([], snap.upgrade_duration)],
+        )
+        yield CounterMetricFamily(
+            f"{PREFIX}_decode_errors", "Frames that could not be decoded", value=snap.decode_errors
+        )
+        for name, doc, values in (
+            ("evictions", "Entries evicted to stay within limits", snap.evictions),
+            ("drops", "Items dropped by bounded buffers", snap.drops),
+            ("tracker_counter", "Other tracker counters", snap.extra),
+        ):
+            metric = CounterMetricFamily(f"{PREFIX}_{name}", doc, labels=["what"])
+            for what, n in sorted(values.items()):
+                metric.add_metric([what], n)
+            yield metric
+
+    def _exporters(self) -> Iterator[Metric]:
+        health = self._source.sink_health()
+        families = {
+            "sent": CounterMetricFamily(
+                f"{PREFIX}_exporter_sent", "Records exported", labels=["exporter"]
+            ),
+            "failed": CounterMetricFamily(
+                f"{PREFIX}_exporter_failed", "Records that failed to export", labels=["exporter"]
+            ),
+            "dropped": CounterMetricFamily(
+                f"{PREFIX}_exporter_dropped", "Records dropped (queue full)", labels=["exporter"]
+            ),
+        }
+        queued = GaugeMetricFamily(
+            f"{PREFIX}_exporter_queued", "Records waiting to be exported", labels=["exporter"]
+        )
+        healthy = GaugeMetricFamily(
+            f"{PREFIX}_exporter_healthy", "1 when the exporter is healthy", labels=["exporter"]
+        )
+        for h in health:
+            families["sent"].add_metric([h.name], h.sent)
+            families["failed"].add_metric([h.name], h.failed)
+            families["dropped"].add_metric([h.name], h.dropped)
+            queued.add_metric([h.name], h.queued)
+            healthy.add_metric([h.name], 1.0 if h.healthy else 0.0)
+        yield from families.values()
+        yield queued
+        yield healthy
+
+    def _relay(self) -> Iterator[Metric]:
+        for name, value in sorted(self._source.relay_counters().items()):
+            # The relay's stats mix monotonic counters and levels (open connections), so
+            # they are exposed as gauges; rate() works on either.
+            metric_name = f"{PREFIX}_relay_{_sanitize(name)}"
+            if isinstance(value, int | float):
+                yield GaugeMetricFamily(metric_name, f"Relay counter {name}", value=value)
+            else:
+                gauge = GaugeMetricFamily(metric_name, f"Relay counter {name}", labels=["key"])
+                for key, v in sorted(value.items()):
+                    gauge.add_metric([key], v)
+                yield gauge
+
+    def _admin(self) -> Iterator[Metric]:
+        c = self._admin_counters()
+        yield GaugeMetricFamily(
+            f"{PREFIX}_admin_stream_clients",
+            "Connected live-stream clients",
+            value=c.stream_clients,
+        )
+        yield CounterMetricFamily(
+            f"{PREFIX}_admin_stream_updates_dropped",
+            "Live-stream updates dropped because a client read too slowly",
+            value=c.stream_updates_dropped,
+        )
+        yield CounterMetricFamily(
+            f"{PREFIX}_admin_stream_clients_refused",
+            "Live-stream connections refused (too many clients)",
+            value=c.stream_clients_refused,
+        )
+        yield CounterMetricFamily(
+            f"{PREFIX}_admin_subscription_errors",
+            "Records the admin listener failed to take in",
+            value=c.subscription_errors,
+        )
+        yield CounterMetricFamily(
+            f"{PREFIX}_admin_histogram_series_folded",
+            "Observations folded into rule _other (series limit reached)",
+            value=c.histogram_series_folded,
+        )
+
+
+def _sanitize(name: str) -> str:
+    return "".join(ch if ch.isalnum() or ch == "_" else "_" for ch in name).strip("_") or "x"

@@ -1,0 +1,117 @@
+"""Exactly what the admin listener reads from the tracker and the relay.
+
+The composition root hands :func:`proxy.admin.build_admin_app` a :class:`MonitorSource`;
+:class:`TrackerMonitorSource` builds one from the tracker (``tracking.runtime.Tracker``)
+and a getter for the relay's counters.  Tests use fakes fed with real views and records.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from collections.abc import Callable, Mapping, Sequence
+from typing import Protocol
+
+from tracking.records import Record
+from tracking.sink import SinkHealth
+from tracking.views import ActivityItem, MetricsSnapshot, PendingView, SessionView
+
+RelayCounters = Mapping[str, float | Mapping[str, float]]
+"""Counter name -> value, or -> {label value -> value} for per-direction/per-kind counters."""
+
+
+class TrackerSource(Protocol):
+    """The tracker's query API, as the admin listener uses it."""
+
+    def get_metrics(self) -> MetricsSnapshot: ...
+
+    def get_pending_requests(self) -> Sequence[PendingView]: ...
+
+    def get_sessions(self) -> Sequence[SessionView]: ...
+
+    def get_session_timeline(self, session_id: str) -> object:
+        """That session's recent packets and pairs (any structure of views/records), or
+        ``None`` / ``KeyError`` when the session is unknown."""
+
+    def recent_activity(self, since_seq: int, limit: int) -> Sequence[ActivityItem]:
+        """Items with ``seq > since_seq``, at most ``limit`` of them."""
+
+    def subscribe(self, callback: Callable[[Record], None]) -> Callable[[], None]:
+        """Calls ``callback`` with every new record; returns the unsubscribe function."""
+
+    def sink_health(self) -> Sequence[SinkHealth]: ...
+
+
+class MonitorSource(TrackerSource, Protocol):
+    """The tracker's API plus the relay's own counters."""
+
+    def relay_counters(self) -> RelayCounters: ...
+
+
+def flatten_counters(stats: object) -> dict[str, float | dict[str, float]]:
+    """Numeric fields of a stats dataclass (or mapping), and mappings of numbers, as counters.
+
+    Anything else (strings, nested objects) is left out.
+    """
+    if dataclasses.is_dataclass(stats) and not isinstance(stats, type):
+        items = [(f.name, getattr(stats, f.name)) for f in dataclasses.fields(stats)]
+    elif isinstance(stats, Mapping):
+        items = [(str(k), v) for k, v in stats.items()]
+    else:
+        return {}
+    out: dict[str, float | dict[str, float]] = {}
+    for name, value in items:
+        if isinstance(value, bool):
+            out[name] = float(value)
+        elif isinstance(value, int | float):
+            if math.isfinite(value):
+                out[name] = float(value)
+        elif isinstance(value, Mapping):
+            sub = {
+                str(getattr(k, "value", k)): float(v)
+                for k, v in value.items()
+                if isinstance(v, int | float) and math.isfinite(v)
+            }
+            if sub:
+                out[name] = sub
+    return out
+
+
+class TrackerMonitorSource:
+    """A :class:`MonitorSource` over a tracker and the relay's stats getter.
+
+    ``relay_stats`` returns the relay's frozen stats view (e.g. the ``RelayStats`` held
+    under ``RELAY_STATS_KEY``); ``None`` when there is no relay to report on.
+    """
+
+    def __init__(
+        self, tracker: TrackerSource, relay_stats: Callable[[], object] | None = None
+    ) -> None:
+        self._tracker = tracker
+        self._relay_stats = relay_stats
+
+    def get_metrics(self) -> MetricsSnapshot:
+        return self._tracker.get_metrics()
+
+    def get_pending_requests(self) -> Sequence[PendingView]:
+        return self._tracker.get_pending_requests()
+
+    def get_sessions(self) -> Sequence[SessionView]:
+        return self._tracker.get_sessions()
+
+    def get_session_timeline(self, session_id: str) -> object:
+        return self._tracker.get_session_timeline(session_id)
+
+    def recent_activity(self, since_seq: int, limit: int) -> Sequence[ActivityItem]:
+        return self._tracker.recent_activity(since_seq=since_seq, limit=limit)
+
+    def subscribe(self, callback: Callable[[Record], None]) -> Callable[[], None]:
+        return self._tracker.subscribe(callback)
+
+    def sink_health(self) -> Sequence[SinkHealth]:
+        return self._tracker.sink_health()
+
+    def relay_counters(self) -> RelayCounters:
+        if self._relay_stats is None:
+            return {}
+        return flatten_counters(self._relay_stats())
