@@ -1,0 +1,310 @@
+"""Socket.IO packet decoding (protocol v4 and v5): header fast path, lazy arguments,
+binary attachment reassembly.
+
+Owns the layer above Engine.IO MESSAGE packets.  The header (type, attachment count,
+namespace, ack id) and the event name are read without parsing the JSON payload;
+:func:`parse_args` parses it only when somebody asks.  Nothing here raises on any input.
+"""
+
+from __future__ import annotations
+
+import json
+from json.decoder import scanstring  # type: ignore[attr-defined]
+
+from tracking.wire.packets import (
+    DecodeFailure,
+    EnginePacket,
+    EnginePacketType,
+    SocketPacket,
+    SocketPacketType,
+)
+
+RAW_KEEP = 256
+_TYPES = tuple(SocketPacketType)
+_EVENT = SocketPacketType.EVENT
+_ACK = SocketPacketType.ACK
+_BINARY_EVENT = SocketPacketType.BINARY_EVENT
+_BINARY_ACK = SocketPacketType.BINARY_ACK
+_CONNECT = SocketPacketType.CONNECT
+_CONNECT_ERROR = SocketPacketType.CONNECT_ERROR
+_DISCONNECT = SocketPacketType.DISCONNECT
+_MAX_ID_DIGITS = 16  # JavaScript numbers stay exact up to 2**53
+_MAX_COUNT_DIGITS = 9
+_NO_ATTACHMENTS: tuple[bytes, ...] = ()
+
+
+def _fail(reason: str, raw: str | bytes) -> DecodeFailure:
+    return DecodeFailure(reason, raw[:RAW_KEEP])
+
+
+def parse_header(text: str, size: int | None = None) -> tuple[SocketPacket, int] | DecodeFailure:
+    """Decode one text Socket.IO packet; returns it (without attachments) and the number of
+    binary attachments that follow it (non-zero only for BINARY_EVENT/BINARY_ACK).
+
+    Format (socket.io-protocol): ``<type>[<attachments>-][<namespace>,][<ack id>][<JSON>]``.
+    """
+    try:
+        return _parse_header(text, size)
+    except Exception as exc:  # pragma: no cover - defensive: never raise into the relay
+        return _fail(f"internal decoder error: {type(exc).__name__}", text)
+
+
+def _parse_header(text: str, size: int | None) -> tuple[SocketPacket, int] | DecodeFailure:
+    n = len(text)
+    if n == 0:
+        return _fail("empty Socket.IO packet", text)
+    code = ord(text[0]) - 48
+    if not 0 <= code <= 6:
+        return _fail("unknown Socket.IO packet type", text)
+    ptype = _TYPES[code]
+    i = 1
+    count = 0
+    if ptype is _BINARY_EVENT or ptype is _BINARY_ACK:
+        dash = text.find("-", 1, 2 + _MAX_COUNT_DIGITS)
+        digits = text[1:dash] if dash > 0 else ""
+        if not digits.isdigit() or not digits.isascii():
+            return _fail("invalid attachment count", text)
+        count = int(digits)
+        i = dash + 1
+    namespace = "/"
+    if i < n and text[i] == "/":
+        comma = text.find(",", i)
+        end = n if comma < 0 else comma
+        namespace = text[i:end]
+        q = namespace.find("?")
+        if q >= 0:
+            # socket.io v2 (protocol v4) may append a query to the namespace of CONNECT;
+            # it is not part of the name (and may carry credentials).
+            namespace = namespace[:q]
+        i = end + 1 if comma >= 0 else n
+    ack_id: int | None = None
+    j = i
+    while j < n and "0" <= text[j] <= "9":
+        j += 1
+    if j > i:
+        if j - i > _MAX_ID_DIGITS:
+            return _fail("ack id too long", text)
+        ack_id = int(text[i:j])
+        i = j
+    payload = text[i:] if i else text
+    event: str | None = None
+    if ptype is _EVENT or ptype is _BINARY_EVENT:
+        if not payload or payload[0] != "[" or payload[-1] != "]":
+            return _fail("event payload is not an array", text)
+        k = 1
+        while k < len(payload) and payload[k] in " \t\r\n":
+            k += 1
+        if k < len(payload) and payload[k] == '"':
+            try:
+                name, _ = scanstring(payload, k + 1, True)
+            except (ValueError, IndexError):
+                return _fail("invalid event name", text)
+            event = name
+    elif ptype is _ACK or ptype is _BINARY_ACK:
+        if ack_id is None:
+            return _fail("ack without id", text)
+        if not payload or payload[0] != "[" or payload[-1] != "]":
+            return _fail("ack payload is not an array", text)
+    elif ptype is _CONNECT:
+        if payload and (payload[0] != "{" or payload[-1] != "}"):
+            return _fail("connect payload is not an object", text)
+    elif ptype is _CONNECT_ERROR:
+        # protocol v5: an object; protocol v4 (socket.io v2): a JSON string
+        if payload and payload[0] not in '{"':
+            return _fail("invalid connect_error payload", text)
+    elif payload:
+        return _fail("disconnect with a payload", text)
+    if size is None:
+        size = n if text.isascii() else len(text.encode("utf-8", "surrogatepass"))
+    return SocketPacket(ptype, namespace, ack_id, event, payload, _NO_ATTACHMENTS, size), count
+
+
+def decode_packet(text: str, size: int | None = None) -> SocketPacket | DecodeFailure:
+    """One complete (non-binary, or zero-attachment) Socket.IO packet."""
+    result = parse_header(text, size)
+    if isinstance(result, DecodeFailure):
+        return result
+    packet, count = result
+    if count:
+        return _fail("binary packet needs attachments", text)
+    return packet
+
+
+class SocketIOStreamDecoder:
+    """Decodes the Socket.IO packets of one direction of one Engine.IO session.
+
+    Feed it the MESSAGE packets in order (text and binary, any transport); a BINARY_EVENT or
+    BINARY_ACK is returned once all its attachments have arrived.  Bounded: a packet that
+    announces more than ``max_attachments`` or whose attachments exceed
+    ``max_attachment_bytes`` is dropped as a failure (``overflows`` counts them) and its
+    remaining attachments are skipped.
+    """
+
+    __slots__ = (
+        "_got",
+        "_got_bytes",
+        "_max_att",
+        "_max_bytes",
+        "_need",
+        "_pending",
+        "_skip",
+        "overflows",
+    )
+
+    def __init__(
+        self, *, max_attachments: int = 256, max_attachment_bytes: int = 16 * 1024 * 1024
+    ) -> None:
+        self._max_att = max_attachments
+        self._max_bytes = max_attachment_bytes
+        self._pending: SocketPacket | None = None
+        self._need = 0
+        self._got: list[bytes] = []
+        self._got_bytes = 0
+        self._skip = 0
+        self.overflows = 0
+
+    @property
+    def busy(self) -> bool:
+        """Waiting for (or skipping) binary attachments: text must go through :meth:`feed`."""
+        return self._pending is not None or self._skip > 0
+
+    @property
+    def pending_attachments(self) -> int:
+        """How many attachments the decoder still waits for (0: idle)."""
+        return self._need - len(self._got) if self._pending is not None else 0
+
+    def feed(self, packet: EnginePacket) -> tuple[SocketPacket | DecodeFailure, ...]:
+        """Feed one Engine.IO MESSAGE; returns the packets/failures it completes (often one,
+        none while attachments are still expected, two when a text packet interrupts an
+        incomplete binary packet)."""
+        try:
+            return self._feed(packet)
+        except Exception as exc:  # pragma: no cover - defensive
+            self._reset()
+            return (_fail(f"internal decoder error: {type(exc).__name__}", b""),)
+
+    def feed_text(
+        self, text: str, size: int | None = None
+    ) -> tuple[SocketPacket | DecodeFailure, ...]:
+        """Shortcut for a text MESSAGE's data (the hot path: no EnginePacket allocation)."""
+        if self._pending is None and not self._skip:
+            result = parse_header(text, size)
+            if isinstance(result, DecodeFailure):
+                return (result,)
+            packet, count = result
+            if not count:
+                return (packet,)
+            return self._start(packet, count)
+        return self.feed(EnginePacket(EnginePacketType.MESSAGE, text, size or len(text)))
+
+    def _feed(self, packet: EnginePacket) -> tuple[SocketPacket | DecodeFailure, ...]:
+        if packet.type is not EnginePacketType.MESSAGE:
+            return (_fail("not a message packet", packet.data),)
+        data = packet.data
+        if isinstance(data, str):
+            out: tuple[SocketPacket | DecodeFailure, ...] = ()
+            if self._pending is not None:
+                out = (_fail("text packet before all binary attachments arrived", b""),)
+                self._reset()
+            self._skip = 0
+            result = parse_header(data, packet.size)
+            if isinstance(result, DecodeFailure):
+                return (*out, result)
+            head, count = result
+            if not count:
+                return (*out, head)
+            return (*out, *self._start(head, count))
+        if self._skip:
+            self._skip -= 1
+            return ()
+        pending = self._pending
+        if pending is None:
+            return (_fail("unexpected binary attachment", data),)
+        self._got.append(data)
+        self._got_bytes += len(data)
+        if self._got_bytes > self._max_bytes:
+            self.overflows += 1
+            self._skip = self._need - len(self._got)
+            self._reset()
+            return (_fail("binary attachments too large", b""),)
+        if len(self._got) < self._need:
+            return ()
+        attachments = tuple(self._got)
+        self._reset()
+        return (
+            SocketPacket(
+                pending.type,
+                pending.namespace,
+                pending.ack_id,
+                pending.event,
+                pending.payload,
+                attachments,
+                pending.size + sum(len(a) for a in attachments),
+            ),
+        )
+
+    def _start(self, head: SocketPacket, count: int) -> tuple[SocketPacket | DecodeFailure, ...]:
+        if count > self._max_att:
+            self.overflows += 1
+            self._skip = count
+            return (_fail("too many binary attachments", head.payload),)
+        self._pending = head
+        self._need = count
+        return ()
+
+    def _reset(self) -> None:
+        self._pending = None
+        self._need = 0
+        self._got = []
+        self._got_bytes = 0
+
+
+def try_parse_args(packet: SocketPacket) -> list[object] | DecodeFailure:
+    """The packet's arguments, JSON-parsed, attachments put back in place of
+    ``{"_placeholder":true,"num":N}``.
+
+    EVENT/BINARY_EVENT: the arguments after the event name; ACK/BINARY_ACK: all
+    acknowledgement arguments; CONNECT/CONNECT_ERROR: ``[payload]`` (``[]`` without one);
+    DISCONNECT: ``[]``.
+    """
+    text = packet.payload
+    if not text:
+        return []
+    try:
+        value = json.loads(text)
+    except (ValueError, RecursionError):
+        return _fail("payload is not JSON", text)
+    if packet.attachments or packet.type is _BINARY_EVENT or packet.type is _BINARY_ACK:
+        try:
+            value = _reconstruct(value, packet.attachments)
+        except (IndexError, RecursionError):
+            return _fail("invalid attachment placeholder", text)
+    ptype = packet.type
+    if ptype is _EVENT or ptype is _BINARY_EVENT:
+        if not isinstance(value, list) or not value:
+            return _fail("event payload is not a non-empty array", text)
+        return value[1:]
+    if ptype is _ACK or ptype is _BINARY_ACK:
+        if not isinstance(value, list):
+            return _fail("ack payload is not an array", text)
+        return value
+    return [value]
+
+
+def parse_args(packet: SocketPacket) -> list[object]:
+    """Like :func:`try_parse_args`, but an unparsable payload gives ``[]``."""
+    result = try_parse_args(packet)
+    return [] if isinstance(result, DecodeFailure) else result
+
+
+def _reconstruct(value: object, attachments: tuple[bytes, ...]) -> object:
+    if isinstance(value, list):
+        return [_reconstruct(v, attachments) for v in value]
+    if isinstance(value, dict):
+        if value.get("_placeholder") is True and "num" in value:
+            num = value["num"]
+            if not isinstance(num, int) or isinstance(num, bool) or num < 0:
+                raise IndexError(num)
+            return attachments[num]
+        return {k: _reconstruct(v, attachments) for k, v in value.items()}
+    return value
