@@ -21,3 +21,12 @@ class ProxySettings(Section):
         True, description="offer/accept permessage-deflate, negotiated separately per leg"
     )
     connect_timeout_s: float = Field(10.0, gt=0, description="upstream connect timeout")
+    max_upstream_connections: int = Field(
+        10_000, gt=0, description="pooled upstream connections (each long-poll holds one)"
+    )
+    close_timeout_s: float = Field(
+        5.0, gt=0, description="how long a WebSocket leg may take to answer a mirrored close"
+    )
+    shutdown_timeout_s: float = Field(
+        10.0, gt=0, description="graceful shutdown deadline (sessions, then sinks)"
+    )

@@ -1,0 +1,618 @@
+"""The relay: an aiohttp application forwarding every request to one fixed upstream.
+
+Any path is forwarded (bodies streamed both ways, hop-by-hop headers dropped,
+``X-Forwarded-*`` added); the Socket.IO path is additionally observed: long-polling bodies
+are read whole (bounded), forwarded, and handed to the :class:`TrafficObserver`; WebSockets
+are relayed message by message with two legs negotiated separately and close frames
+mirrored exactly.  Relay first, observe second; with no observer nothing is inspected.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from dataclasses import dataclass
+from typing import Any, Final
+
+import aiohttp
+from aiohttp import WSMsgType, hdrs, web
+from multidict import CIMultiDict, CIMultiDictProxy, istr
+from yarl import URL
+
+from config.proxy import ProxySettings
+from proxy.wsclose import (
+    AnyWebSocket,
+    release_client_leg,
+    release_upstream_leg,
+    send_close_frame,
+)
+from tracking.observer import RequestInfo, TrafficObserver, WebSocketObserver
+from tracking.wire.packets import Direction
+
+log = logging.getLogger("proxy.relay")
+
+C2S: Final = Direction.CLIENT_TO_SERVER
+S2C: Final = Direction.SERVER_TO_CLIENT
+
+# RFC 9110 7.6.1 hop-by-hop fields, plus the proxy ones; never forwarded either way.
+_HOP_BY_HOP: Final = tuple(
+    istr(h)
+    for h in (
+        "Connection",
+        "Keep-Alive",
+        "Proxy-Authenticate",
+        "Proxy-Authorization",
+        "Proxy-Connection",
+        "TE",
+        "Trailer",
+        "Transfer-Encoding",
+        "Upgrade",
+    )
+)
+# Handled by the server leg itself (aiohttp answers 100-continue) or renegotiated per
+# WebSocket leg.
+_REQUEST_ONLY_DROP: Final = (istr("Expect"),)
+_WS_HANDSHAKE: Final = tuple(
+    istr(h)
+    for h in (
+        "Sec-WebSocket-Key",
+        "Sec-WebSocket-Version",
+        "Sec-WebSocket-Extensions",
+        "Sec-WebSocket-Protocol",
+        "Sec-WebSocket-Accept",
+    )
+)
+_XFF: Final = istr("X-Forwarded-For")
+_XFP: Final = istr("X-Forwarded-Proto")
+_XFH: Final = istr("X-Forwarded-Host")
+_TRACEPARENT: Final = istr("traceparent")
+_STREAM_CHUNK: Final = 64 * 1024
+
+
+@dataclass(frozen=True, slots=True)
+class RelayStats:
+    """A snapshot of the relay's counters (monotonic since start, except the gauges)."""
+
+    http_requests: int
+    polling_requests: int
+    upstream_errors: int
+    client_disconnects: int
+    rejected_too_large: int
+    ws_opened: int
+    ws_active: int
+    ws_refused: int
+    ws_messages_c2s: int
+    ws_messages_s2c: int
+    ws_bytes_c2s: int
+    ws_bytes_s2c: int
+    polling_bytes_c2s: int
+    polling_bytes_s2c: int
+    observer_errors: int
+
+
+class RelayCounters:
+    """The live, mutable counters behind :class:`RelayStats` (incremented on the loop)."""
+
+    __slots__ = (
+        "client_disconnects",
+        "http_requests",
+        "observer_errors",
+        "polling_bytes_c2s",
+        "polling_bytes_s2c",
+        "polling_requests",
+        "rejected_too_large",
+        "upstream_errors",
+        "ws_active",
+        "ws_bytes_c2s",
+        "ws_bytes_s2c",
+        "ws_messages_c2s",
+        "ws_messages_s2c",
+        "ws_opened",
+        "ws_refused",
+    )
+
+    def __init__(self) -> None:
+        self.http_requests = 0
+        self.polling_requests = 0
+        self.upstream_errors = 0
+        self.client_disconnects = 0
+        self.rejected_too_large = 0
+        self.ws_opened = 0
+        self.ws_active = 0
+        self.ws_refused = 0
+        self.ws_messages_c2s = 0
+        self.ws_messages_s2c = 0
+        self.ws_bytes_c2s = 0
+        self.ws_bytes_s2c = 0
+        self.polling_bytes_c2s = 0
+        self.polling_bytes_s2c = 0
+        self.observer_errors = 0
+
+    def snapshot(self) -> RelayStats:
+        return RelayStats(**{name: getattr(self, name) for name in self.__slots__})
+
+
+RELAY_STATS_KEY: Final = web.AppKey("relay_stats", RelayCounters)
+
+
+def relay_stats(app: web.Application) -> RelayStats:
+    """The current counters of a relay app built by :func:`build_relay_app`."""
+    return app[RELAY_STATS_KEY].snapshot()
+
+
+class _TooLarge(Exception):
+    pass
+
+
+def _connection_tokens(headers: CIMultiDictProxy[str]) -> list[str]:
+    value = headers.get(hdrs.CONNECTION)
+    if not value:
+        return []
+    return [t.strip() for t in value.split(",") if t.strip()]
+
+
+def _strip(headers: CIMultiDict[str], names: tuple[istr, ...]) -> None:
+    for name in names:
+        if name in headers:
+            headers.popall(name)
+
+
+def _response_headers(upstream: CIMultiDictProxy[str]) -> CIMultiDict[str]:
+    out = CIMultiDict(upstream)
+    for token in _connection_tokens(upstream):
+        out.popall(token, None)
+    _strip(out, _HOP_BY_HOP)
+    return out
+
+
+def _text(status: int, reason: str) -> web.Response:
+    return web.Response(status=status, text=reason + "\n")
+
+
+class _WsSession:
+    """One relayed WebSocket: both legs and who closed first."""
+
+    __slots__ = ("client", "close_code", "initiator", "request", "upstream")
+
+    def __init__(
+        self,
+        request: web.Request,
+        client: web.WebSocketResponse[Any],
+        upstream: aiohttp.ClientWebSocketResponse[Any],
+    ) -> None:
+        self.request = request
+        self.client = client
+        self.upstream = upstream
+        self.initiator: Direction | None = None
+        self.close_code: int | None = None
+
+
+class _Relay:
+    def __init__(self, settings: ProxySettings, observer: TrafficObserver | None) -> None:
+        if not settings.upstream:
+            raise ValueError("proxy.upstream is not set")
+        base = URL(settings.upstream)
+        if base.scheme not in ("http", "https", "ws", "wss") or not base.host:
+            raise ValueError(f"proxy.upstream must be an http(s) URL, got {base.scheme}://")
+        scheme = {"ws": "http", "wss": "https"}.get(base.scheme, base.scheme)
+        # Built once; each request only appends its raw (still encoded) path and query.
+        self._prefix = str(base.with_scheme(scheme).origin()) + base.path.rstrip("/")
+        self._settings = settings
+        self._observer = observer
+        self._sio_path = settings.socketio_path
+        self._sio_path_bare = settings.socketio_path.rstrip("/")
+        self._max = settings.max_message_size
+        self._forwarded = settings.forwarded_headers
+        self.counters = RelayCounters()
+        self._session: aiohttp.ClientSession | None = None
+        self._websockets: set[_WsSession] = set()
+
+    # --- lifecycle -------------------------------------------------------------------
+
+    async def on_startup(self, app: web.Application) -> None:
+        s = self._settings
+        connector = aiohttp.TCPConnector(
+            limit=s.max_upstream_connections, limit_per_host=0, ttl_dns_cache=300
+        )
+        self._session = aiohttp.ClientSession(
+            connector=connector,
+            timeout=aiohttp.ClientTimeout(
+                total=None, connect=s.connect_timeout_s, sock_connect=s.connect_timeout_s
+            ),
+            auto_decompress=False,
+            cookie_jar=aiohttp.DummyCookieJar(),
+            # Only what the client sent goes upstream: no default UA/Accept/Accept-Encoding.
+            skip_auto_headers=(
+                hdrs.USER_AGENT,
+                hdrs.ACCEPT,
+                hdrs.ACCEPT_ENCODING,
+                hdrs.CONTENT_TYPE,
+            ),
+            trust_env=False,
+        )
+
+    async def on_shutdown(self, app: web.Application) -> None:
+        # Going away (RFC 6455 7.4.1 code 1001) on both legs of every open WebSocket.
+        for ws in list(self._websockets):
+            for leg in (ws.client, ws.upstream):
+                with contextlib.suppress(Exception):
+                    await send_close_frame(leg, 1001, b"proxy shutting down")
+            release_client_leg(ws.request)
+            release_upstream_leg(ws.upstream)
+
+    async def on_cleanup(self, app: web.Application) -> None:
+        if self._session is not None:
+            await self._session.close()
+
+    # --- routing ---------------------------------------------------------------------
+
+    def _is_socketio(self, path: str) -> bool:
+        return path.startswith(self._sio_path) or path == self._sio_path_bare
+
+    async def handle(self, request: web.Request) -> web.StreamResponse:
+        self.counters.http_requests += 1
+        sio = self._is_socketio(request.path)
+        upgrade = request.headers.get(hdrs.UPGRADE)
+        if upgrade is not None and upgrade.lower() == "websocket":
+            return await self._websocket(request, sio)
+        if sio:
+            return await self._polling(request)
+        return await self._stream(request)
+
+    def _upstream_headers(self, request: web.Request) -> CIMultiDict[str]:
+        headers = CIMultiDict(request.headers)
+        for token in _connection_tokens(request.headers):
+            headers.popall(token, None)
+        _strip(headers, _HOP_BY_HOP)
+        _strip(headers, _REQUEST_ONLY_DROP)
+        if self._forwarded:
+            remote = request.remote
+            if remote:
+                prior = headers.get(_XFF)
+                headers[_XFF] = f"{prior}, {remote}" if prior else remote
+            headers[_XFP] = request.scheme
+            host = request.headers.get(hdrs.HOST)
+            if host:
+                headers[_XFH] = host
+        return headers
+
+    def _url(self, request: web.Request) -> URL:
+        return URL(self._prefix + request.raw_path, encoded=True)
+
+    def _info(self, request: web.Request) -> RequestInfo:
+        return RequestInfo(
+            method=request.method,
+            query=request.query,
+            remote=request.remote,
+            traceparent=request.headers.get(_TRACEPARENT),
+        )
+
+    def _upstream_failed(self, exc: BaseException) -> web.Response:
+        self.counters.upstream_errors += 1
+        log.warning("upstream request failed: %s", type(exc).__name__)
+        return _text(502, f"Bad Gateway: upstream unreachable ({type(exc).__name__})")
+
+    # --- long-polling and other whole-body requests on the Socket.IO path -------------
+
+    async def _polling(self, request: web.Request) -> web.StreamResponse:
+        counters = self.counters
+        counters.polling_requests += 1
+        observer = self._observer
+        session = self._session
+        assert session is not None
+        body: bytes | None = None
+        if request.body_exists:
+            try:
+                body = await request.read()
+            except web.HTTPRequestEntityTooLarge:
+                counters.rejected_too_large += 1
+                return _text(413, "Payload Too Large")
+            counters.polling_bytes_c2s += len(body)
+        info = self._info(request) if observer is not None else None
+        if observer is not None and body is not None and info is not None:
+            # Observed before the upstream answers, not after: the reply to this body can
+            # come back on another connection (a pending GET or the new WebSocket, as the
+            # AetherTerm front end does during the upgrade) before this POST's own "ok".
+            try:
+                observer.polling_request(info, body)
+            except Exception:
+                counters.observer_errors += 1
+        try:
+            upstream = await session.request(
+                request.method,
+                self._url(request),
+                headers=self._upstream_headers(request),
+                data=body,
+                allow_redirects=False,
+            )
+        except asyncio.CancelledError:
+            counters.client_disconnects += 1
+            raise
+        except (TimeoutError, aiohttp.ClientError, OSError) as exc:
+            return self._upstream_failed(exc)
+        try:
+            data = await self._read_bounded(upstream)
+        except _TooLarge:
+            upstream.close()
+            counters.rejected_too_large += 1
+            return _text(502, "Bad Gateway: upstream response larger than max_message_size")
+        except asyncio.CancelledError:
+            counters.client_disconnects += 1
+            upstream.close()
+            raise
+        except (TimeoutError, aiohttp.ClientError, OSError) as exc:
+            upstream.close()
+            return self._upstream_failed(exc)
+        finally:
+            upstream.release()
+        status = upstream.status
+        headers = _response_headers(upstream.headers)
+        response = web.Response(
+            status=status, reason=upstream.reason, body=data, headers=headers
+        )
+        try:
+            await response.prepare(request)
+            await response.write_eof()
+        except (ConnectionError, asyncio.CancelledError):
+            counters.client_disconnects += 1
+            raise
+        counters.polling_bytes_s2c += len(data)
+        if observer is not None and info is not None:
+            try:
+                observer.polling_response(
+                    info,
+                    status,
+                    headers.get(hdrs.CONTENT_TYPE),
+                    headers.get(hdrs.CONTENT_ENCODING),
+                    data,
+                )
+            except Exception:
+                counters.observer_errors += 1
+        return response
+
+    async def _read_bounded(self, upstream: aiohttp.ClientResponse) -> bytes:
+        limit = self._max
+        length = upstream.content_length
+        if length is not None:
+            if length > limit:
+                raise _TooLarge
+            return await upstream.read()
+        parts: list[bytes] = []
+        size = 0
+        async for chunk in upstream.content.iter_any():
+            size += len(chunk)
+            if size > limit:
+                raise _TooLarge
+            parts.append(chunk)
+        return b"".join(parts)
+
+    # --- everything else: streamed both ways, never inspected --------------------------
+
+    async def _stream(self, request: web.Request) -> web.StreamResponse:
+        session = self._session
+        assert session is not None
+        data = request.content if request.body_exists else None
+        try:
+            upstream = await session.request(
+                request.method,
+                self._url(request),
+                headers=self._upstream_headers(request),
+                data=data,
+                allow_redirects=False,
+            )
+        except asyncio.CancelledError:
+            self.counters.client_disconnects += 1
+            raise
+        except (TimeoutError, aiohttp.ClientError, OSError) as exc:
+            return self._upstream_failed(exc)
+        try:
+            response = web.StreamResponse(
+                status=upstream.status,
+                reason=upstream.reason,
+                headers=_response_headers(upstream.headers),
+            )
+            await response.prepare(request)
+            async for chunk in upstream.content.iter_chunked(_STREAM_CHUNK):
+                await response.write(chunk)
+            await response.write_eof()
+            return response
+        except (ConnectionError, asyncio.CancelledError):
+            self.counters.client_disconnects += 1
+            upstream.close()
+            raise
+        except (TimeoutError, aiohttp.ClientError):
+            # Upstream died after the headers went out: nothing sensible left to send.
+            self.counters.upstream_errors += 1
+            upstream.close()
+            release_client_leg(request)
+            return response
+        finally:
+            upstream.release()
+
+    # --- WebSocket ---------------------------------------------------------------------
+
+    async def _websocket(self, request: web.Request, sio: bool) -> web.StreamResponse:
+        session = self._session
+        assert session is not None
+        counters = self.counters
+        settings = self._settings
+        headers = self._upstream_headers(request)
+        _strip(headers, _WS_HANDSHAKE)
+        offered = request.headers.get(hdrs.SEC_WEBSOCKET_PROTOCOL)
+        protocols = tuple(p.strip() for p in offered.split(",") if p.strip()) if offered else ()
+        try:
+            upstream = await session.ws_connect(
+                self._url(request),
+                protocols=protocols,
+                headers=headers,
+                compress=15 if settings.websocket_compression else 0,
+                max_msg_size=self._max,
+                autoclose=False,
+                autoping=False,
+                decode_text=False,
+                timeout=aiohttp.ClientWSTimeout(ws_receive=None, ws_close=settings.close_timeout_s),
+            )
+        except asyncio.CancelledError:
+            counters.client_disconnects += 1
+            raise
+        except aiohttp.WSServerHandshakeError as exc:
+            counters.ws_refused += 1
+            status = exc.status if exc.status >= 400 else 502
+            return _text(status, f"upstream refused the WebSocket upgrade ({exc.status})")
+        except (TimeoutError, aiohttp.ClientError, OSError) as exc:
+            counters.ws_refused += 1
+            return self._upstream_failed(exc)
+
+        client = web.WebSocketResponse(
+            protocols=(upstream.protocol,) if upstream.protocol else (),
+            compress=settings.websocket_compression,
+            max_msg_size=self._max,
+            autoclose=False,
+            autoping=False,
+            decode_text=False,
+        )
+        try:
+            await client.prepare(request)
+        except BaseException:
+            release_upstream_leg(upstream)
+            raise
+
+        wobs: WebSocketObserver | None = None
+        observer = self._observer if sio else None
+        if observer is not None:
+            try:
+                wobs = observer.websocket_opened(self._info(request))
+            except Exception:
+                counters.observer_errors += 1
+        ws = _WsSession(request, client, upstream)
+        counters.ws_opened += 1
+        counters.ws_active += 1
+        self._websockets.add(ws)
+        try:
+            await self._run_websocket(ws, wobs)
+        finally:
+            self._websockets.discard(ws)
+            counters.ws_active -= 1
+            release_upstream_leg(upstream)
+            release_client_leg(request)
+            if wobs is not None:
+                try:
+                    wobs.closed(ws.initiator, ws.close_code or None)
+                except Exception:
+                    counters.observer_errors += 1
+        return client
+
+    async def _run_websocket(self, ws: _WsSession, wobs: WebSocketObserver | None) -> None:
+        """Client->upstream runs in the handler's task, upstream->client in a second one.
+
+        Each pump forwards the close frame it receives and stops; the other pump then
+        carries the reply.  A leg that ends without a close frame is mirrored as a dropped
+        connection on the other leg; a missing close reply is given ``close_timeout_s``.
+        """
+        loop = asyncio.get_running_loop()
+        timeout = self._settings.close_timeout_s
+        downstream = loop.create_task(self._pump(ws, ws.upstream, ws.client, S2C, wobs))
+        abort_handle: asyncio.TimerHandle | None = None
+
+        def upstream_done(task: asyncio.Task[bool]) -> None:
+            nonlocal abort_handle
+            clean = not task.cancelled() and task.exception() is None and task.result()
+            if clean:
+                abort_handle = loop.call_later(timeout, release_client_leg, ws.request)
+            else:
+                release_client_leg(ws.request)
+
+        downstream.add_done_callback(upstream_done)
+        try:
+            clean = await self._pump(ws, ws.client, ws.upstream, C2S, wobs)
+            if not downstream.done():
+                if clean:
+                    await asyncio.wait((downstream,), timeout=timeout)
+                downstream.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await downstream
+        finally:
+            if not downstream.done():
+                downstream.cancel()
+            if abort_handle is not None:
+                abort_handle.cancel()
+
+    async def _pump(
+        self,
+        ws: _WsSession,
+        src: AnyWebSocket,
+        dst: AnyWebSocket,
+        direction: Direction,
+        wobs: WebSocketObserver | None,
+    ) -> bool:
+        """Forward ``src`` to ``dst`` until a close frame (True) or a failure (False)."""
+        counters = self.counters
+        c2s = direction is C2S
+        TEXT, BINARY = WSMsgType.TEXT, WSMsgType.BINARY
+        try:
+            while True:
+                msg = await src.receive()
+                kind = msg.type
+                if kind is TEXT or kind is BINARY:
+                    data: bytes = msg.data
+                    await dst.send_frame(data, kind)
+                    if c2s:
+                        counters.ws_messages_c2s += 1
+                        counters.ws_bytes_c2s += len(data)
+                    else:
+                        counters.ws_messages_s2c += 1
+                        counters.ws_bytes_s2c += len(data)
+                    if wobs is not None:
+                        try:
+                            wobs.message(
+                                direction,
+                                data.decode("utf-8", "replace") if kind is TEXT else data,
+                            )
+                        except Exception:
+                            counters.observer_errors += 1
+                elif kind is WSMsgType.PING or kind is WSMsgType.PONG:
+                    await dst.send_frame(msg.data, kind)
+                elif kind is WSMsgType.CLOSE:
+                    if ws.initiator is None:
+                        ws.initiator = direction
+                        ws.close_code = msg.data
+                    reason = msg.extra
+                    await send_close_frame(
+                        dst,
+                        msg.data,
+                        reason.encode("utf-8") if isinstance(reason, str) else b"",
+                    )
+                    return True
+                elif kind is WSMsgType.ERROR:
+                    # aiohttp already answered src with a close frame carrying the error's
+                    # code (e.g. 1009 message too big); tell dst the same.
+                    code = getattr(msg.data, "code", 1011)
+                    with contextlib.suppress(Exception):
+                        await send_close_frame(dst, code, b"")
+                    return False
+                else:  # CLOSED / CLOSING: the connection is gone
+                    return False
+        except (ConnectionError, aiohttp.ClientError, RuntimeError):
+            return False
+
+
+def build_relay_app(
+    settings: ProxySettings, observer: TrafficObserver | None = None
+) -> web.Application:
+    """The relay as an aiohttp application.
+
+    The app owns one upstream ``ClientSession`` (created on startup, closed on cleanup);
+    its counters are at ``app[RELAY_STATS_KEY]``.  Run it with ``handler_cancellation=True``
+    (as :mod:`proxy.cli` does) so that a client vanishing mid-request cancels the upstream
+    request at once.
+    """
+    relay = _Relay(settings, observer)
+    # Socket.IO bodies are read whole; everything else is streamed and not limited here.
+    app = web.Application(client_max_size=settings.max_message_size)
+    app[RELAY_STATS_KEY] = relay.counters
+    app.on_startup.append(relay.on_startup)
+    app.on_shutdown.append(relay.on_shutdown)
+    app.on_cleanup.append(relay.on_cleanup)
+    app.router.add_route("*", "/{tail:.*}", relay.handle)
+    return app
