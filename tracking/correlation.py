@@ -20,6 +20,7 @@ import json
 import os
 import random
 import re
+import zlib
 from collections import OrderedDict, deque
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -962,7 +963,8 @@ class CorrelationEngine:
     ) -> None:
         sampled = True
         if outcome is Outcome.OK and not slow and self._sample_rate < 1.0:
-            sampled = int(span_id[:8], 16) < self._sample_rate * 0x1_0000_0000
+            # Hash rather than random: deterministic per span id, whatever the IdSource.
+            sampled = zlib.crc32(span_id.encode()) < self._sample_rate * 0x1_0000_0000
         self.metrics.pair(q.label, outcome, duration, slow)
         if not sampled:
             self.metrics.extra["pairs_unsampled"] += 1
