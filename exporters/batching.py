@@ -1,0 +1,397 @@
+"""The shared batching core every exporter plugs into (encode -> batch -> send).
+
+:class:`BatchingSink` implements :class:`tracking.sink.RecordSink`.  ``submit`` runs on the
+event loop and only appends to a bounded queue (oldest dropped and counted when full); a
+dedicated worker thread takes batches (when one is full, or every ``interval_s``), asks the
+plugin (:class:`Plugin`) to encode and send them, retries with exponential backoff and jitter
+on what the plugin calls transient (429/502/503/504, network errors), honouring
+``Retry-After``, gives up at once on the rest (400, 401, ...: logged once, clearly), and
+flushes on shutdown within a deadline.  Nothing of this runs on the event loop, so a stalled
+backend never delays the relay.
+
+Counters are in records: ``sent`` (accepted by the receiver), ``failed`` (tried and given up
+on, including records the receiver refused inside a successful reply), ``dropped`` (never
+tried: queue overflow, shutdown deadline, submitted after shutdown).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import random
+import threading
+import time
+from collections import deque
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from enum import Enum
+from typing import Protocol
+
+from tracking.records import Record
+from tracking.sink import SinkHealth
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class BatchPolicy:
+    max_batch: int = 512
+    interval_s: float = 5.0
+    max_queue: int = 8192
+    max_retries: int = 5
+    backoff_initial_s: float = 1.0
+    backoff_max_s: float = 30.0
+    jitter: float = 0.2  # backoff is multiplied by uniform(1 - jitter, 1 + jitter)
+    max_retry_after_s: float = 60.0
+    request_timeout_s: float = 10.0
+
+
+class Verdict(Enum):
+    OK = "ok"
+    RETRY = "retry"  # transient: try the same payload again later
+    REJECT = "reject"  # permanent for this payload: count it failed, do not retry
+
+
+@dataclass(frozen=True, slots=True)
+class SendResult:
+    """What one send attempt came to.
+
+    ``rejected`` counts records the receiver refused inside a successful reply (OTLP partial
+    success, OpenObserve's per-record ``failed``).  ``key`` groups failures for logging once
+    (e.g. ``"http-401"``); ``error`` is the human-readable line (never contains secrets).
+    """
+
+    verdict: Verdict
+    rejected: int = 0
+    status: int | None = None
+    error: str | None = None
+    key: str | None = None
+    retry_after_s: float | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Encoded:
+    """A batch ready to send; ``count`` is how many records it carries (some may be skipped)."""
+
+    payload: bytes
+    count: int
+    skipped: int = 0  # records the encoder could not encode (counted failed)
+    skip_error: str | None = None
+
+
+class Plugin(Protocol):
+    """One exporter's encode/send behaviour; called only from the worker thread."""
+
+    def encode(self, records: Sequence[Record]) -> Encoded: ...
+
+    def send(self, batch: Encoded, timeout_s: float) -> SendResult: ...
+
+    def close(self) -> None: ...
+
+
+class LogOnce:
+    """Logs each distinct failure key once until the next success (then it may log again)."""
+
+    def __init__(self, logger: logging.Logger) -> None:
+        self._logger = logger
+        self._seen: set[str] = set()
+        self._limit = 64
+
+    def error(self, key: str, message: str) -> None:
+        if key in self._seen:
+            self._logger.debug("%s", message)
+            return
+        if len(self._seen) < self._limit:
+            self._seen.add(key)
+        self._logger.error("%s (logged once until the next success)", message)
+
+    def reset(self) -> None:
+        self._seen.clear()
+
+
+class BatchingSink:
+    """A :class:`tracking.sink.RecordSink` running ``plugin`` on its own worker thread.
+
+    ``accepts`` filters records on the submitting side (cheap; ``None`` accepts all).
+    ``rng`` draws the backoff jitter (injectable for tests).
+    """
+
+    def __init__(
+        self,
+        name: str,
+        plugin: Plugin,
+        policy: BatchPolicy,
+        *,
+        accepts: Callable[[Record], bool] | None = None,
+        rng: random.Random | None = None,
+        logger: logging.Logger | None = None,
+    ) -> None:
+        self.name = name
+        self._plugin = plugin
+        self._policy = policy
+        self._accepts = accepts
+        self._rng = rng or random.Random()
+        self._log = LogOnce(logger or log)
+        self._lock = threading.Lock()
+        self._queue: deque[Record] = deque()
+        self._max_queue = policy.max_queue
+        self._max_batch = policy.max_batch
+        self._wake = threading.Event()  # batch full, flush requested, or stopping
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._finished = asyncio.Event()  # replaced in start(), bound to the running loop
+        self._signal_finished: Callable[[], None] = lambda: None
+        self._closed = False  # no more submits accepted
+        self._deadline: float | None = None  # monotonic, set by shutdown
+        self._flush_requested = 0  # generations: flush() bumps, the worker catches up
+        self._flush_done = 0
+        # counters; each written by one thread only
+        self._sent = 0
+        self._failed = 0
+        self._dropped_overflow = 0  # event loop thread
+        self._dropped_late = 0  # event loop thread: submitted after shutdown / internal error
+        self._dropped_shutdown = 0  # worker thread
+        self._inflight = 0
+        self._last_error: str | None = None
+        self._last_ok = True
+
+    # -- event loop side -------------------------------------------------------------
+
+    def submit(self, record: Record) -> None:
+        try:
+            if self._closed:
+                self._dropped_late += 1
+                return
+            accepts = self._accepts
+            if accepts is not None and not accepts(record):
+                return
+            with self._lock:
+                queue = self._queue
+                if len(queue) >= self._max_queue:
+                    queue.popleft()
+                    self._dropped_overflow += 1
+                queue.append(record)
+                size = len(queue)
+            if size >= self._max_batch and not self._wake.is_set():
+                self._wake.set()
+        except Exception:  # never let observation break forwarding
+            self._dropped_late += 1
+
+    async def start(self) -> None:
+        if self._thread is not None:
+            return
+        loop = asyncio.get_running_loop()
+        finished = asyncio.Event()
+        self._finished = finished
+
+        def signal_finished() -> None:
+            with contextlib.suppress(RuntimeError):  # the loop may be closed already
+                loop.call_soon_threadsafe(finished.set)
+
+        self._signal_finished = signal_finished
+        self._thread = threading.Thread(target=self._run, name=f"exporter-{self.name}", daemon=True)
+        self._thread.start()
+
+    async def flush(self, timeout_s: float) -> bool:
+        """Send what is queued now (not part of RecordSink); True when all of it was handled."""
+        self._flush_requested += 1
+        wanted = self._flush_requested
+        self._wake.set()
+        end = time.monotonic() + timeout_s
+        while time.monotonic() < end:
+            if self._flush_done >= wanted:
+                return True
+            if self._thread is None or not self._thread.is_alive():
+                return False
+            await asyncio.sleep(0.01)
+        return False
+
+    async def shutdown(self, deadline_s: float) -> None:
+        self._closed = True
+        self._deadline = time.monotonic() + max(deadline_s, 0.0)
+        self._stop.set()
+        self._wake.set()
+        thread = self._thread
+        if thread is None:  # never started: what is queued cannot be sent
+            with self._lock:
+                self._dropped_shutdown += len(self._queue)
+                self._queue.clear()
+            self._close_plugin()
+            return
+        # the worker bounds its own requests by the deadline; allow it a moment past it
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._finished.wait(), max(deadline_s, 0.0) + 1.0)
+        if thread.is_alive():
+            self._log.error("shutdown", f"{self.name}: exporter still busy after the deadline")
+
+    def health(self) -> SinkHealth:
+        with self._lock:
+            queued = len(self._queue)
+        return SinkHealth(
+            name=self.name,
+            healthy=self._last_ok,
+            sent=self._sent,
+            failed=self._failed,
+            dropped=self._dropped_overflow + self._dropped_late + self._dropped_shutdown,
+            queued=queued + self._inflight,
+            last_error=self._last_error,
+        )
+
+    # -- worker thread ---------------------------------------------------------------
+
+    def _take(self) -> list[Record]:
+        with self._lock:
+            queue = self._queue
+            count = min(len(queue), self._max_batch)
+            batch = [queue.popleft() for _ in range(count)]
+            self._inflight = count
+        return batch
+
+    def _queued(self) -> int:
+        with self._lock:
+            return len(self._queue)
+
+    def _run(self) -> None:
+        interval = self._policy.interval_s
+        next_flush = time.monotonic() + interval
+        try:
+            while not self._stop.is_set():
+                now = time.monotonic()
+                due = now >= next_flush or self._flush_requested > self._flush_done
+                if due:
+                    generation = self._flush_requested
+                    # send everything queued now, in batches; records arriving meanwhile wait
+                    rounds = -(-self._queued() // self._max_batch)
+                    for _ in range(rounds):
+                        if self._stop.is_set():
+                            break
+                        self._deliver(self._take())
+                    self._flush_done = generation
+                    next_flush = time.monotonic() + interval
+                    continue
+                if self._queued() >= self._max_batch:
+                    self._deliver(self._take())
+                    continue
+                self._wake.wait(next_flush - now)
+                self._wake.clear()
+            self._drain()
+        except Exception as exc:  # a bug here must not kill the process, only this exporter
+            log.exception("%s: exporter worker crashed", self.name)
+            self._last_error = f"worker crashed: {exc!r}"
+            self._last_ok = False
+        finally:
+            self._inflight = 0
+            self._close_plugin()
+            self._signal_finished()
+
+    def _drain(self) -> None:
+        deadline = self._deadline if self._deadline is not None else time.monotonic()
+        while self._queued() and time.monotonic() < deadline:
+            self._deliver(self._take())
+        with self._lock:
+            left = len(self._queue)
+            self._queue.clear()
+        if left:
+            self._dropped_shutdown += left
+            self._log.error(
+                "shutdown-drop", f"{self.name}: shutdown deadline reached, {left} records dropped"
+            )
+        self._flush_done = self._flush_requested
+
+    def _close_plugin(self) -> None:
+        try:
+            self._plugin.close()
+        except Exception:
+            log.debug("%s: close failed", self.name, exc_info=True)
+
+    def _backoff(self, attempt: int) -> float:
+        policy = self._policy
+        base = min(policy.backoff_max_s, policy.backoff_initial_s * (2.0**attempt))
+        return base * self._rng.uniform(1 - policy.jitter, 1 + policy.jitter)
+
+    def _fail(self, count: int, result_error: str, key: str) -> None:
+        self._failed += count
+        self._last_error = result_error
+        self._last_ok = False
+        self._log.error(key, f"{self.name}: {result_error}")
+
+    def _deliver(self, batch: list[Record]) -> None:
+        try:
+            if batch:
+                self._deliver_batch(batch)
+        finally:
+            self._inflight = 0
+
+    def _deliver_batch(self, batch: list[Record]) -> None:
+        try:
+            encoded = self._plugin.encode(batch)
+        except Exception as exc:
+            self._fail(len(batch), f"could not encode {len(batch)} records: {exc!r}", "encode")
+            return
+        if encoded.skipped:
+            self._fail(
+                encoded.skipped,
+                f"skipped {encoded.skipped} records it could not encode: {encoded.skip_error}",
+                "encode-skip",
+            )
+        if encoded.count == 0:
+            return
+        policy = self._policy
+        attempt = 0
+        while True:
+            timeout = policy.request_timeout_s
+            if self._stop.is_set() and self._deadline is not None:
+                timeout = min(timeout, self._deadline - time.monotonic())
+                if timeout <= 0:
+                    self._fail(encoded.count, "shutdown deadline reached while sending", "deadline")
+                    return
+            try:
+                result = self._plugin.send(encoded, timeout)
+            except Exception as exc:
+                result = SendResult(Verdict.REJECT, error=f"send failed: {exc!r}", key="send-bug")
+            if result.verdict is Verdict.OK:
+                accepted = encoded.count - result.rejected
+                self._sent += max(accepted, 0)
+                self._last_ok = True
+                self._log.reset()
+                if result.rejected:
+                    self._fail(
+                        result.rejected,
+                        result.error or f"receiver rejected {result.rejected} records",
+                        result.key or "partial",
+                    )
+                    self._last_ok = True  # the receiver is up; it refused some records
+                return
+            error = result.error or f"send failed (HTTP {result.status})"
+            key = result.key or f"http-{result.status}"
+            if result.verdict is Verdict.REJECT:
+                self._fail(encoded.count, f"{error}; not retried", key)
+                return
+            if attempt >= policy.max_retries:
+                self._fail(encoded.count, f"{error}; gave up after {attempt} retries", key)
+                return
+            if result.retry_after_s is not None:
+                delay = min(result.retry_after_s, policy.max_retry_after_s)
+            else:
+                delay = self._backoff(attempt)
+            self._last_error = f"{error}; retrying in {delay:.1f}s"
+            log.debug("%s: %s", self.name, self._last_error)
+            if not self._sleep(delay):
+                self._fail(encoded.count, f"{error}; shutdown deadline reached", "deadline")
+                return
+            attempt += 1
+
+    def _sleep(self, delay: float) -> bool:
+        """Wait ``delay`` seconds; False if shutting down and the deadline comes first."""
+        wake_at = time.monotonic() + delay
+        if not self._stop.is_set():
+            self._stop.wait(delay)  # returns early when shutdown begins
+        if self._stop.is_set():
+            deadline = self._deadline if self._deadline is not None else time.monotonic()
+            if wake_at > deadline:
+                return False
+            remaining = wake_at - time.monotonic()
+            if remaining > 0:
+                time.sleep(remaining)
+        return True

@@ -1,0 +1,139 @@
+"""OTLP/HTTP protobuf trace export (to OpenObserve or any OTLP/HTTP receiver).
+
+Behaves on the wire like opentelemetry-exporter-otlp-proto-http's ``OTLPSpanExporter``: the
+same ``Content-Type``/``User-Agent`` headers (taken from the library), configured extra
+headers, ``Content-Encoding: gzip``, the same retryable statuses and ``Retry-After``
+handling (in :mod:`exporters.batching` / :mod:`exporters.http`).  It does not call the
+library's ``export()``, which only takes SDK ``ReadableSpan`` objects; spans are encoded
+directly (:mod:`exporters.otlp_wire`).  A partial success (``rejected_spans``) counts those
+spans as failed.
+"""
+
+from __future__ import annotations
+
+import importlib.metadata
+import json
+import socket
+import time
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceResponse
+
+from exporters import otlp_wire
+from exporters.batching import Encoded, SendResult, Verdict
+from exporters.http import HttpPoster, Reply, classify, gzip_body
+from exporters.spans import AttrValue, record_span
+from tracking.records import Record
+
+try:  # the library's own request headers (Content-Type and its User-Agent)
+    from opentelemetry.exporter.otlp.proto.http import _OTLP_HTTP_HEADERS
+
+    LIBRARY_HEADERS: dict[str, str] = dict(_OTLP_HTTP_HEADERS)
+except ImportError:  # pragma: no cover - older/newer library layout
+    LIBRARY_HEADERS = {"Content-Type": "application/x-protobuf"}
+
+SCOPE_NAME = "socketio-trace-proxy"
+YIELD_EVERY = 64  # spans encoded between GIL hand-overs to the event loop thread
+
+
+def proxy_version() -> str:
+    try:
+        return importlib.metadata.version("socketio-trace-proxy")
+    except importlib.metadata.PackageNotFoundError:
+        return "0.1.0"
+
+
+def default_resource(service_name: str) -> dict[str, AttrValue]:
+    return {
+        "service.name": service_name,
+        "service.version": proxy_version(),
+        "host.name": socket.gethostname(),
+        "telemetry.sdk.language": "python",
+        "telemetry.sdk.name": "socketio-trace-proxy",
+    }
+
+
+class OtlpTracesPlugin:
+    """Encodes records as one ExportTraceServiceRequest per batch and POSTs it."""
+
+    def __init__(
+        self,
+        url: str,
+        headers: Mapping[str, str],
+        resource: Mapping[str, AttrValue],
+        *,
+        gzip: bool,
+        hints: Mapping[int, str] | None = None,
+    ) -> None:
+        all_headers = dict(LIBRARY_HEADERS)
+        all_headers.update(headers)
+        if gzip:
+            all_headers["Content-Encoding"] = "gzip"
+        self._gzip = gzip
+        self._poster = HttpPoster(url, all_headers)
+        self._hints = dict(hints or {})
+        self._encoder = otlp_wire.SpanEncoder()
+        self._resource = otlp_wire.resource(resource)
+        self._scope = otlp_wire.scope(SCOPE_NAME, proxy_version())
+
+    @property
+    def url(self) -> str:
+        return self._poster.safe_url
+
+    def encode(self, records: Sequence[Record]) -> Encoded:
+        spans: list[bytes] = []
+        skipped = 0
+        error: str | None = None
+        encode_span = self._encoder.span
+        for index, record in enumerate(records):
+            if index and index % YIELD_EVERY == 0:
+                time.sleep(0)  # let the relay's thread take the GIL between chunks
+            try:
+                spec = record_span(record)
+                otlp_wire.check_ids(spec)
+                spans.append(encode_span(spec))
+            except Exception as exc:  # one bad record must not sink its batch
+                skipped += 1
+                error = repr(exc)
+        payload = otlp_wire.export_request(self._resource, self._scope, spans)
+        return Encoded(payload, len(spans), skipped, error)
+
+    def send(self, batch: Encoded, timeout_s: float) -> SendResult:
+        body = gzip_body(batch.payload) if self._gzip else batch.payload
+        reply = self._poster.post(body, timeout_s)
+        if isinstance(reply, SendResult):
+            return reply
+        if 200 <= reply.status < 300:
+            rejected, message = partial_success(reply)
+            if rejected:
+                return SendResult(
+                    Verdict.OK,
+                    rejected=min(rejected, batch.count),
+                    status=reply.status,
+                    error=f"{self.url} rejected {rejected} spans: {message}",
+                    key="partial",
+                )
+            return SendResult(Verdict.OK, status=reply.status)
+        return classify(reply, self.url, self._hints)
+
+    def close(self) -> None:
+        self._poster.close()
+
+
+def partial_success(reply: Reply) -> tuple[int, str]:
+    """``(rejected_spans, error_message)`` from an OTLP success reply (protobuf or JSON)."""
+    if not reply.body:
+        return 0, ""
+    content_type = reply.headers.get("Content-Type", "")
+    try:
+        if "json" in content_type:
+            data: Any = json.loads(reply.body)
+            partial = data.get("partialSuccess") if isinstance(data, dict) else None
+            if not isinstance(partial, dict):
+                return 0, ""
+            return int(partial.get("rejectedSpans") or 0), str(partial.get("errorMessage") or "")
+        response = ExportTraceServiceResponse.FromString(reply.body)
+    except Exception:
+        return 0, ""
+    return int(response.partial_success.rejected_spans), response.partial_success.error_message
