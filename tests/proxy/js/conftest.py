@@ -13,7 +13,12 @@ import pytest_asyncio
 import socketio
 
 from tests.proxy.js.js_backend import RecordingASGI, build_sio, runner_port, serve_aiohttp
-from tests.proxy.js.js_harness import missing_requirement, relay_in_front_of, uvicorn_serving
+from tests.proxy.js.js_harness import (
+    TapObserver,
+    missing_requirement,
+    relay_in_front_of,
+    uvicorn_serving,
+)
 
 HERE = Path(__file__).resolve().parent
 
@@ -34,6 +39,7 @@ class Front:
     url: str
     backend_url: str
     recorder: RecordingASGI | None = None
+    observer: TapObserver | None = None
 
 
 @pytest_asyncio.fixture(scope="module", loop_scope="module")
@@ -50,7 +56,9 @@ async def aiohttp_front() -> AsyncIterator[Front]:
 
 @pytest_asyncio.fixture(scope="module", loop_scope="module")
 async def asgi_front() -> AsyncIterator[Front]:
-    """python-socketio as ASGI under uvicorn, wrapped in the wire recorder, the relay in front."""
+    """python-socketio as ASGI under uvicorn, wrapped in the wire recorder; the relay in front,
+    with an observer attached (the tracking-on path) that records what it is told."""
     recorder = RecordingASGI(socketio.ASGIApp(build_sio("asgi")))
-    async with uvicorn_serving(recorder) as backend, relay_in_front_of(backend) as url:
-        yield Front(url, backend, recorder)
+    observer = TapObserver()
+    async with uvicorn_serving(recorder) as backend, relay_in_front_of(backend, observer) as url:
+        yield Front(url, backend, recorder, observer)

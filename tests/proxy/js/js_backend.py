@@ -45,38 +45,39 @@ def build_sio(async_mode: str, ping_interval: float = 25.0) -> socketio.AsyncSer
         cors_allowed_origins="*",
     )
 
-    @sio.on("echo")
     async def echo(sid: str, *args: Any) -> tuple[Any, ...]:
         return args
 
-    @sio.on("echo_event")
     async def echo_event(sid: str, *args: Any) -> None:
         await sio.emit("echo_reply", args, to=sid)
 
-    @sio.on("ask_client")
     async def ask_client(sid: str, question: Any) -> Any:
         # server -> client emit with ack; the client's answer goes back as our ack
         return await sio.call("question", question, to=sid, timeout=10)
 
-    @sio.on("server_binary")
     async def server_binary(sid: str) -> Any:
         return {"blob": SERVER_BLOB, "nested": [b"\x00\xff", {"x": b"abc"}]}
 
-    @sio.on("big")
     async def big(sid: str, data: str | bytes) -> None:
         raw = data.encode() if isinstance(data, str) else data
         digest = {"len": len(raw), "sha256": hashlib.sha256(raw).hexdigest()}
         await sio.emit("big_back", (digest, data), to=sid)
 
-    @sio.on("connect", namespace=SECOND_NAMESPACE)
     async def second_connect(sid: str, environ: Any, auth: Any = None) -> None:
-        await sio.emit("welcome", {"ns": SECOND_NAMESPACE, "auth": auth}, to=sid,
-                       namespace=SECOND_NAMESPACE)
+        await sio.emit(
+            "welcome", {"ns": SECOND_NAMESPACE, "auth": auth}, to=sid, namespace=SECOND_NAMESPACE
+        )
 
-    @sio.on("echo", namespace=SECOND_NAMESPACE)
     async def second_echo(sid: str, *args: Any) -> tuple[Any, ...]:
         return (SECOND_NAMESPACE, *args)
 
+    sio.on("echo", echo)
+    sio.on("echo_event", echo_event)
+    sio.on("ask_client", ask_client)
+    sio.on("server_binary", server_binary)
+    sio.on("big", big)
+    sio.on("connect", second_connect, namespace=SECOND_NAMESPACE)
+    sio.on("echo", second_echo, namespace=SECOND_NAMESPACE)
     return sio
 
 

@@ -17,7 +17,11 @@ from typing import Any
 import uvicorn
 from aiohttp import web
 
+from config.proxy import ProxySettings
+from proxy.relay import build_relay_app
 from tests.proxy.js.js_backend import ASGIApp, Exchange, describe
+from tracking.observer import RequestInfo, WebSocketObserver
+from tracking.wire.packets import Direction
 
 JS_DIR = Path(__file__).resolve().parent
 NODE_MODULES = Path(
@@ -50,26 +54,30 @@ def _result_line(stdout: bytes) -> dict[str, Any] | None:
     return None
 
 
-async def run_node(script: str, args: dict[str, Any], timeout: float = 60.0) -> dict[str, Any]:
+async def run_node(script: str, args: dict[str, Any], limit_s: float = 60.0) -> dict[str, Any]:
     """Run ``tests/proxy/js/<script>`` with ``args`` as JSON; return its successful result line.
 
-    Raises AssertionError (with the script's stderr) on failure or after ``timeout`` seconds.
+    Raises AssertionError (with the script's stderr) on failure or after ``limit_s`` seconds.
     """
     assert NODE is not None
-    args = {"deadline_ms": int((timeout - 2) * 1000), **args}
+    args = {"deadline_ms": int((limit_s - 2) * 1000), **args}
     proc = await asyncio.create_subprocess_exec(
-        NODE, str(JS_DIR / script), json.dumps(args),
-        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+        NODE,
+        str(JS_DIR / script),
+        json.dumps(args),
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
         env={**os.environ, "SIO_JS_NODE_MODULES": str(NODE_MODULES)},
     )
     try:
-        stdout, stderr = await asyncio.wait_for(proc.communicate(), timeout)
+        stdout, stderr = await asyncio.wait_for(proc.communicate(), limit_s)
     except TimeoutError:
         proc.kill()
         await proc.wait()
-        raise AssertionError(f"{script} hung for {timeout}s and was killed") from None
+        raise AssertionError(f"{script} hung for {limit_s}s and was killed") from None
     result = _result_line(stdout)
-    assert result is not None, f"{script} printed no result (rc={proc.returncode}):\n{_tail(stderr)}"
+    rc = proc.returncode
+    assert result is not None, f"{script} printed no result (rc={rc}):\n{_tail(stderr)}"
     assert result.get("ok"), f"{script} failed: {result.get('error')}\n{_tail(stderr)}"
     return result
 
@@ -84,19 +92,22 @@ class NodeProcess:
     async def start(cls, script: str, args: dict[str, Any]) -> NodeProcess:
         assert NODE is not None
         proc = await asyncio.create_subprocess_exec(
-            NODE, str(JS_DIR / script), json.dumps(args),
-            stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE,
+            NODE,
+            str(JS_DIR / script),
+            json.dumps(args),
+            stdin=asyncio.subprocess.PIPE,
+            stdout=asyncio.subprocess.PIPE,
             stderr=asyncio.subprocess.PIPE,
             env={**os.environ, "SIO_JS_NODE_MODULES": str(NODE_MODULES)},
         )
         return cls(proc)
 
-    async def line(self, timeout: float = 20.0) -> dict[str, Any]:
+    async def line(self, limit_s: float = 20.0) -> dict[str, Any]:
         assert self.proc.stdout is not None
         try:
-            raw = await asyncio.wait_for(self.proc.stdout.readline(), timeout)
+            raw = await asyncio.wait_for(self.proc.stdout.readline(), limit_s)
         except TimeoutError:
-            raise AssertionError(f"node said nothing for {timeout}s") from None
+            raise AssertionError(f"node said nothing for {limit_s}s") from None
         if not raw:
             err = await self.proc.stderr.read() if self.proc.stderr else b""
             raise AssertionError(f"node exited (rc={await self.proc.wait()}):\n{_tail(err)}")
@@ -109,17 +120,63 @@ class NodeProcess:
         await self.proc.wait()
 
 
+class _WsTap:
+    def __init__(self, messages: list[tuple[Direction, dict[str, Any]]]) -> None:
+        self.messages = messages
+
+    def message(self, direction: Direction, data: str | bytes) -> None:
+        if isinstance(data, str):
+            self.messages.append((direction, describe(data.encode(), False)))
+        else:
+            self.messages.append((direction, describe(data, True)))
+
+    def closed(self, initiator: Direction | None, code: int | None) -> None:
+        pass
+
+
+class TapObserver:
+    """A ``TrafficObserver`` keeping what the relay reports for requests tagged ``rec=<tag>``:
+    polling bodies as (method, direction, body) and each WebSocket's messages in order."""
+
+    def __init__(self) -> None:
+        self.polling: dict[str, list[tuple[str, Direction, dict[str, Any]]]] = {}
+        self.websockets: dict[str, list[list[tuple[Direction, dict[str, Any]]]]] = {}
+
+    def polling_request(self, info: RequestInfo, body: bytes) -> None:
+        if tag := info.query.get("rec"):
+            entry = (info.method, Direction.CLIENT_TO_SERVER, describe(body, False))
+            self.polling.setdefault(tag, []).append(entry)
+
+    def polling_response(
+        self,
+        info: RequestInfo,
+        status: int,
+        content_type: str | None,
+        content_encoding: str | None,
+        body: bytes,
+    ) -> None:
+        if tag := info.query.get("rec"):
+            entry = (info.method, Direction.SERVER_TO_CLIENT, describe(body, False))
+            self.polling.setdefault(tag, []).append(entry)
+
+    def websocket_opened(self, info: RequestInfo) -> WebSocketObserver:
+        messages: list[tuple[Direction, dict[str, Any]]] = []
+        if tag := info.query.get("rec"):
+            self.websockets.setdefault(tag, []).append(messages)
+        return _WsTap(messages)
+
+
 @contextlib.asynccontextmanager
-async def relay_in_front_of(upstream: str) -> AsyncIterator[str]:
+async def relay_in_front_of(
+    upstream: str, observer: TapObserver | None = None
+) -> AsyncIterator[str]:
     """The relay, on a free port, forwarding to ``upstream``; yields the URL clients use."""
     if DIRECT:
         yield upstream
         return
-    from config.proxy import ProxySettings
-    from proxy.relay import build_relay_app
-
-    app = build_relay_app(ProxySettings(listen="127.0.0.1:0", upstream=upstream))
-    runner = web.AppRunner(app, shutdown_timeout=0.5)
+    app = build_relay_app(ProxySettings(listen="127.0.0.1:0", upstream=upstream), observer)
+    # handler_cancellation as the CLI runs it: a vanished client cancels its upstream request
+    runner = web.AppRunner(app, shutdown_timeout=0.5, handler_cancellation=True)
     await runner.setup()
     try:
         await web.TCPSite(runner, "127.0.0.1", 0).start()
@@ -136,7 +193,11 @@ async def uvicorn_serving(app: ASGIApp) -> AsyncIterator[str]:
     sock.bind(("127.0.0.1", 0))
     port = sock.getsockname()[1]
     config = uvicorn.Config(
-        app, ws="wsproto", lifespan="off", log_level="warning", timeout_graceful_shutdown=1,
+        app,
+        ws="wsproto",
+        lifespan="off",
+        log_level="warning",
+        timeout_graceful_shutdown=1,
     )
     server = uvicorn.Server(config)
     task = asyncio.ensure_future(server.serve(sockets=[sock]))
@@ -173,11 +234,18 @@ def server_sides(exchanges: list[Exchange]) -> list[Side]:
         if e.kind == "ws":
             out.append(Side("ws", e.method, e.query, None, None, None, e.c2s, e.s2c))
         else:
-            out.append(Side(
-                "http", e.method, e.query, describe(bytes(e.request), False),
-                e.status if e.complete else None,
-                describe(bytes(e.response), False) if e.complete else None, None, None,
-            ))
+            out.append(
+                Side(
+                    "http",
+                    e.method,
+                    e.query,
+                    describe(bytes(e.request), False),
+                    e.status if e.complete else None,
+                    describe(bytes(e.response), False) if e.complete else None,
+                    None,
+                    None,
+                )
+            )
     return out
 
 
@@ -188,11 +256,18 @@ def client_sides(log: list[dict[str, Any]]) -> list[Side]:
             out.append(Side("ws", e["method"], e["query"], None, None, None, e["c2s"], e["s2c"]))
         else:
             complete = e["complete"]
-            out.append(Side(
-                "http", e["method"], e["query"], e["request"],
-                e["status"] if complete else None, e["response"] if complete else None,
-                None, None,
-            ))
+            out.append(
+                Side(
+                    "http",
+                    e["method"],
+                    e["query"],
+                    e["request"],
+                    e["status"] if complete else None,
+                    e["response"] if complete else None,
+                    None,
+                    None,
+                )
+            )
     return out
 
 

@@ -7,14 +7,14 @@ const { client, Recorder, describe, once, withTimeout, call, run } = require("./
 const ALPHABET = "abcdefghijklmnopqrstuvwxyz0123456789";
 // Engine.IO + Socket.IO framing around the big payloads (namespace "/", no ack id).
 const TEXT_OVERHEAD = '42["big","'.length + '"]'.length;
-const BINARY_HEADER = '451-["big",{"_placeholder":true,"num":0}]';
 
 // The largest payload whose Engine.IO message / polling body is at most `max` bytes.
 function bigSize(kind, transport, max) {
   if (kind === "text") return max - TEXT_OVERHEAD;
   if (transport === "websocket") return max; // the attachment travels as its own binary frame
-  // polling: header, U+001E separator, then "b" + base64 of the attachment in the same body
-  return Math.floor((max - BINARY_HEADER.length - 2) / 4) * 3;
+  // polling: the header packet goes out alone (we emit with no POST in flight, so it is
+  // flushed at once), the attachment follows in the next body as "b" + base64
+  return Math.floor((max - 1) / 4) * 3;
 }
 
 function bigPayload(kind, n) {
@@ -76,6 +76,7 @@ run(async (args) => {
       const transport = manager.engine.transport.name;
       const n = bigSize(kind, transport, args.max);
       const payload = bigPayload(kind, n);
+      await rec.quiet();
       const back = once(main, "big_back");
       main.emit("big", payload);
       const [server, echoed] = await withTimeout(back, 20000, `big ${kind}`);
