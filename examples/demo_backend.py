@@ -74,15 +74,12 @@ def create_server(**server_kwargs: Any) -> socketio.AsyncServer:
     if sio.async_mode == "aiohttp":
         exact_polling_reads(sio)
 
-    @sio.event
     async def connect(sid: str, environ: dict[str, Any], auth: Any = None) -> None:
         log.info("connect sid=%s", sid)
 
-    @sio.event
     async def disconnect(sid: str, *args: Any) -> None:
         log.info("disconnect sid=%s", sid)
 
-    @sio.event
     async def create_terminal(sid: str, data: Any = None) -> None:
         params = data if isinstance(data, dict) else {}
         session = params.get("session") or f"term-{uuid.uuid4().hex[:12]}"
@@ -92,7 +89,6 @@ def create_server(**server_kwargs: Any) -> socketio.AsyncServer:
             to=sid,
         )
 
-    @sio.event
     async def terminal_input(sid: str, data: Any = None) -> None:
         params = data if isinstance(data, dict) else {}
         await sio.emit(
@@ -101,21 +97,28 @@ def create_server(**server_kwargs: Any) -> socketio.AsyncServer:
             to=sid,
         )
 
-    @sio.event
     async def get_block_status(sid: str, data: Any = None) -> dict[str, Any]:
         params = data if isinstance(data, dict) else {}
         status = {"block_id": params.get("block_id"), "status": "completed", "exit_code": 0}
         await sio.emit("block_status_response", status, to=sid)
         return status
 
-    @sio.event
     async def ping_backend(sid: str, data: Any = None) -> dict[str, Any]:
         return {"pong": True, "echo": data}
 
-    @sio.event
     async def ai_get_info(sid: str, data: Any = None) -> None:
         return None  # deliberately never answered (no ack, no reply event)
 
+    for handler in (
+        connect,
+        disconnect,
+        create_terminal,
+        terminal_input,
+        get_block_status,
+        ping_backend,
+        ai_get_info,
+    ):
+        sio.on(handler.__name__, handler)
     return sio
 
 

@@ -240,6 +240,10 @@ class _Relay:
                     await send_close_frame(leg, 1001, b"proxy shutting down")
             release_client_leg(ws.request)
             release_upstream_leg(ws.upstream)
+        # Pending long-polls would otherwise hold the shutdown for a whole ping interval:
+        # closing the pool answers them with 502 now, and the clients reconnect elsewhere.
+        if self._session is not None:
+            await self._session.close()
 
     async def on_cleanup(self, app: web.Application) -> None:
         if self._session is not None:
@@ -348,9 +352,7 @@ class _Relay:
             upstream.release()
         status = upstream.status
         headers = _response_headers(upstream.headers)
-        response = web.Response(
-            status=status, reason=upstream.reason, body=data, headers=headers
-        )
+        response = web.Response(status=status, reason=upstream.reason, body=data, headers=headers)
         try:
             await response.prepare(request)
             await response.write_eof()

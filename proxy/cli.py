@@ -1,0 +1,456 @@
+"""The composition root: ``socketio-trace-proxy serve | demo | check-config``.
+
+Only this module wires the pieces together (:func:`start_proxy`): settings -> exporter
+sinks -> tracker -> relay app (+ admin app).  Bad configuration is reported (file, line,
+field) with exit status 2 before any port is opened; SIGTERM/SIGINT shut down gracefully:
+stop accepting, close WebSocket sessions, then flush the sinks within a deadline.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import logging
+import os
+import signal
+import socket
+import sys
+from collections.abc import Awaitable, Callable, Coroutine, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Protocol
+
+from aiohttp import web
+from pydantic import ValidationError
+from yarl import URL
+
+from config.admin import AdminSettings
+from config.loader import ConfigError, describe_settings, load_settings
+from config.proxy import ProxySettings
+from config.settings import Settings
+from proxy.admin import AdminBindError, TrackerMonitorSource, build_admin_app, check_admin_binding
+from proxy.demo import PacketPrinter, TeeObserver
+from proxy.logging import configure_logging, redact_url
+from proxy.relay import build_relay_app, relay_stats
+from tracking.observer import TrafficObserver
+from tracking.sink import RecordSink
+
+log = logging.getLogger("proxy.cli")
+
+EXIT_OK = 0
+EXIT_FAILURE = 1
+EXIT_CONFIG = 2
+
+
+class UsageError(Exception):
+    """Bad command line or configuration: printed as is, exit status 2."""
+
+
+class _Lifecycle(Protocol):
+    async def start(self) -> None: ...
+
+    async def stop(self, deadline_s: float) -> None: ...
+
+
+# --- configuration ----------------------------------------------------------------------
+
+
+def parse_hostport(value: str, what: str) -> tuple[str, int]:
+    """``HOST:PORT`` (``[v6]:PORT`` for IPv6) -> (host, port)."""
+    host, sep, port = value.rpartition(":")
+    if not sep or not host or not port.isdigit() or int(port) > 65535:
+        raise UsageError(f"{what}: expected HOST:PORT, got {value!r}")
+    return host.strip("[]"), int(port)
+
+
+def load_configuration(path: Path | None, environ: Mapping[str, str]) -> Settings:
+    """Settings from ``path`` (or the packaged default) and the environment."""
+    try:
+        return load_settings(path, environ)
+    except ConfigError as exc:
+        raise UsageError(str(exc)) from None
+
+
+def apply_overrides(
+    settings: Settings,
+    *,
+    listen: str | None = None,
+    upstream: str | None = None,
+    admin: str | None = None,
+) -> Settings:
+    """Command-line flags win over the file; the result is validated again."""
+    proxy_update: dict[str, Any] = {}
+    if listen is not None:
+        parse_hostport(listen, "--listen")
+        proxy_update["listen"] = listen
+    if upstream is not None:
+        proxy_update["upstream"] = upstream
+    try:
+        proxy = ProxySettings.model_validate({**settings.proxy.model_dump(), **proxy_update})
+        admin_settings = settings.admin
+        if admin is not None:
+            admin_listen = None if admin.lower() in ("off", "none", "") else admin
+            if admin_listen is not None:
+                parse_hostport(admin_listen, "--admin")
+            admin_settings = AdminSettings.model_validate(
+                {**settings.admin.model_dump(), "listen": admin_listen}
+            )
+    except ValidationError as exc:
+        raise UsageError(f"command line: {exc}") from None
+    settings = settings.model_copy(update={"proxy": proxy, "admin": admin_settings})
+    check_settings(settings)
+    return settings
+
+
+def check_settings(settings: Settings) -> None:
+    """What the composition needs beyond the schema: an upstream URL and usable addresses."""
+    upstream = settings.proxy.upstream
+    if not upstream:
+        raise UsageError("proxy.upstream: no upstream set (use --upstream URL or the config)")
+    url = URL(upstream)
+    if url.scheme not in ("http", "https", "ws", "wss") or not url.host:
+        raise UsageError(f"proxy.upstream: expected an http(s) URL, got {redact_url(upstream)}")
+    parse_hostport(settings.proxy.listen, "proxy.listen")
+    if settings.admin.listen is not None:
+        parse_hostport(settings.admin.listen, "admin.listen")
+        try:
+            check_admin_binding(settings.admin)
+        except AdminBindError as exc:
+            raise UsageError(str(exc)) from None
+
+
+# --- composition ------------------------------------------------------------------------
+
+
+@dataclass
+class RunningProxy:
+    """Everything :func:`start_proxy` started, in the order :meth:`stop` undoes it."""
+
+    settings: Settings
+    relay_app: web.Application
+    relay_runner: web.AppRunner
+    address: tuple[str, int]
+    admin_runner: web.AppRunner | None = None
+    admin_address: tuple[str, int] | None = None
+    tracker: _Lifecycle | None = None
+    sinks: Sequence[RecordSink] = field(default_factory=tuple)
+
+    @property
+    def url(self) -> str:
+        host, port = self.address
+        host = f"[{host}]" if ":" in host else host
+        return f"http://{host}:{port}"
+
+    async def stop(self) -> None:
+        deadline = self.settings.proxy.shutdown_timeout_s
+        # Stop accepting, close the WebSocket sessions, answer pending requests.
+        await self.relay_runner.cleanup()
+        if self.admin_runner is not None:
+            await self.admin_runner.cleanup()
+        if self.tracker is not None:
+            try:
+                await asyncio.wait_for(self.tracker.stop(deadline), deadline + 1.0)
+            except Exception:
+                log.exception("tracker did not stop cleanly")
+        log.info("stopped")
+
+
+def _build_sinks(settings: Settings, environ: Mapping[str, str]) -> list[RecordSink]:
+    try:
+        # Guarded while the exporters package is being written; the lead wires it for good.
+        from exporters import build_sinks  # type: ignore[attr-defined,unused-ignore]  # noqa: PLC0415
+    except ImportError:
+        log.warning("exporters.build_sinks is not available: no records are exported")
+        return []
+    sinks: list[RecordSink] = build_sinks(settings.exporters, environ)
+    return sinks
+
+
+def _build_tracker(settings: Settings, sinks: Sequence[RecordSink]) -> Any:
+    try:
+        from tracking.runtime import Tracker  # type: ignore[import-not-found,unused-ignore]  # noqa: PLC0415
+    except ImportError:
+        log.warning("tracking.runtime.Tracker is not available: traffic is not tracked")
+        return None
+    return Tracker(settings.tracking, sinks)
+
+
+def _upstream_probe(upstream: str, timeout: float) -> Callable[[], Awaitable[bool]]:
+    url = URL(upstream)
+    host = url.host or "127.0.0.1"
+    port = url.port or (443 if url.scheme in ("https", "wss") else 80)
+
+    async def reachable() -> bool:
+        try:
+            _, writer = await asyncio.wait_for(asyncio.open_connection(host, port), timeout)
+        except (OSError, TimeoutError):
+            return False
+        writer.close()
+        with contextlib.suppress(OSError):
+            await writer.wait_closed()
+        return True
+
+    return reachable
+
+
+async def _serve_app(
+    app: web.Application, listen: str, shutdown_s: float
+) -> tuple[web.AppRunner, tuple[str, int]]:
+    host, port = parse_hostport(listen, "listen")
+    runner = web.AppRunner(
+        app, handler_cancellation=True, access_log=None, shutdown_timeout=shutdown_s
+    )
+    await runner.setup()
+    try:
+        site = web.TCPSite(runner, host, port, reuse_address=True)
+        await site.start()
+    except BaseException:
+        await runner.cleanup()
+        raise
+    bound: tuple[str, int] = (host, port)
+    for addr in runner.addresses:
+        if isinstance(addr, tuple):
+            bound = (str(addr[0]), int(addr[1]))
+            break
+    return runner, bound
+
+
+async def start_proxy(
+    settings: Settings,
+    environ: Mapping[str, str],
+    *,
+    extra_observers: Sequence[TrafficObserver] = (),
+) -> RunningProxy:
+    """Wire sinks -> tracker -> relay (+ admin) and start listening."""
+    check_settings(settings)
+    upstream = settings.proxy.upstream
+    assert upstream is not None
+    tracker: Any = None
+    sinks: list[RecordSink] = []
+    if settings.tracking.enabled:
+        sinks = _build_sinks(settings, environ)
+        tracker = _build_tracker(settings, sinks)
+    observers: list[TrafficObserver] = ([tracker] if tracker is not None else []) + list(
+        extra_observers
+    )
+    observer: TrafficObserver | None
+    if not observers:
+        observer = None  # a plain relay: nothing is decoded
+    elif len(observers) == 1:
+        observer = observers[0]
+    else:
+        observer = TeeObserver(observers)
+
+    if tracker is not None:
+        await tracker.start()
+    relay_app = build_relay_app(settings.proxy, observer)
+    shutdown_s = settings.proxy.shutdown_timeout_s
+    try:
+        relay_runner, address = await _serve_app(relay_app, settings.proxy.listen, shutdown_s)
+    except BaseException:
+        if tracker is not None:
+            await tracker.stop(shutdown_s)
+        raise
+    running = RunningProxy(settings, relay_app, relay_runner, address, tracker=tracker, sinks=sinks)
+    log.info(
+        "relay listening",
+        extra={
+            "fields": {
+                "listen": f"{address[0]}:{address[1]}",
+                "upstream": redact_url(upstream),
+                "tracking": tracker is not None,
+            }
+        },
+    )
+    if settings.admin.listen is not None:
+        try:
+            await _start_admin(running, settings, tracker, relay_app, upstream)
+        except BaseException:
+            await running.stop()
+            raise
+    return running
+
+
+async def _start_admin(
+    running: RunningProxy,
+    settings: Settings,
+    tracker: Any,
+    relay_app: web.Application,
+    upstream: str,
+) -> None:
+    assert settings.admin.listen is not None
+    if tracker is None:
+        log.warning("admin listener not started: it needs the tracker (tracking is off)")
+        return
+    source = TrackerMonitorSource(tracker, lambda: relay_stats(relay_app))
+    probe = _upstream_probe(upstream, min(2.0, settings.proxy.connect_timeout_s))
+    admin_app = build_admin_app(source, settings.admin, probe)
+    runner, address = await _serve_app(admin_app, settings.admin.listen, 2.0)
+    running.admin_runner = runner
+    running.admin_address = address
+    log.info("admin listening", extra={"fields": {"listen": f"{address[0]}:{address[1]}"}})
+
+
+# --- running ----------------------------------------------------------------------------
+
+
+def _install_signal_handlers(stop: asyncio.Event) -> None:
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        with contextlib.suppress(NotImplementedError, RuntimeError):
+            loop.add_signal_handler(sig, stop.set)
+
+
+async def _serve(settings: Settings, environ: Mapping[str, str]) -> int:
+    stop = asyncio.Event()
+    _install_signal_handlers(stop)
+    try:
+        running = await start_proxy(settings, environ)
+    except OSError as exc:
+        log.error("cannot listen: %s", exc)
+        return EXIT_FAILURE
+    try:
+        await stop.wait()
+        log.info("shutting down")
+    finally:
+        await running.stop()
+    return EXIT_OK
+
+
+async def _demo(args: argparse.Namespace, environ: Mapping[str, str]) -> int:
+    # The demo's python-socketio peers are imported only when the demo runs.
+    from examples import demo_backend  # noqa: PLC0415
+
+    backend_host, backend_port = parse_hostport(args.backend, "--backend")
+    # Everything is validated before the first port opens; the upstream is filled in below.
+    settings = apply_overrides(
+        load_configuration(args.config, environ),
+        listen=args.listen,
+        upstream=f"http://{backend_host}:{backend_port or 1}",
+        admin=args.admin,
+    )
+    backend = await demo_backend.serve(backend_host, backend_port)
+    bound = next((a for a in backend.addresses if isinstance(a, tuple)), None)
+    backend_url = f"http://{backend_host}:{bound[1] if bound else backend_port}"
+    settings = settings.model_copy(
+        update={"proxy": settings.proxy.model_copy(update={"upstream": backend_url})}
+    )
+    stop = asyncio.Event()
+    _install_signal_handlers(stop)
+    try:
+        running = await start_proxy(settings, environ, extra_observers=(PacketPrinter(),))
+    except BaseException:
+        await backend.cleanup()
+        raise
+    print(f"demo backend on {backend_url}; proxy on {running.url}", flush=True)
+    if running.admin_address is not None:
+        host, port = running.admin_address
+        print(f"dashboard on http://{host}:{port}/", flush=True)
+    status = EXIT_OK
+    try:
+        if args.drive:
+            from examples.demo_client import ScriptFailed, drive  # noqa: PLC0415
+
+            try:
+                await drive(running.url)
+                print("demo client: all steps answered", flush=True)
+            except (ScriptFailed, OSError, Exception) as exc:
+                print(f"demo client failed: {exc}", file=sys.stderr, flush=True)
+                status = EXIT_FAILURE
+        else:
+            print("point a Socket.IO client at the proxy; Ctrl-C stops", flush=True)
+            await stop.wait()
+    finally:
+        await running.stop()
+        await backend.cleanup()
+    return status
+
+
+def _check_config(path: Path, environ: Mapping[str, str]) -> int:
+    settings = load_configuration(path, environ)
+    print(describe_settings(settings), end="")
+    problems = []
+    if not settings.proxy.upstream:
+        problems.append("proxy.upstream is not set: `serve` will need --upstream")
+    for line in problems:
+        print(f"note: {line}")
+    print(f"{path}: OK")
+    return EXIT_OK
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="socketio-trace-proxy",
+        description="Transparent Socket.IO tracing reverse proxy",
+    )
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    serve = sub.add_parser("serve", help="relay to an upstream and trace it")
+    serve.add_argument("--listen", help="HOST:PORT the front end connects to")
+    serve.add_argument("--upstream", help="base URL of the Socket.IO backend")
+    serve.add_argument("--config", type=Path, help="YAML configuration file")
+    serve.add_argument("--admin", help="HOST:PORT of the admin listener, or 'off'")
+    serve.add_argument("--log-level", default="info", choices=("debug", "info", "warning", "error"))
+
+    demo = sub.add_parser("demo", help="run the demo backend behind the proxy")
+    demo.add_argument("--drive", action="store_true", help="run the scripted client, then exit")
+    demo.add_argument("--listen", default="127.0.0.1:8080", help="HOST:PORT of the proxy")
+    demo.add_argument(
+        "--backend", default="127.0.0.1:0", help="HOST:PORT of the demo backend (0: any port)"
+    )
+    demo.add_argument("--config", type=Path, help="YAML configuration file")
+    demo.add_argument("--admin", help="HOST:PORT of the admin listener, or 'off'")
+    demo.add_argument(
+        "--log-level", default="warning", choices=("debug", "info", "warning", "error")
+    )
+
+    check = sub.add_parser("check-config", help="validate a configuration file and explain it")
+    check.add_argument("file", type=Path)
+    return parser
+
+
+def _run(coro: Coroutine[Any, Any, int]) -> int:
+    try:
+        import uvloop  # noqa: PLC0415 - optional
+    except ImportError:
+        return asyncio.run(coro)
+    result: int = uvloop.run(coro)
+    return result
+
+
+def main(argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    env = os.environ if environ is None else environ
+    configure_logging(getattr(args, "log_level", "info"))
+    try:
+        if args.command == "check-config":
+            return _check_config(args.file, env)
+        if args.command == "serve":
+            settings = apply_overrides(
+                load_configuration(args.config, env),
+                listen=args.listen,
+                upstream=args.upstream,
+                admin=args.admin,
+            )
+            return _run(_serve(settings, env))
+        if args.command == "demo":
+            return _run(_demo(args, env))
+    except UsageError as exc:
+        print(f"socketio-trace-proxy: {exc}", file=sys.stderr)
+        return EXIT_CONFIG
+    except KeyboardInterrupt:
+        return EXIT_OK
+    return EXIT_FAILURE
+
+
+def free_port(host: str = "127.0.0.1") -> int:
+    """A TCP port that was free a moment ago (for tests and the demo)."""
+    with socket.socket() as s:
+        s.bind((host, 0))
+        port: int = s.getsockname()[1]
+        return port
+
+
+if __name__ == "__main__":
+    sys.exit(main())
