@@ -1,0 +1,1 @@
+"""Test suite (a package so test helpers such as ``tests.doubles`` import by name)."""
