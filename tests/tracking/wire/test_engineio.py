@@ -110,7 +110,7 @@ def test_decode_open() -> None:
 # --- v4 payloads: python-engineio as the oracle ---------------------------------------------
 
 _text_data = st.text(
-    alphabet=st.characters(exclude_characters="\x1e", exclude_categories=("Cs",)), max_size=40
+    alphabet=st.characters(exclude_characters="\x1e", exclude_categories=["Cs"]), max_size=40
 )
 _eio_packet = st.one_of(
     st.builds(

@@ -58,8 +58,11 @@ def _decode(name: str) -> list[Row]:
     return rows
 
 
+def ev(d: Direction, name: str, ack: int | None = None) -> Row:
+    return (d, E.MESSAGE, S.EVENT, name, ack, "/")
+
+
 def test_python_client_recording() -> None:
-    ev = lambda d, name, ack=None: (d, E.MESSAGE, S.EVENT, name, ack, "/")  # noqa: E731
     assert _decode(PYTHON_CLIENT) == [
         (S2C, E.OPEN, None, None, None, ""),
         (C2S, E.MESSAGE, S.CONNECT, None, None, "/"),
