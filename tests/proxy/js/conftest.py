@@ -5,7 +5,6 @@ tests/js/node_modules is missing."""
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -14,6 +13,7 @@ import socketio
 
 from tests.proxy.js.js_backend import RecordingASGI, build_sio, runner_port, serve_aiohttp
 from tests.proxy.js.js_harness import (
+    Front,
     TapObserver,
     missing_requirement,
     relay_in_front_of,
@@ -30,16 +30,6 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     for item in items:
         if HERE in Path(str(item.path)).resolve().parents:
             item.add_marker(pytest.mark.skip(reason=reason))
-
-
-@dataclass(frozen=True)
-class Front:
-    """Where the client connects (the relay), and what sits behind it."""
-
-    url: str
-    backend_url: str
-    recorder: RecordingASGI | None = None
-    observer: TapObserver | None = None
 
 
 @pytest_asyncio.fixture(scope="module", loop_scope="module")

@@ -19,7 +19,7 @@ from aiohttp import web
 
 from config.proxy import ProxySettings
 from proxy.relay import build_relay_app
-from tests.proxy.js.js_backend import ASGIApp, Exchange, describe
+from tests.proxy.js.js_backend import ASGIApp, Exchange, RecordingASGI, describe
 from tracking.observer import RequestInfo, WebSocketObserver
 from tracking.wire.packets import Direction
 
@@ -164,6 +164,16 @@ class TapObserver:
         if tag := info.query.get("rec"):
             self.websockets.setdefault(tag, []).append(messages)
         return _WsTap(messages)
+
+
+@dataclass(frozen=True)
+class Front:
+    """Where the client connects (the relay), and what sits behind it."""
+
+    url: str
+    backend_url: str
+    recorder: RecordingASGI | None = None
+    observer: TapObserver | None = None
 
 
 @contextlib.asynccontextmanager

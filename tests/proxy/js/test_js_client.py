@@ -9,9 +9,8 @@ from typing import Any
 
 import pytest
 
-from tests.proxy.js.conftest import Front
 from tests.proxy.js.js_backend import MAX_HTTP_BUFFER_SIZE, SERVER_BLOB
-from tests.proxy.js.js_harness import run_node
+from tests.proxy.js.js_harness import Front, run_node
 
 pytestmark = pytest.mark.asyncio(loop_scope="module")
 

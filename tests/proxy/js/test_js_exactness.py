@@ -12,10 +12,10 @@ from typing import Any
 
 import pytest
 
-from tests.proxy.js.conftest import Front
 from tests.proxy.js.js_backend import MAX_HTTP_BUFFER_SIZE
 from tests.proxy.js.js_harness import (
     DIRECT,
+    Front,
     Side,
     TapObserver,
     client_sides,
