@@ -12,6 +12,7 @@ from typing import Any
 
 from config.tracking import CaptureSettings, Predicate
 from tracking.wire.packets import SocketPacket, SocketPacketType
+from tracking.wire.socketio import parse_args
 
 REDACTED = "[REDACTED]"
 _MISSING = object()
@@ -20,7 +21,8 @@ _EVENT_TYPES = (SocketPacketType.EVENT, SocketPacketType.BINARY_EVENT)
 
 def event_args(packet: SocketPacket) -> list[Any] | None:
     """The arguments of an EVENT/ACK packet (without the event name), or None if the
-    payload is not a JSON array.  Binary attachments stay as their placeholders."""
+    payload is not a JSON array.  Binary attachments stay as their placeholders, so the
+    result can be serialised again for capture."""
     try:
         value = json.loads(packet.payload) if packet.payload else []
     except ValueError:
@@ -33,7 +35,8 @@ def event_args(packet: SocketPacket) -> list[Any] | None:
 
 
 def first_arg(packet: SocketPacket) -> Any:
-    args = event_args(packet)
+    """The first argument (attachments put back), or None; what keys and predicates read."""
+    args = parse_args(packet)
     return args[0] if args else None
 
 
