@@ -1,0 +1,51 @@
+"""Fixed-bucket histograms and bounded metric tables."""
+
+from __future__ import annotations
+
+import pytest
+
+from tracking.metrics import OTHER, Histogram, Metrics
+from tracking.records import Outcome
+from tracking.wire.packets import Direction
+
+
+def test_histogram_quantiles_within_one_bucket() -> None:
+    h = Histogram()
+    for i in range(1, 1001):
+        h.observe(i / 1000)  # 1 ms .. 1 s, uniform
+    s = h.summary()
+    assert s.count == 1000 and s.max_s == 1.0
+    assert s.p50_s is not None and 0.5 <= s.p50_s <= 0.5 * 1.26
+    assert s.p95_s is not None and 0.95 <= s.p95_s <= 1.0
+    assert s.p99_s is not None and 0.99 <= s.p99_s <= 1.0
+    assert len(h.counts) == len(Histogram.bounds) + 1
+
+
+def test_empty_histogram_and_extremes() -> None:
+    h = Histogram()
+    assert h.summary().p50_s is None
+    h.observe(5000.0)  # beyond the last bucket
+    h.observe(-1.0)  # clock oddities clamp to 0
+    assert h.quantile(1.0) == 5000.0
+    assert h.quantile(0.01) == pytest.approx(1e-5)
+
+
+def test_pair_latency_counts_only_answered_outcomes() -> None:
+    m = Metrics(10)
+    m.pair("r", Outcome.OK, 0.1, False)
+    m.pair("r", Outcome.TIMEOUT, 5.0, False)
+    m.pair("r", Outcome.LATE, 6.0, True)
+    m.pair("r", Outcome.ABANDONED, 1.0, False)
+    (rule,) = m.snapshot(0, {}).rules
+    assert rule.outcomes == {"ok": 1, "timeout": 1, "late": 1, "abandoned": 1}
+    assert rule.latency.count == 2 and rule.slow == 1
+
+
+def test_event_names_fold_and_directions_are_counted() -> None:
+    m = Metrics(2)
+    for name in ("a", "b", "c", "d", "a"):
+        m.message(name, Direction.CLIENT_TO_SERVER, 10)
+    snap = m.snapshot(0, {}, {"x": 1})
+    assert {(e.event, e.messages) for e in snap.events} == {("a", 2), ("b", 1), (OTHER, 2)}
+    assert snap.messages_by_direction == {"c2s": 5} and snap.bytes_by_direction == {"c2s": 50}
+    assert snap.drops == {"x": 1} and snap.extra["event_names_folded"] == 2
