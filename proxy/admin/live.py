@@ -11,6 +11,7 @@ only touch bounded per-interval buckets.
 from __future__ import annotations
 
 import asyncio
+import functools
 import heapq
 import json
 import logging
@@ -62,7 +63,7 @@ def scan_activity(
     return items, gaps
 
 
-@dataclass(slots=True)
+@dataclass(slots=True, eq=False)  # identity: clients live in a set
 class LiveClient:
     filter: ActivityFilter
     queue: deque[str]
@@ -70,12 +71,13 @@ class LiveClient:
     dropped: int = 0
     closed: bool = False
 
-    def push(self, message: str) -> bool:
-        """Queue one update; returns False when the oldest one had to be dropped."""
+    def push(self, build: Callable[[int], str]) -> bool:
+        """Queue one update built with the client's drop count (including a drop this push
+        causes); returns False when the oldest queued update had to make room."""
         full = len(self.queue) == self.queue.maxlen
         if full:
             self.dropped += 1
-        self.queue.append(message)
+        self.queue.append(build(self.dropped))
         self.wake.set()
         return not full
 
@@ -86,6 +88,10 @@ class _LatencyBucket:
     count: int = 0
     errors: int = 0
     timeouts: int = 0
+
+
+def _finish_update(head: str, dropped: int) -> str:
+    return f'{head}"dropped_updates":{dropped}}}'
 
 
 def _percentile(sorted_values: list[float], q: float) -> float:
@@ -198,6 +204,8 @@ class LiveHub:
         """The first message: recent matching activity and the latency history."""
         items, _ = scan_activity(self._source, 0)
         matching = filter_items(items, client.filter)[-self._settings.stream_activity_items :]
+        if self._last_seq is None:  # the first client: updates continue where this ends
+            self._last_seq = items[-1].seq if items else 0
         return json.dumps(
             {
                 "type": "hello",
@@ -245,12 +253,11 @@ class LiveHub:
                 "lost": lost,
                 "last_seq": self._last_seq,
             }
-            message = (
+            head = (
                 f'{{"type":"update","shared":{shared},'
                 f'"activity":{json.dumps(activity, separators=(",", ":"))},'
-                f'"dropped_updates":{client.dropped}}}'
             )
-            if not client.push(message):
+            if not client.push(functools.partial(_finish_update, head)):
                 self.updates_dropped += 1
 
     def _roll_latency(self, now: float) -> JSON:

@@ -1,0 +1,202 @@
+"""The admin JSON API, health endpoints and exports, over real views and records."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+
+from tests.proxy.admin.conftest import MakeClient
+from tests.proxy.admin.fakes import (
+    FakeSource,
+    handshake,
+    message,
+    pair,
+    pending_view,
+    session_view,
+)
+from tracking.records import Outcome
+from tracking.sink import SinkHealth
+from tracking.wire.packets import Direction
+
+
+def healthy_sink(name: str = "ndjson", healthy: bool = True) -> SinkHealth:
+    return SinkHealth(
+        name=name, healthy=healthy, sent=5, failed=0, dropped=0, queued=0, last_error=None
+    )
+
+
+async def test_healthz_always_answers(make_client: MakeClient) -> None:
+    client = await make_client(FakeSource(), ready=False)
+    resp = await client.get("/healthz")
+    assert resp.status == 200
+    assert (await resp.json())["status"] == "alive"
+
+
+async def test_readyz_needs_upstream_and_healthy_exporters(make_client: MakeClient) -> None:
+    source = FakeSource(sinks=[healthy_sink()])
+    ok = await make_client(source, ready=True)
+    resp = await ok.get("/readyz")
+    assert resp.status == 200
+    assert (await resp.json())["ready"] is True
+
+    down = await make_client(source, ready=False)
+    resp = await down.get("/readyz")
+    assert resp.status == 503
+    assert (await resp.json())["upstream"] is False
+
+    broken = await make_client(source, ready=OSError("refused"))
+    assert (await broken.get("/readyz")).status == 503
+
+    sick = await make_client(FakeSource(sinks=[healthy_sink("otlp", healthy=False)]), ready=True)
+    resp = await sick.get("/readyz")
+    body = await resp.json()
+    assert resp.status == 503
+    assert body["upstream"] is True
+    assert body["exporters"][0]["healthy"] is False
+
+
+async def test_pending_oldest_first_with_limit(make_client: MakeClient) -> None:
+    source = FakeSource(
+        pending=[
+            pending_view("s1", "a" * 16, started=30.0),
+            pending_view("s2", "b" * 16, started=10.0),
+            pending_view("s1", "c" * 16, started=20.0),
+        ]
+    )
+    client = await make_client(source)
+    body = await (await client.get("/api/pending?limit=2")).json()
+    assert body["total"] == 3
+    assert [p["span_id"] for p in body["items"]] == ["b" * 16, "c" * 16]
+    body = await (await client.get("/api/pending?session=s1")).json()
+    assert {p["span_id"] for p in body["items"]} == {"a" * 16, "c" * 16}
+    assert (await client.get("/api/pending?limit=zero")).status == 400
+
+
+async def test_sessions_paged_and_searched(make_client: MakeClient) -> None:
+    sessions = [session_view(f"sid{i:03d}", opened=1000.0 + i) for i in range(120)]
+    sessions.append(session_view("polling-one", transport="polling", opened=5000.0))
+    client = await make_client(FakeSource(sessions=sessions))
+    body = await (await client.get("/api/sessions?limit=10&offset=1")).json()
+    assert body["total"] == 121
+    # newest first: polling-one (5000), then sid119, sid118, ...
+    assert [s["session_id"] for s in body["items"][:2]] == ["sid119", "sid118"]
+    assert len(body["items"]) == 10
+    body = await (await client.get("/api/sessions?transport=polling")).json()
+    assert [s["session_id"] for s in body["items"]] == ["polling-one"]
+    body = await (await client.get("/api/sessions?q=sid00")).json()
+    assert body["total"] == 10
+
+
+async def test_session_timeline(make_client: MakeClient) -> None:
+    source = FakeSource(sessions=[session_view("abc")])
+    source.emit(handshake("abc"))
+    source.emit(pair("abc", "create_terminal", response="terminal_ready", duration_s=0.2))
+    source.emit(pair("other", "x"))
+    client = await make_client(source)
+    body = await (await client.get("/api/sessions/abc")).json()
+    assert body["session"]["session_id"] == "abc"
+    types = [item["record"]["type"] for item in body["timeline"]]
+    assert types == ["lifecycle", "pair"]
+    assert body["timeline"][1]["record"]["outcome"] == "ok"
+    assert (await client.get("/api/sessions/nope")).status == 404
+
+
+async def test_events_filters_and_cursor(make_client: MakeClient) -> None:
+    source = FakeSource()
+    source.emit(handshake("s1"))
+    source.emit(pair("s1", "create_terminal", outcome=Outcome.TIMEOUT, response=None))
+    source.emit(message("s2", "terminal_output", Direction.SERVER_TO_CLIENT))
+    source.emit(pair("s2", "resize", outcome=Outcome.ERROR))
+    source.emit(message("s1", "terminal_input", Direction.CLIENT_TO_SERVER))
+    client = await make_client(source)
+
+    async def seqs(query: str) -> list[int]:
+        resp = await client.get("/api/events" + query)
+        assert resp.status == 200, await resp.text()
+        return [i["seq"] for i in (await resp.json())["items"]]
+
+    assert await seqs("") == [1, 2, 3, 4, 5]
+    assert await seqs("?limit=2") == [4, 5]  # newest without a cursor
+    assert await seqs("?since=1&limit=2") == [2, 3]  # oldest after the cursor
+    assert await seqs("?session=s2") == [3, 4]
+    assert await seqs("?event=terminal") == [2, 3, 5]
+    assert await seqs("?outcome=timeout") == [2]
+    assert await seqs("?outcome=error") == [4]
+    assert await seqs("?direction=s2c") == [3]
+    assert await seqs("?direction=c2s&session=s1") == [2, 5]
+
+    body = await (await client.get("/api/events?since=1&limit=2")).json()
+    assert body["next"] == 3 and body["more"] is True
+    body = await (await client.get(f"/api/events?since={body['next']}")).json()
+    assert [i["seq"] for i in body["items"]] == [4, 5] and body["next"] == 5
+    # a cursor moves past non-matching items too, so a filtered tail makes progress
+    body = await (await client.get("/api/events?since=0&outcome=timeout")).json()
+    assert body["next"] == 5
+
+    assert (await client.get("/api/events?outcome=bogus")).status == 400
+    assert (await client.get("/api/events?direction=up")).status == 400
+
+
+async def test_events_report_items_lost_from_the_ring(make_client: MakeClient) -> None:
+    source = FakeSource(ring_size=3)
+    for i in range(6):
+        source.emit(message("s", f"e{i}", Direction.CLIENT_TO_SERVER))
+    client = await make_client(source)
+    body = await (await client.get("/api/events?since=1")).json()
+    assert [i["seq"] for i in body["items"]] == [4, 5, 6]
+    assert body["lost"] == 2
+
+
+async def test_export_formats(make_client: MakeClient) -> None:
+    source = FakeSource()
+    source.emit(pair("s1", "create_terminal", response="terminal_ready", duration_s=0.25))
+    source.emit(message("s1", "=HYPERLINK(1)", Direction.SERVER_TO_CLIENT))
+    source.emit(handshake("s2"))
+    client = await make_client(source)
+
+    resp = await client.get("/api/export?format=json")
+    assert resp.status == 200
+    assert "attachment" in resp.headers["Content-Disposition"]
+    body = await resp.json()
+    assert [i["record"]["type"] for i in body["items"]] == ["pair", "message", "lifecycle"]
+    assert body["metrics"]["pending"] == 2
+
+    resp = await client.get("/api/export?format=ndjson&session=s1")
+    lines = (await resp.text()).splitlines()
+    assert [json.loads(line)["seq"] for line in lines] == [1, 2]
+
+    resp = await client.get("/api/export?format=csv")
+    assert resp.headers["Content-Type"].startswith("text/csv")
+    rows = list(csv.DictReader(io.StringIO(await resp.text())))
+    assert rows[0]["operation"] == "create_terminal -> terminal_ready"
+    assert rows[0]["duration_ms"] == "250.0"
+    assert rows[0]["outcome"] == "ok"
+    assert rows[1]["event"] == "'=HYPERLINK(1)"  # neutralised for spreadsheets
+    assert rows[2]["type"] == "lifecycle"
+
+    assert (await client.get("/api/export?format=xml")).status == 400
+
+
+async def test_api_metrics(make_client: MakeClient) -> None:
+    source = FakeSource(sinks=[healthy_sink()], relay={"requests": 7.0})
+    client = await make_client(source)
+    body = await (await client.get("/api/metrics")).json()
+    assert body["metrics"]["rules"][0]["rule"] == "create_terminal"
+    assert body["metrics"]["rules"][0]["latency"]["p95_s"] == 0.05
+    assert body["exporters"][0]["sent"] == 5
+    assert body["relay"] == {"requests": 7.0}
+
+
+async def test_dashboard_is_served_offline(make_client: MakeClient) -> None:
+    client = await make_client(FakeSource())
+    resp = await client.get("/")
+    assert resp.status == 200
+    page = await resp.text()
+    assert "Socket.IO trace monitor" in page
+    assert "http://" not in page and "https://" not in page  # nothing from a CDN
+    assert "default-src 'self'" in resp.headers["Content-Security-Policy"]
+    for asset in ("/static/dashboard.js", "/static/dashboard.css"):
+        resp = await client.get(asset)
+        assert resp.status == 200
+        assert "https://" not in await resp.text()

@@ -1,0 +1,105 @@
+"""/metrics in Prometheus text format, read from snapshots at scrape time."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+from prometheus_client.parser import text_string_to_metric_families
+from prometheus_client.samples import Sample
+
+from config.admin import AdminSettings
+from proxy.admin.metrics import OTHER, DurationHistograms
+from tests.proxy.admin.conftest import MakeClient
+from tests.proxy.admin.fakes import FakeSource, pair
+from tracking.records import Outcome
+from tracking.sink import SinkHealth
+
+
+async def scrape(client: object) -> dict[str, list[Sample]]:
+    resp = await client.get("/metrics")  # type: ignore[attr-defined]
+    assert resp.status == 200
+    assert resp.headers["Content-Type"].startswith("text/plain")
+    families = text_string_to_metric_families(await resp.text())
+    return {f.name: f.samples for f in families}
+
+
+def value(samples: list[Sample], name: str, **labels: str) -> float:
+    found = [s.value for s in samples if s.name == name and s.labels == labels]
+    assert len(found) == 1, (name, labels, samples)
+    return found[0]
+
+
+async def test_duration_histogram_per_rule_and_outcome(make_client: MakeClient) -> None:
+    source = FakeSource()
+    client = await make_client(source, AdminSettings(duration_buckets_s=(0.1, 1.0)))
+    for d in (0.05, 0.1, 0.5, 3.0):
+        source.emit(pair("s", "create_terminal", duration_s=d))
+    source.emit(pair("s", "create_terminal", outcome=Outcome.TIMEOUT, duration_s=5.0))
+    metrics = await scrape(client)
+    h = metrics["socketio_proxy_request_duration_seconds"]
+    name = "socketio_proxy_request_duration_seconds"
+    ok = {"rule": "create_terminal", "outcome": "ok"}
+    assert value(h, name + "_bucket", **ok, le="0.1") == 2  # le is inclusive
+    assert value(h, name + "_bucket", **ok, le="1.0") == 3
+    assert value(h, name + "_bucket", **ok, le="+Inf") == 4
+    assert value(h, name + "_count", **ok) == 4
+    assert abs(value(h, name + "_sum", **ok) - 3.65) < 1e-9
+    assert value(h, name + "_count", rule="create_terminal", outcome="timeout") == 1
+
+
+async def test_snapshot_metrics(make_client: MakeClient) -> None:
+    source = FakeSource(
+        sinks=[
+            SinkHealth(
+                name="otlp", healthy=False, sent=10, failed=2, dropped=3, queued=4, last_error="x"
+            )
+        ],
+        relay={"requests": 12.0, "ws_messages": {"c2s": 5.0, "s2c": 6.0}},
+    )
+    client = await make_client(source)
+    m = await scrape(client)
+    p = "socketio_proxy_"
+    assert value(m[p + "pending_requests"], p + "pending_requests") == 2
+    assert value(m[p + "sessions"], p + "sessions", transport="polling") == 1
+    assert value(m[p + "messages"], p + "messages_total", direction="s2c") == 20
+    assert value(m[p + "message_bytes"], p + "message_bytes_total", direction="c2s") == 1000
+    assert value(m[p + "decode_errors"], p + "decode_errors_total") == 4
+    assert (
+        value(m[p + "requests"], p + "requests_total", rule="create_terminal", outcome="timeout")
+        == 1
+    )
+    q = p + "request_duration_quantile_seconds"
+    assert value(m[q], q, rule="create_terminal", quantile="0.95") == 0.05
+    assert (
+        value(m[p + "heartbeat_rtt_seconds"], p + "heartbeat_rtt_seconds", quantile="0.5") == 0.003
+    )
+    assert value(m[p + "evictions"], p + "evictions_total", what="sessions") == 1
+    assert value(m[p + "drops"], p + "drops_total", what="activity") == 2
+    assert value(m[p + "exporter_sent"], p + "exporter_sent_total", exporter="otlp") == 10
+    assert value(m[p + "exporter_failed"], p + "exporter_failed_total", exporter="otlp") == 2
+    assert value(m[p + "exporter_dropped"], p + "exporter_dropped_total", exporter="otlp") == 3
+    assert value(m[p + "exporter_healthy"], p + "exporter_healthy", exporter="otlp") == 0
+    assert value(m[p + "relay_requests"], p + "relay_requests") == 12
+    assert value(m[p + "relay_ws_messages"], p + "relay_ws_messages", key="s2c") == 6
+    ev = p + "event_messages"
+    assert value(m[ev], ev + "_total", event="terminal_output", direction="s2c") == 9
+
+
+async def test_scrape_reads_the_current_snapshot(make_client: MakeClient) -> None:
+    source = FakeSource()
+    client = await make_client(source)
+    first = await scrape(client)
+    assert value(first["socketio_proxy_pending_requests"], "socketio_proxy_pending_requests") == 2
+    source.metrics = replace(source.metrics, pending=9)
+    second = await scrape(client)
+    assert value(second["socketio_proxy_pending_requests"], "socketio_proxy_pending_requests") == 9
+
+
+def test_histogram_series_are_bounded() -> None:
+    hist = DurationHistograms((1.0,), max_series=2)
+    for rule in ("a", "b", "c", "d"):
+        hist.observe(pair("s", rule))
+    series = {(r, o): counts for r, o, counts, _ in hist.series()}
+    assert set(series) == {("a", "ok"), ("b", "ok"), (OTHER, "ok")}
+    assert series[(OTHER, "ok")] == [2, 0]
+    assert hist.folded == 2
