@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import gzip
 import json
+import tracemalloc
 
 import pytest
 from hypothesis import given, settings
@@ -424,3 +425,24 @@ def test_random_operations_never_raise_and_keep_the_books(
     table.close_all(at + 1, 0)
     assert table.session_count() == 0 and table.next_deadline() is None
     assert len(rec.of(SessionOpened)) == len(rec.of(SessionClosed))
+
+
+def test_idle_websocket_session_memory_stays_small() -> None:
+    """The proxy's budget is 24 KiB per idle WebSocket session in total; the session
+    table's share must stay a small fraction of it (measured: ~0.45 KiB)."""
+    table, _ = _table()
+    legs = []
+    tracemalloc.start()
+    try:
+        before = tracemalloc.get_traced_memory()[0]
+        for i in range(1000):
+            leg = table.websocket_opened(RequestInfo("GET", _q(transport="websocket")), 0, 0)
+            table.websocket_message(leg, S2C, _open(f"idle-session-{i:08d}").decode(), 0, 0)
+            table.websocket_message(leg, C2S, "40", 0, 0)
+            table.websocket_message(leg, S2C, '40{"sid":"socket-sid-0123456789"}', 0, 0)
+            legs.append(leg)
+        per_session = (tracemalloc.get_traced_memory()[0] - before) / 1000
+    finally:
+        tracemalloc.stop()
+    assert table.session_count() == 1000
+    assert per_session < 1536, per_session
