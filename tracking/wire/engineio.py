@@ -470,7 +470,13 @@ def decode_v3_text_payload(text: str) -> list[Decoded]:
 def decode_payload(
     body: bytes, *, eio: int = 4, jsonp: bool = False, request: bool = False
 ) -> list[Decoded]:
-    """Decode a whole long-polling body (request or response) in one call."""
+    """Decode a whole long-polling body (request or response) in one call.
+
+    JSONP is also recognised without ``jsonp`` (no Engine.IO payload starts with ``d=`` or
+    ``___eio[``), as python-engineio does for ``d=`` bodies.
+    """
+    if not jsonp:
+        jsonp = body[:2] == b"d=" if request else body[:7] == b"___eio["
     if eio != 3 and not jsonp:
         # Hot path: v4 text payload, split once.
         if not body:
