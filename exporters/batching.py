@@ -153,6 +153,7 @@ class BatchingSink:
         self._dropped_late = 0  # event loop thread: submitted after shutdown / internal error
         self._dropped_shutdown = 0  # worker thread
         self._inflight = 0
+        self._abandoned = False  # shutdown gave up on the worker: its outcomes no longer count
         self._last_error: str | None = None
         self._last_ok = True
 
@@ -223,7 +224,18 @@ class BatchingSink:
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self._finished.wait(), max(deadline_s, 0.0) + 1.0)
         if thread.is_alive():
-            self._log.error("shutdown", f"{self.name}: exporter still busy after the deadline")
+            # a request is still in flight: stop counting its outcome and account for it and
+            # everything behind it now, as dropped at shutdown
+            with self._lock:
+                self._abandoned = True
+                left = len(self._queue) + self._inflight
+                self._queue.clear()
+                self._dropped_shutdown += left
+                self._inflight = 0
+            self._log.error(
+                "shutdown",
+                f"{self.name}: still sending at the shutdown deadline; {left} records dropped",
+            )
 
     def health(self) -> SinkHealth:
         with self._lock:
@@ -321,7 +333,8 @@ class BatchingSink:
             if batch:
                 self._deliver_batch(batch)
         finally:
-            self._inflight = 0
+            with self._lock:
+                self._inflight = 0
 
     def _deliver_batch(self, batch: list[Record]) -> None:
         try:
@@ -350,6 +363,8 @@ class BatchingSink:
                 result = self._plugin.send(encoded, timeout)
             except Exception as exc:
                 result = SendResult(Verdict.REJECT, error=f"send failed: {exc!r}", key="send-bug")
+            if self._abandoned:
+                return
             if result.verdict is Verdict.OK:
                 accepted = encoded.count - result.rejected
                 self._sent += max(accepted, 0)

@@ -60,9 +60,7 @@ def console_line(record: Record) -> str | None:
         extra = " slow" if record.slow else ""
         if record.outcome is Outcome.LATE:
             extra += " late"
-        return (
-            f"{record.operation} {status} {record.duration_s * 1000:.0f} ms{extra} [{where}]"
-        )
+        return f"{record.operation} {status} {record.duration_s * 1000:.0f} ms{extra} [{where}]"
     if isinstance(record, LifecycleRecord):
         words = [record.kind.value]
         if record.namespace is not None and record.kind is LifecycleKind.NAMESPACE_CONNECT:

@@ -118,6 +118,7 @@ class OpenObserveDouble:
     requests: deque[ReceivedRequest] = field(default_factory=lambda: deque(maxlen=MAX_STORED))
     faults: deque[Fault] = field(default_factory=deque)
     discarded: int = 0
+    started: int = 0  # ingestion requests received so far (answered or not)
     url: str = ""
     _runner: web.AppRunner | None = None
     _changed: asyncio.Condition | None = None
@@ -153,9 +154,7 @@ class OpenObserveDouble:
         await self.wait_for(lambda: len(self.records.get(stream, ())) >= count, within_s)
         return self.json_records(stream)
 
-    async def wait_for_requests(
-        self, count: int, within_s: float = 10.0
-    ) -> list[ReceivedRequest]:
+    async def wait_for_requests(self, count: int, within_s: float = 10.0) -> list[ReceivedRequest]:
         await self.wait_for(lambda: len(self.requests) >= count, within_s)
         return list(self.requests)
 
@@ -217,6 +216,8 @@ class OpenObserveDouble:
         return None
 
     async def _scripted(self) -> web.Response | None:
+        self.started += 1
+        await self._notify()
         fault = self.faults.popleft() if self.faults else None
         delay = self.delay_s + (fault.delay_s if fault else 0.0)
         if delay > 0:
@@ -224,8 +225,10 @@ class OpenObserveDouble:
         if fault is None or fault.status is None:
             return None
         headers = {"Retry-After": fault.retry_after} if fault.retry_after is not None else None
-        body = fault.body if fault.body is not None else json.dumps(
-            {"code": fault.status, "message": "scripted failure"}
+        body = (
+            fault.body
+            if fault.body is not None
+            else json.dumps({"code": fault.status, "message": "scripted failure"})
         )
         return web.Response(
             status=fault.status, text=body, content_type="application/json", headers=headers
