@@ -279,16 +279,18 @@ function renderChart() {
   ctx.fillText(fmtTime(t1).slice(0, 8), w - right - 50, h - 6);
   rules.forEach((rule, i) => {
     ctx.strokeStyle = COLORS[i % COLORS.length];
+    // Intervals in which nothing of this rule finished are skipped, not drawn as zero.
     for (const [key, dash] of [["p95", []], ["p50", [4, 3]]]) {
+      const xy = pts.filter((p) => p.rules[rule] && p.rules[rule][key] !== null)
+        .map((p) => [x(p.t), y(p.rules[rule][key])]);
       ctx.setLineDash(dash); ctx.lineWidth = key === "p95" ? 1.8 : 1.2;
       ctx.beginPath();
-      let open = false;
-      for (const p of pts) {
-        const v = p.rules[rule];
-        if (!v || v[key] === null) { open = false; continue; }
-        if (open) ctx.lineTo(x(p.t), y(v[key])); else { ctx.moveTo(x(p.t), y(v[key])); open = true; }
-      }
+      xy.forEach(([px, py], j) => (j ? ctx.lineTo(px, py) : ctx.moveTo(px, py)));
       ctx.stroke();
+      if (key === "p95") {
+        ctx.fillStyle = COLORS[i % COLORS.length];
+        for (const [px, py] of xy) { ctx.beginPath(); ctx.arc(px, py, 2.5, 0, 2 * Math.PI); ctx.fill(); }
+      }
     }
     ctx.setLineDash([]);
     ctx.fillStyle = COLORS[i % COLORS.length];
