@@ -35,6 +35,7 @@ from pathlib import Path
 from typing import Any
 
 import psutil
+import yaml
 
 BENCH = Path(__file__).resolve().parent
 ROOT = BENCH.parent
@@ -59,6 +60,7 @@ class Target:
     command: Callable[[int, str, Path], list[str]] | None = None
     env: dict[str, str] = field(default_factory=dict)
     prepare: Callable[[int, str, Path], None] | None = None
+    idle: bool = True  # also measure its memory per idle session
 
 
 @dataclass(frozen=True, slots=True)
@@ -161,23 +163,54 @@ http {{
     )
 
 
+def no_export_config(base: Path, out: Path) -> None:
+    """``base`` with the local exporters (NDJSON file, console lines) switched off."""
+    data = yaml.safe_load(base.read_text()) if base.exists() else {}
+    data = data or {}
+    data.setdefault("exporters", {}).setdefault("local", {})["mode"] = "off"
+    out.write_text(yaml.safe_dump(data, sort_keys=False))
+
+
 def make_targets(args: argparse.Namespace) -> list[Target]:
     targets = [Target("direct", "direct")]
     cli = proxy_cli_command()
     config = Path(args.proxy_config)
 
     def ours(port: int, upstream: str, workdir: Path) -> list[str]:
-        return [*cli, "serve", "--listen", f"127.0.0.1:{port}", "--upstream", upstream]
+        # Each instance gets its own admin listener (the default port would collide).
+        admin = f"127.0.0.1:{free_port()}"
+        return [
+            *cli, "serve",
+            "--listen", f"127.0.0.1:{port}",
+            "--upstream", upstream,
+            "--admin", admin,
+            "--log-level", "warning",
+        ]  # fmt: skip
 
     def ours_on(port: int, upstream: str, workdir: Path) -> list[str]:
         cmd = ours(port, upstream, workdir)
         return [*cmd, "--config", str(config)] if config.exists() else cmd
+
+    def ours_on_quiet(port: int, upstream: str, workdir: Path) -> list[str]:
+        return [*ours(port, upstream, workdir), "--config", str(workdir / "no-export.yaml")]
 
     targets.append(
         Target("off", "proxy, tracking off", ours, env={"SOCKET_TRACKING_ENABLED": "false"})
     )
     targets.append(
         Target("on", "proxy, tracking on", ours_on, env={"SOCKET_TRACKING_ENABLED": "true"})
+    )
+    # The default config exports locally (NDJSON file + a console line per pair) when no
+    # remote exporter is set; this variant shows what tracking costs without that export.
+    targets.append(
+        Target(
+            "quiet",
+            "tracking on, no export",
+            ours_on_quiet,
+            env={"SOCKET_TRACKING_ENABLED": "true"},
+            prepare=lambda _p, _u, w: no_export_config(config, w / "no-export.yaml"),
+            idle=False,
+        )
     )
     targets.append(
         Target(
@@ -215,16 +248,22 @@ def make_targets(args: argparse.Namespace) -> list[Target]:
 class Server:
     """A child process serving HTTP on a loopback port; stopped on exit."""
 
-    def __init__(self, name: str, argv: list[str], port: int, env: dict[str, str], log: Path):
+    def __init__(
+        self, name: str, argv: list[str], port: int, env: dict[str, str], log: Path
+    ) -> None:
         self.name = name
         self.port = port
         self.url = f"http://127.0.0.1:{port}"
         self.log = log
         self._log_file = log.open("wb")
-        full_env = {**os.environ, "PYTHONPATH": str(ROOT), **env}
+        # Nothing is exported anywhere: no OpenObserve/OTLP settings reach the children.
+        inherited = {
+            k: v for k, v in os.environ.items() if not k.startswith(("OPENOBSERVE_", "OTEL_"))
+        }
+        full_env = {**inherited, "PYTHONPATH": str(ROOT), **env}
         self.popen = subprocess.Popen(
             argv,
-            cwd=ROOT,
+            cwd=log.parent,  # files a server writes (e.g. the local NDJSON export) stay there
             env=full_env,
             stdin=subprocess.DEVNULL,
             stdout=self._log_file,
@@ -544,7 +583,7 @@ def report(
             "(fresh process each, after a 20-session warm-up; 'direct' is the backend's own)."
         )
         print(f"{'config':<22}{'no deflate':>14}{'deflate offered':>18}")
-        for t in targets:
+        for t in (t for t in targets if t.idle):
             cells = []
             for deflate in (False, True):
                 res = idle.get((t.name, deflate))
@@ -596,14 +635,16 @@ def check_goals(
 
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
-    p.add_argument("--quick", action="store_true", help="1 short round, 500 idle sessions (~1 min)")
+    p.add_argument(
+        "--quick", action="store_true", help="1 short round, 300 idle sessions (about a minute)"
+    )
     p.add_argument("--rounds", type=int, help="rounds of all configs per scenario (default 3)")
     p.add_argument("--duration", type=float, help="measured seconds per run (default 4)")
     p.add_argument("--warmup", type=float, help="warm-up seconds per run (default 1)")
     p.add_argument("--clients", type=int, default=50, help="concurrent clients (default 50)")
     p.add_argument("--idle-sessions", type=int, help="idle WebSocket sessions (default 2000)")
     p.add_argument("--settle", type=float, default=2.0, help="seconds before reading RSS")
-    p.add_argument("--only", help="comma-separated configs besides direct: off,on,naive,nginx")
+    p.add_argument("--only", help="configs besides direct: off,on,quiet,naive,nginx")
     p.add_argument("--transports", default="websocket,polling")
     p.add_argument("--payloads", default="100,10240", help="payload sizes in bytes")
     p.add_argument(
@@ -626,15 +667,15 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     if args.rounds is None:
         args.rounds = 1 if quick else 3
     if args.duration is None:
-        args.duration = 1.5 if quick else 4.0
+        args.duration = 1.0 if quick else 4.0
     if args.warmup is None:
-        args.warmup = 0.5 if quick else 1.0
+        args.warmup = 0.4 if quick else 1.0
     if args.idle_deflate is None:
         args.idle_deflate = "off" if quick else "both"
     if args.idle_sessions is None:
-        args.idle_sessions = 500 if quick else 2000
+        args.idle_sessions = 300 if quick else 2000
     if quick:
-        args.settle = min(args.settle, 1.0)
+        args.settle = min(args.settle, 0.5)
     return args
 
 
@@ -696,7 +737,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if not args.no_idle:
             modes = {"off": [False], "on": [True], "both": [False, True]}[args.idle_deflate]
             for deflate in modes:
-                for t in targets:
+                for t in (t for t in targets if t.idle):
                     res_idle = measure_idle(fleet, t, backend, args, deflate=deflate)
                     if res_idle is not None:
                         idle[t.name, deflate] = res_idle
