@@ -196,7 +196,9 @@ def build_admin_app(
             timeline = source.get_session_timeline(sid)
         except KeyError:
             timeline = None
-        view = next((s for s in source.get_sessions() if s.session_id == sid), None)
+        view = getattr(timeline, "session", None)
+        if timeline is None:
+            view = next((s for s in source.get_sessions() if s.session_id == sid), None)
         if timeline is None and view is None:
             return _json({"error": f"no session {sid!r}"}, status=404)
         return _json(

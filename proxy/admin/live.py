@@ -239,7 +239,9 @@ class LiveHub:
         if self._last_seq is None:
             items, _ = scan_activity(self._source, 0)
             self._last_seq = items[-1].seq if items else 0
-        new_items, lost = scan_activity(self._source, self._last_seq, self._settings.api_max_items)
+        # Everything since the last update (the tracker's ring bounds it), so that clients
+        # always see the newest items even when more arrived than they are sent.
+        new_items, lost = scan_activity(self._source, self._last_seq)
         if new_items:
             self._last_seq = new_items[-1].seq
         shared = json.dumps(self._shared(now, point), separators=(",", ":"))

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import itertools
+from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 
@@ -16,6 +18,7 @@ from tracking.records import (
     Record,
     SessionRef,
 )
+from tracking.runtime import SessionTimeline
 from tracking.sink import SinkHealth
 from tracking.views import (
     ActivityItem,
@@ -174,7 +177,7 @@ class FakeSource:
     pending: list[PendingView] = field(default_factory=list)
     sessions: list[SessionView] = field(default_factory=list)
     timelines: dict[str, list[ActivityItem]] = field(default_factory=dict)
-    activity: list[ActivityItem] = field(default_factory=list)
+    activity: deque[ActivityItem] = field(default_factory=deque)
     sinks: list[SinkHealth] = field(default_factory=list)
     relay: dict[str, float | dict[str, float]] = field(default_factory=dict)
     ring_size: int = 10_000
@@ -185,8 +188,11 @@ class FakeSource:
         item = ActivityItem(seq=self.next_seq, record=record)
         self.next_seq += 1
         self.activity.append(item)
-        del self.activity[: -self.ring_size]
-        self.timelines.setdefault(record.session.session_id, []).append(item)
+        while len(self.activity) > self.ring_size:
+            self.activity.popleft()
+        timeline = self.timelines.setdefault(record.session.session_id, [])
+        timeline.append(item)
+        del timeline[:-200]
         for callback in list(self.subscribers):
             callback(record)
         return item
@@ -200,11 +206,18 @@ class FakeSource:
     def get_sessions(self) -> Sequence[SessionView]:
         return list(self.sessions)
 
-    def get_session_timeline(self, session_id: str) -> object:
-        return self.timelines.get(session_id)
+    def get_session_timeline(self, session_id: str) -> SessionTimeline | None:
+        items = self.timelines.get(session_id)
+        view = next((s for s in self.sessions if s.session_id == session_id), None)
+        if items is None and view is None:
+            return None
+        return SessionTimeline(session_id, view, tuple(i.record for i in items or ()))
 
     def recent_activity(self, since_seq: int, limit: int) -> Sequence[ActivityItem]:
-        return [i for i in self.activity if i.seq > since_seq][:limit]
+        if not self.activity:
+            return []
+        start = max(0, since_seq - self.activity[0].seq + 1)  # seq is contiguous in the ring
+        return list(itertools.islice(self.activity, start, start + limit))
 
     def subscribe(self, callback: Callable[[Record], None]) -> Callable[[], None]:
         self.subscribers.append(callback)

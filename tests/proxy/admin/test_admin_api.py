@@ -96,9 +96,9 @@ async def test_session_timeline(make_client: MakeClient) -> None:
     client = await make_client(source)
     body = await (await client.get("/api/sessions/abc")).json()
     assert body["session"]["session_id"] == "abc"
-    types = [item["record"]["type"] for item in body["timeline"]]
+    types = [item["type"] for item in body["timeline"]["items"]]
     assert types == ["lifecycle", "pair"]
-    assert body["timeline"][1]["record"]["outcome"] == "ok"
+    assert body["timeline"]["items"][1]["outcome"] == "ok"
     assert (await client.get("/api/sessions/nope")).status == 404
 
 

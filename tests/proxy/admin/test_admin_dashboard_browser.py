@@ -14,7 +14,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from pydantic import SecretStr
 
+from config.admin import AdminSettings
 from tests.proxy.admin.stack import live_stack
 
 CHROMIUM = "/usr/bin/chromium"
@@ -145,3 +147,34 @@ async def _wait_for_chart(page: Any) -> None:
             return
         await asyncio.sleep(0.1)
     raise AssertionError("latency chart never drew")
+
+
+async def test_dashboard_behind_a_token(tmp_path: Path) -> None:
+    token = "browser-test-token"
+    settings = AdminSettings(listen="0.0.0.0:0", token=SecretStr(token), stream_interval_s=0.1)
+    async with live_stack(settings) as stack, async_playwright() as pw:
+        browser = await pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        try:
+            page = await browser.new_page()
+            admin = stack.admin_url  # served on loopback; the settings only claim 0.0.0.0
+            resp = await page.request.get(admin + "/api/metrics")
+            assert resp.status == 401
+            await page.goto(admin + "/")
+            assert page.url.endswith("/login")
+            await page.fill("#token", "wrong")
+            await page.click("button[type=submit]")
+            await expect(page.locator(".err")).to_be_visible()
+            await page.fill("#token", token)
+            await page.click("button[type=submit]")
+            await expect(page.locator("#conn-status")).to_have_text("live")  # SSE with the cookie
+            client = await stack.client()
+            try:
+                await client.call("echo", {"x": 1}, timeout=10)
+                row = page.locator("#activity-table tr.act-row", has_text="echo")
+                await expect(row).to_have_count(1)
+            finally:
+                await client.disconnect()
+            await page.click("#logout-form button")
+            assert (await page.request.get(admin + "/api/metrics")).status == 401
+        finally:
+            await browser.close()

@@ -12,7 +12,7 @@ from proxy.admin.live import LiveHub
 from proxy.admin.metrics import DurationHistograms
 from proxy.admin.serialize import ActivityFilter
 from tests.proxy.admin.conftest import MakeClient
-from tests.proxy.admin.fakes import FakeSource, message, pair, pending_view
+from tests.proxy.admin.fakes import FakeSource, message, pair, pending_view, session_view
 from tracking.records import Outcome
 from tracking.wire.packets import Direction
 
@@ -167,3 +167,30 @@ async def test_sse_endpoint_streams_updates(make_client: MakeClient) -> None:
     assert [i["record"]["request_event"] for i in upd["activity"]["items"]] == ["resize"]
     assert (await client.get("/api/stream?outcome=nope")).status == 400
     resp.close()
+
+
+def test_updates_stay_bounded_at_scale() -> None:
+    """10,000 sessions and pending requests, 30,000 records between two updates."""
+    sids = [f"sid{i:05d}" for i in range(10_000)]
+    source = FakeSource(ring_size=10_000)
+    source.sessions = [session_view(s) for s in sids]
+    source.pending = [pending_view(s, f"{i:016x}", started=1000.0 + i) for i, s in enumerate(sids)]
+    hub, clock = make_hub(source, stream_activity_items=100, stream_pending_items=50)
+    client = hub.connect(ActivityFilter())
+    assert client is not None
+    hub.tick()
+    drain(client)
+    for i in range(30_000):
+        source.emit(pair(sids[i % len(sids)], "terminal_input", duration_s=0.001 * (i % 50)))
+    clock.now += 1
+    hub.tick()
+    (raw,) = list(client.queue)
+    update = json.loads(raw)
+    assert len(raw) < 150_000
+    items = update["activity"]["items"]
+    assert [i["seq"] for i in items] == list(range(29_901, 30_001))  # the newest
+    assert update["activity"]["lost"] == 20_000  # left the ring before this update
+    assert update["activity"]["skipped"] == 9_900
+    assert update["shared"]["pending"]["total"] == 10_000
+    assert len(update["shared"]["pending"]["items"]) == 50
+    assert update["shared"]["latency"]["rules"]["terminal_input"]["n"] == 30_000
