@@ -86,8 +86,10 @@ class SpanEncoder:
 
     def __init__(self, cache_limit: int = 8192) -> None:
         self._cache: dict[tuple[str, AttrValue], bytes] = {}
+        self._ints: dict[tuple[str, AttrValue], bytes] = {}
         self._key_prefix: dict[str, bytes] = {}
         self._links: dict[tuple[str, str], bytes] = {}  # the session link repeats per session
+        self._groups: dict[int, tuple[tuple[tuple[str, AttrValue], ...], bytes]] = {}
         self._limit = cache_limit
         self.cache_resets = 0
 
@@ -104,9 +106,41 @@ class SpanEncoder:
         """A whole ``Span.attributes`` field."""
         return _ld(_T_ATTR, self._prefix(key) + _ld(_T_VALUE, _any_value(value)))
 
+    def _attributes(self, attrs: tuple[tuple[str, AttrValue], ...]) -> bytes:
+        """``Span.attributes`` fields for ``attrs``."""
+        cache = self._cache
+        ints = self._ints
+        parts: list[bytes] = []
+        for item in attrs:
+            value = item[1]
+            kind = type(value)
+            if kind is bool or (kind is str and len(value) <= 64):  # type: ignore[arg-type]
+                encoded = cache.get(item)
+                if encoded is None:
+                    if len(cache) >= self._limit:
+                        cache.clear()
+                        self.cache_resets += 1
+                    encoded = cache[item] = self._attr(item[0], value)
+                parts.append(encoded)
+            elif kind is int:  # sizes and counts repeat too; own cache (1 == True in a dict)
+                encoded = ints.get(item)
+                if encoded is None:
+                    if len(ints) >= self._limit:
+                        ints.clear()
+                        self.cache_resets += 1
+                    number = b"\x18" + varint(value)  # type: ignore[arg-type]
+                    inner = self._prefix(item[0]) + b"\x12" + _SMALL[len(number)] + number
+                    encoded = ints[item] = _T_ATTR + _len_prefix(len(inner)) + inner
+                parts.append(encoded)
+            elif kind is float:
+                inner = self._prefix(item[0]) + b"\x12\x09\x21" + _pack_double(value)
+                parts.append(_T_ATTR + _len_prefix(len(inner)) + inner)
+            else:
+                parts.append(self._attr(item[0], value))
+        return b"".join(parts)
+
     def span(self, spec: SpanSpec) -> bytes:
         """One ``Span`` message body."""
-        cache = self._cache
         parts = [
             _T_TRACE_ID,
             bytes.fromhex(spec.trace_id),
@@ -121,26 +155,18 @@ class SpanEncoder:
         parts.append(_T_KIND + _SMALL[spec.kind])
         parts.append(_T_START + _pack_fixed64(spec.start_ns))
         parts.append(_T_END + _pack_fixed64(spec.end_ns))
-        for item in spec.attributes:
-            value = item[1]
-            kind = type(value)
-            if kind is bool or (kind is str and len(value) <= 64):  # type: ignore[arg-type]
-                encoded = cache.get(item)
-                if encoded is None:
-                    if len(cache) >= self._limit:
-                        cache.clear()
-                        self.cache_resets += 1
-                    encoded = cache[item] = self._attr(item[0], value)
-                parts.append(encoded)
-            elif kind is int:
-                number = b"\x18" + varint(value)  # type: ignore[arg-type]
-                inner = self._prefix(item[0]) + b"\x12" + _SMALL[len(number)] + number
-                parts.append(_T_ATTR + _len_prefix(len(inner)) + inner)
-            elif kind is float:
-                inner = self._prefix(item[0]) + b"\x12\x09\x21" + _pack_double(value)
-                parts.append(_T_ATTR + _len_prefix(len(inner)) + inner)
-            else:
-                parts.append(self._attr(item[0], value))
+        shared = spec.shared
+        if shared:
+            # interned by the span model: keyed by identity (the entry keeps the tuple alive,
+            # so its id cannot be reused while cached)
+            entry = self._groups.get(id(shared))
+            if entry is None or entry[0] is not shared:
+                if len(self._groups) >= self._limit:
+                    self._groups.clear()
+                    self.cache_resets += 1
+                entry = self._groups[id(shared)] = (shared, self._attributes(shared))
+            parts.append(entry[1])
+        parts.append(self._attributes(spec.attributes))
         links = self._links
         for link in spec.links:
             encoded = links.get(link)

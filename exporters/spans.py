@@ -68,6 +68,13 @@ class SpanSpec(NamedTuple):
     status: StatusCode
     status_message: str | None
     links: tuple[tuple[str, str], ...]  # (trace_id, span_id)
+    # attributes many spans share (same rule, outcome, transport...): one interned tuple,
+    # encoded once by the wire encoder; they come before ``attributes``
+    shared: tuple[tuple[str, AttrValue], ...] = ()
+
+    @property
+    def all_attributes(self) -> tuple[tuple[str, AttrValue], ...]:
+        return self.shared + self.attributes
 
 
 HANDSHAKE_SPAN = "engine.io handshake"
@@ -128,22 +135,34 @@ def pair_error_type(record: PairRecord) -> str | None:
     return _OUTCOME_ERROR_TYPES.get(outcome._value_)
 
 
-def pair_span(record: PairRecord) -> SpanSpec:
-    session = record.session
-    sid = session.session_id
-    error_type = pair_error_type(record)
-    ok = error_type is None
-    request_event = record.request_event
+_SHARED: dict[tuple[object, ...], tuple[tuple[str, AttrValue], ...]] = {}
+_SHARED_LIMIT = 4096  # distinct (rule, outcome, transport, ...) shapes kept; then start over
+
+
+def _pair_shared(record: PairRecord, error_type: str | None) -> tuple[tuple[str, AttrValue], ...]:
+    response_transport = record.response_transport
+    key = (
+        record.request_event,
+        record.response_event,
+        record.namespace,
+        record.initiator._value_,
+        record.request_transport._value_,
+        None if response_transport is None else response_transport._value_,
+        record.rule,
+        record.kind._value_,
+        record.outcome._value_,
+        record.slow,
+        error_type,
+    )
+    shared = _SHARED.get(key)
+    if shared is not None:
+        return shared
     attrs: list[tuple[str, AttrValue]] = [
-        ("socket.request.event", request_event),
-        ("socket.success", ok),
-        ("socket.duration_ms", record.duration_s * 1000.0),
+        ("socket.request.event", record.request_event),
+        ("socket.success", error_type is None),
         ("messaging.system", "socket.io"),
         ("messaging.destination.name", record.namespace),
-        ("messaging.client.id", sid),
-        ("messaging.message.body.size", record.request_size),
-        ("messaging.socket.io.sid", sid),
-        ("messaging.socket.io.event", request_event),
+        ("messaging.socket.io.event", record.request_event),
         ("messaging.socket.io.direction", record.initiator._value_),
         ("messaging.socket.io.transport", record.request_transport._value_),
         ("messaging.socket.io.rule", record.rule),
@@ -151,12 +170,32 @@ def pair_span(record: PairRecord) -> SpanSpec:
         ("messaging.socket.io.outcome", record.outcome._value_),
         ("messaging.socket.io.slow", record.slow),
         ("messaging.socket.io.late", record.outcome is _LATE),
-        ("messaging.socket.io.response.body.size", record.response_size),
     ]
     if record.response_event is not None:
         attrs.append(("socket.response.event", record.response_event))
-    if record.response_transport is not None:
-        attrs.append(("messaging.socket.io.response_transport", record.response_transport._value_))
+    if response_transport is not None:
+        attrs.append(("messaging.socket.io.response_transport", response_transport._value_))
+    if error_type is not None:
+        attrs.append(("error.type", error_type))
+    shared = tuple(attrs)
+    if len(_SHARED) >= _SHARED_LIMIT:
+        _SHARED.clear()
+    _SHARED[key] = shared
+    return shared
+
+
+def pair_span(record: PairRecord) -> SpanSpec:
+    session = record.session
+    sid = session.session_id
+    error_type = pair_error_type(record)
+    ok = error_type is None
+    attrs: list[tuple[str, AttrValue]] = [
+        ("socket.duration_ms", record.duration_s * 1000.0),
+        ("messaging.client.id", sid),
+        ("messaging.socket.io.sid", sid),
+        ("messaging.message.body.size", record.request_size),
+        ("messaging.socket.io.response.body.size", record.response_size),
+    ]
     ack_id = record.ack_id
     if ack_id is not None:
         attrs.append(("messaging.message.id", str(ack_id)))
@@ -171,8 +210,6 @@ def pair_span(record: PairRecord) -> SpanSpec:
         attrs.append(("messaging.socket.io.request.payload", record.request_payload))
     if record.response_payload is not None:
         attrs.append(("messaging.socket.io.response.payload", record.response_payload))
-    if error_type is not None:
-        attrs.append(("error.type", error_type))
     if record.linked_span_id is None:
         links: tuple[tuple[str, str], ...] = ((session.trace_id, session.span_id),)
     else:
@@ -190,6 +227,7 @@ def pair_span(record: PairRecord) -> SpanSpec:
         _STATUS_OK if ok else _STATUS_ERROR,
         error_type,
         links,
+        _pair_shared(record, error_type),
     )
 
 

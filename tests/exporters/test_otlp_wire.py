@@ -32,6 +32,7 @@ specs = st.builds(
     status=st.sampled_from(StatusCode),
     status_message=st.none() | st.text(max_size=50),
     links=st.lists(st.tuples(hex16, hex8), max_size=3).map(tuple),
+    shared=st.sampled_from([(), (("shared.a", "x"), ("shared.b", True))]),
 )
 
 
@@ -72,8 +73,8 @@ def test_round_trip(batch: list[SpanSpec], cache_limit: int) -> None:
         assert span.kind == spec.kind
         assert (span.start_time_unix_nano, span.end_time_unix_nano) == (spec.start_ns, spec.end_ns)
         decoded = [(kv.key, plain(kv.value)) for kv in span.attributes]
-        assert decoded == list(spec.attributes)
-        for (_, got), (_, want) in zip(decoded, spec.attributes, strict=True):
+        assert decoded == list(spec.all_attributes)
+        for (_, got), (_, want) in zip(decoded, spec.all_attributes, strict=True):
             assert type(got) is type(want)
         assert [(ln.trace_id.hex(), ln.span_id.hex()) for ln in span.links] == list(spec.links)
         assert span.status.code == spec.status

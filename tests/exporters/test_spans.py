@@ -32,7 +32,7 @@ def test_ok_pair_span() -> None:
     assert span.end_ns - span.start_ns == 11_000_000
     assert span.kind is SpanKind.SERVER
     assert span.status is StatusCode.OK
-    attrs = dict(span.attributes)
+    attrs = dict(span.all_attributes)
     assert attrs["socket.request.event"] == "create_terminal"
     assert attrs["socket.response.event"] == "terminal_ready"
     assert attrs["socket.success"] is True
@@ -59,7 +59,7 @@ def test_ack_pair_carries_message_id() -> None:
     record = pair(
         kind=PairKind.ACK, ack_id=7, response_event=None, operation="terminal_input -> ack"
     )
-    attrs = dict(pair_span(record).attributes)
+    attrs = dict(pair_span(record).all_attributes)
     assert attrs["messaging.message.id"] == "7"
     assert attrs["messaging.message.conversation_id"] == "7"
     assert "socket.response.event" not in attrs
@@ -74,7 +74,7 @@ def test_error_outcomes_set_status_and_error_type() -> None:
     ]
     for overrides, expected in cases:
         span = pair_span(pair(**overrides))  # type: ignore[arg-type]
-        attrs = dict(span.attributes)
+        attrs = dict(span.all_attributes)
         assert span.status is StatusCode.ERROR, overrides
         assert attrs["error.type"] == expected
         assert span.status_message == expected
@@ -85,7 +85,7 @@ def test_late_reply_links_its_timeout_span_and_is_flagged() -> None:
     timed_out = pair(outcome=Outcome.TIMEOUT)
     late = pair(outcome=Outcome.LATE, trace_id=timed_out.trace_id, linked_span_id=timed_out.span_id)
     span = pair_span(late)
-    assert dict(span.attributes)["messaging.socket.io.late"] is True
+    assert dict(span.all_attributes)["messaging.socket.io.late"] is True
     assert (timed_out.trace_id, timed_out.span_id) in span.links
     assert span.status is StatusCode.OK
 
@@ -102,7 +102,7 @@ def test_slow_stream_and_payloads() -> None:
         request_transport=Transport.POLLING,
     )
     span = pair_span(record)
-    attrs = dict(span.attributes)
+    attrs = dict(span.all_attributes)
     assert span.kind is SpanKind.CLIENT
     assert attrs["messaging.socket.io.slow"] is True
     assert attrs["messaging.socket.io.chunk_count"] == 3
@@ -114,7 +114,7 @@ def test_slow_stream_and_payloads() -> None:
 
 
 def test_no_payload_attributes_without_capture() -> None:
-    keys = {key for key, _ in pair_span(pair()).attributes}
+    keys = {key for key, _ in pair_span(pair()).all_attributes}
     assert not any("payload" in key for key in keys)
 
 
@@ -126,7 +126,7 @@ def test_handshake_continues_traceparent_and_has_no_link() -> None:
     assert (span.trace_id, span.span_id) == (ref.trace_id, ref.span_id)
     assert span.parent_span_id == "00f067aa0ba902b7"
     assert span.links == ()
-    assert dict(span.attributes)["messaging.socket.io.sid"] == "sid-H"
+    assert dict(span.all_attributes)["messaging.socket.io.sid"] == "sid-H"
 
 
 def test_failed_namespace_connect_is_an_error_span() -> None:
@@ -135,7 +135,7 @@ def test_failed_namespace_connect_is_an_error_span() -> None:
         LifecycleKind.NAMESPACE_CONNECT, ref, namespace="/admin", ok=False, error="not authorized"
     )
     span = lifecycle_span(record)
-    attrs = dict(span.attributes)
+    attrs = dict(span.all_attributes)
     assert span.name == CONNECT_SPAN
     assert span.status is StatusCode.ERROR
     assert span.status_message == "not authorized"
@@ -148,14 +148,14 @@ def test_close_is_a_point() -> None:
     span = lifecycle_span(lifecycle(LifecycleKind.CLOSE, duration_s=0.0, detail="close_packet"))
     assert span.name == CLOSE_SPAN
     assert span.end_ns == span.start_ns
-    assert dict(span.attributes)["messaging.socket.io.detail"] == "close_packet"
+    assert dict(span.all_attributes)["messaging.socket.io.detail"] == "close_packet"
 
 
 def test_messages_are_zero_length_and_named_without_the_event() -> None:
     record = message(event="shell:output")
     span = message_span(record)
     assert span.name == "socket.io message"
-    assert dict(span.attributes)["messaging.socket.io.event"] == "shell:output"
+    assert dict(span.all_attributes)["messaging.socket.io.event"] == "shell:output"
     assert span.start_ns == span.end_ns
     assert len(span.span_id) == 16
 
