@@ -1,0 +1,249 @@
+"""WebSocket relay against a raw aiohttp WebSocket upstream: close frames mirrored exactly
+(empty, 1000 with reason, 4xxx), pings forwarded, frame types kept, per-leg compression,
+message size limit, refused/unreachable upstream."""
+
+from __future__ import annotations
+
+import asyncio
+import struct
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from typing import Any
+
+import aiohttp
+import pytest
+from aiohttp import WSMsgType, web
+
+from tests.proxy.peers import (
+    RecordingObserver,
+    Relay,
+    eventually,
+    free_port,
+    relay_in_front_of,
+    runner_port,
+)
+from tracking.wire.packets import Direction
+
+
+@dataclass
+class Upstream:
+    url: str
+    received: list[tuple[WSMsgType, Any, Any]] = field(default_factory=list)
+    handshakes: list[dict[str, str]] = field(default_factory=list)
+    done: asyncio.Event = field(default_factory=asyncio.Event)
+
+
+def close_frame(code: int | None, reason: bytes = b"") -> bytes:
+    return b"" if code is None else struct.pack("!H", code) + reason
+
+
+@pytest.fixture
+async def upstream() -> AsyncIterator[Upstream]:
+    state = Upstream(url="")
+
+    async def ws_handler(request: web.Request) -> web.StreamResponse:
+        state.handshakes.append(dict(request.headers))
+        ws = web.WebSocketResponse(autoclose=False, autoping=False, protocols=("chat", "v2"))
+        await ws.prepare(request)
+        try:
+            while True:  # not `async for`: it stops before yielding CLOSE
+                msg = await ws.receive()
+                if msg.type in (WSMsgType.CLOSED, WSMsgType.CLOSING, WSMsgType.ERROR):
+                    break
+                state.received.append((msg.type, msg.data, msg.extra))
+                if msg.type is WSMsgType.TEXT and msg.data.startswith("close:"):
+                    # close:<code|empty>:<reason> -> the upstream starts the close handshake
+                    _, code, reason = msg.data.split(":", 2)
+                    payload = close_frame(None if code == "empty" else int(code), reason.encode())
+                    await ws.send_frame(payload, WSMsgType.CLOSE)
+                elif msg.type is WSMsgType.TEXT:
+                    await ws.send_str("echo:" + msg.data)
+                elif msg.type is WSMsgType.BINARY:
+                    await ws.send_bytes(b"echo:" + msg.data)
+                elif msg.type is WSMsgType.PING:
+                    await ws.pong(b"pong:" + msg.data)
+                elif msg.type is WSMsgType.CLOSE:
+                    if msg.data == 4999:  # asked to answer a client close with an empty frame
+                        await ws.send_frame(b"", WSMsgType.CLOSE)
+                    else:
+                        await ws.send_frame(
+                            close_frame(msg.data or None, (msg.extra or "").encode()),
+                            WSMsgType.CLOSE,
+                        )
+                    break
+        finally:
+            state.done.set()
+        return ws
+
+    async def refuse(request: web.Request) -> web.StreamResponse:
+        return web.Response(status=403, text="no")
+
+    app = web.Application()
+    app.router.add_get("/socket.io/", ws_handler)
+    app.router.add_get("/refuse/", refuse)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    await web.TCPSite(runner, "127.0.0.1", 0).start()
+    state.url = f"http://127.0.0.1:{runner_port(runner)}"
+    try:
+        yield state
+    finally:
+        await runner.cleanup()
+
+
+@pytest.fixture
+async def relay(upstream: Upstream) -> AsyncIterator[tuple[Relay, RecordingObserver]]:
+    observer = RecordingObserver()
+    async with relay_in_front_of(upstream.url, observer, close_timeout_s=2.0) as r:
+        yield r, observer
+
+
+async def _connect(
+    relay: Relay, session: aiohttp.ClientSession, **kwargs: Any
+) -> aiohttp.ClientWebSocketResponse:
+    ws: aiohttp.ClientWebSocketResponse = await session.ws_connect(
+        relay.url + "/socket.io/?EIO=4&transport=websocket",
+        autoclose=False,
+        autoping=False,
+        **kwargs,
+    )
+    return ws
+
+
+@pytest.mark.parametrize(("code", "reason"), [(None, ""), (1000, "bye"), (4001, "custom reason é")])
+async def test_upstream_close_is_mirrored_exactly(
+    upstream: Upstream, relay: tuple[Relay, RecordingObserver], code: int | None, reason: str
+) -> None:
+    r, observer = relay
+    async with aiohttp.ClientSession() as session:
+        ws = await _connect(r, session)
+        await ws.send_str(f"close:{'empty' if code is None else code}:{reason}")
+        msg = await asyncio.wait_for(ws.receive(), 5)
+        assert msg.type is WSMsgType.CLOSE
+        # aiohttp reports an empty close frame as code 0 and an empty reason.
+        assert (msg.data, msg.extra) == (code or 0, reason)
+        # Our reply (an empty frame) must reach the upstream as an empty frame too.
+        await ws.send_frame(b"", WSMsgType.CLOSE)
+        await asyncio.wait_for(upstream.done.wait(), 5)
+        await ws.close()
+    assert upstream.received[-1][:2] == (WSMsgType.CLOSE, 0)
+    await eventually(lambda: observer.closes == [(Direction.SERVER_TO_CLIENT, code)])
+    assert r.counters.ws_active == 0
+
+
+@pytest.mark.parametrize(("code", "reason"), [(1000, "done"), (4321, "app close"), (1001, "")])
+async def test_client_close_is_mirrored_and_reply_comes_back(
+    upstream: Upstream, relay: tuple[Relay, RecordingObserver], code: int, reason: str
+) -> None:
+    r, observer = relay
+    async with aiohttp.ClientSession() as session:
+        ws = await _connect(r, session)
+        await ws.send_frame(close_frame(code, reason.encode()), WSMsgType.CLOSE)
+        msg = await asyncio.wait_for(ws.receive(), 5)
+        assert msg.type is WSMsgType.CLOSE
+        assert (msg.data, msg.extra) == (code, reason)  # the upstream echoes the close
+        await ws.close()
+    await asyncio.wait_for(upstream.done.wait(), 5)
+    assert upstream.received[-1] == (WSMsgType.CLOSE, code, reason)
+    await eventually(lambda: observer.closes == [(Direction.CLIENT_TO_SERVER, code)])
+
+
+async def test_empty_close_reply_from_upstream_is_forwarded_empty(
+    upstream: Upstream, relay: tuple[Relay, RecordingObserver]
+) -> None:
+    r, _ = relay
+    async with aiohttp.ClientSession() as session:
+        ws = await _connect(r, session)
+        await ws.send_frame(close_frame(4999), WSMsgType.CLOSE)
+        msg = await asyncio.wait_for(ws.receive(), 5)
+        assert (msg.type, msg.data, msg.extra) == (WSMsgType.CLOSE, 0, "")
+        await ws.close()
+
+
+@pytest.mark.parametrize("client_compress", [0, 15])
+async def test_frames_types_order_and_pings_pass_through(
+    upstream: Upstream, relay: tuple[Relay, RecordingObserver], client_compress: int
+) -> None:
+    r, observer = relay
+    texts = ["héllo", "4" + "x" * 70_000, ""]
+    blobs = [b"\x00\xff\x10", bytes(range(256)) * 300]
+    async with aiohttp.ClientSession() as session:
+        ws = await _connect(r, session, compress=client_compress, protocols=("x", "v2", "chat"))
+        # aiohttp's upstream picks the client's first offer it supports; the relay passes it on.
+        assert ws.protocol == "v2"
+        for t in texts:
+            await ws.send_str(t)
+        for b in blobs:
+            await ws.send_bytes(b)
+        await ws.ping(b"p1")
+        got = [await asyncio.wait_for(ws.receive(), 5) for _ in range(len(texts) + len(blobs) + 1)]
+        await ws.close()
+    assert [(m.type, m.data) for m in got] == [
+        *((WSMsgType.TEXT, "echo:" + t) for t in texts),
+        *((WSMsgType.BINARY, b"echo:" + b) for b in blobs),
+        (WSMsgType.PONG, b"pong:p1"),
+    ]
+    sent_up = [(t, d) for t, d, _ in upstream.received if t is not WSMsgType.CLOSE]
+    assert sent_up == [
+        *((WSMsgType.TEXT, t) for t in texts),
+        *((WSMsgType.BINARY, b) for b in blobs),
+        (WSMsgType.PING, b"p1"),
+    ]
+    hs = upstream.handshakes[0]
+    assert hs["Sec-WebSocket-Protocol"] == "x,v2,chat"
+    assert hs["Host"] == r.url.removeprefix("http://")
+    assert hs["X-Forwarded-For"] == "127.0.0.1"
+    assert observer.log.of("ws", "c2s") == [*texts, *blobs]
+    assert r.counters.ws_messages_c2s == len(texts) + len(blobs)
+    assert r.counters.ws_messages_s2c == len(texts) + len(blobs)
+
+
+async def test_message_over_the_limit_closes_both_legs_with_1009(upstream: Upstream) -> None:
+    async with relay_in_front_of(upstream.url, None, max_message_size=1000) as r:
+        async with aiohttp.ClientSession() as session:
+            ws = await _connect(r, session)
+            await ws.send_str("small")
+            assert (await asyncio.wait_for(ws.receive(), 5)).data == "echo:small"
+            await ws.send_str("y" * 2000)
+            msg = await asyncio.wait_for(ws.receive(), 5)
+            assert (msg.type, msg.data) == (WSMsgType.CLOSE, 1009)
+            await ws.close()
+        await asyncio.wait_for(upstream.done.wait(), 5)
+        assert (WSMsgType.CLOSE, 1009) in [(t, d) for t, d, _ in upstream.received]
+        await eventually(lambda: r.counters.ws_active == 0)
+
+
+async def test_refused_and_unreachable_upstream(upstream: Upstream) -> None:
+    async with relay_in_front_of(upstream.url) as r, aiohttp.ClientSession() as session:
+        with pytest.raises(aiohttp.WSServerHandshakeError) as refused:
+            await session.ws_connect(r.url + "/refuse/")
+        assert refused.value.status == 403
+        assert r.counters.ws_refused == 1
+    # Nothing listens on this upstream port.
+    sock_port = free_port()
+    async with (
+        relay_in_front_of(f"http://127.0.0.1:{sock_port}", connect_timeout_s=2) as r,
+        aiohttp.ClientSession() as session,
+    ):
+        with pytest.raises(aiohttp.WSServerHandshakeError) as down:
+            await session.ws_connect(r.url + "/socket.io/?EIO=4&transport=websocket")
+        assert down.value.status == 502
+        async with session.get(r.url + "/socket.io/?EIO=4&transport=polling") as resp:
+            assert resp.status == 502
+            assert resp.content_type == "text/plain"
+            assert "upstream unreachable" in await resp.text()
+        assert r.counters.upstream_errors == 2
+
+
+async def test_client_vanishing_closes_the_upstream_leg(
+    upstream: Upstream, relay: tuple[Relay, RecordingObserver]
+) -> None:
+    r, observer = relay
+    session = aiohttp.ClientSession()
+    ws = await _connect(r, session)
+    await ws.send_str("hi")
+    assert (await asyncio.wait_for(ws.receive(), 5)).data == "echo:hi"
+    await session.close()  # drops the TCP connection without a close frame
+    await asyncio.wait_for(upstream.done.wait(), 5)
+    await eventually(lambda: r.counters.ws_active == 0)
+    await eventually(lambda: observer.closes == [(None, None)])
