@@ -79,9 +79,8 @@ async def test_both_ends_see_identical_bodies_and_messages() -> None:
             replies += await c.get()
 
         ws = await session.ws_connect(f"{c.base}&transport=websocket&sid={c.sid}")
-        for out in ("2probe",):
-            c.log.items.append(("ws", "c2s", out))
-            await ws.send_str(out)
+        c.log.items.append(("ws", "c2s", "2probe"))
+        await ws.send_str("2probe")
         assert await _ws_recv(ws, c.log) == "3probe"
         c.log.items.append(("ws", "c2s", "5"))
         await ws.send_str("5")
@@ -93,12 +92,12 @@ async def test_both_ends_see_identical_bodies_and_messages() -> None:
             b"\x00\x01\x02\xff",
             f'423["echo","{big}"]',
         ]
-        for out in outgoing:
-            c.log.items.append(("ws", "c2s", out))
-            if isinstance(out, bytes):
-                await ws.send_bytes(out)
+        for message in outgoing:
+            c.log.items.append(("ws", "c2s", message))
+            if isinstance(message, bytes):
+                await ws.send_bytes(message)
             else:
-                await ws.send_str(out)
+                await ws.send_str(message)
         seen: list[str | bytes] = []
         while not any(isinstance(m, str) and m.startswith("433") for m in seen):
             seen.append(await _ws_recv(ws, c.log))
