@@ -52,9 +52,7 @@ def test_check_config_accepts_a_valid_file_and_explains_it(tmp_path: Path, capsy
     assert f"{good}: OK" in out
 
 
-def test_check_config_names_file_line_and_field_and_exits_2(
-    tmp_path: Path, capsys: object
-) -> None:
+def test_check_config_names_file_line_and_field_and_exits_2(tmp_path: Path, capsys: object) -> None:
     bad = tmp_path / "bad.yaml"
     bad.write_text("proxy:\n  upstream: http://127.0.0.1:5000\n  max_message_size: -5\n")
     assert main(["check-config", str(bad)], environ={}) == 2
