@@ -247,3 +247,17 @@ async def test_client_vanishing_closes_the_upstream_leg(
     await asyncio.wait_for(upstream.done.wait(), 5)
     await eventually(lambda: r.counters.ws_active == 0)
     await eventually(lambda: observer.closes == [(None, None)])
+
+
+async def test_shutdown_closes_open_websockets_with_going_away(upstream: Upstream) -> None:
+    async with aiohttp.ClientSession() as session:
+        async with relay_in_front_of(upstream.url) as r:
+            ws = await _connect(r, session)
+            await ws.send_str("hi")
+            assert (await asyncio.wait_for(ws.receive(), 5)).data == "echo:hi"
+        # Leaving the block shut the relay down.
+        msg = await asyncio.wait_for(ws.receive(), 5)
+        assert (msg.type, msg.data) == (WSMsgType.CLOSE, 1001)
+        await ws.close()
+    await asyncio.wait_for(upstream.done.wait(), 5)
+    assert (WSMsgType.CLOSE, 1001) in [(t, d) for t, d, _ in upstream.received]
