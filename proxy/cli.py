@@ -29,11 +29,13 @@ from config.admin import AdminSettings
 from config.loader import ConfigError, describe_settings, load_settings
 from config.proxy import ProxySettings
 from config.settings import Settings
+from exporters import ExporterConfigError, build_sinks
 from proxy.admin import AdminBindError, TrackerMonitorSource, build_admin_app, check_admin_binding
 from proxy.demo import PacketPrinter, TeeObserver
 from proxy.logging import configure_logging, redact_url
 from proxy.relay import build_relay_app, relay_stats
 from tracking.observer import TrafficObserver
+from tracking.runtime import Tracker
 from tracking.sink import RecordSink
 
 log = logging.getLogger("proxy.cli")
@@ -158,22 +160,9 @@ class RunningProxy:
 
 def _build_sinks(settings: Settings, environ: Mapping[str, str]) -> list[RecordSink]:
     try:
-        # Guarded while the exporters package is being written; the lead wires it for good.
-        from exporters import build_sinks  # type: ignore[attr-defined,unused-ignore]  # noqa: PLC0415
-    except ImportError:
-        log.warning("exporters.build_sinks is not available: no records are exported")
-        return []
-    sinks: list[RecordSink] = build_sinks(settings.exporters, environ)
-    return sinks
-
-
-def _build_tracker(settings: Settings, sinks: Sequence[RecordSink]) -> Any:
-    try:
-        from tracking.runtime import Tracker  # type: ignore[import-not-found,unused-ignore]  # noqa: PLC0415
-    except ImportError:
-        log.warning("tracking.runtime.Tracker is not available: traffic is not tracked")
-        return None
-    return Tracker(settings.tracking, sinks)
+        return build_sinks(settings.exporters, environ)
+    except ExporterConfigError as exc:
+        raise UsageError(f"exporters: {exc}") from None
 
 
 def _upstream_probe(upstream: str, timeout: float) -> Callable[[], Awaitable[bool]]:
@@ -226,11 +215,11 @@ async def start_proxy(
     check_settings(settings)
     upstream = settings.proxy.upstream
     assert upstream is not None
-    tracker: Any = None
+    tracker: Tracker | None = None
     sinks: list[RecordSink] = []
     if settings.tracking.enabled:
         sinks = _build_sinks(settings, environ)
-        tracker = _build_tracker(settings, sinks)
+        tracker = Tracker(settings.tracking, sinks)
     observers: list[TrafficObserver] = ([tracker] if tracker is not None else []) + list(
         extra_observers
     )
@@ -275,7 +264,7 @@ async def start_proxy(
 async def _start_admin(
     running: RunningProxy,
     settings: Settings,
-    tracker: Any,
+    tracker: Tracker | None,
     relay_app: web.Application,
     upstream: str,
 ) -> None:
