@@ -196,19 +196,22 @@ def _drop(event: SessionEvent) -> None:
     return None
 
 
-def time_workload(
-    settings: TrackingSettings,
-    workload: Workload,
-    *,
-    correlate: bool,
-    max_frames: int,
-    budget_s: float,
-) -> Timing:
-    """Pre-builds the frames, then feeds them in batches until the count or time runs out."""
+def build_frames(workload: Workload, max_frames: int) -> list[Frame]:
     reps = max(1, max_frames // max(1, len(workload.frames(0))))
     frames: list[Frame] = []
     for i in range(reps):
         frames.extend(workload.frames(i))
+    return frames
+
+
+def time_workload(
+    settings: TrackingSettings,
+    frames: list[Frame],
+    *,
+    correlate: bool,
+    budget_s: float,
+) -> Timing:
+    """Feeds pre-built ``frames`` in batches until they or the time budget run out."""
     rig = Rig(settings, correlate)
     leg = rig.open_ws()
     base_records = rig.records
@@ -326,12 +329,12 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__)
     p.add_argument("--quick", action="store_true", help="fewer frames (a few seconds)")
     p.add_argument("--config", type=Path, help="config file (default: the packaged default)")
-    p.add_argument("--frames", type=int, help="frames per measurement (default 200000)")
-    p.add_argument("--budget", type=float, default=3.0, help="seconds per measurement at most")
+    p.add_argument("--frames", type=int, help="frames per measurement (default 100000)")
+    p.add_argument("--budget", type=float, default=2.0, help="seconds per measurement at most")
     p.add_argument("--repeat", type=int, help="repetitions, best kept (default 3)")
     p.add_argument("--payload-kib", type=int, default=10)
     args = p.parse_args(argv)
-    frames = args.frames or (20_000 if args.quick else 200_000)
+    frames = args.frames or (20_000 if args.quick else 100_000)
     repeat = args.repeat or (1 if args.quick else 3)
     settings = load_settings(args.config, {}).tracking
 
@@ -344,18 +347,20 @@ def main(argv: list[str] | None = None) -> int:
     print("-" * len(header))
     for w in workloads(args.payload_kib):
         # Warm-up: first use compiles rule regexes, fills caches, grows the heap.
+        warm = build_frames(w, 2000)
         for correlate in (False, True):
-            time_workload(settings, w, correlate=correlate, max_frames=2000, budget_s=args.budget)
+            time_workload(settings, warm, correlate=correlate, budget_s=args.budget)
+        frame_list = build_frames(w, frames)
         decode = min(
             (
-                time_workload(settings, w, correlate=False, max_frames=frames, budget_s=args.budget)
+                time_workload(settings, frame_list, correlate=False, budget_s=args.budget)
                 for _ in range(repeat)
             ),
             key=lambda t: t.ns_per_frame,
         )
         full = min(
             (
-                time_workload(settings, w, correlate=True, max_frames=frames, budget_s=args.budget)
+                time_workload(settings, frame_list, correlate=True, budget_s=args.budget)
                 for _ in range(repeat)
             ),
             key=lambda t: t.ns_per_frame,
