@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import ssl
 from dataclasses import dataclass
 from typing import Any, Final
 
@@ -21,6 +22,7 @@ from multidict import CIMultiDict, CIMultiDictProxy, istr
 from yarl import URL
 
 from config.proxy import ProxySettings
+from proxy.upstream import ResponseTooLarge, UpstreamError, UpstreamPool
 from proxy.wsclose import (
     AnyWebSocket,
     release_client_leg,
@@ -63,6 +65,11 @@ _WS_HANDSHAKE: Final = tuple(
         "Sec-WebSocket-Accept",
     )
 )
+# The same, as lower-case bytes for the raw header lines of the polling fast path; the
+# request's Content-Length is recomputed from the body read whole.
+_DROP_RESPONSE_BYTES: Final = frozenset(h.lower().encode("latin-1") for h in _HOP_BY_HOP)
+_DROP_REQUEST_BYTES: Final = _DROP_RESPONSE_BYTES | {b"expect", b"content-length"}
+_METHODS_WITH_BODY: Final = frozenset({"POST", "PUT", "PATCH"})
 _XFF: Final = istr("X-Forwarded-For")
 _XFP: Final = istr("X-Forwarded-Proto")
 _XFH: Final = istr("X-Forwarded-Host")
@@ -206,6 +213,11 @@ class _Relay:
         self._forwarded = settings.forwarded_headers
         self.counters = RelayCounters()
         self._session: aiohttp.ClientSession | None = None
+        self._pool: UpstreamPool | None = None
+        self._path_prefix = base.path.rstrip("/")
+        self._upstream_host = base.host
+        self._upstream_port = base.port or (443 if scheme == "https" else 80)
+        self._upstream_tls = scheme == "https"
         self._websockets: set[_WsSession] = set()
 
     # --- lifecycle -------------------------------------------------------------------
@@ -214,6 +226,12 @@ class _Relay:
         s = self._settings
         connector = aiohttp.TCPConnector(
             limit=s.max_upstream_connections, limit_per_host=0, ttl_dns_cache=300
+        )
+        self._pool = UpstreamPool(
+            self._upstream_host,
+            self._upstream_port,
+            ssl_context=ssl.create_default_context() if self._upstream_tls else None,
+            connect_timeout_s=s.connect_timeout_s,
         )
         self._session = aiohttp.ClientSession(
             connector=connector,
@@ -242,10 +260,14 @@ class _Relay:
             release_upstream_leg(ws.upstream)
         # Pending long-polls would otherwise hold the shutdown for a whole ping interval:
         # closing the pool answers them with 502 now, and the clients reconnect elsewhere.
+        if self._pool is not None:
+            self._pool.close()
         if self._session is not None:
             await self._session.close()
 
     async def on_cleanup(self, app: web.Application) -> None:
+        if self._pool is not None:
+            self._pool.close()
         if self._session is not None:
             await self._session.close()
 
@@ -299,12 +321,39 @@ class _Relay:
 
     # --- long-polling and other whole-body requests on the Socket.IO path -------------
 
+    def _polling_head(self, request: web.Request, body: bytes | None) -> bytes:
+        """The upstream request head, from the client's raw header lines."""
+        line = f"{request.method} {self._path_prefix}{request.raw_path} HTTP/1.1\r\n"
+        parts = [line.encode("utf-8", "surrogateescape")]
+        append = parts.append
+        connection = request.headers.get(hdrs.CONNECTION)
+        drop = _DROP_REQUEST_BYTES
+        if connection:
+            drop = drop | {t.strip().lower().encode("latin-1") for t in connection.split(",")}
+        for name, value in request.raw_headers:
+            if name.lower() not in drop:
+                append(name + b": " + value + b"\r\n")
+        if self._forwarded:
+            remote = request.remote
+            if remote:
+                prior = request.headers.get(_XFF)
+                xff = f"{prior}, {remote}" if prior else remote
+                append(b"X-Forwarded-For: " + xff.encode("latin-1") + b"\r\n")
+            append(b"X-Forwarded-Proto: " + request.scheme.encode("latin-1") + b"\r\n")
+            host = request.headers.get(hdrs.HOST)
+            if host:
+                append(b"X-Forwarded-Host: " + host.encode("latin-1") + b"\r\n")
+        if body is not None or request.method in _METHODS_WITH_BODY:
+            append(b"Content-Length: %d\r\n" % (len(body) if body else 0))
+        append(b"\r\n")
+        return b"".join(parts)
+
     async def _polling(self, request: web.Request) -> web.StreamResponse:
         counters = self.counters
         counters.polling_requests += 1
         observer = self._observer
-        session = self._session
-        assert session is not None
+        pool = self._pool
+        assert pool is not None
         body: bytes | None = None
         if request.body_exists:
             try:
@@ -323,36 +372,34 @@ class _Relay:
             except Exception:
                 counters.observer_errors += 1
         try:
-            upstream = await session.request(
-                request.method,
-                self._url(request),
-                headers=self._upstream_headers(request),
-                data=body,
-                allow_redirects=False,
-            )
+            upstream = await pool.request(self._polling_head(request, body), body or b"", self._max)
         except asyncio.CancelledError:
             counters.client_disconnects += 1
             raise
-        except (TimeoutError, aiohttp.ClientError, OSError) as exc:
-            return self._upstream_failed(exc)
-        try:
-            data = await self._read_bounded(upstream)
-        except _TooLarge:
-            upstream.close()
+        except ResponseTooLarge:
             counters.rejected_too_large += 1
             return _text(502, "Bad Gateway: upstream response larger than max_message_size")
-        except asyncio.CancelledError:
-            counters.client_disconnects += 1
-            upstream.close()
-            raise
-        except (TimeoutError, aiohttp.ClientError, OSError) as exc:
-            upstream.close()
+        except UpstreamError as exc:
             return self._upstream_failed(exc)
-        finally:
-            upstream.release()
+        headers: CIMultiDict[str] = CIMultiDict()
+        drop = _DROP_RESPONSE_BYTES
+        for name, value in upstream.headers:
+            lname = name.lower()
+            if lname == b"connection":
+                drop = drop | {
+                    t.strip().lower().encode("latin-1") for t in value.decode("latin-1").split(",")
+                }
+        for name, value in upstream.headers:
+            if name.lower() not in drop:
+                headers.add(name.decode("latin-1"), value.decode("latin-1"))
+        data = upstream.body
         status = upstream.status
-        headers = _response_headers(upstream.headers)
-        response = web.Response(status=status, reason=upstream.reason, body=data, headers=headers)
+        response = web.Response(
+            status=status,
+            reason=upstream.reason.decode("latin-1") or None,
+            body=data,
+            headers=headers,
+        )
         try:
             await response.prepare(request)
             await response.write_eof()
@@ -372,22 +419,6 @@ class _Relay:
             except Exception:
                 counters.observer_errors += 1
         return response
-
-    async def _read_bounded(self, upstream: aiohttp.ClientResponse) -> bytes:
-        limit = self._max
-        length = upstream.content_length
-        if length is not None:
-            if length > limit:
-                raise _TooLarge
-            return await upstream.read()
-        parts: list[bytes] = []
-        size = 0
-        async for chunk in upstream.content.iter_any():
-            size += len(chunk)
-            if size > limit:
-                raise _TooLarge
-            parts.append(chunk)
-        return b"".join(parts)
 
     # --- everything else: streamed both ways, never inspected --------------------------
 

@@ -1,0 +1,274 @@
+"""A lean HTTP/1.1 client for the relay's whole-body exchanges with its one upstream.
+
+Long-polling is one HTTP exchange per Engine.IO packet batch, so the relay's cost per
+exchange is what decides its long-polling throughput.  aiohttp's client spends most of a
+relayed exchange building objects the relay never needs (URL, request/response wrappers,
+header multidicts, cookie handling); this client keeps a pool of keep-alive connections to
+the one upstream, writes the request head as bytes, and parses the response with
+``httptools`` (llhttp, the parser uvicorn uses) into raw header pairs and one body.
+
+It only serves requests whose bodies the relay has read whole (bounded) and whose responses it
+reads whole (bounded); streamed paths keep using aiohttp.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import ssl
+import time
+from collections import deque
+from typing import Final, cast
+
+import httptools
+
+# RFC 9112 9.3: a reused idle connection the server closed meanwhile fails before any byte of
+# the response arrives; such a request is sent again once on a fresh connection.
+_IDLE_EXPIRY_S: Final = 4.0  # below common server keep-alive timeouts (uvicorn: 5 s)
+
+
+class UpstreamError(Exception):
+    """The upstream could not be reached or broke the exchange."""
+
+
+class ResponseTooLarge(UpstreamError):
+    """The upstream's response body is larger than the relay's limit."""
+
+
+class UpstreamResponse:
+    """Status line, raw header pairs (as received) and the whole body."""
+
+    __slots__ = ("body", "headers", "keep_alive", "reason", "status")
+
+    def __init__(
+        self,
+        status: int,
+        reason: bytes,
+        headers: list[tuple[bytes, bytes]],
+        body: bytes,
+        keep_alive: bool,
+    ) -> None:
+        self.status = status
+        self.reason = reason
+        self.headers = headers
+        self.body = body
+        self.keep_alive = keep_alive
+
+
+class _Connection(asyncio.Protocol):
+    """One keep-alive connection; carries one exchange at a time."""
+
+    __slots__ = (
+        "_body",
+        "_headers",
+        "_headers_done",
+        "_limit",
+        "_parser",
+        "_reason",
+        "_received",
+        "_size",
+        "_waiter",
+        "closed",
+        "idle_since",
+        "transport",
+    )
+
+    def __init__(self) -> None:
+        self.transport: asyncio.Transport | None = None
+        self.closed = False
+        self.idle_since = 0.0
+        self._parser = httptools.HttpResponseParser(self)
+        self._waiter: asyncio.Future[UpstreamResponse] | None = None
+        self._headers: list[tuple[bytes, bytes]] = []
+        self._body: list[bytes] = []
+        self._size = 0
+        self._limit = 0
+        self._reason = b""
+        self._received = False
+        self._headers_done = False
+
+    # asyncio.Protocol
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = cast(asyncio.Transport, transport)  # uvloop's is not a subclass
+
+    def data_received(self, data: bytes) -> None:
+        self._received = True
+        try:
+            self._parser.feed_data(data)
+        except httptools.HttpParserUpgrade:
+            self._fail(UpstreamError("unexpected protocol upgrade"))
+        except httptools.HttpParserError as exc:
+            # A callback's own exception (ResponseTooLarge) comes back as the context.
+            cause = exc.__context__
+            self._fail(cause if isinstance(cause, UpstreamError) else UpstreamError(str(exc)))
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.closed = True
+        waiter = self._waiter
+        if waiter is not None and not waiter.done():
+            if self._headers_done and not self._parser.should_keep_alive():
+                # A body delimited by the end of the connection (RFC 9112 6.3, item 8).
+                self.on_message_complete()
+            if not waiter.done():
+                waiter.set_exception(UpstreamError("upstream closed the connection"))
+
+    # httptools callbacks
+
+    def on_status(self, reason: bytes) -> None:
+        self._reason += reason
+
+    def on_header(self, name: bytes, value: bytes) -> None:
+        self._headers.append((name, value))
+
+    def on_headers_complete(self) -> None:
+        self._headers_done = True
+
+    def on_body(self, body: bytes) -> None:
+        self._size += len(body)
+        if self._size > self._limit:
+            raise ResponseTooLarge("upstream response larger than max_message_size")
+        self._body.append(body)
+
+    def on_message_complete(self) -> None:
+        waiter = self._waiter
+        if waiter is None or waiter.done():
+            return
+        parser = self._parser
+        body = self._body
+        waiter.set_result(
+            UpstreamResponse(
+                parser.get_status_code(),
+                self._reason,
+                self._headers,
+                body[0] if len(body) == 1 else b"".join(body),
+                parser.should_keep_alive(),
+            )
+        )
+
+    # exchange
+
+    def exchange(self, data: bytes, limit: int) -> asyncio.Future[UpstreamResponse]:
+        assert self.transport is not None
+        loop = asyncio.get_running_loop()
+        self._waiter = waiter = loop.create_future()
+        self._headers = []
+        self._body = []
+        self._size = 0
+        self._limit = limit
+        self._reason = b""
+        self._received = False
+        self._headers_done = False
+        self.transport.write(data)
+        return waiter
+
+    @property
+    def received_anything(self) -> bool:
+        return self._received
+
+    def _fail(self, exc: Exception) -> None:
+        waiter = self._waiter
+        if waiter is not None and not waiter.done():
+            waiter.set_exception(exc)
+        self.close()
+
+    def close(self) -> None:
+        self.closed = True
+        if self.transport is not None:
+            self.transport.close()
+
+
+class UpstreamPool:
+    """Keep-alive connections to one upstream ``host:port``; at most ``max_idle`` kept idle."""
+
+    def __init__(
+        self,
+        host: str,
+        port: int,
+        *,
+        ssl_context: ssl.SSLContext | None = None,
+        connect_timeout_s: float = 10.0,
+        max_idle: int = 256,
+    ) -> None:
+        self._host = host
+        self._port = port
+        self._ssl = ssl_context
+        self._connect_timeout = connect_timeout_s
+        self._idle: deque[_Connection] = deque()
+        self._max_idle = max_idle
+        self._active: set[_Connection] = set()
+        self.connections_opened = 0
+        self.idle_discarded = 0  # idle connections closed because the idle pool was full
+
+    async def _connect(self) -> _Connection:
+        loop = asyncio.get_running_loop()
+        try:
+            _, conn = await asyncio.wait_for(
+                loop.create_connection(
+                    _Connection,
+                    self._host,
+                    self._port,
+                    ssl=self._ssl,
+                    server_hostname=self._host if self._ssl else None,
+                ),
+                self._connect_timeout,
+            )
+        except (OSError, TimeoutError) as exc:
+            raise UpstreamError(f"cannot connect ({type(exc).__name__})") from exc
+        self.connections_opened += 1
+        return conn
+
+    def _checkout_idle(self) -> _Connection | None:
+        idle = self._idle
+        now = time.monotonic()
+        while idle:
+            conn = idle.pop()
+            if not conn.closed and now - conn.idle_since < _IDLE_EXPIRY_S:
+                return conn
+            conn.close()
+        return None
+
+    async def request(self, head: bytes, body: bytes, limit: int) -> UpstreamResponse:
+        """Send ``head`` + ``body`` (a complete HTTP/1.1 request) and read the whole response.
+
+        Cancelling (the client went away) closes the connection: a half-read response can
+        not be reused.
+        """
+        data = head + body if body else head
+        conn = self._checkout_idle()
+        reused = conn is not None
+        if conn is None:
+            conn = await self._connect()
+        self._active.add(conn)
+        try:
+            try:
+                response = await conn.exchange(data, limit)
+            except UpstreamError as exc:
+                stale = reused and not conn.received_anything
+                if not stale or isinstance(exc, ResponseTooLarge):
+                    raise
+                conn.close()
+                self._active.discard(conn)
+                conn = await self._connect()
+                self._active.add(conn)
+                response = await conn.exchange(data, limit)
+        except BaseException:
+            conn.close()
+            self._active.discard(conn)
+            raise
+        self._active.discard(conn)
+        if response.keep_alive and not conn.closed and len(self._idle) < self._max_idle:
+            conn.idle_since = time.monotonic()
+            self._idle.append(conn)
+        else:
+            if response.keep_alive and not conn.closed:
+                self.idle_discarded += 1
+            conn.close()
+        return response
+
+    def close(self) -> None:
+        """Close every connection, idle or busy (busy exchanges fail with UpstreamError)."""
+        while self._idle:
+            self._idle.pop().close()
+        for conn in list(self._active):
+            conn.close()
+        self._active.clear()
