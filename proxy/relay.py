@@ -472,6 +472,11 @@ class _Relay:
         settings = self._settings
         headers = self._upstream_headers(request)
         _strip(headers, _WS_HANDSHAKE)
+        # Each leg negotiates permessage-deflate on its own (RFC 7692), but the upstream leg
+        # offers it only when the client did: a leg's zlib state costs ~90 KiB per session.
+        deflate = settings.websocket_compression and "permessage-deflate" in request.headers.get(
+            hdrs.SEC_WEBSOCKET_EXTENSIONS, ""
+        )
         offered = request.headers.get(hdrs.SEC_WEBSOCKET_PROTOCOL)
         protocols = tuple(p.strip() for p in offered.split(",") if p.strip()) if offered else ()
         try:
@@ -479,7 +484,7 @@ class _Relay:
                 self._url(request),
                 protocols=protocols,
                 headers=headers,
-                compress=15 if settings.websocket_compression else 0,
+                compress=15 if deflate else 0,
                 max_msg_size=self._max,
                 autoclose=False,
                 autoping=False,
@@ -499,7 +504,7 @@ class _Relay:
 
         client = web.WebSocketResponse(
             protocols=(upstream.protocol,) if upstream.protocol else (),
-            compress=settings.websocket_compression,
+            compress=deflate,
             max_msg_size=self._max,
             autoclose=False,
             autoping=False,

@@ -191,6 +191,9 @@ async def test_frames_types_order_and_pings_pass_through(
     ]
     hs = upstream.handshakes[0]
     assert hs["Sec-WebSocket-Protocol"] == "x,v2,chat"
+    # The upstream leg offers permessage-deflate only when the client did.
+    offered_up = "permessage-deflate" in hs.get("Sec-WebSocket-Extensions", "")
+    assert offered_up == bool(client_compress)
     assert hs["Host"] == r.url.removeprefix("http://")
     assert hs["X-Forwarded-For"] == "127.0.0.1"
     assert observer.log.of("ws", "c2s") == [*texts, *blobs]
