@@ -20,14 +20,17 @@ from typing import Any
 
 import socketio
 import yaml
+from aiohttp import web
 
 from config.loader import default_config_text
 from config.settings import Settings
 from proxy.cli import RunningProxy, apply_overrides, load_configuration, start_proxy
+from tests.doubles.openobserve import OpenObserveDouble
 from tracking.observer import RequestInfo, TrafficObserver, WebSocketObserver
 from tracking.records import (
     LifecycleKind,
     LifecycleRecord,
+    MessageRecord,
     Outcome,
     PairKind,
     PairRecord,
@@ -123,6 +126,33 @@ class Proxy:
             await self.running.stop()
 
 
+class ServedDouble:
+    """The OpenObserve double served with handler cancellation and a short shutdown, so that
+    replies it holds back (slow mode) end when the exporter gives up, not minutes later."""
+
+    def __init__(self, double: OpenObserveDouble, runner: web.AppRunner) -> None:
+        self.double = double
+        self._runner: web.AppRunner | None = runner
+
+    @classmethod
+    async def start(cls, user: str, password: str, **options: Any) -> ServedDouble:
+        double = OpenObserveDouble(user, password, **options)
+        runner = web.AppRunner(
+            double.app(), access_log=None, handler_cancellation=True, shutdown_timeout=0.5
+        )
+        await runner.setup()
+        await web.TCPSite(runner, "127.0.0.1", 0).start()
+        host, port = next(a for a in runner.addresses if isinstance(a, tuple))[:2]
+        double.url = f"http://{host}:{port}"
+        return cls(double, runner)
+
+    async def close(self) -> None:
+        """Stop listening: connections are refused from now on."""
+        if self._runner is not None:
+            runner, self._runner = self._runner, None
+            await runner.cleanup()
+
+
 # --- waiting and reading the tracker -----------------------------------------------------
 
 
@@ -139,6 +169,16 @@ async def eventually(check: Callable[[], bool], what: str, limit_s: float = 10.0
 def session_records(tracker: Tracker, sid: str) -> list[Record]:
     """Every record the tracker made for Engine.IO session ``sid``, oldest first."""
     return [item.record for item in tracker.recent_activity(limit=100_000, session=sid)]
+
+
+def exportable_count(tracker: Tracker) -> int:
+    """How many records the tracker handed every remote sink (pairs and lifecycle records;
+    one-way messages are not exported by default)."""
+    return sum(1 for r in all_records(tracker) if not isinstance(r, MessageRecord))
+
+
+def all_records(tracker: Tracker) -> list[Record]:
+    return [item.record for item in tracker.recent_activity(limit=100_000)]
 
 
 def lifecycle(records: Sequence[Record], kind: LifecycleKind) -> list[LifecycleRecord]:
@@ -246,7 +286,7 @@ async def python_scenario(
     url: str,
     transports: list[str] | None,
     parent: str | None = None,
-    before_disconnect: Callable[[str], Awaitable[None]] | None = None,
+    before_disconnect: Callable[[socketio.AsyncClient], Awaitable[None]] | None = None,
 ) -> ScenarioRun:
     """The AetherTerm-like scenario with a python-socketio ``AsyncClient`` (the node client
     plays the same one: tests/e2e/scenario.js)."""
@@ -278,7 +318,7 @@ async def python_scenario(
         await inbox.get("terminal_error")
         await inbox.get("wrapper_session_sync_response")
         if before_disconnect is not None:
-            await before_disconnect(sid)
+            await before_disconnect(client)
     finally:
         await client.disconnect()
     return ScenarioRun(sid, ready["session"], started, time.time())
