@@ -324,8 +324,9 @@ async def python_scenario(
     return ScenarioRun(sid, ready["session"], started, time.time())
 
 
-def _one(found: list[PairRecord], what: str) -> PairRecord:
-    assert len(found) == 1, f"{what}: expected one record, got {found}"
+def _one(found: list[PairRecord], what: str, count: int = 1) -> PairRecord:
+    summary = [(p.operation, p.outcome.value, p.ack_id, p.match_key) for p in found]
+    assert len(found) == count, f"{what}: expected {count} record(s), got {summary}"
     return found[0]
 
 
@@ -336,8 +337,10 @@ def check_scenario(
     terminal_transports: tuple[Transport, Transport],
     single_transport: Transport | None,
     parent_span: str | None,
+    extra_echoes: int = 0,
 ) -> dict[str, PairRecord]:
-    """Assert that the tracker paired the scenario as it should; returns the pairs by name."""
+    """Assert that the tracker paired the scenario as it should; returns the pairs by name.
+    ``extra_echoes``: how many more ``echo`` calls the client made after the scenario."""
     all_pairs = pairs(records)
     by_op: dict[str, list[PairRecord]] = {}
     for p in all_pairs:
@@ -370,7 +373,10 @@ def check_scenario(
     assert error.error_type == "terminal_error"
     assert error.match_key == "s-broken"
 
-    echo = out["echo"] = _one(by_op.get("echo -> ack", []), "echo ack")
+    echoes = by_op.get("echo -> ack", [])
+    echo = out["echo"] = _one(echoes, "echo ack", 1 + extra_echoes)
+    assert all(e.outcome is Outcome.OK for e in echoes)
+    assert len({e.ack_id for e in echoes}) == len(echoes)  # each ack matched its own id
     assert (echo.kind, echo.outcome, echo.initiator) == (
         PairKind.ACK,
         Outcome.OK,
