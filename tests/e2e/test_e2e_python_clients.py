@@ -12,6 +12,7 @@ from tests.e2e.stack import (
     closed,
     eventually,
     lifecycle,
+    pairs,
     python_scenario,
     session_records,
     traceparent,
@@ -38,7 +39,7 @@ async def test_scenario_pairs_on_a_single_transport(proxy: Proxy, transport: Tra
     )
     assert not lifecycle(records, LifecycleKind.UPGRADE)
     # Nothing was left pending, so the close abandoned nothing.
-    assert all(r.outcome is not Outcome.ABANDONED for r in records if hasattr(r, "outcome"))
+    assert all(p.outcome is not Outcome.ABANDONED for p in pairs(records))
     assert not [p for p in tracker.get_pending_requests() if p.session_id == run.sid]
     assert run.sid not in {s.session_id for s in tracker.get_sessions()}
 

@@ -60,7 +60,7 @@ def _openobserve(tracker_health: list[SinkHealth]) -> list[SinkHealth]:
 
 
 @dataclass(frozen=True)
-class Outcome:
+class RunResult:
     """What a run through a proxy with a broken receiver left behind."""
 
     health: list[SinkHealth]  # the OpenObserve sinks', after the proxy stopped
@@ -68,7 +68,7 @@ class Outcome:
     double: OpenObserveDouble
 
 
-async def _run(mode: str, backend_url: str, tmp_path: Path, *, scenario: bool = True) -> Outcome:
+async def _run(mode: str, backend_url: str, tmp_path: Path, *, scenario: bool = True) -> RunResult:
     """Drive traffic through a proxy exporting to a receiver in ``mode``, then stop it."""
     # "stalled": the double never answers and the exporter would wait a minute per request:
     # only the shutdown deadline can end the flush.
@@ -122,7 +122,7 @@ async def _run(mode: str, backend_url: str, tmp_path: Path, *, scenario: bool = 
             )
         finally:
             await asyncio.wait_for(proxy.stop(), HANG_GUARD_S)  # completes: nothing hangs
-        return Outcome(_openobserve(tracker.sink_health()), exportable_count(tracker), double)
+        return RunResult(_openobserve(tracker.sink_health()), exportable_count(tracker), double)
     finally:
         await served.close()
 
