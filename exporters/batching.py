@@ -220,9 +220,11 @@ class BatchingSink:
                 self._queue.clear()
             self._close_plugin()
             return
-        # the worker bounds its own requests by the deadline; allow it a moment past it
+        # The worker bounds its own requests by the deadline; allow it a moment past it, less
+        # than the moment the tracker allows this call (Tracker.stop: deadline + 0.5 s), so the
+        # accounting below always runs before anyone cancels this coroutine.
         with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self._finished.wait(), max(deadline_s, 0.0) + 1.0)
+            await asyncio.wait_for(self._finished.wait(), max(deadline_s, 0.0) + 0.2)
         if thread.is_alive():
             # a request is still in flight: stop counting its outcome and account for it and
             # everything behind it now, as dropped at shutdown

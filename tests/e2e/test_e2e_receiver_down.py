@@ -155,14 +155,6 @@ async def test_traffic_flows_and_losses_are_counted(
         assert not requests  # nothing was ever answered
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="bug: nested shutdown budgets shrink outwards: BatchingSink.shutdown waits up to "
-    "deadline + 1.0 s for a request still in flight before it abandons it and counts it and "
-    "the queue as dropped, but Tracker.stop cancels the sinks' shutdown at deadline + 0.5 s "
-    "and RunningProxy.stop cancels Tracker.stop at deadline + 1.0 s: the records stay "
-    "'queued' for ever after shutdown (passes with both outer budgets loosened)",
-)
 async def test_shutdown_deadline_accounts_for_a_stalled_request(
     backend_url: str, tmp_path: Path
 ) -> None:
