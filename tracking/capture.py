@@ -68,10 +68,17 @@ def key_value(arg: Any, path: Sequence[str] | None, ignored: Iterable[str]) -> s
     return text
 
 
-def first_error(arg: Any, predicates: Sequence[Predicate]) -> Predicate | None:
-    """The first predicate that holds on the response's first argument, if any."""
-    for p in predicates:
-        value = lookup(arg, p.path.split("."))
+def first_error(
+    arg: Any,
+    predicates: Sequence[Predicate],
+    paths: Sequence[Sequence[str]] | None = None,
+) -> Predicate | None:
+    """The first predicate that holds on the response's first argument, if any;
+    ``paths``: each predicate's path already split (see :attr:`tracking.rules.Rule`)."""
+    if paths is None:
+        paths = [p.path.split(".") for p in predicates]
+    for p, path in zip(predicates, paths, strict=True):
+        value = lookup(arg, path)
         if p.present is not None:
             present = value is not _MISSING and value is not None
             if present == p.present:

@@ -22,8 +22,9 @@ import random
 import re
 import zlib
 from collections import OrderedDict, deque
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
+from types import MappingProxyType
 from typing import Any, Protocol
 
 from config.tracking import TrackingSettings
@@ -41,13 +42,13 @@ from tracking.events import (
 from tracking.metrics import Metrics
 from tracking.records import (
     LifecycleKind,
-    LifecycleRecord,
-    MessageRecord,
     Outcome,
     PairKind,
-    PairRecord,
     Record,
     SessionRef,
+    new_lifecycle_record,
+    new_message_record,
+    new_pair_record,
 )
 from tracking.rules import Binding, EventRoles, Role, Rule, RuleBook
 from tracking.views import MetricsSnapshot, PendingView, SessionView
@@ -56,6 +57,16 @@ from tracking.wire.packets import Direction, SocketPacket, SocketPacketType, Tra
 NAMESPACE_CONNECT_RULE = "namespace_connect"
 _TRACEPARENT = re.compile(r"^([0-9a-f]{2})-([0-9a-f]{32})-([0-9a-f]{16})-([0-9a-f]{2})$")
 _MAX_CONNECTING = 64  # namespace CONNECTs awaiting their reply, per session
+_C2S = Direction.CLIENT_TO_SERVER
+_S2C = Direction.SERVER_TO_CLIENT
+_EVENT = SocketPacketType.EVENT
+_BINARY_EVENT = SocketPacketType.BINARY_EVENT
+_ACK = SocketPacketType.ACK
+_BINARY_ACK = SocketPacketType.BINARY_ACK
+_OK = Outcome.OK
+_ERROR = Outcome.ERROR
+_KIND_ACK = PairKind.ACK
+_NO_CAPTURES: Mapping[str, str] = MappingProxyType({})
 _PACKET_LABELS = {
     SocketPacketType.CONNECT: "(connect)",
     SocketPacketType.DISCONNECT: "(disconnect)",
@@ -77,13 +88,13 @@ class RandomIds:
     """Random ids from a PRNG seeded from the OS (ids need to be unique, not secret)."""
 
     def __init__(self, seed: int | None = None) -> None:
-        self._rng = random.Random(seed if seed is not None else os.urandom(16))
+        self._bits = random.Random(seed if seed is not None else os.urandom(16)).getrandbits
 
     def trace_id(self) -> str:
-        return f"{self._rng.getrandbits(128) or 1:032x}"
+        return f"{self._bits(128) or 1:032x}"
 
     def span_id(self) -> str:
-        return f"{self._rng.getrandbits(64) or 1:016x}"
+        return f"{self._bits(64) or 1:016x}"
 
 
 class SequentialIds:
@@ -145,7 +156,7 @@ class _Pending:
     initiator: Direction
     ack_id: int | None
     key: str | None
-    captures: dict[str, str]
+    captures: Mapping[str, str]
     at: float
     wall: float
     deadline: float
@@ -158,7 +169,7 @@ class _Pending:
     chunks: int = 0
 
     def fits(self, captures: tuple[tuple[str, str], ...]) -> bool:
-        return all(self.captures.get(n) == v for n, v in captures)
+        return not captures or all(self.captures.get(n) == v for n, v in captures)
 
 
 @dataclass(slots=True, eq=False)
@@ -212,7 +223,7 @@ class _TimedOut:
     initiator: Direction
     ack_id: int | None
     key: str | None
-    captures: dict[str, str]
+    captures: Mapping[str, str]
     at: float
     wall: float
     transport: Transport
@@ -230,7 +241,8 @@ class _Session:
     namespaces: dict[str, None] = field(default_factory=dict)
     connecting: OrderedDict[str, float] = field(default_factory=OrderedDict)
     pending: OrderedDict[int, _Pending] = field(default_factory=OrderedDict)
-    acks: dict[tuple[str, Direction, int], _Pending] = field(default_factory=dict)
+    # (namespace, ack id, initiated by the client?) -> request
+    acks: dict[tuple[str, int, bool], _Pending] = field(default_factory=dict)
     groups: dict[tuple[str, int], _Group] = field(default_factory=dict)
     timed_out: OrderedDict[int, _TimedOut] = field(default_factory=OrderedDict)
     messages_in: int = 0
@@ -248,14 +260,27 @@ class CorrelationEngine:
         settings: TrackingSettings,
         emit: Callable[[Record], None],
         ids: IdSource | None = None,
+        wants_unsampled: Callable[[], bool] | None = None,
     ) -> None:
+        """``wants_unsampled``: asked when a pair is left out by sampling; if it says no
+        (nobody but the sinks would see the record), the record is not built at all."""
         self._settings = settings
         self._emit = emit
         self._ids: IdSource = ids if ids is not None else RandomIds()
+        self._trace_id = self._ids.trace_id
+        self._span_id = self._ids.span_id
+        self._wants_unsampled = wants_unsampled
         self.rules = RuleBook(settings)
         self.metrics = Metrics(settings.limits.max_event_names)
         self._capture = Capturer(settings.capture)
+        self._capturing = self._capture.enabled
         self._limits = settings.limits
+        self._max_pending = settings.limits.max_pending
+        self._max_pending_per_session = settings.limits.max_pending_per_session
+        self._ack_timeout_s = settings.defaults.timeout
+        self._ack_slow_s = settings.defaults.slow
+        self._ack_labels: dict[str, str] = {}  # event (folded) -> "<event> -> ack"
+        self._cached_roles = self.rules.cached
         self._ignored = frozenset(settings.defaults.ignore_key_values)
         self._late_window = settings.defaults.late_window
         self._sample_rate = settings.sample_rate
@@ -268,7 +293,7 @@ class CorrelationEngine:
     # ------------------------------------------------------------------ input
 
     def handle(self, event: SessionEvent) -> None:
-        if isinstance(event, PacketObserved):
+        if type(event) is PacketObserved:
             self._packet(event)
         elif isinstance(event, SessionOpened):
             self._opened(event)
@@ -350,7 +375,7 @@ class CorrelationEngine:
                 for g in s.groups.values()
             ),
             "timed_out": sum(len(s.timed_out) for s in self._sessions.values()),
-            "event_names": len(self.metrics.events),
+            "event_names": self.metrics.event_slots,
             "rule_cache": self.rules.cache_size,
         }
 
@@ -363,7 +388,7 @@ class CorrelationEngine:
         parent = parse_traceparent(ev.traceparent)
         s = self._new_session(ev.session_id, ev.transport, ev.remote, ev.wall, parent)
         self._emit(
-            LifecycleRecord(
+            new_lifecycle_record(
                 trace_id=s.ref.trace_id,
                 span_id=s.ref.span_id,
                 parent_span_id=parent[1] if parent else None,
@@ -449,7 +474,7 @@ class CorrelationEngine:
         detail: str | None = None,
     ) -> None:
         self._emit(
-            LifecycleRecord(
+            new_lifecycle_record(
                 trace_id=s.ref.trace_id,
                 span_id=self._ids.span_id(),
                 parent_span_id=s.ref.span_id,
@@ -468,20 +493,23 @@ class CorrelationEngine:
     # ---------------------------------------------------------------- packets
 
     def _packet(self, ev: PacketObserved) -> None:
-        s = self._session(ev.session_id, ev.transport, ev.wall)
+        s = self._sessions.get(ev.session_id)
+        if s is None:
+            s = self._session(ev.session_id, ev.transport, ev.wall)
         p = ev.packet
-        if ev.direction is Direction.CLIENT_TO_SERVER:
+        size = p.size
+        if ev.direction is _C2S:
             s.messages_in += 1
-            s.bytes_in += p.size
+            s.bytes_in += size
         else:
             s.messages_out += 1
-            s.bytes_out += p.size
+            s.bytes_out += size
         t = p.type
-        if t is SocketPacketType.EVENT or t is SocketPacketType.BINARY_EVENT:
+        if t is _EVENT or t is _BINARY_EVENT:
             self._event(s, ev, p)
             return
-        self.metrics.message(_PACKET_LABELS[t], ev.direction, p.size)
-        if t is SocketPacketType.ACK or t is SocketPacketType.BINARY_ACK:
+        self.metrics.message(_PACKET_LABELS[t], ev.direction, size)
+        if t is _ACK or t is _BINARY_ACK:
             self._ack(s, ev, p)
         elif t is SocketPacketType.CONNECT:
             self._connect(s, ev, p)
@@ -498,7 +526,7 @@ class CorrelationEngine:
             self.metrics.message("(unnamed)", ev.direction, p.size)
             self.metrics.extra["events_without_name"] += 1
             return
-        roles = self.rules.roles(name)
+        roles = self._cached_roles(name) or self.rules.roles(name)
         self.metrics.message(roles.label, ev.direction, p.size)
         if not roles.configured and p.ack_id is None:
             if not roles.aggregate:  # the common one-way case: no parsing at all
@@ -524,15 +552,15 @@ class CorrelationEngine:
         self, s: _Session, ev: PacketObserved, p: SocketPacket, name: str, label: str
     ) -> None:
         self._emit(
-            MessageRecord(
-                session=s.ref,
-                namespace=p.namespace,
-                direction=ev.direction,
-                transport=ev.transport,
-                event=name,
-                size=p.size,
-                wall=ev.wall,
-                payload=self._capture.capture(p, name, label),
+            new_message_record(
+                s.ref,
+                p.namespace,
+                ev.direction,
+                ev.transport,
+                name,
+                p.size,
+                ev.wall,
+                self._capture.capture(p, name, label) if self._capturing else None,
             )
         )
 
@@ -585,37 +613,41 @@ class CorrelationEngine:
     # ------------------------------------------------------------------- acks
 
     def _open_ack(self, s: _Session, ev: PacketObserved, p: SocketPacket, label: str) -> None:
-        assert p.ack_id is not None
-        akey = (p.namespace, ev.direction, p.ack_id)
-        old = s.acks.get(akey)
+        ack_id = p.ack_id
+        assert ack_id is not None
+        akey = (p.namespace, ack_id, ev.direction is _C2S)
+        acks = s.acks
+        old = acks.get(akey)
         if old is not None:  # the same id reused while the first is unanswered
             self.metrics.extra["duplicate_ack_ids"] += 1
             self._end_unanswered(old, Outcome.EVICTED, ev.at, ev.wall)
         base = self.metrics.event_name(label)
-        d = self._settings.defaults
-        q = self._new_pending(
+        ack_label = self._ack_labels.get(base)
+        if ack_label is None:  # bounded: one per admitted event name, plus "(other)"
+            ack_label = self._ack_labels[base] = f"{base} -> ack"
+        acks[akey] = self._new_pending(
             s,
             ev,
             p,
-            kind=PairKind.ACK,
-            rule=None,
-            label=f"{base} -> ack",
-            base=base,
-            key=None,
-            captures={},
-            timeout_s=d.timeout,
-            slow_s=d.slow,
+            _KIND_ACK,
+            None,
+            ack_label,
+            base,
+            None,
+            _NO_CAPTURES,
+            self._ack_timeout_s,
+            self._ack_slow_s,
         )
-        s.acks[akey] = q
 
     def _ack(self, s: _Session, ev: PacketObserved, p: SocketPacket) -> None:
-        if p.ack_id is None:
+        ack_id = p.ack_id
+        if ack_id is None:
             self.metrics.extra["acks_without_id"] += 1
             return
-        akey = (p.namespace, ev.direction.opposite, p.ack_id)
-        q = s.acks.get(akey)
+        # The request went the other way: initiated by the client iff this ACK is not.
+        q = s.acks.get((p.namespace, ack_id, ev.direction is not _C2S))
         if q is not None:
-            self._answer(q, ev, p, template="ack")
+            self._answer(q, ev, p, "ack", None)
             return
         t = self._find_timed_out(
             s,
@@ -647,14 +679,14 @@ class CorrelationEngine:
             s,
             ev,
             p,
-            kind=rule.kind,
-            rule=rule,
-            label=rule.name,
-            base=rule.name,
-            key=key,
-            captures=dict(b.captures),
-            timeout_s=rule.timeout_s,
-            slow_s=rule.slow_s,
+            rule.kind,
+            rule,
+            rule.name,
+            rule.name,
+            key,
+            dict(b.captures),
+            rule.timeout_s,
+            rule.slow_s,
         )
         gkey = (p.namespace, rule.index)
         group = s.groups.get(gkey)
@@ -670,16 +702,17 @@ class CorrelationEngine:
     def _reply(
         self, s: _Session, ev: PacketObserved, p: SocketPacket, roles: EventRoles, arg: _Lazy
     ) -> bool:
+        requested_by = _S2C if ev.direction is _C2S else _C2S
         for b in roles.replies:
             rule = b.rule
-            if rule.request_direction is not ev.direction.opposite:
+            if rule.request_direction is not requested_by:
                 continue
             key = self._reply_key(rule, arg)
             error_type = self._error_type(b, arg)
             group = s.groups.get((p.namespace, rule.index))
             q = group.find(key, b.captures) if group is not None else None
             if q is not None:
-                self._answer(q, ev, p, template=b.template, error_type=error_type)
+                self._answer(q, ev, p, b.template, error_type)
                 return True
             t = self._find_timed_out(s, ev.at, _late_reply_test(rule, p.namespace, key, b))
             if t is not None:
@@ -690,8 +723,9 @@ class CorrelationEngine:
     def _error_type(self, b: Binding, arg: _Lazy) -> str | None:
         if b.role is Role.ERROR:
             return b.template
-        if b.rule.error_when:
-            hit = first_error(arg.get(), b.rule.error_when)
+        rule = b.rule
+        if rule.error_when:
+            hit = first_error(arg.get(), rule.error_when, rule.error_paths)
             if hit is not None:
                 return f"{b.template} ({describe_predicate(hit)})"
         return None
@@ -699,9 +733,10 @@ class CorrelationEngine:
     def _chunk(
         self, s: _Session, ev: PacketObserved, p: SocketPacket, roles: EventRoles, arg: _Lazy
     ) -> bool:
+        requested_by = _S2C if ev.direction is _C2S else _C2S
         for b in roles.chunks:
             rule = b.rule
-            if rule.request_direction is not ev.direction.opposite:
+            if rule.request_direction is not requested_by:
                 continue
             group = s.groups.get((p.namespace, rule.index))
             if group is None:
@@ -720,65 +755,64 @@ class CorrelationEngine:
 
     # --------------------------------------------------------------- pending
 
-    def _new_pending(
+    def _new_pending(  # noqa: PLR0917 - positional: called per request
         self,
         s: _Session,
         ev: PacketObserved,
         p: SocketPacket,
-        *,
         kind: PairKind,
         rule: Rule | None,
         label: str,
         base: str,
         key: str | None,
-        captures: dict[str, str],
+        captures: Mapping[str, str],
         timeout_s: float,
         slow_s: float,
     ) -> _Pending:
-        while len(s.pending) >= self._limits.max_pending_per_session:
+        at = ev.at
+        while len(s.pending) >= self._max_pending_per_session:
             self.metrics.evictions["pending_per_session"] += 1
-            self._end_unanswered(next(iter(s.pending.values())), Outcome.EVICTED, ev.at, ev.wall)
-        while len(self._pending) >= self._limits.max_pending:
+            self._end_unanswered(next(iter(s.pending.values())), Outcome.EVICTED, at, ev.wall)
+        while len(self._pending) >= self._max_pending:
             self.metrics.evictions["pending_global"] += 1
-            self._end_unanswered(
-                next(iter(self._pending.values())), Outcome.EVICTED, ev.at, ev.wall
-            )
-        self._next_id += 1
+            self._end_unanswered(next(iter(self._pending.values())), Outcome.EVICTED, at, ev.wall)
+        self._next_id = qid = self._next_id + 1
+        deadline = at + timeout_s
         q = _Pending(
-            id=self._next_id,
-            span_id=self._ids.span_id(),
-            session=s,
-            namespace=p.namespace,
-            kind=kind,
-            rule=rule,
-            label=label,
-            base=base,
-            request_event=p.event or "",
-            initiator=ev.direction,
-            ack_id=p.ack_id if kind is PairKind.ACK else None,
-            key=key,
-            captures=captures,
-            at=ev.at,
-            wall=ev.wall,
-            deadline=ev.at + timeout_s,
-            timeout_s=timeout_s,
-            slow_s=slow_s,
-            transport=ev.transport,
-            size=p.size,
-            payload=self._capture.capture(p, p.event, label if rule else None),
+            qid,
+            self._span_id(),
+            s,
+            p.namespace,
+            kind,
+            rule,
+            label,
+            base,
+            p.event or "",
+            ev.direction,
+            p.ack_id if kind is _KIND_ACK else None,
+            key,
+            captures,
+            at,
+            ev.wall,
+            deadline,
+            timeout_s,
+            slow_s,
+            ev.transport,
+            p.size,
+            self._capture.capture(p, p.event, label if rule else None) if self._capturing else None,
         )
-        s.pending[q.id] = q
-        self._pending[q.id] = q
-        heapq.heappush(self._heap, (q.deadline, q.id, q))
+        s.pending[qid] = q
+        self._pending[qid] = q
+        heapq.heappush(self._heap, (deadline, qid, q))
         return q
 
     def _forget(self, q: _Pending) -> None:
         s = q.session
         s.pending.pop(q.id, None)
         self._pending.pop(q.id, None)
-        if q.kind is PairKind.ACK:
+        if q.kind is _KIND_ACK:
             assert q.ack_id is not None
-            akey = (q.namespace, q.initiator, q.ack_id)
+            akey = (q.namespace, q.ack_id, q.initiator is _C2S)
             if s.acks.get(akey) is q:
                 del s.acks[akey]
         elif q.rule is not None:
@@ -799,49 +833,44 @@ class CorrelationEngine:
         q: _Pending,
         ev: PacketObserved,
         p: SocketPacket,
-        *,
         template: str,
-        error_type: str | None = None,
+        error_type: str | None,
     ) -> None:
         self._forget(q)
-        duration = max(0.0, ev.at - q.at)
-        outcome = Outcome.OK if error_type is None else Outcome.ERROR
+        duration = ev.at - q.at
+        duration = max(duration, 0.0)
+        first_chunk_at = q.first_chunk_at
         self._pair(
-            span_id=q.span_id,
-            s=q.session,
-            q=q,
-            outcome=outcome,
-            operation=f"{q.base} -> {template}",
-            response_event=p.event if p.event is not None else template,
-            error_type=error_type,
-            slow=duration >= q.slow_s,
-            duration=duration,
-            first_chunk_s=None if q.first_chunk_at is None else q.first_chunk_at - q.at,
-            chunks=q.chunks,
-            response_transport=ev.transport,
-            response_size=p.size,
-            response_payload=self._capture.capture(p, p.event, template),
+            q,
+            _OK if error_type is None else _ERROR,
+            f"{q.base} -> {template}",
+            p.event if p.event is not None else template,
+            error_type,
+            duration >= q.slow_s,
+            duration,
+            None if first_chunk_at is None else first_chunk_at - q.at,
+            ev.transport,
+            p.size,
+            self._capture.capture(p, p.event, template) if self._capturing else None,
         )
-        self._compact_heap()
+        if len(self._heap) > 2 * len(self._pending) + 64:
+            self._compact_heap()
 
     def _end_unanswered(self, q: _Pending, outcome: Outcome, at: float | None, wall: float) -> None:
         self._forget(q)
         duration = max(0.0, at - q.at) if at is not None else max(0.0, wall - q.wall)
         self._pair(
-            span_id=q.span_id,
-            s=q.session,
-            q=q,
-            outcome=outcome,
-            operation=f"{q.base} -> {outcome.value}",
-            response_event=None,
-            error_type=outcome.value,
-            slow=False,
-            duration=duration,
-            first_chunk_s=None if q.first_chunk_at is None else q.first_chunk_at - q.at,
-            chunks=q.chunks,
-            response_transport=None,
-            response_size=0,
-            response_payload=None,
+            q,
+            outcome,
+            f"{q.base} -> {outcome.value}",
+            None,
+            outcome.value,
+            False,
+            duration,
+            None if q.first_chunk_at is None else q.first_chunk_at - q.at,
+            None,
+            0,
+            None,
         )
 
     def _time_out(self, q: _Pending) -> None:
@@ -871,20 +900,17 @@ class CorrelationEngine:
                 slow_s=q.slow_s,
             )
         self._pair(
-            span_id=q.span_id,
-            s=s,
-            q=q,
-            outcome=Outcome.TIMEOUT,
-            operation=f"{q.base} -> timeout",
-            response_event=None,
-            error_type=Outcome.TIMEOUT.value,
-            slow=False,
-            duration=q.deadline - q.at,
-            first_chunk_s=None if q.first_chunk_at is None else q.first_chunk_at - q.at,
-            chunks=q.chunks,
-            response_transport=None,
-            response_size=0,
-            response_payload=None,
+            q,
+            Outcome.TIMEOUT,
+            f"{q.base} -> timeout",
+            None,
+            Outcome.TIMEOUT.value,
+            False,
+            q.deadline - q.at,
+            None if q.first_chunk_at is None else q.first_chunk_at - q.at,
+            None,
+            0,
+            None,
         )
 
     def _find_timed_out(
@@ -911,7 +937,7 @@ class CorrelationEngine:
         template: str,
     ) -> None:
         duration = max(0.0, ev.at - o.at)
-        record = PairRecord(
+        record = new_pair_record(
             trace_id=self._ids.trace_id(),
             span_id=self._ids.span_id(),
             session=s.ref,
@@ -943,11 +969,8 @@ class CorrelationEngine:
         self.metrics.pair(o.label, Outcome.LATE, duration, record.slow)
         self._emit(record)
 
-    def _pair(
+    def _pair(  # noqa: PLR0917 - positional: called per pair
         self,
-        *,
-        span_id: str,
-        s: _Session,
         q: _Pending,
         outcome: Outcome,
         operation: str,
@@ -956,46 +979,50 @@ class CorrelationEngine:
         slow: bool,
         duration: float,
         first_chunk_s: float | None,
-        chunks: int,
         response_transport: Transport | None,
         response_size: int,
         response_payload: str | None,
     ) -> None:
+        span_id = q.span_id
         sampled = True
-        if outcome is Outcome.OK and not slow and self._sample_rate < 1.0:
+        if self._sample_rate < 1.0 and outcome is _OK and not slow:
             # Hash rather than random: deterministic per span id, whatever the IdSource.
             sampled = zlib.crc32(span_id.encode()) < self._sample_rate * 0x1_0000_0000
         self.metrics.pair(q.label, outcome, duration, slow)
         if not sampled:
             self.metrics.extra["pairs_unsampled"] += 1
+            wants = self._wants_unsampled
+            if wants is not None and not wants():
+                return
         self._emit(
-            PairRecord(
-                trace_id=self._ids.trace_id(),
-                span_id=span_id,
-                session=s.ref,
-                namespace=q.namespace,
-                kind=q.kind,
-                rule=q.label,
-                operation=operation,
-                initiator=q.initiator,
-                request_event=q.request_event,
-                response_event=response_event,
-                ack_id=q.ack_id,
-                match_key=q.key,
-                outcome=outcome,
-                error_type=error_type,
-                slow=slow,
-                start_wall=q.wall,
-                duration_s=duration,
-                first_chunk_s=first_chunk_s,
-                chunk_count=chunks,
-                request_transport=q.transport,
-                response_transport=response_transport,
-                request_size=q.size,
-                response_size=response_size,
-                request_payload=q.payload,
-                response_payload=response_payload,
-                sampled=sampled,
+            new_pair_record(
+                self._trace_id(),
+                span_id,
+                q.session.ref,
+                q.namespace,
+                q.kind,
+                q.label,
+                operation,
+                q.initiator,
+                q.request_event,
+                response_event,
+                q.ack_id,
+                q.key,
+                outcome,
+                error_type,
+                slow,
+                q.wall,
+                duration,
+                first_chunk_s,
+                q.chunks,
+                q.transport,
+                response_transport,
+                q.size,
+                response_size,
+                q.payload,
+                response_payload,
+                None,
+                sampled,
             )
         )
 

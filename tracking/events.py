@@ -2,12 +2,17 @@
 
 Every event carries ``at`` (monotonic seconds, for durations) and ``wall`` (Unix epoch
 seconds, for record timestamps); tests drive both from a fake clock.
+
+The events made per frame or per heartbeat (:class:`PacketObserved`, :class:`DecodeFailed`,
+:class:`HeartbeatObserved`) are ``typing.NamedTuple`` (immutable, typed, built at C speed);
+the once-per-session ones are frozen dataclasses.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from enum import Enum
+from typing import NamedTuple
 
 from tracking.wire.packets import Direction, SocketPacket, Transport
 
@@ -45,8 +50,7 @@ class SessionUpgraded:
     wall: float
 
 
-@dataclass(frozen=True, slots=True)
-class HeartbeatObserved:
+class HeartbeatObserved(NamedTuple):
     """A PING and its PONG crossed the proxy; ``rtt_s`` is the round trip as seen here."""
 
     session_id: str
@@ -55,8 +59,7 @@ class HeartbeatObserved:
     wall: float
 
 
-@dataclass(frozen=True, slots=True)
-class PacketObserved:
+class PacketObserved(NamedTuple):
     """One decoded Socket.IO packet of an Engine.IO session."""
 
     session_id: str
@@ -67,8 +70,7 @@ class PacketObserved:
     wall: float
 
 
-@dataclass(frozen=True, slots=True)
-class DecodeFailed:
+class DecodeFailed(NamedTuple):
     """A frame or payload that could not be decoded (it was forwarded unchanged)."""
 
     session_id: str | None

@@ -3,12 +3,13 @@
 Histograms use fixed logarithmic buckets (10 per decade, 10 us .. 1000 s), so memory does
 not depend on traffic and quantiles are answered to within one bucket (about 26 %).
 Event names are capped: past ``max_event_names`` distinct names, new ones fold into
-``(other)``.
+``(other)``.  The per-frame counters are keyed by plain strings and split by direction with
+an identity test: hashing an ``Enum`` member runs Python code.
 """
 
 from __future__ import annotations
 
-import bisect
+from bisect import bisect_left as _bisect_left
 from collections import Counter
 
 from tracking.records import Outcome
@@ -33,7 +34,7 @@ class Histogram:
 
     def observe(self, value: float) -> None:
         value = max(value, 0.0)
-        self.counts[bisect.bisect_left(_BOUNDS, value)] += 1
+        self.counts[_bisect_left(_BOUNDS, value)] += 1
         self.count += 1
         self.sum += value
         self.max = max(self.max, value)
@@ -69,7 +70,11 @@ class RuleMetrics:
         self.latency = Histogram()
 
 
-_LATENCY_OUTCOMES = frozenset({Outcome.OK, Outcome.ERROR, Outcome.LATE})
+_C2S = Direction.CLIENT_TO_SERVER
+_S2C = Direction.SERVER_TO_CLIENT
+_OK = Outcome.OK
+_ERROR = Outcome.ERROR
+_LATE = Outcome.LATE
 
 
 class Metrics:
@@ -78,10 +83,13 @@ class Metrics:
     def __init__(self, max_event_names: int) -> None:
         self._max_names = max_event_names
         self.rules: dict[str, RuleMetrics] = {}
-        self.events: dict[tuple[str, Direction], list[int]] = {}
+        # event name -> [messages, bytes], one table per direction
+        self._events_c2s: dict[str, list[int]] = {}
+        self._events_s2c: dict[str, list[int]] = {}
         self._names: set[str] = set()
-        self.messages: Counter[Direction] = Counter()
-        self.bytes: Counter[Direction] = Counter()
+        # [messages, bytes] per direction
+        self._c2s = [0, 0]
+        self._s2c = [0, 0]
         self.heartbeat = Histogram()
         self.upgrade = Histogram()
         self.decode_errors = 0
@@ -99,25 +107,45 @@ class Metrics:
         self.extra["event_names_folded"] += 1
         return OTHER
 
+    @property
+    def events(self) -> dict[tuple[str, Direction], list[int]]:
+        """``(event name, direction) -> [messages, bytes]`` (a copy)."""
+        out = {(name, _C2S): list(v) for name, v in self._events_c2s.items()}
+        out.update({(name, _S2C): list(v) for name, v in self._events_s2c.items()})
+        return out
+
+    @property
+    def event_slots(self) -> int:
+        return len(self._events_c2s) + len(self._events_s2c)
+
     def message(self, label: str, direction: Direction, size: int) -> None:
-        self.messages[direction] += 1
-        self.bytes[direction] += size
-        key = (self.event_name(label), direction)
-        slot = self.events.get(key)
-        if slot is None:
-            self.events[key] = [1, size]
+        if direction is _C2S:
+            totals = self._c2s
+            table = self._events_c2s
         else:
-            slot[0] += 1
-            slot[1] += size
+            totals = self._s2c
+            table = self._events_s2c
+        totals[0] += 1
+        totals[1] += size
+        slot = table.get(label)
+        if slot is None:
+            # A name seen for the first time in this direction (or a folded one).
+            name = self.event_name(label)
+            slot = table.get(name)
+            if slot is None:
+                table[name] = [1, size]
+                return
+        slot[0] += 1
+        slot[1] += size
 
     def pair(self, rule: str, outcome: Outcome, duration_s: float, slow: bool) -> None:
         rm = self.rules.get(rule)
         if rm is None:
             rm = self.rules[rule] = RuleMetrics()
-        rm.outcomes[outcome.value] += 1
+        rm.outcomes[outcome._value_] += 1
         if slow:
             rm.slow += 1
-        if outcome in _LATENCY_OUTCOMES:
+        if outcome is _OK or outcome is _ERROR or outcome is _LATE:
             rm.latency.observe(duration_s)
 
     def snapshot(
@@ -147,8 +175,8 @@ class Metrics:
             ),
             pending=pending,
             sessions_by_transport=sessions_by_transport,
-            messages_by_direction={d.value: n for d, n in self.messages.items()},
-            bytes_by_direction={d.value: n for d, n in self.bytes.items()},
+            messages_by_direction={d.value: totals[0] for d, totals in self._totals() if totals[0]},
+            bytes_by_direction={d.value: totals[1] for d, totals in self._totals() if totals[0]},
             heartbeat_rtt=self.heartbeat.summary(),
             upgrade_duration=self.upgrade.summary(),
             decode_errors=self.decode_errors,
@@ -156,3 +184,6 @@ class Metrics:
             drops=all_drops,
             extra=dict(self.extra),
         )
+
+    def _totals(self) -> tuple[tuple[Direction, list[int]], ...]:
+        return ((_C2S, self._c2s), (_S2C, self._s2c))

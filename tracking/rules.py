@@ -39,6 +39,7 @@ class Rule:
     timeout_s: float
     slow_s: float
     error_when: tuple[Predicate, ...]
+    error_paths: tuple[tuple[str, ...], ...] = ()  # each predicate's path, already split
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,10 +61,10 @@ class EventRoles:
     replies: tuple[Binding, ...]  # RESPONSE and ERROR bindings, rule order
     chunks: tuple[Binding, ...]
     aggregate: bool
+    configured: bool = False  # any requests, replies or chunks (a field: read per frame)
 
-    @property
-    def configured(self) -> bool:
-        return bool(self.requests or self.replies or self.chunks)
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "configured", bool(self.requests or self.replies or self.chunks))
 
 
 def split_path(path: str | None) -> tuple[str, ...] | None:
@@ -72,6 +73,7 @@ def split_path(path: str | None) -> tuple[str, ...] | None:
 
 def compile_rule(index: int, rule: RuleSettings, settings: TrackingSettings) -> Rule:
     d = settings.defaults
+    error_when = rule.error_when if rule.error_when is not None else d.error_when
     return Rule(
         index=index,
         name=rule.label,
@@ -86,7 +88,8 @@ def compile_rule(index: int, rule: RuleSettings, settings: TrackingSettings) -> 
         response_path=split_path(rule.response_path),
         timeout_s=rule.timeout if rule.timeout is not None else d.timeout,
         slow_s=rule.slow if rule.slow is not None else d.slow,
-        error_when=rule.error_when if rule.error_when is not None else d.error_when,
+        error_when=error_when,
+        error_paths=tuple(tuple(p.path.split(".")) for p in error_when),
     )
 
 
@@ -147,6 +150,9 @@ class RuleBook:
         self._exact = exact
         self._cache: dict[str, EventRoles] = {}
         self.cache_resets = 0
+        #: ``cached(name)``: the roles of an already resolved name, else None (the hot path
+        #: tries this before :meth:`roles`).
+        self.cached = self._cache.get
 
     def roles(self, event: str) -> EventRoles:
         found = self._cache.get(event)

@@ -41,7 +41,7 @@ from tracking.wire.packets import (
     SocketPacket,
     Transport,
 )
-from tracking.wire.socketio import SocketIOStreamDecoder, parse_header
+from tracking.wire.socketio import SocketIOStreamDecoder, fast_message, parse_header
 
 _C2S = Direction.CLIENT_TO_SERVER
 _S2C = Direction.SERVER_TO_CLIENT
@@ -53,6 +53,7 @@ _PING = EnginePacketType.PING
 _PONG = EnginePacketType.PONG
 _MESSAGE = EnginePacketType.MESSAGE
 _UPGRADE = EnginePacketType.UPGRADE
+_tuple_new = tuple.__new__  # builds a NamedTuple without its Python-level ``__new__``
 
 
 def _eio_version(query: Mapping[str, str]) -> int:
@@ -360,6 +361,16 @@ class SessionTable:
             s.last = at
             if type(data) is str and data[:1] == "4":
                 # Hot path: a text MESSAGE, straight to the Socket.IO decoder.
+                dec = s.dec_c2s if direction is _C2S else s.dec_s2c
+                if dec is None or not dec.busy:
+                    packet = fast_message(data)
+                    if packet is not None:
+                        self.packets += 1
+                        event: PacketObserved = _tuple_new(
+                            PacketObserved, (s.sid, direction, _WEBSOCKET, packet, at, wall)
+                        )
+                        self._emit(event)
+                        return
                 self._message(
                     s, data[1:], len(data) if data.isascii() else -1, direction, _WEBSOCKET
                 )
@@ -696,7 +707,10 @@ class SessionTable:
             packet, count = result
             if not count:
                 self.packets += 1
-                self._emit(PacketObserved(s.sid, direction, transport, packet, at, wall))
+                event: PacketObserved = _tuple_new(
+                    PacketObserved, (s.sid, direction, transport, packet, at, wall)
+                )
+                self._emit(event)
                 return
         pkt = EnginePacket(_MESSAGE, text, engine_size if engine_size > 0 else len(text))
         self._stream(s, self._decoder(s, direction), pkt, direction, transport)

@@ -25,6 +25,7 @@ _TYPES = tuple(EnginePacketType)
 _MESSAGE = EnginePacketType.MESSAGE
 _SEP = b"\x1e"
 _MAX_LENGTH_DIGITS = 10  # a v3 length prefix longer than this is garbage, not a big packet
+_tuple_new = tuple.__new__  # builds a NamedTuple without its Python-level ``__new__``
 
 
 def _fail(reason: str, raw: str | bytes) -> DecodeFailure:
@@ -46,7 +47,8 @@ def decode_text_packet(text: str, *, eio: int = 4, size: int | None = None) -> D
         return _fail("empty packet", text)
     first = text[0]
     if "0" <= first <= "6":
-        return EnginePacket(_TYPES[ord(first) - 48], text[1:], size)
+        packet: EnginePacket = _tuple_new(EnginePacket, (_TYPES[ord(first) - 48], text[1:], size))
+        return packet
     if first == "b":
         body = text[1:]
         if eio == 3 and body[:1].isdigit():

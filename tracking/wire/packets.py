@@ -1,9 +1,14 @@
-"""Typed, immutable packet models shared by the decoder and everything downstream."""
+"""Typed, immutable packet models shared by the decoder and everything downstream.
+
+The per-frame types are ``typing.NamedTuple``: immutable and typed like frozen dataclasses,
+but built at C speed (a frozen dataclass costs a Python-level ``__setattr__`` per field, and
+these are made for every frame the proxy relays).  Like any tuple they compare by value.
+"""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from enum import Enum, IntEnum
+from typing import NamedTuple
 
 
 class EnginePacketType(IntEnum):
@@ -50,8 +55,7 @@ class Transport(Enum):
     WEBSOCKET = "websocket"
 
 
-@dataclass(frozen=True, slots=True)
-class EnginePacket:
+class EnginePacket(NamedTuple):
     """One Engine.IO packet.
 
     ``data`` is the text after the type character for text packets, or the raw bytes of a
@@ -68,8 +72,7 @@ class EnginePacket:
         return isinstance(self.data, bytes)
 
 
-@dataclass(frozen=True, slots=True)
-class SocketPacket:
+class SocketPacket(NamedTuple):
     """One Socket.IO packet, with binary attachments already reassembled.
 
     ``event`` is the event name for EVENT/BINARY_EVENT (``None`` otherwise or when the
@@ -89,8 +92,7 @@ class SocketPacket:
     size: int
 
 
-@dataclass(frozen=True, slots=True)
-class DecodeFailure:
+class DecodeFailure(NamedTuple):
     """Something the decoder could not make sense of; it was forwarded unchanged anyway."""
 
     reason: str

@@ -9,7 +9,9 @@ namespace, ack id) and the event name are read without parsing the JSON payload;
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from json.decoder import scanstring  # type: ignore[attr-defined]
+from typing import Any
 
 from tracking.wire.packets import (
     DecodeFailure,
@@ -33,8 +35,72 @@ _MAX_COUNT_DIGITS = 9
 _NO_ATTACHMENTS: tuple[bytes, ...] = ()
 
 
+_tuple_new = tuple.__new__  # builds a NamedTuple without its Python-level ``__new__``
+_scan_json: Callable[[str, int], tuple[Any, int]]
+_scan_json = json.JSONDecoder().scan_once  # type: ignore[attr-defined]
+
+
+def _loads(text: str) -> Any:
+    """``json.loads(text)``, by way of the C scanner alone when ``text`` is exactly one JSON
+    value (a packet payload); anything else gets ``json.loads``'s own verdict."""
+    try:
+        value, end = _scan_json(text, 0)
+    except StopIteration:
+        return json.loads(text)
+    if end != len(text):
+        return json.loads(text)
+    return value
+
+
 def _fail(reason: str, raw: str | bytes) -> DecodeFailure:
     return DecodeFailure(reason, raw[:RAW_KEEP])
+
+
+def fast_message(frame: str) -> SocketPacket | None:
+    """The Socket.IO packet in the Engine.IO text MESSAGE ``frame`` (``4`` + packet), for
+    the shapes that make up nearly all traffic: an EVENT or ACK of the main namespace,
+    ``42["name",...]``, ``42<id>["name",...]``, ``43<id>[...]``, event name without escapes.
+
+    ``None`` means "not one of those shapes": decode ``frame[1:]`` with :func:`parse_header`,
+    which gives the same result for these shapes (and the failure for malformed ones).
+    Skips the copy of the packet text that slicing off the ``4`` would cost.
+    """
+    n = len(frame)
+    if n < 4 or frame[n - 1] != "]":
+        return None
+    first = frame[1]
+    if first not in {"2", "3"}:
+        return None
+    second = frame[2]
+    if second == "[":
+        k = 2
+        ack_id: int | None = None
+    elif "0" <= second <= "9":
+        k = frame.find("[", 3, 3 + _MAX_ID_DIGITS)
+        if k < 0:
+            return None
+        digits = frame[2:k]
+        if not digits.isdigit() or not digits.isascii():
+            return None
+        ack_id = int(digits)
+    else:
+        return None
+    size = n - 1 if frame.isascii() else len(frame.encode("utf-8", "surrogatepass")) - 1
+    if first == "3":
+        if ack_id is None:
+            return None
+        return _tuple_new(SocketPacket, (_ACK, "/", ack_id, None, frame[k:], (), size))
+    if frame[k + 1] != '"':
+        return None
+    end = frame.find('"', k + 2)
+    if end < 0:
+        return None
+    name = frame[k + 2 : end]
+    # JSON strings may not hold raw control characters (strict scanstring refuses them);
+    # escapes and anything unusual take the general path.
+    if "\\" in name or not name.isprintable():
+        return None
+    return _tuple_new(SocketPacket, (_EVENT, "/", ack_id, name, frame[k:], (), size))
 
 
 def parse_header(text: str, size: int | None = None) -> tuple[SocketPacket, int] | DecodeFailure:
@@ -116,7 +182,10 @@ def _parse_header(text: str, size: int | None) -> tuple[SocketPacket, int] | Dec
         return _fail("disconnect with a payload", text)
     if size is None:
         size = n if text.isascii() else len(text.encode("utf-8", "surrogatepass"))
-    return SocketPacket(ptype, namespace, ack_id, event, payload, _NO_ATTACHMENTS, size), count
+    packet: SocketPacket = _tuple_new(
+        SocketPacket, (ptype, namespace, ack_id, event, payload, _NO_ATTACHMENTS, size)
+    )
+    return packet, count
 
 
 def decode_packet(text: str, size: int | None = None) -> SocketPacket | DecodeFailure:
@@ -271,7 +340,7 @@ def try_parse_args(packet: SocketPacket) -> list[object] | DecodeFailure:
     if not text:
         return []
     try:
-        value = json.loads(text)
+        value = _loads(text)
     except (ValueError, RecursionError):
         return _fail("payload is not JSON", text)
     if packet.attachments or packet.type is _BINARY_EVENT or packet.type is _BINARY_ACK:

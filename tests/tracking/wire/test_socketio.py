@@ -327,3 +327,44 @@ def test_event_name_scan_matches_json() -> None:
     for name in ["plain", "with space", 'q"uote', "back\\slash", "tab\t", "é", "😀", ""]:
         text = "2" + json.dumps([name, {"x": 1}])
         assert _ok(decode_packet(text)).event == name
+
+
+_shape = st.one_of(
+    st.builds(
+        lambda kind, ack, name, arg: (
+            f"{kind}{'' if ack is None else ack}"
+            + json.dumps([name, arg] if kind == "2" else [arg], ensure_ascii=False)
+        ),
+        st.sampled_from("23"),
+        st.none() | st.integers(min_value=0, max_value=10**18),
+        st.text(max_size=12),
+        st.none() | st.integers() | st.text(max_size=8),
+    ),
+    st.builds(
+        lambda a, b: a + b,
+        st.sampled_from(["2", "3", "2[", "3[", '2["', "21[", "31"]),
+        st.text(max_size=30),
+    ),
+    st.text(max_size=40),
+)
+
+
+@settings(max_examples=1000, deadline=None)
+@given(_shape)
+def test_fast_message_agrees_with_parse_header(text: str) -> None:
+    fast = sio_wire.fast_message("4" + text)
+    if fast is None:
+        return
+    full = parse_header(text)
+    assert not isinstance(full, DecodeFailure), full
+    packet, count = full
+    assert count == 0 and fast == packet and type(fast) is SocketPacket
+
+
+def test_fast_message_covers_the_common_shapes() -> None:
+    for text in ['2["ev",{"a":1}]', '217["ev",1]', "3140[]", '31["ok"]', '2["日本語😀",1]']:
+        fast = sio_wire.fast_message("4" + text)
+        assert fast is not None and fast == _ok(decode_packet(text)), text
+    # namespaces, escapes, binary and malformed packets take the general path
+    for text in ['2/chat,["ev"]', '2["a\\"b"]', '51-["ev",{}]', '3["no id"]', '2["ev"', "2"]:
+        assert sio_wire.fast_message("4" + text) is None, text
