@@ -4,9 +4,11 @@ and the exporters talk to.
 ``Tracker`` implements :class:`tracking.observer.TrafficObserver`: it reads the clock once
 per call, feeds the sans-IO session table, which feeds the correlation engine, whose
 records fan out to the recent-activity ring, per-session timelines, subscribers,
-callbacks and the record sinks.  It owns the one timer task (sleeping until the next
-deadline, at most :data:`MAX_SLEEP_S`) and keeps a reference to every task it starts.
-Nothing here raises into the relay: every entry point is guarded and counts what escaped.
+callbacks and the record sinks.  Per frame and per record it only stores references and
+plain tuples; query views (:class:`PacketView`, :class:`ActivityItem`) are built when asked.
+It owns the one timer task (sleeping until the next deadline, at most :data:`MAX_SLEEP_S`)
+and keeps a reference to every task it starts.  Nothing here raises into the relay: every
+entry point is guarded and counts what escaped.
 """
 
 from __future__ import annotations
@@ -27,8 +29,14 @@ from tracking.events import PacketObserved, SessionClosed, SessionEvent
 from tracking.observer import RequestInfo, WebSocketObserver
 from tracking.records import MessageRecord, Outcome, PairRecord, Record
 from tracking.sink import RecordSink, SinkHealth
-from tracking.views import ActivityItem, MetricsSnapshot, PendingView, SessionView
-from tracking.wire.packets import Direction
+from tracking.views import (
+    ActivityItem,
+    MetricsSnapshot,
+    PendingView,
+    SessionView,
+    new_activity_item,
+)
+from tracking.wire.packets import Direction, SocketPacketType, Transport
 
 log = logging.getLogger(__name__)
 _T = TypeVar("_T")
@@ -43,11 +51,9 @@ class Clock(Protocol):
 
 
 class SystemClock:
-    def monotonic(self) -> float:
-        return time.monotonic()
-
-    def time(self) -> float:
-        return time.time()
+    # The functions themselves, not wrappers: the tracker reads both per frame.
+    monotonic = staticmethod(time.monotonic)
+    time = staticmethod(time.time)
 
 
 class SessionLayer(Protocol):
@@ -107,6 +113,21 @@ class PacketView:
     event: str | None
     ack_id: int | None
     size: int
+
+
+# What a timeline holds per packet (a PacketView's facts, built into one when asked):
+# wall, direction, transport, type, namespace, event, ack id, size.
+_PacketRow = tuple[float, Direction, Transport, SocketPacketType, str, str | None, int | None, int]
+_TimelineItem = _PacketRow | Record
+
+
+def _view(item: _TimelineItem) -> PacketView | Record:
+    if isinstance(item, tuple):
+        wall, direction, transport, ptype, namespace, event, ack_id, size = item
+        return PacketView(
+            wall, direction.value, transport.value, ptype.name, namespace, event, ack_id, size
+        )
+    return item
 
 
 @dataclass(frozen=True, slots=True)
@@ -172,9 +193,7 @@ class _WebSocketObserver:
     def message(self, direction: Direction, data: str | bytes) -> None:
         t = self._tracker
         try:
-            t._sessions.websocket_message(
-                self._leg, direction, data, t._clock.monotonic(), t._clock.time()
-            )
+            t._ws_message(self._leg, direction, data, t._monotonic(), t._time())
             t._after()
         except Exception:
             t._fault("websocket_message")
@@ -218,14 +237,21 @@ class Tracker:
     ) -> None:
         self.settings = settings
         self._clock: Clock = clock if clock is not None else SystemClock()
+        self._monotonic = self._clock.monotonic
+        self._time = self._clock.time
         self._sinks = tuple(sinks)
-        self.engine = CorrelationEngine(settings, self._on_record, ids)
+        self.engine = CorrelationEngine(
+            settings, self._on_record, ids, wants_unsampled=self._wants_unsampled
+        )
         self._sessions = (session_factory or _session_table)(self._on_event, settings)
+        self._ws_message = self._sessions.websocket_message
         limits = settings.limits
-        self._activity: deque[ActivityItem] = deque(maxlen=limits.activity_buffer)
+        # Records only; an item's seq follows from its position (the newest is ``_seq``).
+        self._activity: deque[Record] = deque(maxlen=limits.activity_buffer)
+        self._activity_max = limits.activity_buffer
         self._seq = 0
-        self._timelines: OrderedDict[str, deque[PacketView | Record]] = OrderedDict()
-        self._closed_timelines: OrderedDict[str, tuple[PacketView | Record, ...]] = OrderedDict()
+        self._timelines: OrderedDict[str, deque[_TimelineItem]] = OrderedDict()
+        self._closed_timelines: OrderedDict[str, tuple[_TimelineItem, ...]] = OrderedDict()
         self._timeline_len = limits.timeline_per_session
         self._max_timelines = limits.max_sessions
         self._subscribers: list[RecordCallback] = []
@@ -370,19 +396,13 @@ class Tracker:
 
     def _on_event(self, event: SessionEvent) -> None:
         try:
-            if isinstance(event, PacketObserved):
-                p = event.packet
-                self._timeline(event.session_id).append(
-                    PacketView(
-                        wall=event.wall,
-                        direction=event.direction.value,
-                        transport=event.transport.value,
-                        type=p.type.name,
-                        namespace=p.namespace,
-                        event=p.event,
-                        ack_id=p.ack_id,
-                        size=p.size,
-                    )
+            if type(event) is PacketObserved:
+                sid, direction, transport, p, _, wall = event
+                tl = self._timelines.get(sid)
+                if tl is None:
+                    tl = self._timeline(sid)
+                tl.append(
+                    (wall, direction, transport, p.type, p.namespace, p.event, p.ack_id, p.size)
                 )
             self.engine.handle(event)
             if isinstance(event, SessionClosed):
@@ -390,7 +410,7 @@ class Tracker:
         except Exception:
             self._fault("engine")
 
-    def _timeline(self, sid: str) -> deque[PacketView | Record]:
+    def _timeline(self, sid: str) -> deque[_TimelineItem]:
         tl = self._timelines.get(sid)
         if tl is None:
             while len(self._timelines) >= self._max_timelines:
@@ -408,12 +428,16 @@ class Tracker:
         while len(self._closed_timelines) > keep:
             self._closed_timelines.popitem(last=False)
 
+    def _wants_unsampled(self) -> bool:
+        """Whether a pair left out by sampling is seen at all (it never reaches the sinks)."""
+        return bool(self._activity_max or self._timelines or self._subscribers or self._streams)
+
     def _on_record(self, record: Record) -> None:
         self._seq += 1
-        item = ActivityItem(seq=self._seq, record=record)
-        if len(self._activity) == self._activity.maxlen:
+        activity = self._activity
+        if len(activity) == self._activity_max:
             self.engine.metrics.extra["activity_rotated"] += 1
-        self._activity.append(item)
+        activity.append(record)
         sid = record.session.session_id
         tl = self._timelines.get(sid)
         if tl is not None:
@@ -421,21 +445,25 @@ class Tracker:
         elif sid in self._closed_timelines:  # records of a session just retired (its close)
             kept = (*self._closed_timelines[sid], record)
             self._closed_timelines[sid] = kept[-self._timeline_len :]
-        if not isinstance(record, PairRecord) or record.sampled:
+        pair = record if type(record) is PairRecord else None
+        if pair is None or pair.sampled:
             for sink in self._sinks:
                 try:
                     sink.submit(record)
                 except Exception:
                     self._fault(f"sink_submit:{sink.name}")
-        for cb in self._subscribers:
-            try:
-                cb(record)
-            except Exception:
-                self._fault("subscriber")
-        for sub in self._streams:
-            sub.push(item)
-        if isinstance(record, PairRecord):
-            self._callbacks(record)
+        if self._subscribers:
+            for cb in self._subscribers:
+                try:
+                    cb(record)
+                except Exception:
+                    self._fault("subscriber")
+        if self._streams:
+            item = new_activity_item(self._seq, record)
+            for sub in self._streams:
+                sub.push(item)
+        if pair is not None and (self._on_timeout or self._on_slow or self._on_error):
+            self._callbacks(pair)
 
     def _callbacks(self, record: PairRecord) -> None:
         if record.outcome is Outcome.TIMEOUT:
@@ -491,10 +519,12 @@ class Tracker:
     def get_session_timeline(self, session_id: str) -> SessionTimeline | None:
         live = self._timelines.get(session_id)
         if live is not None:
-            return SessionTimeline(session_id, self.engine.session_view(session_id), tuple(live))
+            return SessionTimeline(
+                session_id, self.engine.session_view(session_id), tuple(map(_view, live))
+            )
         closed = self._closed_timelines.get(session_id)
         if closed is not None:
-            return SessionTimeline(session_id, None, closed)
+            return SessionTimeline(session_id, None, tuple(map(_view, closed)))
         view = self.engine.session_view(session_id)
         return None if view is None else SessionTimeline(session_id, view, ())
 
@@ -509,15 +539,16 @@ class Tracker:
         direction: str | None = None,
     ) -> list[ActivityItem]:
         """Items with ``seq > since_seq`` matching every given filter, oldest first."""
-        if not self._activity or limit <= 0:
+        activity = self._activity
+        if not activity or limit <= 0:
             return []
-        first = self._activity[0].seq
+        first = self._seq - len(activity) + 1
         start = max(0, since_seq - first + 1)
         out: list[ActivityItem] = []
-        for i in range(start, len(self._activity)):
-            item = self._activity[i]
-            if _matches(item.record, session, event, outcome, direction):
-                out.append(item)
+        for i in range(start, len(activity)):
+            record = activity[i]
+            if _matches(record, session, event, outcome, direction):
+                out.append(new_activity_item(first + i, record))
                 if len(out) >= limit:
                     break
         return out

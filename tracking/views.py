@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from tracking.records import Record
+from tracking.records import Record, fast_constructor
 
 
 @dataclass(frozen=True, slots=True)
@@ -91,3 +91,6 @@ class ActivityItem:
 
     seq: int
     record: Record
+
+
+new_activity_item = fast_constructor(ActivityItem)
