@@ -92,6 +92,9 @@ class LocalSettings(Section):
         100 * 1024 * 1024, ge=1024, description="rotate to <path>.1 beyond this size"
     )
     console: bool = Field(True, description="one concise line per pair on stdout")
+    console_ok_per_s: int = Field(
+        20, ge=0, description="plain ok pair lines per second; the rest as one summary line"
+    )
     flush_interval_s: float = Field(0.5, gt=0, description="write what is queued this often")
     max_queue_size: int = Field(8192, ge=1, description="records held; oldest dropped beyond")
 

@@ -236,6 +236,11 @@ def _local_sinks(settings: ExportersSettings, console: TextIO | None) -> list[Re
         sinks.append(BatchingSink("ndjson", plugin, policy, accepts=ndjson_accepts))
     if local.console:
         sinks.append(
-            BatchingSink("console", ConsolePlugin(console), policy, accepts=console_accepts)
+            BatchingSink(
+                "console",
+                ConsolePlugin(console, ok_per_s=local.console_ok_per_s),
+                policy,
+                accepts=console_accepts,
+            )
         )
     return sinks

@@ -4,6 +4,16 @@ Console lines read like ``create_terminal -> terminal_ready ok 11 ms [sid]``; th
 holds one JSON object per record (``"type"``: ``pair``/``message``/``lifecycle``, enums as
 their values) and rotates to ``<path>.1`` beyond a size limit.  Both run on the batching
 core's worker thread, so file and terminal I/O never block the event loop.
+
+NDJSON lines are what ``json.dumps(record_dict(record), ensure_ascii=False)`` gives, made
+cheaply: each record type's fields are read with one ``attrgetter``, only the fields typed
+as enums are converted, and one C encoder, made once, writes the line.
+
+The console is rate limited for plain ok pairs (ok, not slow): at most
+``local.console_ok_per_s`` lines per second; the ok pairs beyond that are counted and
+reported as one ``... and K more ok pairs`` line, printed with the next console output once
+that second is over (at the latest when the exporter shuts down).  Errors, timeouts, slow,
+late, abandoned and evicted pairs and lifecycle lines are always printed.
 """
 
 from __future__ import annotations
@@ -11,9 +21,13 @@ from __future__ import annotations
 import json
 import os
 import sys
-from collections.abc import Sequence
+import time
+import types
+import typing
+from collections.abc import Callable, Sequence
 from dataclasses import fields
 from enum import Enum
+from operator import attrgetter
 from typing import Any, TextIO
 
 from exporters.batching import Encoded, SendResult, Verdict
@@ -27,27 +41,97 @@ from tracking.records import (
     Record,
 )
 
+#: Plain ok pair lines per second on the console unless configured otherwise.
+DEFAULT_CONSOLE_OK_PER_S = 20
+
+
+def _one_encoder() -> Callable[[dict[str, Any]], str]:
+    """``json.dumps(obj, ensure_ascii=False)``, with the C encoder made once rather than per
+    call (``JSONEncoder.encode`` builds a new one every time)."""
+    make = getattr(json.encoder, "c_make_encoder", None)
+    if make is None:  # pragma: no cover - CPython always has the C accelerator
+        return json.JSONEncoder(ensure_ascii=False).encode
+    # (markers, default, string encoder, indent, key sep, item sep, sort_keys, skipkeys,
+    # allow_nan): the arguments JSONEncoder.iterencode passes for json.dumps's defaults.
+    chunks = make(
+        None, _no_default, json.encoder.encode_basestring, None, ": ", ", ", False, False, True
+    )
+    return lambda obj: "".join(chunks(obj, 0))
+
+
+def _no_default(value: object) -> object:
+    raise TypeError(f"Object of type {type(value).__name__} is not JSON serializable")
+
+
+_encode = _one_encoder()
+_SESSION_KEYS = (
+    ("session_id", "session.session_id"),
+    ("session_trace_id", "session.trace_id"),
+    ("session_span_id", "session.span_id"),
+)
+
+
+def _is_enum_type(hint: Any) -> bool:
+    """``hint`` is an Enum subclass, or an optional one (``X | None``)."""
+    if isinstance(hint, type):
+        return issubclass(hint, Enum)
+    if isinstance(hint, types.UnionType) or typing.get_origin(hint) is typing.Union:
+        return any(_is_enum_type(arg) for arg in typing.get_args(hint))
+    return False
+
+
+class _Layout:
+    """How one record type becomes a JSON object: keys in order, one getter for all the
+    values, and the positions of the values that are enums (or None)."""
+
+    __slots__ = ("enums", "get", "keys")
+
+    def __init__(self, cls: type, kind: str) -> None:
+        hints = typing.get_type_hints(cls)
+        keys: list[str] = []
+        paths: list[str] = []
+        enums: list[int] = []
+        for f in fields(cls):
+            if f.name == "session":
+                for key, path in _SESSION_KEYS:
+                    keys.append(key)
+                    paths.append(path)
+                continue
+            if _is_enum_type(hints[f.name]):
+                enums.append(len(paths))
+            keys.append(f.name)
+            paths.append(f.name)
+        self.keys = ("type", *keys)
+        getter = attrgetter(*paths)
+        self.get: Callable[[Any], tuple[Any, ...]] = lambda record: (kind, *getter(record))
+        # positions in the (type, *values) tuple
+        self.enums = tuple(i + 1 for i in enums)
+
+
+_LAYOUTS: dict[type, _Layout] = {
+    PairRecord: _Layout(PairRecord, "pair"),
+    LifecycleRecord: _Layout(LifecycleRecord, "lifecycle"),
+    MessageRecord: _Layout(MessageRecord, "message"),
+}
+
 
 def record_dict(record: Record) -> dict[str, Any]:
     """A record as plain JSON values (nested SessionRef flattened to ``session_*``)."""
-    if isinstance(record, PairRecord):
-        kind = "pair"
-    elif isinstance(record, LifecycleRecord):
-        kind = "lifecycle"
-    else:
-        kind = "message"
-    data: dict[str, Any] = {"type": kind}
-    for field in fields(record):
-        value = getattr(record, field.name)
-        if field.name == "session":
-            data["session_id"] = value.session_id
-            data["session_trace_id"] = value.trace_id
-            data["session_span_id"] = value.span_id
-        elif isinstance(value, Enum):
-            data[field.name] = value.value
-        else:
-            data[field.name] = value
-    return data
+    layout = _LAYOUTS[type(record)]
+    values = layout.get(record)
+    if layout.enums:
+        converted = list(values)
+        for i in layout.enums:
+            value = converted[i]
+            if value is not None:
+                converted[i] = value._value_
+        return dict(zip(layout.keys, converted, strict=True))
+    return dict(zip(layout.keys, values, strict=True))
+
+
+def ndjson_line(record: Record) -> str:
+    """One NDJSON line (without the newline)."""
+    return _encode(record_dict(record))
 
 
 def console_line(record: Record) -> str | None:
@@ -84,7 +168,7 @@ class NdjsonFilePlugin:
     def __init__(self, path: str, max_bytes: int) -> None:
         self.path = path
         self._max_bytes = max_bytes
-        self._file: TextIO | None = None
+        self._file: typing.BinaryIO | None = None
         self.rotations = 0
 
     def encode(self, records: Sequence[Record]) -> Encoded:
@@ -93,12 +177,13 @@ class NdjsonFilePlugin:
         error: str | None = None
         for record in records:
             try:
-                lines.append(json.dumps(record_dict(record), ensure_ascii=False))
+                lines.append(ndjson_line(record))
             except Exception as exc:
                 skipped += 1
                 error = repr(exc)
-        payload = "".join(f"{line}\n" for line in lines).encode()
-        return Encoded(payload, len(lines), skipped, error)
+        lines.append("")
+        payload = "\n".join(lines).encode() if len(lines) > 1 else b""
+        return Encoded(payload, len(lines) - 1, skipped, error)
 
     def send(self, batch: Encoded, timeout_s: float) -> SendResult:
         try:
@@ -109,7 +194,7 @@ class NdjsonFilePlugin:
                 os.replace(self.path, f"{self.path}.1")
                 self.rotations += 1
                 handle = self._open()
-            handle.write(batch.payload.decode())
+            handle.write(batch.payload)
             handle.flush()
         except OSError as exc:
             return SendResult(
@@ -117,9 +202,9 @@ class NdjsonFilePlugin:
             )
         return SendResult(Verdict.OK)
 
-    def _open(self) -> TextIO:
+    def _open(self) -> typing.BinaryIO:
         if self._file is None:
-            self._file = open(self.path, "a", encoding="utf-8")  # noqa: SIM115 - kept open
+            self._file = open(self.path, "ab")  # noqa: SIM115 - kept open
         return self._file
 
     def close(self) -> None:
@@ -131,14 +216,52 @@ class NdjsonFilePlugin:
 
 
 class ConsolePlugin:
-    """Writes :func:`console_line` lines to a text stream (stdout by default)."""
+    """Writes :func:`console_line` lines to a text stream (stdout by default), at most
+    ``ok_per_s`` plain ok pairs per second (see the module docstring)."""
 
-    def __init__(self, stream: TextIO | None = None) -> None:
+    def __init__(
+        self,
+        stream: TextIO | None = None,
+        *,
+        ok_per_s: int = DEFAULT_CONSOLE_OK_PER_S,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
         self._stream = stream
+        self._ok_per_s = ok_per_s
+        self._clock = clock
+        self._window = -1.0  # start of the current one-second window (-1: none yet)
+        self._shown = 0  # ok pair lines printed in the window
+        self.held = 0  # ok pairs not printed since the last summary line
 
     def encode(self, records: Sequence[Record]) -> Encoded:
-        lines = [line for line in map(console_line, records) if line is not None]
-        return Encoded("".join(f"{line}\n" for line in lines).encode(), len(lines))
+        now = self._clock()
+        lines: list[str] = []
+        if self._window >= 0.0 and now - self._window >= 1.0:
+            self._roll(lines)
+        for record in records:
+            if type(record) is PairRecord and record.outcome is Outcome.OK and not record.slow:
+                if self._window < 0.0:
+                    self._window = now
+                if self._shown >= self._ok_per_s:
+                    self.held += 1
+                    continue
+                self._shown += 1
+            line = console_line(record)
+            if line is not None:
+                lines.append(line)
+        lines.append("")
+        return Encoded("\n".join(lines).encode() if len(lines) > 1 else b"", len(lines) - 1)
+
+    def _roll(self, lines: list[str]) -> None:
+        """The window is over: report what it held back, start afresh."""
+        if self.held:
+            lines.append(self._summary())
+            self.held = 0
+        self._window = -1.0
+        self._shown = 0
+
+    def _summary(self) -> str:
+        return f"... and {self.held} more ok pair{'s' if self.held != 1 else ''}"
 
     def send(self, batch: Encoded, timeout_s: float) -> SendResult:
         stream = self._stream or sys.stdout
@@ -150,4 +273,12 @@ class ConsolePlugin:
         return SendResult(Verdict.OK)
 
     def close(self) -> None:
-        return None
+        if self.held:
+            summary = self._summary()
+            self.held = 0
+            stream = self._stream or sys.stdout
+            try:
+                stream.write(f"{summary}\n")
+                stream.flush()
+            except (OSError, ValueError):
+                pass

@@ -2,16 +2,26 @@
 
 from __future__ import annotations
 
+import dataclasses
 import io
 import json
+from enum import Enum
 from pathlib import Path
+from typing import Any
 
 from config.exporters import ExportersSettings, LocalSettings
 from exporters import build_sinks
 from exporters.batching import Encoded
-from exporters.local import NdjsonFilePlugin, console_line
+from exporters.local import ConsolePlugin, NdjsonFilePlugin, console_line, record_dict
 from tests.exporters.kit import lifecycle, message, pair, session
-from tracking.records import LifecycleKind, Outcome
+from tracking.records import (
+    LifecycleKind,
+    LifecycleRecord,
+    MessageRecord,
+    Outcome,
+    PairRecord,
+    Record,
+)
 
 
 def test_console_lines() -> None:
@@ -74,3 +84,70 @@ def test_ndjson_unwritable_is_rejected_not_raised(tmp_path: Path) -> None:
     result = plugin.send(Encoded(b"{}\n", 1), 1.0)
     assert result.verdict.value == "reject"
     assert result.error is not None and "cannot write" in result.error
+
+
+def _reference_dict(record: Record) -> dict[str, Any]:
+    """The NDJSON object as first specified: every dataclass field, enums as values."""
+    kinds = {PairRecord: "pair", LifecycleRecord: "lifecycle", MessageRecord: "message"}
+    data: dict[str, Any] = {"type": kinds[type(record)]}
+    for field in dataclasses.fields(record):
+        value = getattr(record, field.name)
+        if field.name == "session":
+            data["session_id"] = value.session_id
+            data["session_trace_id"] = value.trace_id
+            data["session_span_id"] = value.span_id
+        else:
+            data[field.name] = value.value if isinstance(value, Enum) else value
+    return data
+
+
+def test_ndjson_lines_are_exactly_the_json_of_every_field() -> None:
+    ref = session("sïd-ü")
+    records: list[Record] = [
+        pair(ref),
+        pair(ref, outcome=Outcome.TIMEOUT, response_transport=None, request_payload='["é"]'),
+        pair(ref, outcome=Outcome.LATE, linked_span_id="ab" * 8, first_chunk_s=0.5),
+        lifecycle(LifecycleKind.UPGRADE, ref),
+        lifecycle(LifecycleKind.NAMESPACE_CONNECT, ref, namespace="/x", ok=False, error="no"),
+        message(ref),
+    ]
+    batch = NdjsonFilePlugin("unused", max_bytes=10_000).encode(records)
+    lines = batch.payload.decode().split("\n")
+    assert batch.count == len(records) and lines[-1] == ""
+    for record, line in zip(records, lines, strict=False):
+        assert line == json.dumps(_reference_dict(record), ensure_ascii=False)
+        assert record_dict(record) == _reference_dict(record)
+
+
+def _ok_pairs(n: int) -> list[Record]:
+    ref = session("s1")
+    return [pair(ref) for _ in range(n)]
+
+
+def test_console_rate_limits_plain_ok_pairs_and_sums_up_the_rest() -> None:
+    now = [100.0]
+    plugin = ConsolePlugin(io.StringIO(), ok_per_s=3, clock=lambda: now[0])
+    ref = session("s1")
+    slow = pair(ref, slow=True, duration_s=1.5)
+    timeout = pair(ref, outcome=Outcome.TIMEOUT, operation="create_terminal -> timeout")
+    batch = plugin.encode([*_ok_pairs(5), slow, timeout, *_ok_pairs(2)])
+    lines = batch.payload.decode().splitlines()
+    assert batch.count == len(lines) == 5  # 3 ok pairs, the slow one, the timeout
+    assert sum(" ok " in line and "slow" not in line for line in lines) == 3
+    assert "slow" in lines[3] and "timeout timeout" in lines[4]
+    now[0] += 0.5  # same second: still limited, nothing to report yet
+    assert plugin.encode(_ok_pairs(4)).count == 0
+    now[0] += 0.6  # the second is over: the summary leads the next output
+    lines = plugin.encode(_ok_pairs(4)).payload.decode().splitlines()
+    assert lines[0] == "... and 8 more ok pairs"
+    assert len(lines) == 4 and plugin.held == 1
+
+
+def test_console_summary_is_written_at_close() -> None:
+    out = io.StringIO()
+    plugin = ConsolePlugin(out, ok_per_s=0, clock=lambda: 5.0)
+    assert plugin.encode(_ok_pairs(1)).count == 0
+    plugin.close()
+    assert out.getvalue() == "... and 1 more ok pair\n"
+    plugin.close()  # nothing held any more
+    assert out.getvalue() == "... and 1 more ok pair\n"
