@@ -700,6 +700,14 @@ class SessionTable:
         dec = s.dec_c2s if direction is _C2S else s.dec_s2c
         if dec is None or not dec.busy:
             size = engine_size - 1 if engine_size > 0 else None
+            fast = fast_message(text, 0, size)
+            if fast is not None:
+                self.packets += 1
+                event: PacketObserved = _tuple_new(
+                    PacketObserved, (s.sid, direction, transport, fast, at, wall)
+                )
+                self._emit(event)
+                return
             result = parse_header(text, size)
             if isinstance(result, DecodeFailure):
                 self._failed(s.sid, direction, transport, result.reason, len(text))
@@ -707,10 +715,9 @@ class SessionTable:
             packet, count = result
             if not count:
                 self.packets += 1
-                event: PacketObserved = _tuple_new(
-                    PacketObserved, (s.sid, direction, transport, packet, at, wall)
+                self._emit(
+                    _tuple_new(PacketObserved, (s.sid, direction, transport, packet, at, wall))
                 )
-                self._emit(event)
                 return
         pkt = EnginePacket(_MESSAGE, text, engine_size if engine_size > 0 else len(text))
         self._stream(s, self._decoder(s, direction), pkt, direction, transport)

@@ -56,36 +56,39 @@ def _fail(reason: str, raw: str | bytes) -> DecodeFailure:
     return DecodeFailure(reason, raw[:RAW_KEEP])
 
 
-def fast_message(frame: str) -> SocketPacket | None:
-    """The Socket.IO packet in the Engine.IO text MESSAGE ``frame`` (``4`` + packet), for
-    the shapes that make up nearly all traffic: an EVENT or ACK of the main namespace,
-    ``42["name",...]``, ``42<id>["name",...]``, ``43<id>[...]``, event name without escapes.
+def fast_message(frame: str, start: int = 1, size: int | None = None) -> SocketPacket | None:
+    """The Socket.IO packet at ``frame[start:]`` (by default: in the Engine.IO text MESSAGE
+    ``frame``, ``4`` + packet), for the shapes that make up nearly all traffic: an EVENT or
+    ACK of the main namespace, ``2["name",...]``, ``2<id>["name",...]``, ``3<id>[...]``,
+    event name without escapes.  ``size``: the packet's encoded size, if known.
 
-    ``None`` means "not one of those shapes": decode ``frame[1:]`` with :func:`parse_header`,
-    which gives the same result for these shapes (and the failure for malformed ones).
-    Skips the copy of the packet text that slicing off the ``4`` would cost.
+    ``None`` means "not one of those shapes": decode ``frame[start:]`` with
+    :func:`parse_header`, which gives the same result for these shapes (and the failure for
+    malformed ones).  Skips the copy of the packet text that slicing ``frame`` would cost.
     """
     n = len(frame)
-    if n < 4 or frame[n - 1] != "]":
+    if n < start + 3 or frame[n - 1] != "]":
         return None
-    first = frame[1]
+    first = frame[start]
     if first not in {"2", "3"}:
         return None
-    second = frame[2]
+    k = start + 1
+    second = frame[k]
     if second == "[":
-        k = 2
         ack_id: int | None = None
     elif "0" <= second <= "9":
-        k = frame.find("[", 3, 3 + _MAX_ID_DIGITS)
+        k = frame.find("[", k + 1, k + 1 + _MAX_ID_DIGITS)
         if k < 0:
             return None
-        digits = frame[2:k]
+        digits = frame[start + 1 : k]
         if not digits.isdigit() or not digits.isascii():
             return None
         ack_id = int(digits)
     else:
         return None
-    size = n - 1 if frame.isascii() else len(frame.encode("utf-8", "surrogatepass")) - 1
+    if size is None:
+        # everything before ``start`` is ASCII (``4``)
+        size = n - start if frame.isascii() else len(frame.encode("utf-8", "surrogatepass")) - start
     if first == "3":
         if ack_id is None:
             return None

@@ -353,12 +353,14 @@ _shape = st.one_of(
 @given(_shape)
 def test_fast_message_agrees_with_parse_header(text: str) -> None:
     fast = sio_wire.fast_message("4" + text)
+    assert sio_wire.fast_message(text, 0) == fast  # the packet text alone (polling)
     if fast is None:
         return
     full = parse_header(text)
     assert not isinstance(full, DecodeFailure), full
     packet, count = full
     assert count == 0 and fast == packet and type(fast) is SocketPacket
+    assert sio_wire.fast_message(text, 0, 12345) == packet._replace(size=12345)
 
 
 def test_fast_message_covers_the_common_shapes() -> None:
