@@ -12,7 +12,7 @@ from typing import Any
 
 from config.tracking import CaptureSettings, Predicate
 from tracking.wire.packets import SocketPacket, SocketPacketType
-from tracking.wire.socketio import parse_args
+from tracking.wire.socketio import first_arg as _first_arg
 
 REDACTED = "[REDACTED]"
 _MISSING = object()
@@ -36,12 +36,13 @@ def event_args(packet: SocketPacket) -> list[Any] | None:
 
 def first_arg(packet: SocketPacket) -> Any:
     """The first argument (attachments put back), or None; what keys and predicates read."""
-    args = parse_args(packet)
-    return args[0] if args else None
+    return _first_arg(packet)
 
 
 def lookup(value: Any, path: Sequence[str]) -> Any:
     """Follow a dotted path (already split) through dicts and lists; ``_MISSING`` if absent."""
+    if type(value) is dict and len(path) == 1:  # the common case: a top-level field
+        return value.get(path[0], _MISSING)
     for part in path:
         if isinstance(value, dict):
             value = value.get(part, _MISSING)
@@ -77,8 +78,9 @@ def first_error(
     ``paths``: each predicate's path already split (see :attr:`tracking.rules.Rule`)."""
     if paths is None:
         paths = [p.path.split(".") for p in predicates]
+    simple = type(arg) is dict
     for p, path in zip(predicates, paths, strict=True):
-        value = lookup(arg, path)
+        value = arg.get(path[0], _MISSING) if simple and len(path) == 1 else lookup(arg, path)
         if p.present is not None:
             present = value is not _MISSING and value is not None
             if present == p.present:

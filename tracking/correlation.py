@@ -28,7 +28,7 @@ from types import MappingProxyType
 from typing import Any, Protocol
 
 from config.tracking import TrackingSettings
-from tracking.capture import Capturer, describe_predicate, first_arg, first_error, key_value
+from tracking.capture import Capturer, describe_predicate, first_error, key_value
 from tracking.events import (
     CloseReason,
     DecodeFailed,
@@ -53,6 +53,7 @@ from tracking.records import (
 from tracking.rules import Binding, EventRoles, Role, Rule, RuleBook
 from tracking.views import MetricsSnapshot, PendingView, SessionView
 from tracking.wire.packets import Direction, SocketPacket, SocketPacketType, Transport
+from tracking.wire.socketio import first_arg
 
 NAMESPACE_CONNECT_RULE = "namespace_connect"
 _TRACEPARENT = re.compile(r"^([0-9a-f]{2})-([0-9a-f]{32})-([0-9a-f]{16})-([0-9a-f]{2})$")

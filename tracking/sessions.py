@@ -375,6 +375,13 @@ class SessionTable:
                     s, data[1:], len(data) if data.isascii() else -1, direction, _WEBSOCKET
                 )
                 return
+            if data == "2":  # heartbeats: no packet needed
+                s.ping_at = at
+                s.ping_dir = direction
+                return
+            if data == "3":
+                self._pong(s, direction)
+                return
             self._engine(s, decode_ws_frame(data, eio=leg.eio), direction, _WEBSOCKET, leg)
         except Exception:
             self.internal_errors += 1
@@ -644,10 +651,8 @@ class SessionTable:
                 s.ping_at = at
                 s.ping_dir = direction
         elif t is _PONG:
-            if p.data != "probe" and s.ping_at is not None and s.ping_dir is not direction:
-                rtt = at - s.ping_at
-                s.ping_at = None
-                self._emit(HeartbeatObserved(s.sid, rtt, at, wall))
+            if p.data != "probe":
+                self._pong(s, direction)
         elif t is _UPGRADE:
             if leg is not None and direction is _C2S and leg.state is not LegState.ACTIVE:
                 started = leg.probe_at if leg.probe_at is not None else at
@@ -671,6 +676,13 @@ class SessionTable:
                 s.window = window
                 self._enqueue(s)
         # NOOP: nothing to learn (the old long-poll is being drained during an upgrade)
+
+    def _pong(self, s: _Session, direction: Direction) -> None:
+        ping_at = s.ping_at
+        if ping_at is not None and s.ping_dir is not direction:
+            at = self._at
+            s.ping_at = None
+            self._emit(_tuple_new(HeartbeatObserved, (s.sid, at - ping_at, at, self._wall)))
 
     def _decoder(self, s: _Session, direction: Direction) -> SocketIOStreamDecoder:
         if direction is _C2S:

@@ -19,9 +19,9 @@ from tests.tracking.engine_kit import (
     event,
     settings,
 )
-from tracking.correlation import parse_traceparent
+from tracking.correlation import CorrelationEngine, SequentialIds, parse_traceparent
 from tracking.events import CloseReason, DecodeFailed, HeartbeatObserved, SessionUpgraded
-from tracking.records import LifecycleKind, Outcome, PairKind
+from tracking.records import LifecycleKind, Outcome, PairKind, PairRecord, Record
 from tracking.wire.packets import SocketPacketType, Transport
 
 
@@ -325,6 +325,32 @@ def test_sampling_keeps_errors_slow_and_counts_everything() -> None:
     snap = h.engine.snapshot()
     assert snap.rules[0].outcomes == {"ok": 2, "error": 1}
     assert snap.extra["pairs_unsampled"] == 1
+
+
+def test_unsampled_pairs_nobody_would_see_are_not_built_but_counted() -> None:
+    records: list[Record] = []
+    asked: list[bool] = []
+
+    def wants() -> bool:
+        asked.append(True)
+        return False
+
+    s = settings(sample_rate=0.0, defaults={"slow": "1s"})
+    engine = CorrelationEngine(s, records.append, SequentialIds(), wants_unsampled=wants)
+    h = Harness(s)
+    h.engine = engine
+    h.open()
+    h.send(event("e", ack=1))
+    h.reply(ack(1))  # ok, fast, unsampled: nobody wants it
+    h.send(event("e", ack=2))
+    h.advance(1.5)
+    h.reply(ack(2))  # slow: always kept
+    assert [(p.ack_id, p.slow, p.sampled) for p in records if isinstance(p, PairRecord)] == [
+        (2, True, True)
+    ]
+    assert len(asked) == 1
+    snap = engine.snapshot()
+    assert snap.rules[0].outcomes == {"ok": 2} and snap.extra["pairs_unsampled"] == 1
 
 
 def test_partial_sampling_is_roughly_the_rate() -> None:

@@ -363,6 +363,27 @@ def try_parse_args(packet: SocketPacket) -> list[object] | DecodeFailure:
     return [value]
 
 
+def first_arg(packet: SocketPacket) -> Any:
+    """The first argument, or None: what ``(parse_args(packet) or [None])[0]`` gives, without
+    copying the argument list (what match keys and error predicates read)."""
+    ptype = packet.type
+    if packet.attachments or ptype is _BINARY_EVENT or ptype is _BINARY_ACK:
+        args = parse_args(packet)
+        return args[0] if args else None
+    text = packet.payload
+    if not text:
+        return None
+    try:
+        value = _loads(text)
+    except (ValueError, RecursionError):
+        return None
+    if ptype is _EVENT:
+        return value[1] if type(value) is list and len(value) > 1 else None
+    if ptype is _ACK:
+        return value[0] if type(value) is list and value else None
+    return value
+
+
 def parse_args(packet: SocketPacket) -> list[object]:
     """Like :func:`try_parse_args`, but an unparsable payload gives ``[]``."""
     result = try_parse_args(packet)

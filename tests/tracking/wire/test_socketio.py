@@ -370,3 +370,22 @@ def test_fast_message_covers_the_common_shapes() -> None:
     # namespaces, escapes, binary and malformed packets take the general path
     for text in ['2/chat,["ev"]', '2["a\\"b"]', '51-["ev",{}]', '3["no id"]', '2["ev"', "2"]:
         assert sio_wire.fast_message("4" + text) is None, text
+
+
+@settings(max_examples=500, deadline=None)
+@given(
+    st.sampled_from(list(SocketPacketType)),
+    st.one_of(
+        st.lists(_json, max_size=3).map(json.dumps),
+        _json.map(json.dumps),
+        st.text(max_size=20),
+    ),
+    st.lists(st.binary(max_size=4), max_size=2).map(tuple),
+)
+def test_first_arg_is_the_first_of_parse_args(
+    ptype: SocketPacketType, payload: str, attachments: tuple[bytes, ...]
+) -> None:
+    packet = SocketPacket(ptype, "/", 1, None, payload, attachments, len(payload))
+    args = parse_args(packet)
+    # repr: a "NaN" payload must compare equal to itself
+    assert repr(sio_wire.first_arg(packet)) == repr(args[0] if args else None)
