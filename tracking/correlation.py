@@ -126,23 +126,6 @@ def parse_traceparent(value: str | None) -> tuple[str, str] | None:
     return trace_id, span_id
 
 
-class _Lazy:
-    """The first argument of one packet, parsed at most once and only when asked."""
-
-    __slots__ = ("_done", "_packet", "_value")
-
-    def __init__(self, packet: SocketPacket) -> None:
-        self._packet = packet
-        self._done = False
-        self._value: Any = None
-
-    def get(self) -> Any:
-        if not self._done:
-            self._value = first_arg(self._packet)
-            self._done = True
-        return self._value
-
-
 @dataclass(slots=True, eq=False)
 class _Pending:
     id: int
@@ -533,7 +516,8 @@ class CorrelationEngine:
             if not roles.aggregate:  # the common one-way case: no parsing at all
                 self._one_way(s, ev, p, name, roles.label)
             return
-        arg = _Lazy(p)
+        # The first argument, parsed once, and only if a binding of this name reads it.
+        arg = first_arg(p) if roles.needs_arg else None
         handled = False
         if self._acks and p.ack_id is not None:
             self._open_ack(s, ev, p, roles.label)
@@ -668,11 +652,11 @@ class CorrelationEngine:
     # ------------------------------------------------------------------ rules
 
     def _open_rule(
-        self, s: _Session, ev: PacketObserved, p: SocketPacket, b: Binding, arg: _Lazy
+        self, s: _Session, ev: PacketObserved, p: SocketPacket, b: Binding, arg: Any
     ) -> None:
         rule = b.rule
         key = (
-            key_value(arg.get(), rule.request_path, self._ignored)
+            key_value(arg, rule.request_path, self._ignored)
             if rule.request_path is not None
             else None
         )
@@ -685,7 +669,7 @@ class CorrelationEngine:
             rule.name,
             rule.name,
             key,
-            dict(b.captures),
+            dict(b.captures) if b.captures else _NO_CAPTURES,
             rule.timeout_s,
             rule.slow_s,
         )
@@ -695,13 +679,13 @@ class CorrelationEngine:
             group = s.groups[gkey] = _Group()
         group.add(q)
 
-    def _reply_key(self, rule: Rule, arg: _Lazy) -> str | None:
+    def _reply_key(self, rule: Rule, arg: Any) -> str | None:
         if rule.response_path is None:
             return None
-        return key_value(arg.get(), rule.response_path, self._ignored)
+        return key_value(arg, rule.response_path, self._ignored)
 
     def _reply(
-        self, s: _Session, ev: PacketObserved, p: SocketPacket, roles: EventRoles, arg: _Lazy
+        self, s: _Session, ev: PacketObserved, p: SocketPacket, roles: EventRoles, arg: Any
     ) -> bool:
         requested_by = _S2C if ev.direction is _C2S else _C2S
         for b in roles.replies:
@@ -721,18 +705,18 @@ class CorrelationEngine:
                 return True
         return False
 
-    def _error_type(self, b: Binding, arg: _Lazy) -> str | None:
+    def _error_type(self, b: Binding, arg: Any) -> str | None:
         if b.role is Role.ERROR:
             return b.template
         rule = b.rule
         if rule.error_when:
-            hit = first_error(arg.get(), rule.error_when, rule.error_paths)
+            hit = first_error(arg, rule.error_when, rule.error_paths)
             if hit is not None:
                 return f"{b.template} ({describe_predicate(hit)})"
         return None
 
     def _chunk(
-        self, s: _Session, ev: PacketObserved, p: SocketPacket, roles: EventRoles, arg: _Lazy
+        self, s: _Session, ev: PacketObserved, p: SocketPacket, roles: EventRoles, arg: Any
     ) -> bool:
         requested_by = _S2C if ev.direction is _C2S else _C2S
         for b in roles.chunks:

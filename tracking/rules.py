@@ -61,10 +61,21 @@ class EventRoles:
     replies: tuple[Binding, ...]  # RESPONSE and ERROR bindings, rule order
     chunks: tuple[Binding, ...]
     aggregate: bool
-    configured: bool = False  # any requests, replies or chunks (a field: read per frame)
+    # Derived (fields, not properties: read per frame).
+    configured: bool = False  # any requests, replies or chunks
+    needs_arg: bool = False  # some binding reads the first argument (match key, error test)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "configured", bool(self.requests or self.replies or self.chunks))
+        needs = (
+            any(b.rule.request_path is not None for b in self.requests)
+            or any(
+                b.rule.response_path is not None or (b.role is Role.RESPONSE and b.rule.error_when)
+                for b in self.replies
+            )
+            or any(b.rule.response_path is not None for b in self.chunks)
+        )
+        object.__setattr__(self, "needs_arg", needs)
 
 
 def split_path(path: str | None) -> tuple[str, ...] | None:
