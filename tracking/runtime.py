@@ -369,16 +369,20 @@ class Tracker:
 
     async def _run_timer(self) -> None:
         assert self._wake is not None
-        while True:
+        while not self._stopped:
             self._wake.clear()
             deadline = self.engine.next_deadline()
             self._armed = deadline if deadline is not None else math.inf
             delay = self._max_sleep
             if deadline is not None:
                 delay = min(delay, max(0.0, deadline - self._clock.monotonic()))
+            # asyncio.timeout, not wait_for: Python 3.11's wait_for swallows a cancellation
+            # that arrives just as the wake event fires, and stop() would wait forever.
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), timeout=delay)
-            self.tick()
+                async with asyncio.timeout(delay):
+                    await self._wake.wait()
+            if not self._stopped:
+                self.tick()
 
     def tick(self) -> None:
         """Run due timers now (the timer task calls this; tests may too)."""

@@ -265,6 +265,22 @@ async def test_timer_is_rearmed_for_an_earlier_deadline() -> None:
     await tracker.stop(1.0)
 
 
+@pytest.mark.parametrize("turns", [0, 1, 2, 3])
+async def test_stop_ends_the_timer_even_when_it_is_woken_as_it_is_cancelled(turns: int) -> None:
+    # Python 3.11's asyncio.wait_for swallows a cancellation that arrives as the awaited event
+    # fires; the timer must still end, or stop() would wait for it forever.
+    tracker, _, _ = make(max_sleep_s=3600)
+    await tracker.start()
+    for _ in range(3):
+        await asyncio.sleep(0)  # the timer is asleep
+    assert tracker._wake is not None
+    tracker._wake.set()
+    for _ in range(turns):
+        await asyncio.sleep(0)
+    await asyncio.wait_for(tracker.stop(0.1), timeout=10)  # a hang fails here
+    assert tracker.sizes()["tasks"] == 0
+
+
 @pytest.mark.parametrize("health_fails", [True])
 def test_sink_health_guarded(health_fails: bool) -> None:
     class BadHealth(RecordingSink):
