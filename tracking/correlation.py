@@ -197,6 +197,7 @@ class _Group:
 class _TimedOut:
     """A timed-out request remembered so that its late reply can be linked to it."""
 
+    trace_id: str
     span_id: str
     namespace: str
     kind: PairKind
@@ -277,6 +278,11 @@ class CorrelationEngine:
     # ------------------------------------------------------------------ input
 
     def handle(self, event: SessionEvent) -> None:
+        heap = self._heap
+        if heap and heap[0][0] <= event.at:
+            # Deadlines that passed before this event happened fire first, whether or not the
+            # timer has run yet: a reply after its deadline is late, not ok.
+            self.tick(event.at, event.wall)
         if type(event) is PacketObserved:
             self._packet(event)
         elif isinstance(event, SessionOpened):
@@ -862,11 +868,13 @@ class CorrelationEngine:
         self._forget(q)
         s = q.session
         limit = self._limits.max_timed_out_per_session
+        trace_id = self._trace_id()
         if limit:
             while len(s.timed_out) >= limit:
                 s.timed_out.popitem(last=False)
                 self.metrics.drops["timed_out_memory"] += 1
             s.timed_out[q.id] = _TimedOut(
+                trace_id=trace_id,
                 span_id=q.span_id,
                 namespace=q.namespace,
                 kind=q.kind,
@@ -896,6 +904,7 @@ class CorrelationEngine:
             None,
             0,
             None,
+            trace_id=trace_id,
         )
 
     def _find_timed_out(
@@ -923,7 +932,8 @@ class CorrelationEngine:
     ) -> None:
         duration = max(0.0, ev.at - o.at)
         record = new_pair_record(
-            trace_id=self._ids.trace_id(),
+            # The late span joins the timed-out span's trace, so its link resolves.
+            trace_id=o.trace_id,
             span_id=self._ids.span_id(),
             session=s.ref,
             namespace=o.namespace,
@@ -967,6 +977,8 @@ class CorrelationEngine:
         response_transport: Transport | None,
         response_size: int,
         response_payload: str | None,
+        *,
+        trace_id: str | None = None,
     ) -> None:
         span_id = q.span_id
         sampled = True
@@ -981,7 +993,7 @@ class CorrelationEngine:
                 return
         self._emit(
             new_pair_record(
-                self._trace_id(),
+                self._trace_id() if trace_id is None else trace_id,
                 span_id,
                 q.session.ref,
                 q.namespace,

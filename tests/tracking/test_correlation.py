@@ -233,6 +233,19 @@ def test_late_ack_and_late_window() -> None:
     assert h.engine.snapshot().extra["unmatched_acks"] == 1
 
 
+def test_a_reply_past_its_deadline_is_late_even_before_the_timer_ran() -> None:
+    h = Harness(settings(defaults={"timeout": "1s"}))
+    h.open()
+    h.send(event("slowpoke", ack=7))
+    h.now += 1.5  # the clock moves on, but no tick(): the runtime's timer has not fired yet
+    h.reply(ack(7))
+    assert [p.outcome for p in h.pairs()] == [Outcome.TIMEOUT, Outcome.LATE]
+    timed_out, late = h.pairs()
+    assert late.linked_span_id == timed_out.span_id
+    assert late.trace_id == timed_out.trace_id  # the link resolves within one trace
+    assert h.engine.pending_views(h.now) == []
+
+
 def test_slow_flag_uses_rule_threshold() -> None:
     h = Harness(
         settings(rules=[{"request": "q", "responses": ["r"], "slow": "250ms", "timeout": 2}])
