@@ -31,9 +31,10 @@ from config.proxy import ProxySettings
 from config.settings import Settings
 from exporters import ExporterConfigError, build_sinks
 from proxy.admin import AdminBindError, TrackerMonitorSource, build_admin_app, check_admin_binding
-from proxy.demo import PacketPrinter, TeeObserver
+from proxy.demo import EventPrinter, TeeObserver
 from proxy.logging import configure_logging, redact_url
 from proxy.relay import build_relay_app, relay_stats
+from tracking.events import SessionEvent
 from tracking.observer import TrafficObserver
 from tracking.runtime import Tracker
 from tracking.sink import RecordSink
@@ -210,6 +211,7 @@ async def start_proxy(
     environ: Mapping[str, str],
     *,
     extra_observers: Sequence[TrafficObserver] = (),
+    on_session_event: Callable[[SessionEvent], None] | None = None,
 ) -> RunningProxy:
     """Wire sinks -> tracker -> relay (+ admin) and start listening."""
     check_settings(settings)
@@ -219,7 +221,7 @@ async def start_proxy(
     sinks: list[RecordSink] = []
     if settings.tracking.enabled:
         sinks = _build_sinks(settings, environ)
-        tracker = Tracker(settings.tracking, sinks)
+        tracker = Tracker(settings.tracking, sinks, on_session_event=on_session_event)
     observers: list[TrafficObserver] = ([tracker] if tracker is not None else []) + list(
         extra_observers
     )
@@ -328,7 +330,7 @@ async def _demo(args: argparse.Namespace, environ: Mapping[str, str]) -> int:
     stop = asyncio.Event()
     _install_signal_handlers(stop)
     try:
-        running = await start_proxy(settings, environ, extra_observers=(PacketPrinter(),))
+        running = await start_proxy(settings, environ, on_session_event=EventPrinter())
     except BaseException:
         await backend.cleanup()
         raise

@@ -1,15 +1,13 @@
-"""Observers used by ``socketio-trace-proxy demo``: print every decoded packet, fan out.
+"""What ``socketio-trace-proxy demo`` adds: print every decoded packet; fan out observers.
 
-:class:`PacketPrinter` feeds the relay's raw traffic through the sans-IO session table
-(:class:`tracking.sessions.SessionTable`) and prints one line per Engine.IO session event
-and Socket.IO packet, so a newcomer sees the decoded traffic next to the tracker's pair
-lines.  :class:`TeeObserver` hands the same traffic to several observers.
+:class:`EventPrinter` prints one line per Engine.IO session event and Socket.IO packet the
+tracker decodes, so a newcomer sees the decoded traffic next to the tracker's pair lines.
+:class:`TeeObserver` hands the same raw traffic to several observers.
 """
 
 from __future__ import annotations
 
 import sys
-import time
 from collections.abc import Sequence
 from typing import TextIO
 
@@ -23,7 +21,6 @@ from tracking.events import (
     SessionUpgraded,
 )
 from tracking.observer import RequestInfo, TrafficObserver, WebSocketObserver
-from tracking.sessions import SessionTable, WebSocketLeg
 from tracking.wire.packets import Direction
 
 _ARROW = {Direction.CLIENT_TO_SERVER: "C->S", Direction.SERVER_TO_CLIENT: "S->C"}
@@ -65,52 +62,21 @@ def format_event(event: SessionEvent) -> str | None:
     return None
 
 
-class _PrinterLeg:
-    __slots__ = ("_leg", "_table")
+class EventPrinter:
+    """Prints one line per session event the tracker decodes (the demo's traffic view).
 
-    def __init__(self, table: SessionTable, leg: WebSocketLeg) -> None:
-        self._table = table
-        self._leg = leg
-
-    def message(self, direction: Direction, data: str | bytes) -> None:
-        self._table.websocket_message(self._leg, direction, data, time.monotonic(), time.time())
-
-    def closed(self, initiator: Direction | None, code: int | None) -> None:
-        self._table.websocket_closed(self._leg, initiator, code, time.monotonic(), time.time())
-
-
-class PacketPrinter:
-    """A :class:`TrafficObserver` printing decoded packets, one line each (demo only)."""
+    Pass it as ``Tracker(on_session_event=...)``: the packets are decoded once, by the
+    tracker itself.
+    """
 
     def __init__(self, out: TextIO | None = None, prefix: str = "[traffic] ") -> None:
         self._out = out if out is not None else sys.stdout
         self._prefix = prefix
-        self.table = SessionTable(self._print, max_sessions=1000)
 
-    def _print(self, event: SessionEvent) -> None:
+    def __call__(self, event: SessionEvent) -> None:
         line = format_event(event)
         if line is not None:
             print(self._prefix + line, file=self._out, flush=True)
-
-    def polling_request(self, info: RequestInfo, body: bytes) -> None:
-        self.table.polling_request(info, body, time.monotonic(), time.time())
-
-    def polling_response(
-        self,
-        info: RequestInfo,
-        status: int,
-        content_type: str | None,
-        content_encoding: str | None,
-        body: bytes,
-    ) -> None:
-        self.table.polling_response(
-            info, status, content_type, content_encoding, body, time.monotonic(), time.time()
-        )
-
-    def websocket_opened(self, info: RequestInfo) -> WebSocketObserver:
-        return _PrinterLeg(
-            self.table, self.table.websocket_opened(info, time.monotonic(), time.time())
-        )
 
 
 class _TeeLeg:

@@ -234,6 +234,7 @@ class Tracker:
         ids: IdSource | None = None,
         session_factory: SessionFactory | None = None,
         max_sleep_s: float = MAX_SLEEP_S,
+        on_session_event: Callable[[SessionEvent], None] | None = None,
     ) -> None:
         self.settings = settings
         self._clock: Clock = clock if clock is not None else SystemClock()
@@ -243,7 +244,10 @@ class Tracker:
         self.engine = CorrelationEngine(
             settings, self._on_record, ids, wants_unsampled=self._wants_unsampled
         )
-        self._sessions = (session_factory or _session_table)(self._on_event, settings)
+        emit: Callable[[SessionEvent], None] = self._on_event
+        if on_session_event is not None:
+            emit = self._tapped(on_session_event)
+        self._sessions = (session_factory or _session_table)(emit, settings)
         self._ws_message = self._sessions.websocket_message
         limits = settings.limits
         # Records only; an item's seq follows from its position (the newest is ``_seq``).
@@ -413,6 +417,19 @@ class Tracker:
                 self._retire_timeline(event.session_id)
         except Exception:
             self._fault("engine")
+
+    def _tapped(self, tap: Callable[[SessionEvent], None]) -> Callable[[SessionEvent], None]:
+        """``_on_event`` preceded by ``tap`` (e.g. the demo's packet printer), guarded."""
+        on_event = self._on_event
+
+        def emit(event: SessionEvent) -> None:
+            try:
+                tap(event)
+            except Exception:
+                self._fault("session_event_tap")
+            on_event(event)
+
+        return emit
 
     def _timeline(self, sid: str) -> deque[_TimelineItem]:
         tl = self._timelines.get(sid)

@@ -6,7 +6,6 @@ from __future__ import annotations
 import asyncio
 import gzip
 import hashlib
-import io
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 
@@ -16,7 +15,7 @@ import socketio
 from aiohttp import web
 from yarl import URL
 
-from proxy.demo import PacketPrinter
+from config.tracking import TrackingSettings
 from tests.proxy.peers import (
     build_sio,
     eventually,
@@ -25,6 +24,7 @@ from tests.proxy.peers import (
     runner_port,
     serve_aiohttp,
 )
+from tracking.runtime import Tracker
 
 GZIPPED = gzip.compress(b'{"compressed": true}' * 200)
 BIG = bytes(range(256)) * 20_000  # 5 MB
@@ -227,9 +227,10 @@ async def test_client_vanishing_mid_request_cancels_the_upstream_request(
 async def test_invalid_sid_and_malformed_frames_pass_through_and_are_counted() -> None:
     runner = await serve_aiohttp(build_sio("aiohttp"))
     backend = f"http://127.0.0.1:{runner_port(runner)}"
-    printer = PacketPrinter(out=io.StringIO())
+    tracker = Tracker(TrackingSettings(), [])
+    await tracker.start()
     try:
-        async with relay_in_front_of(backend, printer) as relay, _client() as client:
+        async with relay_in_front_of(backend, tracker) as relay, _client() as client:
             bogus = "/socket.io/?EIO=4&transport=polling&sid=bogus"
             async with client.get(backend + bogus) as direct:
                 direct_status, direct_body = direct.status, await direct.read()
@@ -251,8 +252,10 @@ async def test_invalid_sid_and_malformed_frames_pass_through_and_are_counted() -
             assert await sio.call("echo", "still fine", timeout=5) == "still fine"
             await sio.disconnect()
         assert relay.counters.observer_errors == 0
-        stats = printer.table.stats()
-        assert stats.decode_failures >= 2
-        assert stats.internal_errors == 0
+        metrics = tracker.get_metrics()
+        assert metrics.decode_errors >= 2
+        assert not [k for k in metrics.extra if k.startswith("fault:")]
+        assert metrics.extra["sessions.internal_errors"] == 0
     finally:
+        await tracker.stop(1.0)
         await runner.cleanup()
