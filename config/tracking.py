@@ -176,7 +176,9 @@ class LimitsSettings(Section):
     )
     max_template_cache: int = Field(4_096, gt=0, description="event-name lookup cache size")
     activity_buffer: int = Field(10_000, gt=0, description="recent-activity ring size")
-    timeline_per_session: int = Field(200, gt=0, description="timeline entries per session")
+    timeline_per_session: int = Field(
+        50, gt=0, description="timeline entries per session (~150 B each, per live session)"
+    )
     closed_timelines: int = Field(100, ge=0, description="timelines kept after sessions close")
     subscriber_queue: int = Field(1_000, gt=0, description="live-stream queue per subscriber")
 
