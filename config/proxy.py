@@ -18,7 +18,12 @@ class ProxySettings(Section):
         16 * 1024 * 1024, gt=0, description="largest WebSocket message / polling body, bytes"
     )
     websocket_compression: bool = Field(
-        True, description="offer/accept permessage-deflate, negotiated separately per leg"
+        True, description="accept permessage-deflate from clients that offer it (client leg)"
+    )
+    upstream_websocket_compression: bool = Field(
+        False,
+        description="also offer permessage-deflate to the upstream when the client offered it "
+        "(off: the upstream is near, and each deflating leg holds ~90 KiB of zlib state)",
     )
     connect_timeout_s: float = Field(10.0, gt=0, description="upstream connect timeout")
     max_upstream_connections: int = Field(

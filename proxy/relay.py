@@ -472,11 +472,13 @@ class _Relay:
         settings = self._settings
         headers = self._upstream_headers(request)
         _strip(headers, _WS_HANDSHAKE)
-        # Each leg negotiates permessage-deflate on its own (RFC 7692), but the upstream leg
-        # offers it only when the client did: a leg's zlib state costs ~90 KiB per session.
+        # Each leg negotiates permessage-deflate on its own (RFC 7692 5): the client leg as
+        # the client offers, the upstream leg only when configured (and the client offered):
+        # each deflating leg holds ~90 KiB of zlib state per session.
         deflate = settings.websocket_compression and "permessage-deflate" in request.headers.get(
             hdrs.SEC_WEBSOCKET_EXTENSIONS, ""
         )
+        deflate_upstream = deflate and settings.upstream_websocket_compression
         offered = request.headers.get(hdrs.SEC_WEBSOCKET_PROTOCOL)
         protocols = tuple(p.strip() for p in offered.split(",") if p.strip()) if offered else ()
         try:
@@ -484,7 +486,7 @@ class _Relay:
                 self._url(request),
                 protocols=protocols,
                 headers=headers,
-                compress=15 if deflate else 0,
+                compress=15 if deflate_upstream else 0,
                 max_msg_size=self._max,
                 autoclose=False,
                 autoping=False,

@@ -191,9 +191,8 @@ async def test_frames_types_order_and_pings_pass_through(
     ]
     hs = upstream.handshakes[0]
     assert hs["Sec-WebSocket-Protocol"] == "x,v2,chat"
-    # The upstream leg offers permessage-deflate only when the client did.
-    offered_up = "permessage-deflate" in hs.get("Sec-WebSocket-Extensions", "")
-    assert offered_up == bool(client_compress)
+    # By default the upstream leg is not offered permessage-deflate (see the next test).
+    assert "permessage-deflate" not in hs.get("Sec-WebSocket-Extensions", "")
     assert hs["Host"] == r.url.removeprefix("http://")
     assert hs["X-Forwarded-For"] == "127.0.0.1"
     assert observer.log.of("ws", "c2s") == [*texts, *blobs]
@@ -264,3 +263,22 @@ async def test_shutdown_closes_open_websockets_with_going_away(upstream: Upstrea
         await ws.close()
     await asyncio.wait_for(upstream.done.wait(), 5)
     assert (WSMsgType.CLOSE, 1001) in [(t, d) for t, d, _ in upstream.received]
+
+
+@pytest.mark.parametrize("client_compress", [0, 15])
+async def test_upstream_deflate_is_offered_only_when_configured_and_the_client_offered(
+    upstream: Upstream, client_compress: int
+) -> None:
+    async with (
+        relay_in_front_of(
+            upstream.url, RecordingObserver(), upstream_websocket_compression=True
+        ) as r,
+        aiohttp.ClientSession() as session,
+    ):
+        ws = await _connect(r, session, compress=client_compress)
+        await ws.send_str("4hello")
+        msg = await asyncio.wait_for(ws.receive(), 5)
+        await ws.close()
+    assert (msg.type, msg.data) == (WSMsgType.TEXT, "echo:4hello")
+    offered_up = "permessage-deflate" in upstream.handshakes[0].get("Sec-WebSocket-Extensions", "")
+    assert offered_up == bool(client_compress)
