@@ -472,9 +472,9 @@ class _Relay:
         settings = self._settings
         headers = self._upstream_headers(request)
         _strip(headers, _WS_HANDSHAKE)
-        # Each leg negotiates permessage-deflate on its own (RFC 7692 5): the client leg as
-        # the client offers, the upstream leg only when configured (and the client offered):
-        # each deflating leg holds ~90 KiB of zlib state per session.
+        # Each leg negotiates permessage-deflate on its own (RFC 7692 5); the upstream leg is
+        # offered it only when the client offered it, as a direct connection would be (a
+        # backend's size limit applies to frames as they arrive, compressed or not).
         deflate = settings.websocket_compression and "permessage-deflate" in request.headers.get(
             hdrs.SEC_WEBSOCKET_EXTENSIONS, ""
         )
