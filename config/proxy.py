@@ -27,6 +27,9 @@ class ProxySettings(Section):
         "backend then sees uncompressed frames, which its max message size may refuse)",
     )
     connect_timeout_s: float = Field(10.0, gt=0, description="upstream connect timeout")
+    max_websockets: int = Field(
+        10_000, gt=0, description="relayed WebSockets at once; more are refused with 503"
+    )
     max_upstream_connections: int = Field(
         10_000, gt=0, description="pooled upstream connections (each long-poll holds one)"
     )

@@ -22,7 +22,7 @@ from multidict import CIMultiDict, CIMultiDictProxy, istr
 from yarl import URL
 
 from config.proxy import ProxySettings
-from proxy.upstream import ResponseTooLarge, UpstreamError, UpstreamPool
+from proxy.upstream import PoolExhausted, ResponseTooLarge, UpstreamError, UpstreamPool
 from proxy.wsclose import (
     AnyWebSocket,
     release_client_leg,
@@ -89,6 +89,7 @@ class RelayStats:
     ws_opened: int
     ws_active: int
     ws_refused: int
+    refused_busy: int
     ws_messages_c2s: int
     ws_messages_s2c: int
     ws_bytes_c2s: int
@@ -108,6 +109,7 @@ class RelayCounters:
         "polling_bytes_c2s",
         "polling_bytes_s2c",
         "polling_requests",
+        "refused_busy",
         "rejected_too_large",
         "upstream_errors",
         "ws_active",
@@ -128,6 +130,7 @@ class RelayCounters:
         self.ws_opened = 0
         self.ws_active = 0
         self.ws_refused = 0
+        self.refused_busy = 0  # over max_websockets or max_upstream_connections: 503
         self.ws_messages_c2s = 0
         self.ws_messages_s2c = 0
         self.ws_bytes_c2s = 0
@@ -232,6 +235,7 @@ class _Relay:
             self._upstream_port,
             ssl_context=ssl.create_default_context() if self._upstream_tls else None,
             connect_timeout_s=s.connect_timeout_s,
+            max_active=s.max_upstream_connections,
         )
         self._session = aiohttp.ClientSession(
             connector=connector,
@@ -376,6 +380,9 @@ class _Relay:
         except asyncio.CancelledError:
             counters.client_disconnects += 1
             raise
+        except PoolExhausted:
+            counters.refused_busy += 1
+            return _text(503, "Service Unavailable: too many upstream exchanges in flight")
         except ResponseTooLarge:
             counters.rejected_too_large += 1
             return _text(502, "Bad Gateway: upstream response larger than max_message_size")
@@ -470,6 +477,9 @@ class _Relay:
         assert session is not None
         counters = self.counters
         settings = self._settings
+        if counters.ws_active >= settings.max_websockets:
+            counters.refused_busy += 1
+            return _text(503, "Service Unavailable: too many WebSockets relayed at once")
         headers = self._upstream_headers(request)
         _strip(headers, _WS_HANDSHAKE)
         # Each leg negotiates permessage-deflate on its own (RFC 7692 5); the upstream leg is

@@ -34,6 +34,10 @@ class ResponseTooLarge(UpstreamError):
     """The upstream's response body is larger than the relay's limit."""
 
 
+class PoolExhausted(UpstreamError):
+    """As many exchanges as the pool allows are already in flight."""
+
+
 class UpstreamResponse:
     """Status line, raw header pairs (as received) and the whole body."""
 
@@ -188,6 +192,7 @@ class UpstreamPool:
         ssl_context: ssl.SSLContext | None = None,
         connect_timeout_s: float = 10.0,
         max_idle: int = 256,
+        max_active: int = 10_000,
     ) -> None:
         self._host = host
         self._port = port
@@ -196,7 +201,9 @@ class UpstreamPool:
         self._idle: deque[_Connection] = deque()
         self._max_idle = max_idle
         self._active: set[_Connection] = set()
+        self._max_active = max_active
         self.connections_opened = 0
+        self.exhausted = 0  # exchanges refused because max_active were in flight
         self.idle_discarded = 0  # idle connections closed because the idle pool was full
 
     async def _connect(self) -> _Connection:
@@ -233,6 +240,9 @@ class UpstreamPool:
         Cancelling (the client went away) closes the connection: a half-read response can
         not be reused.
         """
+        if len(self._active) >= self._max_active:
+            self.exhausted += 1
+            raise PoolExhausted(f"{self._max_active} upstream exchanges already in flight")
         data = head + body if body else head
         conn = self._checkout_idle()
         reused = conn is not None

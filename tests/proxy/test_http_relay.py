@@ -4,6 +4,7 @@ streamed both ways, compressed bodies untouched, upstream down, client vanishing
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import gzip
 import hashlib
 from collections.abc import AsyncIterator
@@ -205,6 +206,29 @@ async def test_upstream_down_gives_502_and_the_relay_stays_up(backend: Backend) 
                 assert resp.status == 502
                 assert "upstream unreachable" in await resp.text()
         assert relay.counters.upstream_errors == 3
+
+
+async def test_in_flight_long_polls_are_bounded(backend: Backend) -> None:
+    poll = "/socket.io/?EIO=4&transport=polling&sid=x"
+    async with (
+        relay_in_front_of(backend.url, max_upstream_connections=1) as relay,
+        _client() as client,
+    ):
+        held = asyncio.ensure_future(client.get(relay.url + poll))
+        await asyncio.wait_for(backend.started.wait(), 5)
+        async with client.get(relay.url + poll) as resp:
+            assert resp.status == 503
+            assert "too many upstream exchanges" in await resp.text()
+        assert relay.counters.refused_busy == 1
+        held.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await held
+        await asyncio.wait_for(backend.cancelled.wait(), 5)
+        await eventually(lambda: relay.counters.client_disconnects == 1)
+        # The slot is free again: the next long-poll is admitted and held, not refused.
+        with pytest.raises(TimeoutError):
+            await asyncio.wait_for(client.get(relay.url + poll), 0.5)
+        assert relay.counters.refused_busy == 1
 
 
 @pytest.mark.parametrize("path", ["/hang", "/socket.io/?EIO=4&transport=polling&sid=x"])

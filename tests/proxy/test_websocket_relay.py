@@ -282,3 +282,24 @@ async def test_upstream_deflate_can_be_switched_off(
         await ws.close()
     assert (msg.type, msg.data) == (WSMsgType.TEXT, "echo:4hello")
     assert "permessage-deflate" not in upstream.handshakes[0].get("Sec-WebSocket-Extensions", "")
+
+
+async def test_relayed_websockets_are_bounded(upstream: Upstream) -> None:
+    async with (
+        relay_in_front_of(upstream.url, max_websockets=2) as r,
+        aiohttp.ClientSession() as session,
+    ):
+        first = await _connect(r, session)
+        second = await _connect(r, session)
+        with pytest.raises(aiohttp.WSServerHandshakeError) as busy:
+            await _connect(r, session)
+        assert busy.value.status == 503
+        assert r.counters.refused_busy == 1
+        await first.close()
+        await eventually(lambda: r.counters.ws_active == 1)
+        third = await _connect(r, session)  # a slot is free again
+        await third.send_str("4again")
+        msg = await asyncio.wait_for(third.receive(), 5)
+        assert (msg.type, msg.data) == (WSMsgType.TEXT, "echo:4again")
+        await second.close()
+        await third.close()
