@@ -11,7 +11,7 @@ from __future__ import annotations
 import gzip
 import math
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from email.utils import parsedate_to_datetime
 from urllib.parse import urlsplit, urlunsplit
@@ -120,3 +120,36 @@ def classify(reply: Reply, url: str, hint: Mapping[int, str] | None = None) -> S
             retry_after_s=retry_after(reply.headers.get("Retry-After")),
         )
     return SendResult(Verdict.REJECT, status=status, error=error, key=f"http-{status}")
+
+
+def post_batch(
+    poster: HttpPoster,
+    payload: bytes,
+    count: int,
+    timeout_s: float,
+    *,
+    compress: bool,
+    rejected_in: Callable[[Reply], tuple[int, str | None]],
+    what: str,
+    hints: Mapping[int, str] | None = None,
+) -> SendResult:
+    """POST one encoded batch of ``count`` records and judge the reply.
+
+    A 2xx reply can still reject part of the batch (OTLP partial success, OpenObserve's
+    per-stream ``failed``): ``rejected_in`` reads how many and why from the reply.
+    """
+    reply = poster.post(gzip_body(payload) if compress else payload, timeout_s)
+    if isinstance(reply, SendResult):
+        return reply
+    if not 200 <= reply.status < 300:
+        return classify(reply, poster.safe_url, hints)
+    rejected, reason = rejected_in(reply)
+    if rejected:
+        return SendResult(
+            Verdict.OK,
+            rejected=min(rejected, count),
+            status=reply.status,
+            error=f"{poster.safe_url} rejected {rejected} {what}: {reason or 'no reason given'}",
+            key="partial",
+        )
+    return SendResult(Verdict.OK, status=reply.status)

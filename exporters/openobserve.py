@@ -16,8 +16,8 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote
 
-from exporters.batching import Encoded, SendResult, Verdict
-from exporters.http import HttpPoster, classify, gzip_body
+from exporters.batching import Encoded, SendResult
+from exporters.http import HttpPoster, post_batch
 from exporters.spans import pair_error_type
 from tracking.records import (
     LifecycleRecord,
@@ -210,22 +210,16 @@ class OpenObserveJsonPlugin:
         return Encoded(payload, len(rows), skipped, error)
 
     def send(self, batch: Encoded, timeout_s: float) -> SendResult:
-        body = gzip_body(batch.payload) if self._gzip else batch.payload
-        reply = self._poster.post(body, timeout_s)
-        if isinstance(reply, SendResult):
-            return reply
-        if not 200 <= reply.status < 300:
-            return classify(reply, self.url, AUTH_HINTS)
-        failed, error = _failed_records(reply.body)
-        if failed:
-            return SendResult(
-                Verdict.OK,
-                rejected=min(failed, batch.count),
-                status=reply.status,
-                error=f"{self.url} refused {failed} records: {error or 'no reason given'}",
-                key="partial",
-            )
-        return SendResult(Verdict.OK, status=reply.status)
+        return post_batch(
+            self._poster,
+            batch.payload,
+            batch.count,
+            timeout_s,
+            compress=self._gzip,
+            rejected_in=lambda reply: _failed_records(reply.body),
+            what="records",
+            hints=AUTH_HINTS,
+        )
 
     def close(self) -> None:
         self._poster.close()

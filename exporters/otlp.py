@@ -21,8 +21,8 @@ from typing import Any
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceResponse
 
 from exporters import otlp_wire
-from exporters.batching import Encoded, SendResult, Verdict
-from exporters.http import HttpPoster, Reply, classify, gzip_body
+from exporters.batching import Encoded, SendResult
+from exporters.http import HttpPoster, Reply, post_batch
 from exporters.spans import AttrValue, record_span
 from tracking.records import Record
 
@@ -100,22 +100,16 @@ class OtlpTracesPlugin:
         return Encoded(payload, len(spans), skipped, error)
 
     def send(self, batch: Encoded, timeout_s: float) -> SendResult:
-        body = gzip_body(batch.payload) if self._gzip else batch.payload
-        reply = self._poster.post(body, timeout_s)
-        if isinstance(reply, SendResult):
-            return reply
-        if 200 <= reply.status < 300:
-            rejected, message = partial_success(reply)
-            if rejected:
-                return SendResult(
-                    Verdict.OK,
-                    rejected=min(rejected, batch.count),
-                    status=reply.status,
-                    error=f"{self.url} rejected {rejected} spans: {message}",
-                    key="partial",
-                )
-            return SendResult(Verdict.OK, status=reply.status)
-        return classify(reply, self.url, self._hints)
+        return post_batch(
+            self._poster,
+            batch.payload,
+            batch.count,
+            timeout_s,
+            compress=self._gzip,
+            rejected_in=partial_success,
+            what="spans",
+            hints=self._hints,
+        )
 
     def close(self) -> None:
         self._poster.close()
