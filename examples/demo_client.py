@@ -25,8 +25,18 @@ async def _expect(queue: asyncio.Queue[Any], what: str, limit_s: float) -> Any:
         raise ScriptFailed(f"no {what} within {limit_s}s") from None
 
 
-async def drive(url: str, *, transports: list[str] | None = None, step_s: float = 5.0) -> None:
-    """Connect to ``url`` and run the script; raises :class:`ScriptFailed` on a miss."""
+async def drive(
+    url: str,
+    *,
+    transports: list[str] | None = None,
+    step_s: float = 5.0,
+    linger_s: float = 0.2,
+) -> None:
+    """Connect to ``url`` and run the script; raises :class:`ScriptFailed` on a miss.
+
+    ``linger_s``: how long to stay connected after the never-answered ``ai_get_info``
+    (longer than the tracker's timeout shows it timing out; shorter, it is abandoned).
+    """
     client = socketio.AsyncClient(reconnection=False)
     ready: asyncio.Queue[Any] = asyncio.Queue()
     output: asyncio.Queue[Any] = asyncio.Queue()
@@ -51,9 +61,10 @@ async def drive(url: str, *, transports: list[str] | None = None, step_s: float 
         pong = await client.call("ping_backend", {"n": 1}, timeout=step_s)
         if not isinstance(pong, dict) or not pong.get("pong"):
             raise ScriptFailed(f"ping_backend answered {pong!r}")
-        # Never answered by the backend: the proxy reports it as pending, then timed out.
+        # Never answered by the backend: the proxy reports it as pending, then timed out
+        # (or abandoned, if the client leaves before the timeout).
         await client.emit("ai_get_info", {"session": session})
-        await asyncio.sleep(0.2)
+        await asyncio.sleep(linger_s)
     finally:
         await client.disconnect()
 

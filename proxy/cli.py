@@ -344,7 +344,8 @@ async def _demo(args: argparse.Namespace, environ: Mapping[str, str]) -> int:
             from examples.demo_client import ScriptFailed, drive  # noqa: PLC0415
 
             try:
-                await drive(running.url)
+                # Stay until the never-answered ai_get_info has timed out, to show it.
+                await drive(running.url, linger_s=settings.tracking.defaults.timeout + 0.5)
                 print("demo client: all steps answered", flush=True)
             except (ScriptFailed, OSError, Exception) as exc:
                 print(f"demo client failed: {exc}", file=sys.stderr, flush=True)
