@@ -12,9 +12,11 @@ const TEXT_OVERHEAD = '42["big","'.length + '"]'.length;
 function bigSize(kind, transport, max) {
   if (kind === "text") return max - TEXT_OVERHEAD;
   if (transport === "websocket") return max; // the attachment travels as its own binary frame
-  // polling: the header packet goes out alone (we emit with no POST in flight, so it is
-  // flushed at once), the attachment follows in the next body as "b" + base64
-  return Math.floor((max - 1) / 4) * 3;
+  // polling: the attachment travels as "b" + base64. The header packet usually goes out
+  // alone, but when a POST is still in flight engine.io-client batches both into one body
+  // ("\x1e"-separated), so leave room for the header too: the body stays within `max`.
+  const header = '451-["big",{"_placeholder":true,"num":0}]'.length + 1; // + "\x1e"
+  return Math.floor((max - 1 - header) / 4) * 3;
 }
 
 function bigPayload(kind, n) {

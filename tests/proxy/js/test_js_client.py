@@ -36,7 +36,9 @@ def wire_size(kind: str, transport: str, n: int) -> int:
         return len('42["big","') + n + len('"]')
     if transport == "websocket":
         return n
-    return 1 + 4 * ((n + 2) // 3)  # its own polling body: "b" + base64
+    # "b" + base64, in the worst case batched after the header packet and a "\x1e"
+    header = len('451-["big",{"_placeholder":true,"num":0}]') + 1
+    return header + 1 + 4 * ((n + 2) // 3)
 
 
 def binary(data: bytes) -> dict[str, str]:

@@ -82,8 +82,9 @@ async def test_wire_is_identical_at_both_ends(asgi_front: Front, mode: str, tmp_
         assert kinds == {("http", "GET"), ("http", "POST"), ("ws", "GET")}
         ws = [s for s in client if s.kind == "ws"]
         assert len(ws) == 1 and ws[0].c2s and ws[0].c2s[0]["d"] == "2probe"
-    # the 1 MB payloads crossed both ways (polling: POST body and GET response)
-    assert sum(n >= MAX_HTTP_BUFFER_SIZE - 3 for n in sizes(client)) >= 4
+    # the 1 MB payloads crossed both ways (polling: POST body and GET response; a polling
+    # binary attachment leaves room for the header packet it may be batched with)
+    assert sum(n >= MAX_HTTP_BUFFER_SIZE - 64 for n in sizes(client)) >= 4
     assert result["big_text"]["server"]["len"] == result["big_text"]["n"]
 
     assert wire_differences(client, server) == []
