@@ -70,6 +70,7 @@ _WS_HANDSHAKE: Final = tuple(
 _DROP_RESPONSE_BYTES: Final = frozenset(h.lower().encode("latin-1") for h in _HOP_BY_HOP)
 _DROP_REQUEST_BYTES: Final = _DROP_RESPONSE_BYTES | {b"expect", b"content-length"}
 _METHODS_WITH_BODY: Final = frozenset({"POST", "PUT", "PATCH"})
+_FORWARDED_BYTES: Final = frozenset({b"x-forwarded-for", b"x-forwarded-proto", b"x-forwarded-host"})
 _XFF: Final = istr("X-Forwarded-For")
 _XFP: Final = istr("X-Forwarded-Proto")
 _XFH: Final = istr("X-Forwarded-Host")
@@ -151,15 +152,32 @@ def relay_stats(app: web.Application) -> RelayStats:
     return app[RELAY_STATS_KEY].snapshot()
 
 
-class _TooLarge(Exception):
-    pass
-
-
 def _connection_tokens(headers: CIMultiDictProxy[str]) -> list[str]:
     value = headers.get(hdrs.CONNECTION)
     if not value:
         return []
     return [t.strip() for t in value.split(",") if t.strip()]
+
+
+def _with_connection_tokens(drop: frozenset[bytes], connection: str | None) -> frozenset[bytes]:
+    """``drop`` plus the header names a ``Connection`` value lists (RFC 9110 7.6.1)."""
+    if not connection:
+        return drop
+    return drop | {t.strip().lower().encode("latin-1") for t in connection.split(",") if t.strip()}
+
+
+def _forwarded_values(request: web.Request) -> list[tuple[istr, str]]:
+    """``X-Forwarded-For`` (the client's chain plus its address), ``-Proto`` and ``-Host``."""
+    out: list[tuple[istr, str]] = []
+    remote = request.remote
+    if remote:
+        prior = request.headers.get(_XFF)
+        out.append((_XFF, f"{prior}, {remote}" if prior else remote))
+    out.append((_XFP, request.scheme))
+    host = request.headers.get(hdrs.HOST)
+    if host:
+        out.append((_XFH, host))
+    return out
 
 
 def _strip(headers: CIMultiDict[str], names: tuple[istr, ...]) -> None:
@@ -214,6 +232,9 @@ class _Relay:
         self._sio_path_bare = settings.socketio_path.rstrip("/")
         self._max = settings.max_message_size
         self._forwarded = settings.forwarded_headers
+        self._request_drop = (
+            _DROP_REQUEST_BYTES | _FORWARDED_BYTES if self._forwarded else _DROP_REQUEST_BYTES
+        )
         self.counters = RelayCounters()
         self._session: aiohttp.ClientSession | None = None
         self._pool: UpstreamPool | None = None
@@ -297,14 +318,8 @@ class _Relay:
         _strip(headers, _HOP_BY_HOP)
         _strip(headers, _REQUEST_ONLY_DROP)
         if self._forwarded:
-            remote = request.remote
-            if remote:
-                prior = headers.get(_XFF)
-                headers[_XFF] = f"{prior}, {remote}" if prior else remote
-            headers[_XFP] = request.scheme
-            host = request.headers.get(hdrs.HOST)
-            if host:
-                headers[_XFH] = host
+            for name, value in _forwarded_values(request):
+                headers[name] = value
         return headers
 
     def _url(self, request: web.Request) -> URL:
@@ -330,23 +345,14 @@ class _Relay:
         line = f"{request.method} {self._path_prefix}{request.raw_path} HTTP/1.1\r\n"
         parts = [line.encode("utf-8", "surrogateescape")]
         append = parts.append
-        connection = request.headers.get(hdrs.CONNECTION)
-        drop = _DROP_REQUEST_BYTES
-        if connection:
-            drop = drop | {t.strip().lower().encode("latin-1") for t in connection.split(",")}
+        # With forwarding on, the client's X-Forwarded-* lines are replaced below, not repeated.
+        drop = _with_connection_tokens(self._request_drop, request.headers.get(hdrs.CONNECTION))
         for name, value in request.raw_headers:
             if name.lower() not in drop:
                 append(name + b": " + value + b"\r\n")
         if self._forwarded:
-            remote = request.remote
-            if remote:
-                prior = request.headers.get(_XFF)
-                xff = f"{prior}, {remote}" if prior else remote
-                append(b"X-Forwarded-For: " + xff.encode("latin-1") + b"\r\n")
-            append(b"X-Forwarded-Proto: " + request.scheme.encode("latin-1") + b"\r\n")
-            host = request.headers.get(hdrs.HOST)
-            if host:
-                append(b"X-Forwarded-Host: " + host.encode("latin-1") + b"\r\n")
+            for fname, fvalue in _forwarded_values(request):
+                append(f"{fname}: {fvalue}\r\n".encode("latin-1"))
         if body is not None or request.method in _METHODS_WITH_BODY:
             append(b"Content-Length: %d\r\n" % (len(body) if body else 0))
         append(b"\r\n")
@@ -389,13 +395,8 @@ class _Relay:
         except UpstreamError as exc:
             return self._upstream_failed(exc)
         headers: CIMultiDict[str] = CIMultiDict()
-        drop = _DROP_RESPONSE_BYTES
-        for name, value in upstream.headers:
-            lname = name.lower()
-            if lname == b"connection":
-                drop = drop | {
-                    t.strip().lower().encode("latin-1") for t in value.decode("latin-1").split(",")
-                }
+        connection = b", ".join(v for n, v in upstream.headers if n.lower() == b"connection")
+        drop = _with_connection_tokens(_DROP_RESPONSE_BYTES, connection.decode("latin-1"))
         for name, value in upstream.headers:
             if name.lower() not in drop:
                 headers.add(name.decode("latin-1"), value.decode("latin-1"))

@@ -201,9 +201,7 @@ class _WebSocketObserver:
     def closed(self, initiator: Direction | None, code: int | None) -> None:
         t = self._tracker
         try:
-            t._sessions.websocket_closed(
-                self._leg, initiator, code, t._clock.monotonic(), t._clock.time()
-            )
+            t._sessions.websocket_closed(self._leg, initiator, code, t._monotonic(), t._time())
         except Exception:
             t._fault("websocket_closed")
 
