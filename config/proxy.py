@@ -2,9 +2,18 @@
 
 from __future__ import annotations
 
-from pydantic import Field
+from enum import Enum
+
+from pydantic import Field, model_validator
 
 from config.base import Section
+
+
+class WebSocketRelay(Enum):
+    """How a WebSocket is relayed once both sides have upgraded."""
+
+    TUNNEL = "tunnel"  # frames forwarded as they arrive; extensions negotiated end to end
+    TERMINATE = "terminate"  # one WebSocket per leg, each negotiated by the proxy
 
 
 class ProxySettings(Section):
@@ -17,14 +26,21 @@ class ProxySettings(Section):
     max_message_size: int = Field(
         16 * 1024 * 1024, gt=0, description="largest WebSocket message / polling body, bytes"
     )
+    websocket_relay: WebSocketRelay = Field(
+        WebSocketRelay.TUNNEL,
+        description="tunnel: every frame passes as sent, the subprotocol and permessage-"
+        "deflate are negotiated between client and backend, the proxy only reads (cheapest); "
+        "terminate: the proxy is the WebSocket peer of each side and relays messages",
+    )
     websocket_compression: bool = Field(
-        True, description="accept permessage-deflate from clients that offer it (client leg)"
+        True, description="let permessage-deflate be negotiated when the client offers it"
     )
     upstream_websocket_compression: bool = Field(
         True,
-        description="offer permessage-deflate to the upstream when the client offered it, as "
-        "a direct connection would (false saves ~90 KiB of zlib state per session, but a "
-        "backend then sees uncompressed frames, which its max message size may refuse)",
+        description="terminate only: offer permessage-deflate to the upstream when the client "
+        "offered it, as a direct connection would (false saves ~90 KiB of zlib state per "
+        "session, but a backend then sees uncompressed frames, which its max message size "
+        "may refuse)",
     )
     connect_timeout_s: float = Field(10.0, gt=0, description="upstream connect timeout")
     max_websockets: int = Field(
@@ -39,3 +55,13 @@ class ProxySettings(Section):
     shutdown_timeout_s: float = Field(
         10.0, gt=0, description="graceful shutdown deadline (sessions, then sinks)"
     )
+
+    @model_validator(mode="after")
+    def _check(self) -> ProxySettings:
+        tunnel = self.websocket_relay is WebSocketRelay.TUNNEL
+        if tunnel and not self.upstream_websocket_compression:
+            raise ValueError(
+                "upstream_websocket_compression: false needs websocket_relay: terminate "
+                "(a tunnel negotiates compression between client and backend)"
+            )
+        return self

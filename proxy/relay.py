@@ -21,14 +21,21 @@ from aiohttp import WSMsgType, hdrs, web
 from multidict import CIMultiDict, CIMultiDictProxy, istr
 from yarl import URL
 
-from config.proxy import ProxySettings
-from proxy.upstream import PoolExhausted, ResponseTooLarge, UpstreamError, UpstreamPool
+from config.proxy import ProxySettings, WebSocketRelay
+from proxy.upstream import (
+    PoolExhausted,
+    ResponseTooLarge,
+    UpstreamError,
+    UpstreamPool,
+    UpstreamResponse,
+)
 from proxy.wsclose import (
     AnyWebSocket,
     release_client_leg,
     release_upstream_leg,
     send_close_frame,
 )
+from proxy.wstunnel import WebSocketTunnel
 from tracking.observer import RequestInfo, TrafficObserver, WebSocketObserver
 from tracking.wire.packets import Direction
 
@@ -69,6 +76,10 @@ _WS_HANDSHAKE: Final = tuple(
 # request's Content-Length is recomputed from the body read whole.
 _DROP_RESPONSE_BYTES: Final = frozenset(h.lower().encode("latin-1") for h in _HOP_BY_HOP)
 _DROP_REQUEST_BYTES: Final = _DROP_RESPONSE_BYTES | {b"expect", b"content-length"}
+# An upgrade request keeps the two headers that ask for it; a 101 keeps the two that grant it.
+_DROP_UPGRADE_BYTES: Final = frozenset({b"connection", b"upgrade"})
+_DROP_101_BYTES: Final = _DROP_RESPONSE_BYTES - _DROP_UPGRADE_BYTES
+_EXTENSIONS_BYTES: Final = frozenset({b"sec-websocket-extensions"})
 _METHODS_WITH_BODY: Final = frozenset({"POST", "PUT", "PATCH"})
 _FORWARDED_BYTES: Final = frozenset({b"x-forwarded-for", b"x-forwarded-proto", b"x-forwarded-host"})
 _XFF: Final = istr("X-Forwarded-For")
@@ -194,6 +205,27 @@ def _response_headers(upstream: CIMultiDictProxy[str]) -> CIMultiDict[str]:
     return out
 
 
+def _client_headers(upstream: UpstreamResponse, drop: frozenset[bytes]) -> CIMultiDict[str]:
+    """The upstream's header lines for the client, less ``drop`` and what Connection lists."""
+    headers: CIMultiDict[str] = CIMultiDict()
+    connection = b", ".join(v for n, v in upstream.headers if n.lower() == b"connection")
+    tokens = _with_connection_tokens(frozenset(), connection.decode("latin-1"))
+    drop = drop | (tokens - _DROP_UPGRADE_BYTES) if tokens else drop
+    for name, value in upstream.headers:
+        if name.lower() not in drop:
+            headers.add(name.decode("latin-1"), value.decode("latin-1"))
+    return headers
+
+
+def _client_response(upstream: UpstreamResponse, headers: CIMultiDict[str]) -> web.Response:
+    return web.Response(
+        status=upstream.status,
+        reason=upstream.reason.decode("latin-1") or None,
+        body=upstream.body,
+        headers=headers,
+    )
+
+
 def _text(status: int, reason: str) -> web.Response:
     return web.Response(status=status, text=reason + "\n")
 
@@ -243,6 +275,7 @@ class _Relay:
         self._upstream_port = base.port or (443 if scheme == "https" else 80)
         self._upstream_tls = scheme == "https"
         self._websockets: set[_WsSession] = set()
+        self._tunnels: set[WebSocketTunnel] = set()
 
     # --- lifecycle -------------------------------------------------------------------
 
@@ -277,6 +310,8 @@ class _Relay:
 
     async def on_shutdown(self, app: web.Application) -> None:
         # Going away (RFC 6455 7.4.1 code 1001) on both legs of every open WebSocket.
+        for tunnel in list(self._tunnels):
+            tunnel.going_away()
         for ws in list(self._websockets):
             for leg in (ws.client, ws.upstream):
                 with contextlib.suppress(Exception):
@@ -340,15 +375,25 @@ class _Relay:
 
     # --- long-polling and other whole-body requests on the Socket.IO path -------------
 
-    def _polling_head(self, request: web.Request, body: bytes | None) -> bytes:
-        """The upstream request head, from the client's raw header lines."""
+    def _polling_head(
+        self,
+        request: web.Request,
+        body: bytes | None,
+        *,
+        keep: frozenset[bytes] = frozenset(),
+        drop: frozenset[bytes] = frozenset(),
+    ) -> bytes:
+        """The upstream request head, from the client's raw header lines (``keep``: names
+        kept although hop-by-hop, ``drop``: names dropped besides)."""
         line = f"{request.method} {self._path_prefix}{request.raw_path} HTTP/1.1\r\n"
         parts = [line.encode("utf-8", "surrogateescape")]
         append = parts.append
         # With forwarding on, the client's X-Forwarded-* lines are replaced below, not repeated.
-        drop = _with_connection_tokens(self._request_drop, request.headers.get(hdrs.CONNECTION))
+        dropped = _with_connection_tokens(self._request_drop, request.headers.get(hdrs.CONNECTION))
+        if keep or drop:
+            dropped = (dropped - keep) | drop
         for name, value in request.raw_headers:
-            if name.lower() not in drop:
+            if name.lower() not in dropped:
                 append(name + b": " + value + b"\r\n")
         if self._forwarded:
             for fname, fvalue in _forwarded_values(request):
@@ -394,20 +439,10 @@ class _Relay:
             return _text(502, "Bad Gateway: upstream response larger than max_message_size")
         except UpstreamError as exc:
             return self._upstream_failed(exc)
-        headers: CIMultiDict[str] = CIMultiDict()
-        connection = b", ".join(v for n, v in upstream.headers if n.lower() == b"connection")
-        drop = _with_connection_tokens(_DROP_RESPONSE_BYTES, connection.decode("latin-1"))
-        for name, value in upstream.headers:
-            if name.lower() not in drop:
-                headers.add(name.decode("latin-1"), value.decode("latin-1"))
+        headers = _client_headers(upstream, _DROP_RESPONSE_BYTES)
         data = upstream.body
         status = upstream.status
-        response = web.Response(
-            status=status,
-            reason=upstream.reason.decode("latin-1") or None,
-            body=data,
-            headers=headers,
-        )
+        response = _client_response(upstream, headers)
         try:
             await response.prepare(request)
             await response.write_eof()
@@ -474,13 +509,90 @@ class _Relay:
     # --- WebSocket ---------------------------------------------------------------------
 
     async def _websocket(self, request: web.Request, sio: bool) -> web.StreamResponse:
+        counters = self.counters
+        if counters.ws_active >= self._settings.max_websockets:
+            counters.refused_busy += 1
+            return _text(503, "Service Unavailable: too many WebSockets relayed at once")
+        if self._settings.websocket_relay is WebSocketRelay.TUNNEL:
+            return await self._tunnel(request, sio)
+        return await self._terminate(request, sio)
+
+    async def _tunnel(self, request: web.Request, sio: bool) -> web.StreamResponse:
+        """The handshake forwarded as sent, then the two connections joined frame for frame."""
+        pool = self._pool
+        assert pool is not None
+        counters = self.counters
+        # Without compression the upstream is not told the client offered it.
+        no_deflate = frozenset() if self._settings.websocket_compression else _EXTENSIONS_BYTES
+        head = self._polling_head(request, None, keep=_DROP_UPGRADE_BYTES, drop=no_deflate)
+        try:
+            upstream, transport, tail = await pool.upgrade(head, self._max)
+        except asyncio.CancelledError:
+            counters.client_disconnects += 1
+            raise
+        except UpstreamError as exc:
+            counters.ws_refused += 1
+            return self._upstream_failed(exc)
+        if transport is None:
+            # Refused (or not a WebSocket 101): the client gets the upstream's answer as is.
+            counters.ws_refused += 1
+            return _client_response(upstream, _client_headers(upstream, _DROP_RESPONSE_BYTES))
+        headers = _client_headers(upstream, _DROP_101_BYTES)
+        response = web.StreamResponse(
+            status=101, reason=upstream.reason.decode("latin-1") or None, headers=headers
+        )
+        response.force_close()
+        client = request.transport
+        try:
+            if client is None:
+                raise ConnectionResetError("client gone")
+            await response.prepare(request)
+        except BaseException:
+            transport.close()
+            raise
+        extensions = headers.get(hdrs.SEC_WEBSOCKET_EXTENSIONS, "")
+        wobs: WebSocketObserver | None = None
+        observer = self._observer if sio else None
+        if observer is not None:
+            try:
+                wobs = observer.websocket_opened(self._info(request))
+            except Exception:
+                counters.observer_errors += 1
+        tunnel = WebSocketTunnel(
+            client,
+            transport,
+            max_message=self._max,
+            deflate="permessage-deflate" in extensions.lower(),
+            observer=wobs,
+            counters=counters,
+            close_timeout_s=self._settings.close_timeout_s,
+        )
+        protocol = request.protocol
+        protocol.set_parser(tunnel.client_reader())  # type: ignore[arg-type]
+        protocol.keep_alive(False)
+        counters.ws_opened += 1
+        counters.ws_active += 1
+        self._tunnels.add(tunnel)
+        try:
+            tunnel.start(tail)
+            await tunnel.finished
+        finally:
+            tunnel.finish()
+            self._tunnels.discard(tunnel)
+            counters.ws_active -= 1
+            if wobs is not None:
+                try:
+                    wobs.closed(tunnel.initiator, tunnel.close_code or None)
+                except Exception:
+                    counters.observer_errors += 1
+        return response
+
+    async def _terminate(self, request: web.Request, sio: bool) -> web.StreamResponse:
+        """One WebSocket per leg (each negotiated by the proxy), messages relayed."""
         session = self._session
         assert session is not None
         counters = self.counters
         settings = self._settings
-        if counters.ws_active >= settings.max_websockets:
-            counters.refused_busy += 1
-            return _text(503, "Service Unavailable: too many WebSockets relayed at once")
         headers = self._upstream_headers(request)
         _strip(headers, _WS_HANDSHAKE)
         # Each leg negotiates permessage-deflate on its own (RFC 7692 5); the upstream leg is

@@ -70,10 +70,13 @@ class _Connection(asyncio.Protocol):
         "_reason",
         "_received",
         "_size",
+        "_upgrade_allowed",
         "_waiter",
         "closed",
         "idle_since",
         "transport",
+        "upgrade_tail",
+        "upgraded",
     )
 
     def __init__(self) -> None:
@@ -89,6 +92,9 @@ class _Connection(asyncio.Protocol):
         self._reason = b""
         self._received = False
         self._headers_done = False
+        self._upgrade_allowed = False
+        self.upgraded = False  # the upstream answered 101: no more HTTP on this connection
+        self.upgrade_tail = b""  # what it sent after its 101
 
     # asyncio.Protocol
 
@@ -97,10 +103,22 @@ class _Connection(asyncio.Protocol):
 
     def data_received(self, data: bytes) -> None:
         self._received = True
+        if self.upgraded:
+            self.upgrade_tail += data
+            return
         try:
             self._parser.feed_data(data)
-        except httptools.HttpParserUpgrade:
-            self._fail(UpstreamError("unexpected protocol upgrade"))
+        except httptools.HttpParserUpgrade as exc:
+            waiter = self._waiter
+            if not self._upgrade_allowed or waiter is None or not waiter.done():
+                self._fail(UpstreamError("unexpected protocol upgrade"))
+                return
+            # The 101 is complete (its waiter resolved); what follows is the new protocol's,
+            # kept until the caller takes the connection over.
+            self.upgraded = True
+            self.upgrade_tail = data[exc.args[0] :]
+            if self.transport is not None:
+                self.transport.pause_reading()
         except httptools.HttpParserError as exc:
             # A callback's own exception (ResponseTooLarge) comes back as the context.
             cause = exc.__context__
@@ -151,8 +169,11 @@ class _Connection(asyncio.Protocol):
 
     # exchange
 
-    def exchange(self, data: bytes, limit: int) -> asyncio.Future[UpstreamResponse]:
+    def exchange(
+        self, data: bytes, limit: int, *, upgrade: bool = False
+    ) -> asyncio.Future[UpstreamResponse]:
         assert self.transport is not None
+        self._upgrade_allowed = upgrade
         loop = asyncio.get_running_loop()
         self._waiter = waiter = loop.create_future()
         self._headers = []
@@ -274,6 +295,27 @@ class UpstreamPool:
                 self.idle_discarded += 1
             conn.close()
         return response
+
+    async def upgrade(
+        self, head: bytes, limit: int
+    ) -> tuple[UpstreamResponse, asyncio.Transport | None, bytes]:
+        """Send an upgrade request on a new connection (never pooled).
+
+        Returns the response; when it is a 101, also the connection's transport, paused,
+        for the caller to take over with ``set_protocol``, and what the upstream sent after
+        the 101.  Otherwise the connection is closed.
+        """
+        conn = await self._connect()
+        try:
+            response = await conn.exchange(head, limit, upgrade=True)
+        except BaseException:
+            conn.close()
+            raise
+        if response.status == 101 and conn.upgraded and not conn.closed:
+            assert conn.transport is not None
+            return response, conn.transport, conn.upgrade_tail
+        conn.close()
+        return response, None, b""
 
     def close(self) -> None:
         """Close every connection, idle or busy (busy exchanges fail with UpstreamError)."""

@@ -177,3 +177,13 @@ def test_predicate_needs_one_test(tmp_path: Path) -> None:
     msg = error_of(tmp_path, text)
     assert ":4: tracking.defaults.error_when[0]: " in msg
     assert "exactly one of 'equals' or 'present'" in msg
+
+
+def test_websocket_relay_mode_and_its_conflicts(tmp_path: Path) -> None:
+    settings = load_settings(write(tmp_path, "proxy:\n  websocket_relay: terminate\n"), {})
+    assert settings.proxy.websocket_relay.value == "terminate"
+    msg = error_of(tmp_path, "proxy:\n  websocket_relay: tunel\n")
+    assert "proxy.websocket_relay" in msg and "'tunnel'" in msg
+    msg = error_of(tmp_path, "proxy:\n  upstream_websocket_compression: false\n")
+    assert msg.startswith(f"{tmp_path / 'proxy.yaml'}:")
+    assert "needs websocket_relay: terminate" in msg

@@ -1,6 +1,6 @@
-"""WebSocket relay against a raw aiohttp WebSocket upstream: close frames mirrored exactly
-(empty, 1000 with reason, 4xxx), pings forwarded, frame types kept, per-leg compression,
-message size limit, refused/unreachable upstream."""
+"""WebSocket relay against a raw aiohttp WebSocket upstream, in both relay modes (tunnel and
+terminate): close frames mirrored exactly (empty, 1000 with reason, 4xxx), pings forwarded,
+frame types kept, compression, message size limit, refused/unreachable upstream."""
 
 from __future__ import annotations
 
@@ -14,6 +14,7 @@ import aiohttp
 import pytest
 from aiohttp import WSMsgType, web
 
+from config.proxy import WebSocketRelay
 from tests.proxy.peers import (
     RecordingObserver,
     Relay,
@@ -91,10 +92,20 @@ async def upstream() -> AsyncIterator[Upstream]:
         await runner.cleanup()
 
 
+@pytest.fixture(params=list(WebSocketRelay), ids=lambda m: m.value)
+def mode(request: pytest.FixtureRequest) -> WebSocketRelay:
+    relay_mode: WebSocketRelay = request.param
+    return relay_mode
+
+
 @pytest.fixture
-async def relay(upstream: Upstream) -> AsyncIterator[tuple[Relay, RecordingObserver]]:
+async def relay(
+    upstream: Upstream, mode: WebSocketRelay
+) -> AsyncIterator[tuple[Relay, RecordingObserver]]:
     observer = RecordingObserver()
-    async with relay_in_front_of(upstream.url, observer, close_timeout_s=2.0) as r:
+    async with relay_in_front_of(
+        upstream.url, observer, close_timeout_s=2.0, websocket_relay=mode
+    ) as r:
         yield r, observer
 
 
@@ -201,8 +212,12 @@ async def test_frames_types_order_and_pings_pass_through(
     assert r.counters.ws_messages_s2c == len(texts) + len(blobs)
 
 
-async def test_message_over_the_limit_closes_both_legs_with_1009(upstream: Upstream) -> None:
-    async with relay_in_front_of(upstream.url, None, max_message_size=1000) as r:
+async def test_message_over_the_limit_closes_both_legs_with_1009(
+    upstream: Upstream, mode: WebSocketRelay
+) -> None:
+    async with relay_in_front_of(
+        upstream.url, None, max_message_size=1000, websocket_relay=mode
+    ) as r:
         async with aiohttp.ClientSession() as session:
             ws = await _connect(r, session)
             await ws.send_str("small")
@@ -216,8 +231,11 @@ async def test_message_over_the_limit_closes_both_legs_with_1009(upstream: Upstr
         await eventually(lambda: r.counters.ws_active == 0)
 
 
-async def test_refused_and_unreachable_upstream(upstream: Upstream) -> None:
-    async with relay_in_front_of(upstream.url) as r, aiohttp.ClientSession() as session:
+async def test_refused_and_unreachable_upstream(upstream: Upstream, mode: WebSocketRelay) -> None:
+    async with (
+        relay_in_front_of(upstream.url, websocket_relay=mode) as r,
+        aiohttp.ClientSession() as session,
+    ):
         with pytest.raises(aiohttp.WSServerHandshakeError) as refused:
             await session.ws_connect(r.url + "/refuse/")
         assert refused.value.status == 403
@@ -225,7 +243,9 @@ async def test_refused_and_unreachable_upstream(upstream: Upstream) -> None:
     # Nothing listens on this upstream port.
     sock_port = free_port()
     async with (
-        relay_in_front_of(f"http://127.0.0.1:{sock_port}", connect_timeout_s=2) as r,
+        relay_in_front_of(
+            f"http://127.0.0.1:{sock_port}", connect_timeout_s=2, websocket_relay=mode
+        ) as r,
         aiohttp.ClientSession() as session,
     ):
         with pytest.raises(aiohttp.WSServerHandshakeError) as down:
@@ -252,9 +272,11 @@ async def test_client_vanishing_closes_the_upstream_leg(
     await eventually(lambda: observer.closes == [(None, None)])
 
 
-async def test_shutdown_closes_open_websockets_with_going_away(upstream: Upstream) -> None:
+async def test_shutdown_closes_open_websockets_with_going_away(
+    upstream: Upstream, mode: WebSocketRelay
+) -> None:
     async with aiohttp.ClientSession() as session:
-        async with relay_in_front_of(upstream.url) as r:
+        async with relay_in_front_of(upstream.url, websocket_relay=mode) as r:
             ws = await _connect(r, session)
             await ws.send_str("hi")
             assert (await asyncio.wait_for(ws.receive(), 5)).data == "echo:hi"
@@ -272,7 +294,10 @@ async def test_upstream_deflate_can_be_switched_off(
 ) -> None:
     async with (
         relay_in_front_of(
-            upstream.url, RecordingObserver(), upstream_websocket_compression=False
+            upstream.url,
+            RecordingObserver(),
+            upstream_websocket_compression=False,
+            websocket_relay=WebSocketRelay.TERMINATE,
         ) as r,
         aiohttp.ClientSession() as session,
     ):
@@ -284,9 +309,9 @@ async def test_upstream_deflate_can_be_switched_off(
     assert "permessage-deflate" not in upstream.handshakes[0].get("Sec-WebSocket-Extensions", "")
 
 
-async def test_relayed_websockets_are_bounded(upstream: Upstream) -> None:
+async def test_relayed_websockets_are_bounded(upstream: Upstream, mode: WebSocketRelay) -> None:
     async with (
-        relay_in_front_of(upstream.url, max_websockets=2) as r,
+        relay_in_front_of(upstream.url, max_websockets=2, websocket_relay=mode) as r,
         aiohttp.ClientSession() as session,
     ):
         first = await _connect(r, session)

@@ -1,0 +1,278 @@
+"""Reads one direction of a tunnelled WebSocket frame by frame, sans-IO (RFC 6455 5.2).
+
+The tunnel (:mod:`proxy.wstunnel`) forwards the bytes each side sends unchanged: masking,
+fragmentation and permessage-deflate are negotiated end to end, so every frame reaches the
+other side exactly as it was sent.  :class:`FrameScanner` reads the same bytes beside the
+forwarding to count messages, to stop a message over the size limit at a frame boundary, to
+find the close frame, and, when observing, to hand each complete message (unmasked and
+inflated) to the tracker.  Nothing it does can alter what is forwarded, and nothing in it
+raises on any input: every byte stream parses as frames.
+"""
+
+from __future__ import annotations
+
+import zlib
+from collections.abc import Callable
+from typing import Final, NamedTuple
+
+_TEXT: Final = 0x1
+_CLOSE: Final = 0x8
+_CONTROL: Final = 0x8  # opcodes 0x8-0xF are control frames (RFC 6455 5.5)
+# RFC 7692 7.2.2: the sender strips this empty stored block from every compressed message.
+_DEFLATE_TAIL: Final = b"\x00\x00\xff\xff"
+
+
+def _mask_function() -> Callable[[bytes, bytearray], None]:
+    """aiohttp's C (Cython) XOR of a frame payload with its 4-byte key, in place; the
+    location moved between aiohttp releases, and a slower pure-Python one is the fallback."""
+    try:
+        from aiohttp._websocket.helpers import websocket_mask  # noqa: PLC0415
+
+        return websocket_mask
+    except ImportError:  # pragma: no cover - depends on the installed aiohttp
+        pass
+    tables = [bytes(b ^ k for b in range(256)) for k in range(256)]
+
+    def mask(key: bytes, data: bytearray) -> None:
+        for i in range(4):
+            data[i::4] = data[i::4].translate(tables[key[i]])
+
+    return mask
+
+
+_apply_mask: Final = _mask_function()
+
+
+def unmask(key: bytes | None, payload: bytes) -> bytes:
+    if key is None or not payload:
+        return payload
+    data = bytearray(payload)
+    _apply_mask(key, data)
+    return bytes(data)
+
+
+class CloseFrame(NamedTuple):
+    """A close frame's status code (``None``: empty close frame, as Engine.IO sends) and
+    reason bytes."""
+
+    code: int | None
+    reason: bytes
+
+
+class Scanned(NamedTuple):
+    """What one chunk came to.
+
+    ``forward`` is what may go to the other side now: the chunk itself, or less when an
+    incomplete frame header is held back (so that a message over the limit can still be
+    stopped at a frame boundary) or when ``too_big`` stopped the stream.  ``messages`` are
+    the observed complete messages (``str`` for text, ``bytes`` for binary).
+    """
+
+    forward: bytes
+    messages: tuple[str | bytes, ...] | list[str | bytes]
+    message_count: int
+    byte_count: int
+    close: CloseFrame | None
+    too_big: bool
+
+
+_NOTHING: Final = ()
+
+
+class FrameScanner:
+    """One direction of one WebSocket, after the handshake.
+
+    ``observe``: unmask, inflate and decode data messages for the tracker.  ``deflate``:
+    permessage-deflate was negotiated (RSV1 marks a compressed message, RFC 7692 6).
+    ``max_message``: a message whose frames add up to more (as sent, compressed or not)
+    is not forwarded: :attr:`Scanned.too_big` is set and the scanner forwards nothing more.
+    An observed message that does not inflate, or inflates past ``max_message``, stops the
+    observation of this direction (forwarding goes on) and counts in :attr:`unobservable`.
+    """
+
+    __slots__ = (
+        "_deflate",
+        "_frame_key",
+        "_frame_opcode",
+        "_frame_parts",
+        "_held",
+        "_inflater",
+        "_max",
+        "_message_compressed",
+        "_message_parts",
+        "_message_size",
+        "_message_text",
+        "_remaining",
+        "observe",
+        "stopped",
+        "unobservable",
+    )
+
+    def __init__(self, *, max_message: int, observe: bool, deflate: bool) -> None:
+        self._max = max_message
+        self.observe = observe
+        self._deflate = deflate
+        self._held = b""  # an incomplete frame header, not forwarded yet
+        self._remaining = 0  # payload bytes of the current frame still to come
+        self._frame_opcode = 0
+        self._frame_key: bytes | None = None
+        self._frame_parts: list[bytes] | None = None  # payload of the current frame, if kept
+        self._message_size = 0
+        self._message_text = False
+        self._message_compressed = False
+        self._message_parts: list[bytes] = []
+        self._inflater: zlib._Decompress | None = None
+        self.stopped = False
+        self.unobservable = 0
+
+    def feed(self, data: bytes) -> Scanned:
+        if self.stopped:
+            return Scanned(b"", _NOTHING, 0, 0, None, False)
+        if self._held:
+            data = self._held + data
+            self._held = b""
+        n = len(data)
+        pos = 0
+        count = 0
+        nbytes = 0
+        messages: list[str | bytes] | None = None
+        close: CloseFrame | None = None
+        while pos < n:
+            remaining = self._remaining
+            if remaining:
+                end = pos + remaining if remaining < n - pos else n
+                parts = self._frame_parts
+                if parts is not None:
+                    parts.append(data[pos:end])
+                self._remaining = remaining - (end - pos)
+                pos = end
+                if self._remaining:
+                    break
+            else:
+                if n - pos < 2:
+                    self._held = data[pos:]
+                    return self._scanned(data[:pos], messages, count, nbytes, close)
+                b0 = data[pos]
+                b1 = data[pos + 1]
+                length = b1 & 0x7F
+                head = 2
+                if length == 126:
+                    head = 4
+                elif length == 127:
+                    head = 10
+                masked = b1 & 0x80
+                if masked:
+                    head += 4
+                if n - pos < head:
+                    self._held = data[pos:]
+                    return self._scanned(data[:pos], messages, count, nbytes, close)
+                if length >= 126:
+                    length = int.from_bytes(data[pos + 2 : pos + head - (4 if masked else 0)])
+                opcode = b0 & 0x0F
+                if opcode < _CONTROL:
+                    if opcode:  # the first frame of a message; 0 continues one
+                        self._message_size = 0
+                        self._message_text = opcode == _TEXT
+                        self._message_compressed = bool(b0 & 0x40) and self._deflate
+                    self._message_size += length
+                    if self._message_size > self._max:
+                        self.stopped = True
+                        return Scanned(data[:pos], messages or _NOTHING, count, nbytes, close, True)
+                    keep = self.observe
+                else:
+                    keep = opcode == _CLOSE
+                self._frame_opcode = opcode | (b0 & 0x80)  # FIN kept in bit 7
+                self._frame_key = data[pos + head - 4 : pos + head] if masked else None
+                pos += head
+                if length and length <= n - pos and keep:
+                    # The usual case: the whole payload is in this chunk.
+                    self._frame_parts = [data[pos : pos + length]]
+                    pos += length
+                else:
+                    self._frame_parts = [] if keep else None
+                    self._remaining = length
+                    if length:
+                        continue
+            # A frame is complete.
+            opcode = self._frame_opcode
+            parts = self._frame_parts
+            self._frame_parts = None
+            if opcode & 0x0F >= _CONTROL:
+                if opcode & 0x0F == _CLOSE and parts is not None:
+                    close = _close_frame(unmask(self._frame_key, b"".join(parts)))
+                continue
+            if parts is not None:
+                self._message_parts.append(unmask(self._frame_key, b"".join(parts)))
+            if opcode & 0x80:  # FIN: the message is complete
+                count += 1
+                nbytes += self._message_size
+                if self.observe:
+                    message = self._message()
+                    if message is not None:
+                        if messages is None:
+                            messages = [message]
+                        else:
+                            messages.append(message)
+                if self._message_parts:
+                    self._message_parts = []
+        return self._scanned(data, messages, count, nbytes, close)
+
+    @staticmethod
+    def _scanned(
+        forward: bytes,
+        messages: list[str | bytes] | None,
+        count: int,
+        nbytes: int,
+        close: CloseFrame | None,
+    ) -> Scanned:
+        return Scanned(forward, messages or _NOTHING, count, nbytes, close, False)
+
+    def _message(self) -> str | bytes | None:
+        parts = self._message_parts
+        payload = parts[0] if len(parts) == 1 else b"".join(parts)
+        if self._message_compressed:
+            inflated = self._inflate(payload)
+            if inflated is None:
+                return None
+            payload = inflated
+        if self._message_text:
+            return payload.decode("utf-8", "replace")
+        return payload
+
+    def _inflate(self, payload: bytes) -> bytes | None:
+        inflater = self._inflater
+        if inflater is None:
+            inflater = self._inflater = zlib.decompressobj(-zlib.MAX_WBITS)
+        try:
+            out = inflater.decompress(payload + _DEFLATE_TAIL, self._max)
+        except zlib.error:
+            self._unobservable()
+            return None
+        if inflater.unconsumed_tail:
+            self._unobservable()
+            return None
+        if inflater.eof:
+            # The sender ended the DEFLATE stream (BFINAL, RFC 7692 7.2.3.4): the next
+            # message starts a new one.
+            self._inflater = None
+        return out
+
+    def _unobservable(self) -> None:
+        """Observation of this direction ends; the inflater's history is lost with it."""
+        self.unobservable += 1
+        self.observe = False
+        self._inflater = None
+
+
+def _close_frame(payload: bytes) -> CloseFrame:
+    if len(payload) < 2:
+        return CloseFrame(None, b"")
+    return CloseFrame(int.from_bytes(payload[:2]), payload[2:])
+
+
+def close_frame(code: int, reason: bytes, mask_key: bytes | None) -> bytes:
+    """A close frame with ``code`` and ``reason``, masked when sent by the client side."""
+    payload = code.to_bytes(2) + reason[:123]
+    if mask_key is None:
+        return bytes((0x88, len(payload))) + payload
+    return bytes((0x88, 0x80 | len(payload))) + mask_key + unmask(mask_key, payload)

@@ -1,0 +1,218 @@
+"""A relayed WebSocket after the handshake: bytes forwarded unchanged, frames read beside.
+
+Once the upstream has answered 101 and the same 101 has gone to the client, both TCP
+connections carry one WebSocket end to end: the handshake was forwarded as the client sent
+it, so the subprotocol and permessage-deflate are negotiated between the two endpoints, and
+every frame (masking, fragmentation, compression, close payloads) is passed through as it
+arrived.  Each direction is read by a :class:`proxy.wsframes.FrameScanner` on the side.
+
+The proxy writes frames of its own in only two cases: a message over ``max_message_size``
+(1009 to both sides, RFC 6455 7.4.1) and shutdown (1001).  Either side's connection ending
+ends the other's; a close frame not followed by the end of the connection within
+``close_timeout_s`` ends both.  Reading pauses on one side while the other's write buffer is
+full, so a slow reader holds at most one transport buffer in the proxy per direction.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from typing import TYPE_CHECKING, Final
+
+from proxy.wsframes import FrameScanner, Scanned, close_frame
+from tracking.observer import WebSocketObserver
+from tracking.wire.packets import Direction
+
+if TYPE_CHECKING:
+    from proxy.relay import RelayCounters
+
+C2S: Final = Direction.CLIENT_TO_SERVER
+S2C: Final = Direction.SERVER_TO_CLIENT
+_HIGH_WATER: Final = 256 * 1024  # client write buffer above which the upstream is not read
+_DRAIN_CHECK_S: Final = 0.005
+_MESSAGE_TOO_BIG: Final = 1009
+_GOING_AWAY: Final = 1001
+
+
+class _ClientReader:
+    """What aiohttp's server protocol feeds the client's bytes to once the 101 is sent
+    (``RequestHandler.set_parser``): the same two methods as its own WebSocket reader."""
+
+    __slots__ = ("_tunnel",)
+
+    def __init__(self, tunnel: WebSocketTunnel) -> None:
+        self._tunnel = tunnel
+
+    def feed_data(self, data: bytes) -> tuple[bool, bytes]:
+        self._tunnel.from_client(data)
+        return False, b""
+
+    def feed_eof(self) -> None:
+        self._tunnel.finish()
+
+
+class _UpstreamProtocol(asyncio.Protocol):
+    """The upstream connection's protocol once the tunnel takes it over."""
+
+    __slots__ = ("_tunnel",)
+
+    def __init__(self, tunnel: WebSocketTunnel) -> None:
+        self._tunnel = tunnel
+
+    def data_received(self, data: bytes) -> None:
+        self._tunnel.from_upstream(data)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._tunnel.finish()
+
+    def pause_writing(self) -> None:
+        self._tunnel.client.pause_reading()
+
+    def resume_writing(self) -> None:
+        if not self._tunnel.done:
+            self._tunnel.client.resume_reading()
+
+
+class WebSocketTunnel:
+    """Both connections of one WebSocket; :attr:`finished` resolves when both are closed."""
+
+    __slots__ = (
+        "_c2s",
+        "_close_timeout",
+        "_close_timer",
+        "_counters",
+        "_drain_timer",
+        "_loop",
+        "_observer",
+        "_s2c",
+        "client",
+        "close_code",
+        "done",
+        "finished",
+        "initiator",
+        "upstream",
+    )
+
+    def __init__(
+        self,
+        client: asyncio.Transport,
+        upstream: asyncio.Transport,
+        *,
+        max_message: int,
+        deflate: bool,
+        observer: WebSocketObserver | None,
+        counters: RelayCounters,
+        close_timeout_s: float,
+    ) -> None:
+        self._loop = asyncio.get_running_loop()
+        self.client = client
+        self.upstream = upstream
+        observe = observer is not None
+        self._c2s = FrameScanner(max_message=max_message, observe=observe, deflate=deflate)
+        self._s2c = FrameScanner(max_message=max_message, observe=observe, deflate=deflate)
+        self._observer = observer
+        self._counters = counters
+        self._close_timeout = close_timeout_s
+        self._close_timer: asyncio.TimerHandle | None = None
+        self._drain_timer: asyncio.TimerHandle | None = None
+        self.finished: asyncio.Future[None] = self._loop.create_future()
+        self.done = False
+        self.initiator: Direction | None = None  # the side whose close frame came first
+        self.close_code: int | None = None
+
+    def client_reader(self) -> _ClientReader:
+        return _ClientReader(self)
+
+    def start(self, upstream_tail: bytes) -> None:
+        """Take the upstream connection over; ``upstream_tail``: what it sent right after
+        its 101 (a WebSocket-only Engine.IO server sends its open packet at once)."""
+        self.upstream.set_protocol(_UpstreamProtocol(self))
+        if upstream_tail:
+            self.from_upstream(upstream_tail)
+        if not self.done:
+            self.upstream.resume_reading()
+
+    # --- forwarding ----------------------------------------------------------------------
+
+    def from_client(self, data: bytes) -> None:
+        scanned = self._c2s.feed(data)
+        if scanned.forward:
+            self.upstream.write(scanned.forward)
+        if scanned.message_count:
+            counters = self._counters
+            counters.ws_messages_c2s += scanned.message_count
+            counters.ws_bytes_c2s += scanned.byte_count
+        if scanned.messages or scanned.close is not None or scanned.too_big:
+            self._seen(C2S, scanned)
+
+    def from_upstream(self, data: bytes) -> None:
+        scanned = self._s2c.feed(data)
+        client = self.client
+        if scanned.forward:
+            client.write(scanned.forward)
+            if client.get_write_buffer_size() > _HIGH_WATER and self._drain_timer is None:
+                self.upstream.pause_reading()
+                self._drain_timer = self._loop.call_later(_DRAIN_CHECK_S, self._drained)
+        if scanned.message_count:
+            counters = self._counters
+            counters.ws_messages_s2c += scanned.message_count
+            counters.ws_bytes_s2c += scanned.byte_count
+        if scanned.messages or scanned.close is not None or scanned.too_big:
+            self._seen(S2C, scanned)
+
+    def _drained(self) -> None:
+        self._drain_timer = None
+        if self.done:
+            return
+        if self.client.get_write_buffer_size() > _HIGH_WATER // 2:
+            self._drain_timer = self._loop.call_later(_DRAIN_CHECK_S, self._drained)
+        else:
+            self.upstream.resume_reading()
+
+    def _seen(self, direction: Direction, scanned: Scanned) -> None:
+        observer = self._observer
+        if observer is not None:
+            for message in scanned.messages:
+                try:
+                    observer.message(direction, message)
+                except Exception:
+                    self._counters.observer_errors += 1
+        close = scanned.close
+        if close is not None and self.initiator is None:
+            self.initiator = direction
+            self.close_code = close.code
+            self._close_timer = self._loop.call_later(self._close_timeout, self.finish)
+        if scanned.too_big:
+            self._counters.rejected_too_large += 1
+            self.close_code = _MESSAGE_TOO_BIG
+            self.close_both(_MESSAGE_TOO_BIG, b"")
+
+    # --- ending --------------------------------------------------------------------------
+
+    def close_both(self, code: int, reason: bytes) -> None:
+        """Send a close frame of the proxy's own to both sides, then end the connections."""
+        if self.done:
+            return
+        self.client.write(close_frame(code, reason, None))
+        self.upstream.write(close_frame(code, reason, os.urandom(4)))
+        self.finish()
+
+    def going_away(self) -> None:
+        self.close_both(_GOING_AWAY, b"proxy shutting down")
+
+    def finish(self) -> None:
+        """End both connections (after what is buffered for them is written)."""
+        if self.done:
+            return
+        self.done = True
+        for timer in (self._close_timer, self._drain_timer):
+            if timer is not None:
+                timer.cancel()
+        self.client.close()
+        self.upstream.close()
+        if not self.finished.done():
+            self.finished.set_result(None)
+
+    def unobservable(self) -> int:
+        """Messages that could not be observed (did not inflate, or inflated too large)."""
+        return self._c2s.unobservable + self._s2c.unobservable
