@@ -126,11 +126,14 @@ class WebSocketTunnel:
     def start(self, upstream_tail: bytes) -> None:
         """Take the upstream connection over; ``upstream_tail``: what it sent right after
         its 101 (a WebSocket-only Engine.IO server sends its open packet at once)."""
-        self.upstream.set_protocol(_UpstreamProtocol(self))
+        upstream = self.upstream
+        upstream.set_protocol(_UpstreamProtocol(self))
         if upstream_tail:
             self.from_upstream(upstream_tail)
-        if not self.done:
-            self.upstream.resume_reading()
+        if upstream.is_closing():  # it closed before the takeover: no connection_lost to come
+            self.finish()
+        elif not self.done:
+            upstream.resume_reading()
 
     # --- forwarding ----------------------------------------------------------------------
 
