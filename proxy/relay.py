@@ -109,6 +109,7 @@ class RelayStats:
     polling_bytes_c2s: int
     polling_bytes_s2c: int
     observer_errors: int
+    ws_unobservable: int
 
 
 class RelayCounters:
@@ -131,6 +132,7 @@ class RelayCounters:
         "ws_messages_s2c",
         "ws_opened",
         "ws_refused",
+        "ws_unobservable",
     )
 
     def __init__(self) -> None:
@@ -150,6 +152,8 @@ class RelayCounters:
         self.polling_bytes_c2s = 0
         self.polling_bytes_s2c = 0
         self.observer_errors = 0
+        # tunnelled directions whose observation stopped (a message that did not inflate)
+        self.ws_unobservable = 0
 
     def snapshot(self) -> RelayStats:
         return RelayStats(**{name: getattr(self, name) for name in self.__slots__})

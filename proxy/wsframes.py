@@ -22,6 +22,10 @@ _CONTROL: Final = 0x8  # opcodes 0x8-0xF are control frames (RFC 6455 5.5)
 _DEFLATE_TAIL: Final = b"\x00\x00\xff\xff"
 
 
+def _nothing_to_tell() -> None:
+    return None
+
+
 def _mask_function() -> Callable[[bytes, bytearray], None]:
     """aiohttp's C (Cython) XOR of a frame payload with its 4-byte key, in place; the
     location moved between aiohttp releases, and a slower pure-Python one is the fallback."""
@@ -87,7 +91,8 @@ class FrameScanner:
     ``max_message``: a message whose frames add up to more (as sent, compressed or not)
     is not forwarded: :attr:`Scanned.too_big` is set and the scanner forwards nothing more.
     An observed message that does not inflate, or inflates past ``max_message``, stops the
-    observation of this direction (forwarding goes on) and counts in :attr:`unobservable`.
+    observation of this direction (forwarding goes on), counts in :attr:`unobservable` and
+    calls ``on_unobservable``.
     """
 
     __slots__ = (
@@ -102,14 +107,23 @@ class FrameScanner:
         "_message_parts",
         "_message_size",
         "_message_text",
+        "_on_unobservable",
         "_remaining",
         "observe",
         "stopped",
         "unobservable",
     )
 
-    def __init__(self, *, max_message: int, observe: bool, deflate: bool) -> None:
+    def __init__(
+        self,
+        *,
+        max_message: int,
+        observe: bool,
+        deflate: bool,
+        on_unobservable: Callable[[], None] = _nothing_to_tell,
+    ) -> None:
         self._max = max_message
+        self._on_unobservable = on_unobservable
         self.observe = observe
         self._deflate = deflate
         self._held = b""  # an incomplete frame header, not forwarded yet
@@ -262,6 +276,7 @@ class FrameScanner:
         self.unobservable += 1
         self.observe = False
         self._inflater = None
+        self._on_unobservable()
 
 
 def _close_frame(payload: bytes) -> CloseFrame:

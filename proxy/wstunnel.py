@@ -108,8 +108,18 @@ class WebSocketTunnel:
         self.client = client
         self.upstream = upstream
         observe = observer is not None
-        self._c2s = FrameScanner(max_message=max_message, observe=observe, deflate=deflate)
-        self._s2c = FrameScanner(max_message=max_message, observe=observe, deflate=deflate)
+        self._c2s = FrameScanner(
+            max_message=max_message,
+            observe=observe,
+            deflate=deflate,
+            on_unobservable=self._unobservable,
+        )
+        self._s2c = FrameScanner(
+            max_message=max_message,
+            observe=observe,
+            deflate=deflate,
+            on_unobservable=self._unobservable,
+        )
         self._observer = observer
         self._counters = counters
         self._close_timeout = close_timeout_s
@@ -216,6 +226,5 @@ class WebSocketTunnel:
         if not self.finished.done():
             self.finished.set_result(None)
 
-    def unobservable(self) -> int:
-        """Messages that could not be observed (did not inflate, or inflated too large)."""
-        return self._c2s.unobservable + self._s2c.unobservable
+    def _unobservable(self) -> None:
+        self._counters.ws_unobservable += 1
