@@ -85,6 +85,18 @@ async def serve_aiohttp(sio: socketio.AsyncServer) -> web.AppRunner:
 
 
 @contextlib.asynccontextmanager
+async def aiohttp_serving(app: web.Application) -> AsyncIterator[str]:
+    """Serve a plain aiohttp ``app`` on a free port; yields its base URL."""
+    runner = web.AppRunner(app)
+    await runner.setup()
+    await web.TCPSite(runner, "127.0.0.1", 0).start()
+    try:
+        yield f"http://127.0.0.1:{runner_port(runner)}"
+    finally:
+        await runner.cleanup()
+
+
+@contextlib.asynccontextmanager
 async def uvicorn_serving(app: ASGIApp) -> AsyncIterator[str]:
     """Serve ``app`` with uvicorn, in this event loop, on a free port; yields its base URL."""
     config = uvicorn.Config(

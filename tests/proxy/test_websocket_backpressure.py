@@ -10,7 +10,7 @@ import aiohttp
 import pytest
 from aiohttp import WSMsgType, web
 
-from tests.proxy.peers import Relay, relay_in_front_of, runner_port
+from tests.proxy.peers import Relay, aiohttp_serving, relay_in_front_of
 
 MESSAGE = b"\xab" * (1 << 20)
 MESSAGES = 64  # 64 MiB: far beyond what the kernel's socket buffers on both hops can hold
@@ -51,14 +51,9 @@ async def backend() -> AsyncIterator[Backend]:
     app = web.Application()
     app.router.add_get("/socket.io/flood", flood)
     app.router.add_get("/socket.io/sink", sink)
-    runner = web.AppRunner(app)
-    await runner.setup()
-    await web.TCPSite(runner, "127.0.0.1", 0).start()
-    state.url = f"http://127.0.0.1:{runner_port(runner)}"
-    try:
+    async with aiohttp_serving(app) as url:
+        state.url = url
         yield state
-    finally:
-        await runner.cleanup()
 
 
 @pytest.fixture

@@ -18,10 +18,10 @@ from config.proxy import WebSocketRelay
 from tests.proxy.peers import (
     RecordingObserver,
     Relay,
+    aiohttp_serving,
     eventually,
     free_port,
     relay_in_front_of,
-    runner_port,
 )
 from tracking.wire.packets import Direction
 
@@ -82,14 +82,9 @@ async def upstream() -> AsyncIterator[Upstream]:
     app = web.Application()
     app.router.add_get("/socket.io/", ws_handler)
     app.router.add_get("/refuse/", refuse)
-    runner = web.AppRunner(app)
-    await runner.setup()
-    await web.TCPSite(runner, "127.0.0.1", 0).start()
-    state.url = f"http://127.0.0.1:{runner_port(runner)}"
-    try:
+    async with aiohttp_serving(app) as url:
+        state.url = url
         yield state
-    finally:
-        await runner.cleanup()
 
 
 @pytest.fixture(params=list(WebSocketRelay), ids=lambda m: m.value)
