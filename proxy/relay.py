@@ -521,6 +521,16 @@ class _Relay:
             return await self._tunnel(request, sio)
         return await self._terminate(request, sio)
 
+    def _websocket_observer(self, request: web.Request) -> WebSocketObserver | None:
+        observer = self._observer
+        if observer is None:
+            return None
+        try:
+            return observer.websocket_opened(self._info(request))
+        except Exception:
+            self.counters.observer_errors += 1
+            return None
+
     async def _tunnel(self, request: web.Request, sio: bool) -> web.StreamResponse:
         """The handshake forwarded as sent, then the two connections joined frame for frame."""
         pool = self._pool
@@ -555,13 +565,7 @@ class _Relay:
             transport.close()
             raise
         extensions = headers.get(hdrs.SEC_WEBSOCKET_EXTENSIONS, "")
-        wobs: WebSocketObserver | None = None
-        observer = self._observer if sio else None
-        if observer is not None:
-            try:
-                wobs = observer.websocket_opened(self._info(request))
-            except Exception:
-                counters.observer_errors += 1
+        wobs = self._websocket_observer(request) if sio else None
         tunnel = WebSocketTunnel(
             client,
             transport,
@@ -645,13 +649,7 @@ class _Relay:
             release_upstream_leg(upstream)
             raise
 
-        wobs: WebSocketObserver | None = None
-        observer = self._observer if sio else None
-        if observer is not None:
-            try:
-                wobs = observer.websocket_opened(self._info(request))
-            except Exception:
-                counters.observer_errors += 1
+        wobs = self._websocket_observer(request) if sio else None
         ws = _WsSession(request, client, upstream)
         counters.ws_opened += 1
         counters.ws_active += 1
