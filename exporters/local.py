@@ -6,8 +6,9 @@ their values) and rotates to ``<path>.1`` beyond a size limit.  Both run on the 
 core's worker thread, so file and terminal I/O never block the event loop.
 
 NDJSON lines are what ``json.dumps(record_dict(record), ensure_ascii=False)`` gives, made
-cheaply: each record type's fields are read with one ``attrgetter``, only the fields typed
-as enums are converted, and one C encoder, made once, writes the line.
+cheaply: each record type has a line function compiled from its fields' types, one f-string
+whose values are written by the C string encoder or by ``repr`` as ``json`` would; a value
+its field's type does not allow takes the general path (one C encoder, made once).
 
 The console is rate limited for plain ok pairs (ok, not slow): at most
 ``local.console_ok_per_s`` lines per second; the ok pairs beyond that are counted and
@@ -19,6 +20,7 @@ late, abandoned and evicted pairs and lifecycle lines are always printed.
 from __future__ import annotations
 
 import json
+import math
 import os
 import sys
 import time
@@ -45,7 +47,7 @@ from tracking.records import (
 DEFAULT_CONSOLE_OK_PER_S = 20
 
 
-def _one_encoder() -> Callable[[dict[str, Any]], str]:
+def _one_encoder() -> Callable[[object], str]:
     """``json.dumps(obj, ensure_ascii=False)``, with the C encoder made once rather than per
     call (``JSONEncoder.encode`` builds a new one every time)."""
     make = getattr(json.encoder, "c_make_encoder", None)
@@ -82,23 +84,35 @@ def _is_enum_type(hint: Any) -> bool:
 
 class _Layout:
     """How one record type becomes a JSON object: keys in order, one getter for all the
-    values, and the positions of the values that are enums (or None)."""
+    values, the positions of the values that are enums (or None), and ``line``, a function
+    compiled for the type that writes the JSON text directly (see :func:`ndjson_line`)."""
 
-    __slots__ = ("enums", "get", "keys")
+    __slots__ = ("enums", "get", "keys", "line")
 
     def __init__(self, cls: type, kind: str) -> None:
         hints = typing.get_type_hints(cls)
         keys: list[str] = []
         paths: list[str] = []
         enums: list[int] = []
+        values: list[str] = []  # one f-string replacement field per key
         for f in fields(cls):
             if f.name == "session":
                 for key, path in _SESSION_KEYS:
                     keys.append(key)
                     paths.append(path)
+                    values.append(f"_str(s.{path.partition('.')[2]})")
                 continue
-            if _is_enum_type(hints[f.name]):
+            hint = hints[f.name]
+            if _is_enum_type(hint):
                 enums.append(len(paths))
+                optional = not isinstance(hint, type)
+                values.append(f"{'_opt_enum' if optional else '_enum'}(r.{f.name})")
+            elif hint is str:
+                values.append(f"_str(r.{f.name})")
+            elif hint == str | None:
+                values.append(f"_opt_str(r.{f.name})")
+            else:
+                values.append(f"_scalar(r.{f.name})")
             keys.append(f.name)
             paths.append(f.name)
         self.keys = ("type", *keys)
@@ -106,6 +120,60 @@ class _Layout:
         self.get: Callable[[Any], tuple[Any, ...]] = lambda record: (kind, *getter(record))
         # positions in the (type, *values) tuple
         self.enums = tuple(i + 1 for i in enums)
+        self.line = _compile_line(kind, self.keys, (_str(kind), *values))
+
+
+def _compile_line(kind: str, keys: Sequence[str], values: Sequence[str]) -> Callable[[Any], str]:
+    """``def line(r)`` returning one f-string: ``{"key": <value>, ...}`` as ``json.dumps``
+    writes it; ``values`` are the expressions of the replacement fields (literals for
+    constants), reading the record ``r`` and its session ``s``."""
+    items = []
+    for key, value in zip(keys, values, strict=True):
+        value_text = value if value.startswith('"') else "{" + value + "}"
+        items.append(_str(key) + ": " + value_text)
+    body = ", ".join(items).replace('"', '\\"')
+    source = f'def line(r):\n    s = r.session\n    return f"{{{{{body}}}}}"\n'
+    namespace: dict[str, Any] = {
+        "_str": _str,
+        "_opt_str": _opt_str,
+        "_enum": _enum,
+        "_opt_enum": _opt_enum,
+        "_scalar": _scalar,
+    }
+    exec(compile(source, f"<ndjson line: {kind}>", "exec"), namespace)
+    line: Callable[[Any], str] = namespace["line"]
+    return line
+
+
+# The pieces of a compiled line: each writes one value as the C encoder does, and raises on
+# a value its field's type does not allow (ndjson_line then takes the general path).
+_str: Callable[[str], str] = json.encoder.encode_basestring
+
+
+def _opt_str(value: str | None) -> str:
+    return "null" if value is None else _str(value)
+
+
+def _enum(value: Enum) -> str:
+    return _str(value._value_)
+
+
+def _opt_enum(value: Enum | None) -> str:
+    return "null" if value is None else _str(value._value_)
+
+
+def _scalar(value: object) -> str:
+    if value is None:
+        return "null"
+    if value is True:
+        return "true"
+    if value is False:
+        return "false"
+    if type(value) is int:
+        return int.__repr__(value)
+    if type(value) is float and math.isfinite(value):
+        return float.__repr__(value)
+    return _encode(value)
 
 
 _LAYOUTS: dict[type, _Layout] = {
@@ -130,8 +198,12 @@ def record_dict(record: Record) -> dict[str, Any]:
 
 
 def ndjson_line(record: Record) -> str:
-    """One NDJSON line (without the newline)."""
-    return _encode(record_dict(record))
+    """One NDJSON line (without the newline): the record's compiled line, or, for a value
+    its field's type does not allow, the C encoder over :func:`record_dict`."""
+    try:
+        return _LAYOUTS[type(record)].line(record)
+    except Exception:
+        return _encode(record_dict(record))
 
 
 def console_line(record: Record) -> str | None:

@@ -110,6 +110,9 @@ def test_ndjson_lines_are_exactly_the_json_of_every_field() -> None:
         lifecycle(LifecycleKind.UPGRADE, ref),
         lifecycle(LifecycleKind.NAMESPACE_CONNECT, ref, namespace="/x", ok=False, error="no"),
         message(ref),
+        # values the compiled lines leave to the general encoder
+        pair(ref, duration_s=float("inf"), start_wall=float("nan"), request_size=True),
+        pair(ref, match_key=7, namespace=5),  # not what the fields' types allow
     ]
     batch = NdjsonFilePlugin("unused", max_bytes=10_000).encode(records)
     lines = batch.payload.decode().split("\n")
