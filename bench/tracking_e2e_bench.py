@@ -1,0 +1,352 @@
+"""Tracking end to end: the proxy's CPU per round trip spent on tracking and export.
+
+Builds the tracker the way ``socketio-trace-proxy serve`` does (settings from the packaged
+``config/default.yaml``, sinks from :func:`exporters.build_sinks`, optionally the admin
+listener's live hub subscribed to it), starts it on a uvloop event loop, and drives it through
+the observer API the relay calls (:mod:`tracking.observer`) with AetherTerm-like ack round
+trips, ``42N["echo",{...}]`` answered by ``43N[{...}]`` (100 B payloads), on many concurrent
+sessions:
+
+* WebSocket: each round trip is two ``message`` calls (the EVENT and its ACK);
+* long-polling (Engine.IO v4): a POST carrying the EVENT (``polling_request`` and the POST's
+  ``ok`` response) and the pending GET's response carrying the ACK.
+
+Measured: process CPU time (``time.process_time``, so the exporter threads count) from the
+first frame until every exporter has flushed what it was given, divided by round trips;
+"driver" is the same loop with a tracker that does nothing (subtracted in "net").  Frames
+are paced to ``--rate`` round trips per second (in bursts, one per session), so that the
+exporter threads see a load like the relay benchmark's; ``--rate 0`` drives flat out.
+Every loop is bounded by a count.
+
+Usage: ``.venv/bin/python bench/tracking_e2e_bench.py [--quick] [--round-trips N]``
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import gc
+import json
+import statistics
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Protocol
+
+import uvloop
+from multidict import MultiDict, MultiDictProxy
+
+ROOT = Path(__file__).resolve().parent.parent
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+from config.loader import load_settings  # noqa: E402
+from config.settings import Settings  # noqa: E402
+from exporters import build_sinks  # noqa: E402
+from exporters.batching import BatchingSink  # noqa: E402
+from proxy.admin.live import LiveHub  # noqa: E402
+from proxy.admin.metrics import DurationHistograms  # noqa: E402
+from proxy.admin.source import TrackerMonitorSource  # noqa: E402
+from tracking.observer import RequestInfo, WebSocketObserver  # noqa: E402
+from tracking.runtime import Tracker  # noqa: E402
+from tracking.sink import RecordSink  # noqa: E402
+from tracking.wire.packets import Direction  # noqa: E402
+
+C2S = Direction.CLIENT_TO_SERVER
+S2C = Direction.SERVER_TO_CLIENT
+PAYLOAD = {"data": "x" * 88}  # 100 B as JSON
+PING = '{"upgrades":[],"pingInterval":25000,"pingTimeout":20000,"maxPayload":1000000}'
+
+
+class Observer(Protocol):
+    """The part of :class:`tracking.observer.TrafficObserver` the bench drives."""
+
+    def polling_request(self, info: RequestInfo, body: bytes) -> None: ...
+
+    def polling_response(
+        self,
+        info: RequestInfo,
+        status: int,
+        content_type: str | None,
+        content_encoding: str | None,
+        body: bytes,
+    ) -> None: ...
+
+    def websocket_opened(self, info: RequestInfo) -> WebSocketObserver: ...
+
+
+class _NullWs:
+    def message(self, direction: Direction, data: str | bytes) -> None:
+        pass
+
+    def closed(self, initiator: Direction | None, code: int | None) -> None:
+        pass
+
+
+class NullObserver:
+    """Observes nothing: the driver's own cost."""
+
+    def polling_request(self, info: RequestInfo, body: bytes) -> None:
+        pass
+
+    def polling_response(
+        self,
+        info: RequestInfo,
+        status: int,
+        content_type: str | None,
+        content_encoding: str | None,
+        body: bytes,
+    ) -> None:
+        pass
+
+    def websocket_opened(self, info: RequestInfo) -> WebSocketObserver:
+        return _NullWs()
+
+
+@dataclass(frozen=True, slots=True)
+class Result:
+    cpu_us: float  # process CPU per round trip
+    wall_s: float
+    ok_pairs: int  # echo -> ack pairs the tracker made, ok
+    exported: int  # records the sinks report sent
+
+
+def query(**params: str) -> MultiDictProxy[str]:
+    """A query as the relay passes it (aiohttp's ``request.query``)."""
+    return MultiDictProxy(MultiDict(params))
+
+
+def event(ack: int) -> str:
+    return f"42{ack}" + json.dumps(["echo", PAYLOAD], separators=(",", ":"))
+
+
+def ack(ack_id: int) -> str:
+    return f"43{ack_id}" + json.dumps([PAYLOAD], separators=(",", ":"))
+
+
+def settings_for(export: bool, ndjson: Path) -> Settings:
+    """The packaged default; local export on (NDJSON file in ``ndjson``'s place) or off."""
+    settings = load_settings(None, {})
+    local = settings.exporters.local.model_copy(
+        update={"mode": "on", "ndjson_path": str(ndjson)} if export else {"mode": "off"}
+    )
+    exporters = settings.exporters.model_copy(update={"local": local})
+    return settings.model_copy(update={"exporters": exporters})
+
+
+class Rig:
+    """A tracker (or a null observer) with its sinks and, optionally, the admin live hub."""
+
+    def __init__(self, settings: Settings | None, console: Any, admin: bool) -> None:
+        self.tracker: Tracker | None = None
+        self.sinks: list[RecordSink] = []
+        self.hub: LiveHub | None = None
+        self.observer: Observer = NullObserver()
+        if settings is not None:
+            self.sinks = build_sinks(settings.exporters, {}, console=console)
+            self.tracker = Tracker(settings.tracking, self.sinks)
+            self.observer = self.tracker
+            if admin:
+                histograms = DurationHistograms(
+                    settings.admin.duration_buckets_s, settings.admin.max_histogram_series
+                )
+                self.hub = LiveHub(TrackerMonitorSource(self.tracker), settings.admin, histograms)
+
+    async def start(self) -> None:
+        if self.tracker is not None:
+            await self.tracker.start()
+        if self.hub is not None:
+            self.hub.start()
+
+    async def flush(self) -> None:
+        for sink in self.sinks:
+            if isinstance(sink, BatchingSink):
+                await sink.flush(30.0)
+
+    async def stop(self) -> None:
+        if self.hub is not None:
+            await self.hub.stop()
+        if self.tracker is not None:
+            await self.tracker.stop(5.0)
+
+    def ok_pairs(self) -> int:
+        if self.tracker is None:
+            return 0
+        rules = self.tracker.get_metrics().rules
+        return sum(r.outcomes.get("ok", 0) for r in rules if r.rule == "echo -> ack")
+
+    def exported(self) -> int:
+        return sum(s.health().sent for s in self.sinks)
+
+
+async def _paced(
+    rounds: int, sessions: int, rate: float, step: Callable[[int], None]
+) -> tuple[float, float]:
+    """Runs ``step(i)`` for ``i < rounds`` (each one burst of ``sessions`` round trips) at
+    ``rate`` round trips per second; returns (cpu_s, wall_s) of the run alone."""
+    period = sessions / rate if rate > 0 else 0.0
+    cpu0, wall0 = time.process_time(), time.monotonic()
+    for i in range(rounds):
+        step(i)
+        if period:
+            delay = wall0 + (i + 1) * period - time.monotonic()
+            await asyncio.sleep(max(0.0, delay))
+        elif i % 8 == 7:
+            await asyncio.sleep(0)  # let the timer and the loop's callbacks run
+    return time.process_time() - cpu0, time.monotonic() - wall0
+
+
+async def run_websocket(rig: Rig, sessions: int, round_trips: int, rate: float) -> Result:
+    await rig.start()
+    legs: list[WebSocketObserver] = []
+    for n in range(sessions):
+        leg = rig.observer.websocket_opened(
+            RequestInfo("GET", query(EIO="4", transport="websocket"), "127.0.0.1")
+        )
+        sid = f"ws{n:06d}AAAAAAAAAAAA"
+        leg.message(S2C, '0{"sid":"' + sid + '",' + PING[1:])
+        leg.message(C2S, "40")
+        leg.message(S2C, '40{"sid":"ns' + sid + '"}')
+        legs.append(leg)
+    rounds = max(1, round_trips // sessions)
+    events = [event(i) for i in range(rounds)]
+    acks = [ack(i) for i in range(rounds)]
+
+    def step(i: int) -> None:
+        ev, reply = events[i], acks[i]
+        for leg in legs:
+            leg.message(C2S, ev)
+        for leg in legs:
+            leg.message(S2C, reply)
+
+    gc.collect()
+    cpu0 = time.process_time()
+    _, wall = await _paced(rounds, sessions, rate, step)
+    await rig.flush()
+    cpu = time.process_time() - cpu0
+    result = Result(cpu / (rounds * sessions) * 1e6, wall, rig.ok_pairs(), rig.exported())
+    for leg in legs:
+        leg.closed(C2S, 1000)
+    await rig.stop()
+    return result
+
+
+async def run_polling(rig: Rig, sessions: int, round_trips: int, rate: float) -> Result:
+    await rig.start()
+    obs = rig.observer
+    posts: list[RequestInfo] = []
+    gets: list[RequestInfo] = []
+    text = "text/plain; charset=UTF-8"
+    for n in range(sessions):
+        sid = f"lp{n:06d}AAAAAAAAAAAA"
+        handshake = RequestInfo("GET", query(EIO="4", transport="polling", t="a"), "127.0.0.1")
+        obs.polling_response(
+            handshake, 200, text, None, ('0{"sid":"' + sid + '",' + PING[1:]).encode()
+        )
+        post = RequestInfo("POST", query(EIO="4", transport="polling", t="b", sid=sid), "127.0.0.1")
+        get = RequestInfo("GET", query(EIO="4", transport="polling", t="c", sid=sid), "127.0.0.1")
+        obs.polling_request(post, b"40")
+        obs.polling_response(post, 200, "text/html", None, b"ok")
+        obs.polling_response(get, 200, text, None, ('40{"sid":"ns' + sid + '"}').encode())
+        posts.append(post)
+        gets.append(get)
+    rounds = max(1, round_trips // sessions)
+    events = [event(i).encode() for i in range(rounds)]
+    acks = [ack(i).encode() for i in range(rounds)]
+    pairs = list(zip(posts, gets, strict=True))
+
+    def step(i: int) -> None:
+        body, reply = events[i], acks[i]
+        for post, _ in pairs:
+            obs.polling_request(post, body)
+            obs.polling_response(post, 200, "text/html", None, b"ok")
+        for _, get in pairs:
+            obs.polling_response(get, 200, text, None, reply)
+
+    gc.collect()
+    cpu0 = time.process_time()
+    _, wall = await _paced(rounds, sessions, rate, step)
+    await rig.flush()
+    cpu = time.process_time() - cpu0
+    result = Result(cpu / (rounds * sessions) * 1e6, wall, rig.ok_pairs(), rig.exported())
+    await rig.stop()
+    return result
+
+
+Runner = Callable[[Rig, int, int, float], Any]
+
+
+def measure(
+    runner: Runner,
+    settings: Settings | None,
+    args: argparse.Namespace,
+    round_trips: int,
+) -> Result:
+    with tempfile.TemporaryFile("w") as console:
+        rig = Rig(settings, console, args.admin)
+        result: Result = uvloop.run(runner(rig, args.sessions, round_trips, args.rate))
+        return result
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__)
+    p.add_argument("--quick", action="store_true", help="fewer round trips, one repetition")
+    p.add_argument("--round-trips", type=int, help="per measurement (default 40000)")
+    p.add_argument("--sessions", type=int, default=50, help="concurrent sessions")
+    p.add_argument("--rate", type=float, default=5000.0, help="round trips/s; 0: flat out")
+    p.add_argument("--repeat", type=int, help="repetitions, median kept (default 3)")
+    p.add_argument(
+        "--admin",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="subscribe the admin listener's live hub, as serve does (default on)",
+    )
+    p.add_argument("--transports", default="websocket,polling")
+    args = p.parse_args(argv)
+    round_trips = args.round_trips or (10_000 if args.quick else 40_000)
+    repeat = args.repeat or (1 if args.quick else 3)
+    runners: Mapping[str, Runner] = {"websocket": run_websocket, "polling": run_polling}
+    with tempfile.TemporaryDirectory() as tmp:
+        ndjson = Path(tmp) / "trace.ndjson"
+        configs: list[tuple[str, Settings | None]] = [
+            ("driver only", None),
+            ("tracking, no export", settings_for(False, ndjson)),
+            ("tracking + local export", settings_for(True, ndjson)),
+        ]
+        print(
+            f"Tracking CPU per round trip: {args.sessions} sessions, {round_trips} round trips "
+            f"at {args.rate:.0f}/s, admin hub {'on' if args.admin else 'off'}, "
+            f"median of {repeat} [min-max]"
+        )
+        header = (
+            f"{'transport':<11}{'config':<25}{'us/rt':>7}{'net':>7}  {'[min-max]':<13}"
+            f"{'ok pairs':>9}{'exported':>10}"
+        )
+        print(header)
+        print("-" * len(header))
+        for transport in args.transports.split(","):
+            runner = runners[transport]
+            measure(runner, configs[2][1], args, min(round_trips, 5000))  # warm-up
+            driver = 0.0
+            for name, settings in configs:
+                results = [measure(runner, settings, args, round_trips) for _ in range(repeat)]
+                cpu = [r.cpu_us for r in results]
+                median = statistics.median(cpu)
+                if settings is None:
+                    driver = median
+                last = results[-1]
+                spread = f"[{min(cpu):.1f}-{max(cpu):.1f}]"
+                print(
+                    f"{transport:<11}{name:<25}{median:>7.1f}{median - driver:>7.1f}  "
+                    f"{spread:<13}{last.ok_pairs:>9}{last.exported:>10}"
+                )
+    print("us/rt: process CPU per round trip (EVENT + ACK), exporter threads included, flushed;")
+    print("net: minus the driver's own cost.")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
