@@ -4,14 +4,16 @@ Environment (``environ``) values win over the settings, as the config loader app
 ``OPENOBSERVE_ENDPOINT``/``ORG``/``USER``/``PASS`` for OpenObserve (see
 :mod:`config.exporters` for how its URLs are built); the standard
 ``OTEL_EXPORTER_OTLP_TRACES_ENDPOINT`` (as is) / ``OTEL_EXPORTER_OTLP_ENDPOINT`` (+
-``/v1/traces``), ``OTEL_EXPORTER_OTLP_[TRACES_]HEADERS`` and ``..._COMPRESSION`` for any OTLP
-receiver.  ``service.name`` is ``OTEL_SERVICE_NAME``, else ``exporters.service_name`` when the
-configuration sets it, else ``service.name`` from ``OTEL_RESOURCE_ATTRIBUTES``, else the
-default.  With no remote exporter configured the local ones (NDJSON, console) are used.
+``/v1/traces``), ``OTEL_EXPORTER_OTLP_[TRACES_]HEADERS``, ``..._COMPRESSION`` and
+``..._TIMEOUT`` (milliseconds) for any OTLP receiver.  ``service.name`` is
+``OTEL_SERVICE_NAME``, else ``exporters.service_name`` when the configuration sets it,
+else ``service.name`` from ``OTEL_RESOURCE_ATTRIBUTES``, else the default.  With no remote
+exporter configured the local ones (NDJSON, console) are used.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from collections.abc import Callable, Mapping
 from typing import TextIO
@@ -101,6 +103,22 @@ def _otlp_endpoint(configured: str | None, environ: Mapping[str, str]) -> str | 
     if base:  # OTLP exporter spec: the signal path is appended to the base endpoint
         return f"{base.rstrip('/')}/v1/traces"
     return None
+
+
+def otlp_timeout_s(environ: Mapping[str, str], default_s: float) -> float:
+    """``OTEL_EXPORTER_OTLP_[TRACES_]TIMEOUT``, in milliseconds as the OTLP exporter spec says
+    (the Python SDK has read seconds: opentelemetry-python #4044), else ``default_s``."""
+    value = _env(environ, "OTEL_EXPORTER_OTLP_TRACES_TIMEOUT", "OTEL_EXPORTER_OTLP_TIMEOUT")
+    if value is None:
+        return default_s
+    try:
+        millis = float(value)
+    except ValueError:
+        millis = -1.0
+    if not 0 < millis < float("inf"):
+        log.warning("ignoring OTLP timeout %r: expected milliseconds > 0", value)
+        return default_s
+    return millis / 1000.0
 
 
 def _env(environ: Mapping[str, str], *names: str) -> str | None:
@@ -210,7 +228,11 @@ def _otlp_sink(
         log.warning("OTLP compression %r is not supported; sending uncompressed", compression)
     plugin = OtlpTracesPlugin(endpoint, headers, resource, gzip=compression == "gzip")
     log.info("exporting traces to %s", plugin.url)
-    return BatchingSink("otlp", plugin, batch_policy(otlp.batch), accepts=accepts)
+    policy = batch_policy(otlp.batch)
+    timeout_s = otlp_timeout_s(environ, policy.request_timeout_s)
+    if timeout_s != policy.request_timeout_s:
+        policy = dataclasses.replace(policy, request_timeout_s=timeout_s)
+    return BatchingSink("otlp", plugin, policy, accepts=accepts)
 
 
 def _local_sinks(settings: ExportersSettings, console: TextIO | None) -> list[RecordSink]:

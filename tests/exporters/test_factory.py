@@ -10,7 +10,7 @@ import pytest
 
 from config.exporters import ExportersSettings, LocalSettings, OtlpSettings
 from exporters import ExporterConfigError, build_sinks
-from exporters.factory import parse_resource_attributes, resolve_resource
+from exporters.factory import otlp_timeout_s, parse_resource_attributes, resolve_resource
 from tests.doubles.openobserve import OpenObserveDouble, start_openobserve
 from tests.exporters.kit import pair
 
@@ -46,6 +46,15 @@ def test_otel_environment_variables() -> None:
     settings = ExportersSettings()
     assert names(settings, {"OTEL_EXPORTER_OTLP_ENDPOINT": "http://collector:4318"}) == ["otlp"]
     assert names(settings, {"OTEL_EXPORTER_OTLP_TRACES_ENDPOINT": "http://c:4318/x"}) == ["otlp"]
+
+
+def test_otlp_timeout_is_in_milliseconds_as_the_spec_says() -> None:
+    assert otlp_timeout_s({}, 10.0) == 10.0
+    assert otlp_timeout_s({"OTEL_EXPORTER_OTLP_TIMEOUT": "2500"}, 10.0) == 2.5
+    both = {"OTEL_EXPORTER_OTLP_TIMEOUT": "2500", "OTEL_EXPORTER_OTLP_TRACES_TIMEOUT": "400"}
+    assert otlp_timeout_s(both, 10.0) == 0.4
+    for bad in ("soon", "0", "-5", "nan", "inf"):
+        assert otlp_timeout_s({"OTEL_EXPORTER_OTLP_TIMEOUT": bad}, 10.0) == 10.0
 
 
 def test_bad_endpoint_is_a_config_error() -> None:
