@@ -94,50 +94,63 @@ class _Layout:
         keys: list[str] = []
         paths: list[str] = []
         enums: list[int] = []
-        values: list[str] = []  # one f-string replacement field per key
+        values: list[str] = []  # the compiled line's expression for each value
         for f in fields(cls):
             if f.name == "session":
                 for key, path in _SESSION_KEYS:
                     keys.append(key)
                     paths.append(path)
-                    values.append(f"_str(s.{path.partition('.')[2]})")
+                    values.append(_value_expression(f"s.{path.partition('.')[2]}", str))
                 continue
-            hint = hints[f.name]
-            if _is_enum_type(hint):
+            if _is_enum_type(hints[f.name]):
                 enums.append(len(paths))
-                optional = not isinstance(hint, type)
-                values.append(f"{'_opt_enum' if optional else '_enum'}(r.{f.name})")
-            elif hint is str:
-                values.append(f"_str(r.{f.name})")
-            elif hint == str | None:
-                values.append(f"_opt_str(r.{f.name})")
-            else:
-                values.append(f"_scalar(r.{f.name})")
             keys.append(f.name)
             paths.append(f.name)
+            values.append(_value_expression(f"r.{f.name}", hints[f.name]))
         self.keys = ("type", *keys)
         getter = attrgetter(*paths)
         self.get: Callable[[Any], tuple[Any, ...]] = lambda record: (kind, *getter(record))
         # positions in the (type, *values) tuple
         self.enums = tuple(i + 1 for i in enums)
-        self.line = _compile_line(kind, self.keys, (_str(kind), *values))
+        self.line = _compile_line(kind, keys, values)
+
+
+def _value_expression(attr: str, hint: Any) -> str:
+    """The expression a compiled line writes ``attr`` (e.g. ``r.kind``) of type ``hint``
+    with: inline for the types the fields have, :func:`_scalar` for other values; a value
+    its type does not allow raises (a non-str for ``str``) or goes to :func:`_scalar`."""
+    args = typing.get_args(hint) if typing.get_origin(hint) in _UNIONS else (hint,)
+    present = [a for a in args if a is not type(None)]
+    base = present[0] if len(present) == 1 else object
+    if base is str:
+        expr = f"_str({attr})"
+    elif isinstance(base, type) and issubclass(base, Enum):
+        expr = f"_str({attr}._value_)"
+    elif base is bool:
+        expr = f'("true" if {attr} is True else "false" if {attr} is False else _scalar({attr}))'
+    elif base is int:
+        expr = f"(_int_repr({attr}) if type({attr}) is int else _scalar({attr}))"
+    elif base is float:
+        # x - x is 0.0 for finite floats only: json writes inf and nan its own way
+        finite = f"type({attr}) is float and {attr} - {attr} == 0.0"
+        expr = f"(_float_repr({attr}) if {finite} else _scalar({attr}))"
+    else:
+        expr = f"_scalar({attr})"
+    if len(present) < len(args):
+        expr = f'("null" if {attr} is None else {expr})'
+    return expr
 
 
 def _compile_line(kind: str, keys: Sequence[str], values: Sequence[str]) -> Callable[[Any], str]:
-    """``def line(r)`` returning one f-string: ``{"key": <value>, ...}`` as ``json.dumps``
-    writes it; ``values`` are the expressions of the replacement fields (literals for
-    constants), reading the record ``r`` and its session ``s``."""
-    items = []
-    for key, value in zip(keys, values, strict=True):
-        value_text = value if value.startswith('"') else "{" + value + "}"
-        items.append(_str(key) + ": " + value_text)
-    body = ", ".join(items).replace('"', '\\"')
-    source = f'def line(r):\n    s = r.session\n    return f"{{{{{body}}}}}"\n'
+    """``def line(r)`` returning one f-string, ``{"type": kind, "key": value, ...}`` as
+    ``json.dumps`` writes it, from the record ``r`` and its session ``s``."""
+    items = [f"{_str(key)}: {{{value}}}" for key, value in zip(keys, values, strict=True)]
+    body = ", ".join([f'"type": {_str(kind)}', *items])
+    source = f"def line(r):\n    s = r.session\n    return f'''{{{{{body}}}}}'''\n"
     namespace: dict[str, Any] = {
         "_str": _str,
-        "_opt_str": _opt_str,
-        "_enum": _enum,
-        "_opt_enum": _opt_enum,
+        "_int_repr": int.__repr__,
+        "_float_repr": float.__repr__,
         "_scalar": _scalar,
     }
     exec(compile(source, f"<ndjson line: {kind}>", "exec"), namespace)
@@ -145,24 +158,12 @@ def _compile_line(kind: str, keys: Sequence[str], values: Sequence[str]) -> Call
     return line
 
 
-# The pieces of a compiled line: each writes one value as the C encoder does, and raises on
-# a value its field's type does not allow (ndjson_line then takes the general path).
+_UNIONS = (types.UnionType, typing.Union)
 _str: Callable[[str], str] = json.encoder.encode_basestring
 
 
-def _opt_str(value: str | None) -> str:
-    return "null" if value is None else _str(value)
-
-
-def _enum(value: Enum) -> str:
-    return _str(value._value_)
-
-
-def _opt_enum(value: Enum | None) -> str:
-    return "null" if value is None else _str(value._value_)
-
-
 def _scalar(value: object) -> str:
+    """Any value as the C encoder writes it."""
     if value is None:
         return "null"
     if value is True:
