@@ -14,10 +14,14 @@ import contextlib
 import logging
 import ssl
 from dataclasses import dataclass
+from email.utils import formatdate
+from http import HTTPStatus
 from typing import Any, Final
 
 import aiohttp
 from aiohttp import WSMsgType, hdrs, web
+from aiohttp.abc import AbstractStreamWriter
+from aiohttp.http import SERVER_SOFTWARE, HttpVersion10, HttpVersion11
 from multidict import CIMultiDict, CIMultiDictProxy, istr
 from yarl import URL
 
@@ -87,6 +91,15 @@ _XFP: Final = istr("X-Forwarded-Proto")
 _XFH: Final = istr("X-Forwarded-Host")
 _TRACEPARENT: Final = istr("traceparent")
 _STREAM_CHUNK: Final = 64 * 1024
+# What aiohttp's web.Response would add to a relayed polling response, which the relay now
+# serializes itself: the status line's default reason, Content-Length (dropped for statuses
+# that have no body), a default Content-Type, Date, Server, and Connection per the client.
+_REASONS: Final = {s.value: s.phrase.encode("latin-1") for s in HTTPStatus}
+_NO_BODY_STATUS: Final = frozenset((204, 304, *range(100, 200)))
+_OCTET_STREAM: Final = b"Content-Type: application/octet-stream\r\n"
+_SERVER: Final = f"Server: {SERVER_SOFTWARE}\r\n".encode()
+_KEEP_ALIVE_10: Final = b"Connection: keep-alive\r\n"
+_CLOSE_11: Final = b"Connection: close\r\n"
 
 
 @dataclass(frozen=True, slots=True)
@@ -221,17 +234,111 @@ def _client_headers(upstream: UpstreamResponse, drop: frozenset[bytes]) -> CIMul
     return headers
 
 
-def _client_response(upstream: UpstreamResponse, headers: CIMultiDict[str]) -> web.Response:
-    return web.Response(
-        status=upstream.status,
-        reason=upstream.reason.decode("latin-1") or None,
-        body=upstream.body,
-        headers=headers,
-    )
-
-
 def _text(status: int, reason: str) -> web.Response:
     return web.Response(status=status, text=reason + "\n")
+
+
+class _RelayedReply:
+    """A relayed whole-body response (long-polling, a refused upgrade) as the client gets it,
+    plus what the observer reads."""
+
+    __slots__ = ("content_encoding", "content_type", "data", "keep_alive")
+
+    def __init__(self, request: web.BaseRequest, upstream: UpstreamResponse) -> None:
+        """Serialize ``upstream`` for the client as ``web.Response`` would, in one buffer.
+
+        The upstream's header lines are kept as received, in order, minus hop-by-hop ones
+        (and those its ``Connection`` lists); then come the lines aiohttp would have added,
+        in its order.  Unlike ``web.Response`` (which re-encoded latin-1 as UTF-8), bytes
+        outside ASCII in the status line and header values pass through unchanged.
+        """
+        status = upstream.status
+        method = request.method
+        version = request.version
+        no_length = status in _NO_BODY_STATUS or (
+            method == hdrs.METH_CONNECT and 200 <= status < 300
+        )
+        no_body = no_length or method == hdrs.METH_HEAD
+        reason = upstream.reason or _REASONS.get(status, b"")
+        parts = [b"HTTP/%d.%d %d %s\r\n" % (version.major, version.minor, status, reason)]
+        append = parts.append
+        headers = upstream.headers
+        drop = _DROP_RESPONSE_BYTES
+        connection = [v for n, v in headers if n.lower() == b"connection"]
+        if connection:
+            drop = _with_connection_tokens(drop, b", ".join(connection).decode("latin-1"))
+        length: bytes | None = None
+        content_type: bytes | None = None
+        content_encoding: bytes | None = None
+        date = server = False
+        for name, value in headers:
+            lname = name.lower()
+            if lname in drop:
+                continue
+            if lname == b"content-length":
+                if no_length:
+                    continue
+                if length is None:
+                    length = value
+            elif lname == b"content-type":
+                if content_type is None:
+                    content_type = value
+            elif lname == b"content-encoding":
+                if content_encoding is None:
+                    content_encoding = value
+            elif lname == b"date":
+                date = True
+            elif lname == b"server":
+                server = True
+            append(name + b": " + value + b"\r\n")
+        body = upstream.body
+        if length is None and not no_length and (body or method != hdrs.METH_HEAD):
+            length = b"%d" % len(body)
+            append(b"Content-Length: " + length + b"\r\n")
+        if not no_body and content_type is None and length is not None and int(length) != 0:
+            append(_OCTET_STREAM)
+        if not date:
+            append(b"Date: " + formatdate(usegmt=True).encode("latin-1") + b"\r\n")
+        if not server:
+            append(_SERVER)
+        keep_alive = request.keep_alive
+        if keep_alive:
+            if version == HttpVersion10:
+                append(_KEEP_ALIVE_10)
+        elif version == HttpVersion11:
+            append(_CLOSE_11)
+        append(b"\r\n")
+        if not no_body:
+            append(body)
+        self.data = b"".join(parts)
+        self.keep_alive = keep_alive
+        self.content_type = None if content_type is None else content_type.decode("latin-1")
+        self.content_encoding = (
+            None if content_encoding is None else content_encoding.decode("latin-1")
+        )
+
+
+class _Written(web.StreamResponse):
+    """What a handler returns once it has written the whole response itself."""
+
+    def __init__(self, status: int, keep_alive: bool, length: int) -> None:
+        super().__init__(status=status)
+        self._written_keep_alive = keep_alive
+        self._written_length = length
+
+    @property
+    def keep_alive(self) -> bool:
+        return self._written_keep_alive
+
+    @property
+    def body_length(self) -> int:
+        return self._written_length
+
+    async def prepare(self, request: web.BaseRequest) -> AbstractStreamWriter | None:
+        return None
+
+    async def write_eof(self, data: bytes = b"") -> None:
+        return None
 
 
 class _WsSession:
@@ -443,29 +550,28 @@ class _Relay:
             return _text(502, "Bad Gateway: upstream response larger than max_message_size")
         except UpstreamError as exc:
             return self._upstream_failed(exc)
-        headers = _client_headers(upstream, _DROP_RESPONSE_BYTES)
+        reply, written = await self._write_reply(request, upstream)
         data = upstream.body
-        status = upstream.status
-        response = _client_response(upstream, headers)
-        try:
-            await response.prepare(request)
-            await response.write_eof()
-        except (ConnectionError, asyncio.CancelledError):
-            counters.client_disconnects += 1
-            raise
         counters.polling_bytes_s2c += len(data)
         if observer is not None and info is not None:
             try:
                 observer.polling_response(
-                    info,
-                    status,
-                    headers.get(hdrs.CONTENT_TYPE),
-                    headers.get(hdrs.CONTENT_ENCODING),
-                    data,
+                    info, upstream.status, reply.content_type, reply.content_encoding, data
                 )
             except Exception:
                 counters.observer_errors += 1
-        return response
+        return written
+
+    async def _write_reply(
+        self, request: web.Request, upstream: UpstreamResponse
+    ) -> tuple[_RelayedReply, _Written]:
+        reply = _RelayedReply(request, upstream)
+        try:
+            await request.writer.write_eof(reply.data)
+        except (ConnectionError, asyncio.CancelledError):
+            self.counters.client_disconnects += 1
+            raise
+        return reply, _Written(upstream.status, reply.keep_alive, len(reply.data))
 
     # --- everything else: streamed both ways, never inspected --------------------------
 
@@ -550,7 +656,8 @@ class _Relay:
         if transport is None:
             # Refused (or not a WebSocket 101): the client gets the upstream's answer as is.
             counters.ws_refused += 1
-            return _client_response(upstream, _client_headers(upstream, _DROP_RESPONSE_BYTES))
+            _, written = await self._write_reply(request, upstream)
+            return written
         headers = _client_headers(upstream, _DROP_101_BYTES)
         response = web.StreamResponse(
             status=101, reason=upstream.reason.decode("latin-1") or None, headers=headers

@@ -14,6 +14,7 @@ reads whole (bounded); streamed paths keep using aiohttp.
 from __future__ import annotations
 
 import asyncio
+import functools
 import ssl
 import time
 from collections import deque
@@ -66,6 +67,7 @@ class _Connection(asyncio.Protocol):
         "_headers",
         "_headers_done",
         "_limit",
+        "_loop",
         "_parser",
         "_reason",
         "_received",
@@ -79,7 +81,8 @@ class _Connection(asyncio.Protocol):
         "upgraded",
     )
 
-    def __init__(self) -> None:
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        self._loop = loop  # kept: asyncio.get_running_loop() costs a getpid() call on 3.11
         self.transport: asyncio.Transport | None = None
         self.closed = False
         self.idle_since = 0.0
@@ -174,8 +177,7 @@ class _Connection(asyncio.Protocol):
     ) -> asyncio.Future[UpstreamResponse]:
         assert self.transport is not None
         self._upgrade_allowed = upgrade
-        loop = asyncio.get_running_loop()
-        self._waiter = waiter = loop.create_future()
+        self._waiter = waiter = self._loop.create_future()
         self._headers = []
         self._body = []
         self._size = 0
@@ -232,7 +234,7 @@ class UpstreamPool:
         try:
             _, conn = await asyncio.wait_for(
                 loop.create_connection(
-                    _Connection,
+                    functools.partial(_Connection, loop),
                     self._host,
                     self._port,
                     ssl=self._ssl,

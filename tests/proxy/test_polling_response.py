@@ -1,0 +1,118 @@
+"""The polling path's response head, byte for byte: the relay serializes it itself from the
+upstream's raw header lines, adding exactly what aiohttp's ``web.Response`` would."""
+
+from __future__ import annotations
+
+import asyncio
+import re
+from collections.abc import AsyncIterator
+
+import httptools
+import pytest
+from aiohttp.http import SERVER_SOFTWARE
+
+from tests.proxy.peers import relay_in_front_of
+
+DATE = b"Date: Thu, 01 Jan 2015 00:00:00 GMT\r\n"
+SERVER = f"Server: {SERVER_SOFTWARE}\r\n".encode()
+GET = b"GET /socket.io/?EIO=4&case=%s HTTP/1.1\r\nHost: h\r\n\r\n"
+
+# case -> (what the upstream sends, what the client must get); "Date: *" is any date.
+CASES: dict[str, tuple[bytes, bytes]] = {
+    "hop_by_hop": (
+        b"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nX-A: 1\r\nConnection: X-Secret\r\n"
+        b"X-Secret: s\r\nKeep-Alive: timeout=5\r\nContent-Length: 2\r\n" + DATE + b"Server: up\r\n"
+        b"\r\nok",
+        b"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nX-A: 1\r\nContent-Length: 2\r\n"
+        + DATE
+        + b"Server: up\r\n\r\nok",
+    ),
+    "chunked_bare": (
+        b"HTTP/1.1 200 \r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\n\r\n",
+        b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\nContent-Type: application/octet-stream\r\n"
+        b"Date: *\r\n" + SERVER + b"\r\nhello",
+    ),
+    "no_content": (
+        b"HTTP/1.1 204 No Content\r\nContent-Length: 0\r\n" + DATE + b"Server: up\r\n\r\n",
+        b"HTTP/1.1 204 No Content\r\n" + DATE + b"Server: up\r\n\r\n",
+    ),
+    "obs_text": (
+        b"HTTP/1.1 200 Gr\xfc\xdfe\r\nX-Name: caf\xe9\r\nContent-Type: a/b\r\nContent-Length: 2\r\n"
+        + DATE
+        + b"Server: up\r\n\r\nok",
+        b"HTTP/1.1 200 Gr\xfc\xdfe\r\nX-Name: caf\xe9\r\nContent-Type: a/b\r\nContent-Length: 2\r\n"
+        + DATE
+        + b"Server: up\r\n\r\nok",
+    ),
+}
+PLAIN = b"HTTP/1.1 200 OK\r\nContent-Type: a/b\r\nContent-Length: 2\r\n" + DATE + b"Server: up\r\n"
+
+
+class _Upstream(asyncio.Protocol):
+    """Answers each request with the canned response its ``case`` query parameter names."""
+
+    def __init__(self) -> None:
+        self._parser = httptools.HttpRequestParser(self)
+        self._url = b""
+        self._transport: asyncio.Transport | None = None
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        assert isinstance(transport, asyncio.Transport)
+        self._transport = transport
+
+    def data_received(self, data: bytes) -> None:
+        self._parser.feed_data(data)
+
+    def on_url(self, url: bytes) -> None:
+        self._url = url
+
+    def on_message_complete(self) -> None:
+        assert self._transport is not None
+        case = self._url.partition(b"case=")[2].decode()
+        self._transport.write(CASES[case][0] if case in CASES else PLAIN + b"\r\nok")
+
+
+@pytest.fixture
+async def upstream() -> AsyncIterator[str]:
+    server = await asyncio.get_running_loop().create_server(_Upstream, "127.0.0.1", 0)
+    try:
+        yield f"http://127.0.0.1:{server.sockets[0].getsockname()[1]}"
+    finally:
+        server.close()
+
+
+async def _exchange(url: str, request: bytes, count: int = 1) -> list[bytes]:
+    """Sends ``request`` ``count`` times on one connection; each response as received."""
+    host, port = url.removeprefix("http://").split(":")
+    reader, writer = await asyncio.open_connection(host, int(port))
+    out: list[bytes] = []
+    try:
+        for _ in range(count):
+            writer.write(request)
+            head = await reader.readuntil(b"\r\n\r\n")
+            match = re.search(rb"Content-Length: (\d+)", head)
+            body = await reader.readexactly(int(match.group(1))) if match else b""
+            out.append(re.sub(rb"Date: (?!Thu, 01 Jan 2015)[^\r]*", b"Date: *", head + body))
+    finally:
+        writer.close()
+    return out
+
+
+@pytest.mark.parametrize("case", sorted(CASES))
+async def test_response_head_is_the_upstreams_minus_hop_by_hop_plus_what_aiohttp_adds(
+    upstream: str, case: str
+) -> None:
+    async with relay_in_front_of(upstream) as relay:
+        got = await _exchange(relay.url, GET % case.encode(), count=2)
+    assert got == [CASES[case][1]] * 2  # and the connection was kept alive
+
+
+async def test_connection_header_follows_the_client(upstream: str) -> None:
+    async with relay_in_front_of(upstream) as relay:
+        http10 = b"GET /socket.io/?EIO=4 HTTP/1.0\r\nConnection: keep-alive\r\n\r\n"
+        close = b"GET /socket.io/?EIO=4 HTTP/1.1\r\nHost: h\r\nConnection: close\r\n\r\n"
+        assert (
+            await _exchange(relay.url, http10, count=2)
+            == [b"HTTP/1.0" + PLAIN[8:] + b"Connection: keep-alive\r\n\r\nok"] * 2
+        )
+        assert await _exchange(relay.url, close) == [PLAIN + b"Connection: close\r\n\r\nok"]
