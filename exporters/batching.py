@@ -134,7 +134,10 @@ class BatchingSink:
         self._rng = rng or random.Random()
         self._log = LogOnce(logger or log)
         self._lock = threading.Lock()
-        self._queue: deque[Record] = deque()
+        # Bounded by maxlen: appending to a full queue drops the oldest record.  The event
+        # loop only appends and the worker only takes from the left, each atomic in CPython,
+        # so submit needs no lock.
+        self._queue: deque[Record] = deque(maxlen=policy.max_queue)
         self._max_queue = policy.max_queue
         self._max_batch = policy.max_batch
         self._wake = threading.Event()  # batch full, flush requested, or stopping
@@ -167,14 +170,13 @@ class BatchingSink:
             accepts = self._accepts
             if accepts is not None and not accepts(record):
                 return
-            with self._lock:
-                queue = self._queue
-                if len(queue) >= self._max_queue:
-                    queue.popleft()
-                    self._dropped_overflow += 1
-                queue.append(record)
-                size = len(queue)
-            if size >= self._max_batch and not self._wake.is_set():
+            queue = self._queue
+            if len(queue) == self._max_queue:
+                # (over-counts by one if the worker takes a batch in between: rare, and
+                # only ever when the queue is full anyway)
+                self._dropped_overflow += 1
+            queue.append(record)
+            if len(queue) >= self._max_batch and not self._wake.is_set():
                 self._wake.set()
         except Exception:  # never let observation break forwarding
             self._dropped_late += 1

@@ -32,8 +32,8 @@ from exporters.openobserve import (
     openobserve_target,
 )
 from exporters.otlp import OtlpTracesPlugin, default_resource
-from exporters.spans import AttrValue, exportable
-from tracking.records import MessageRecord, Record
+from exporters.spans import AttrValue, export_filter
+from tracking.records import Record
 from tracking.sink import RecordSink
 
 log = logging.getLogger(__name__)
@@ -138,11 +138,7 @@ def build_sinks(
     """Every exporter asked for, not yet started (the caller starts and shuts them down)."""
     service_resource = resolve_resource(settings, environ)
     service = str(service_resource["service.name"])
-    messages = settings.export_messages
-
-    def remote_accepts(record: Record) -> bool:
-        return exportable(record, messages=messages)
-
+    remote_accepts = export_filter(messages=settings.export_messages)
     sinks: list[RecordSink] = []
     sinks.extend(_openobserve_sinks(settings, environ, service_resource, service, remote_accepts))
     otlp = _otlp_sink(settings, environ, service_resource, remote_accepts)
@@ -243,14 +239,8 @@ def _local_sinks(settings: ExportersSettings, console: TextIO | None) -> list[Re
         max_queue=local.max_queue_size,
         max_retries=0,
     )
-    messages = settings.export_messages
-
-    def ndjson_accepts(record: Record) -> bool:
-        return exportable(record, messages=messages)
-
-    def console_accepts(record: Record) -> bool:
-        return not isinstance(record, MessageRecord) and exportable(record, messages=False)
-
+    ndjson_accepts = export_filter(messages=settings.export_messages)
+    console_accepts = export_filter(messages=False)  # pairs and lifecycle records only
     sinks: list[RecordSink] = []
     if local.ndjson_path:
         plugin = NdjsonFilePlugin(local.ndjson_path, local.ndjson_max_bytes)

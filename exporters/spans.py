@@ -15,6 +15,7 @@ conventions (``messaging.*``, https://opentelemetry.io/docs/specs/semconv/messag
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from enum import IntEnum
 from typing import NamedTuple
 
@@ -318,3 +319,21 @@ def exportable(record: Record, *, messages: bool) -> bool:
     if isinstance(record, MessageRecord):
         return messages
     return True
+
+
+def export_filter(*, messages: bool) -> Callable[[Record], bool]:
+    """:func:`exportable` with ``messages`` fixed, as one cheap call (a sink's ``accepts``,
+    called per record on the event loop)."""
+    if messages:
+
+        def with_messages(record: Record) -> bool:
+            return record.sampled if isinstance(record, PairRecord) else True
+
+        return with_messages
+
+    def without_messages(record: Record) -> bool:
+        if isinstance(record, PairRecord):
+            return record.sampled
+        return not isinstance(record, MessageRecord)
+
+    return without_messages

@@ -8,6 +8,7 @@ from exporters.spans import (
     HANDSHAKE_SPAN,
     SpanKind,
     StatusCode,
+    export_filter,
     exportable,
     lifecycle_span,
     message_span,
@@ -166,3 +167,10 @@ def test_exportable() -> None:
     assert not exportable(message(), messages=False)
     assert exportable(message(), messages=True)
     assert exportable(lifecycle(), messages=False)
+
+
+def test_export_filter_is_exportable() -> None:
+    records = [pair(), pair(sampled=False), message(), lifecycle()]
+    for messages in (False, True):
+        accepts = export_filter(messages=messages)
+        assert [accepts(r) for r in records] == [exportable(r, messages=messages) for r in records]
