@@ -246,15 +246,19 @@ class CorrelationEngine:
         emit: Callable[[Record], None],
         ids: IdSource | None = None,
         wants_unsampled: Callable[[], bool] | None = None,
+        on_deadline: Callable[[float], None] | None = None,
     ) -> None:
         """``wants_unsampled``: asked when a pair is left out by sampling; if it says no
-        (nobody but the sinks would see the record), the record is not built at all."""
+        (nobody but the sinks would see the record), the record is not built at all.
+        ``on_deadline``: called with a new deadline that has become the earliest
+        (:meth:`next_deadline` only ever moves earlier that way)."""
         self._settings = settings
         self._emit = emit
         self._ids: IdSource = ids if ids is not None else RandomIds()
         self._trace_id = self._ids.trace_id
         self._span_id = self._ids.span_id
         self._wants_unsampled = wants_unsampled
+        self._on_deadline = on_deadline
         self.rules = RuleBook(settings)
         self.metrics = Metrics(settings.limits.max_event_names)
         self._capture = Capturer(settings.capture)
@@ -740,7 +744,7 @@ class CorrelationEngine:
             q.chunks += 1
             # A stream's timeout runs from its latest sign of life.
             q.deadline = ev.at + q.timeout_s
-            heapq.heappush(self._heap, (q.deadline, q.id, q))
+            self._push(q)
             return True
         return False
 
@@ -794,8 +798,14 @@ class CorrelationEngine:
         )
         s.pending[qid] = q
         self._pending[qid] = q
-        heapq.heappush(self._heap, (deadline, qid, q))
+        self._push(q)
         return q
+
+    def _push(self, q: _Pending) -> None:
+        heap = self._heap
+        heapq.heappush(heap, (q.deadline, q.id, q))
+        if heap[0][2] is q and self._on_deadline is not None:
+            self._on_deadline(q.deadline)
 
     def _forget(self, q: _Pending) -> None:
         s = q.session

@@ -194,7 +194,6 @@ class _WebSocketObserver:
         t = self._tracker
         try:
             t._ws_message(self._leg, direction, data, t._monotonic(), t._time())
-            t._after()
         except Exception:
             t._fault("websocket_message")
 
@@ -240,7 +239,11 @@ class Tracker:
         self._time = self._clock.time
         self._sinks = tuple(sinks)
         self.engine = CorrelationEngine(
-            settings, self._on_record, ids, wants_unsampled=self._wants_unsampled
+            settings,
+            self._on_record,
+            ids,
+            wants_unsampled=self._wants_unsampled,
+            on_deadline=self._earlier_deadline,
         )
         emit: Callable[[SessionEvent], None] = self._on_event
         if on_session_event is not None:
@@ -274,7 +277,6 @@ class Tracker:
     def polling_request(self, info: RequestInfo, body: bytes) -> None:
         try:
             self._sessions.polling_request(info, body, self._clock.monotonic(), self._clock.time())
-            self._after()
         except Exception:
             self._fault("polling_request")
 
@@ -296,7 +298,6 @@ class Tracker:
                 self._clock.monotonic(),
                 self._clock.time(),
             )
-            self._after()
         except Exception:
             self._fault("polling_response")
 
@@ -362,10 +363,10 @@ class Tracker:
 
     # ----------------------------------------------------------------- timer
 
-    def _after(self) -> None:
-        """Wake the timer if the engine now has an earlier deadline than it sleeps to."""
-        deadline = self.engine.next_deadline()
-        if deadline is not None and deadline < self._armed and self._wake is not None:
+    def _earlier_deadline(self, deadline: float) -> None:
+        """The engine's earliest deadline moved to ``deadline``: wake the timer if it
+        sleeps past it."""
+        if deadline < self._armed and self._wake is not None:
             self._armed = deadline
             self._wake.set()
 
