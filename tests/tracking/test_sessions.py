@@ -278,6 +278,34 @@ def test_gzip_polling_response_is_decoded_from_a_copy() -> None:
     assert rec.of(DecodeFailed)[0].session_id == "z"
 
 
+def test_polling_payloads_opening_with_a_message_decode_as_the_general_path() -> None:
+    # A payload whose first packet is a MESSAGE takes the hot path; one led by a NOOP, the
+    # general one.  Both must see the same packets, sizes, failures and attachments.
+    packets = [
+        '42["a",1]',
+        "2",
+        '42["é",{"x":"ü"}]',
+        '451-["bin",{"_placeholder":true,"num":0}]',
+        "bAQID",
+        '421["next",2]',
+        "43/ns,5[1]",
+        "4",
+        "x",
+        '42["\\u00e9",3]',
+    ]
+    body = "\x1e".join(packets).encode()
+    seen = []
+    for lead in (b"", b"6\x1e"):
+        for send in (_post, _get):
+            table, rec = _table()
+            _handshake(table, "m")
+            send(table, "m", lead + body, 1.0)
+            events = [e for e in rec.events if isinstance(e, (PacketObserved, DecodeFailed))]
+            assert len(rec.packets()) == 6
+            seen.append((send, events))
+    assert seen[0] == seen[2] and seen[1] == seen[3]
+
+
 def test_v3_session_polling_heartbeat_and_binary() -> None:
     table, rec = _table()
     handshake = _open("v3sid", 25000, 5000).decode()

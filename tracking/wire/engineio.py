@@ -413,6 +413,12 @@ class PollingPayloadDecoder:
         del buf[:pos]
 
 
+def decode_payload_packet(raw: bytes, eio: int = 4) -> Decoded:
+    """One packet of a v4 text polling payload (the bytes between two separators), as
+    :func:`decode_payload` decodes it."""
+    return _decode_utf8_packet(raw, eio)
+
+
 def _decode_utf8_packet(raw: bytes, eio: int) -> Decoded:
     try:
         text = raw.decode("utf-8")
