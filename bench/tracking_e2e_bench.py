@@ -305,17 +305,20 @@ def main(argv: Sequence[str] | None = None) -> int:
         help="subscribe the admin listener's live hub, as serve does (default on)",
     )
     p.add_argument("--transports", default="websocket,polling")
+    p.add_argument("--configs", default="driver,off,on", help="driver only, local export off / on")
+    p.add_argument("--warmup", type=int, default=2000, help="round trips before measuring")
     args = p.parse_args(argv)
     round_trips = args.round_trips or (10_000 if args.quick else 40_000)
     repeat = args.repeat or (1 if args.quick else 3)
     runners: Mapping[str, Runner] = {"websocket": run_websocket, "polling": run_polling}
     with tempfile.TemporaryDirectory() as tmp:
         ndjson = Path(tmp) / "trace.ndjson"
-        configs: list[tuple[str, Settings | None]] = [
-            ("driver only", None),
-            ("tracking, no export", settings_for(False, ndjson)),
-            ("tracking + local export", settings_for(True, ndjson)),
-        ]
+        known: dict[str, tuple[str, Settings | None]] = {
+            "driver": ("driver only", None),
+            "off": ("tracking, no export", settings_for(False, ndjson)),
+            "on": ("tracking + local export", settings_for(True, ndjson)),
+        }
+        configs = [known[name] for name in args.configs.split(",")]
         print(
             f"Tracking CPU per round trip: {args.sessions} sessions, {round_trips} round trips "
             f"at {args.rate:.0f}/s, admin hub {'on' if args.admin else 'off'}, "
@@ -329,7 +332,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         print("-" * len(header))
         for transport in args.transports.split(","):
             runner = runners[transport]
-            measure(runner, configs[2][1], args, min(round_trips, 5000))  # warm-up
+            if args.warmup:
+                measure(runner, known["on"][1], args, args.warmup)
             driver = 0.0
             for name, settings in configs:
                 results = [measure(runner, settings, args, round_trips) for _ in range(repeat)]
