@@ -9,7 +9,6 @@ namespace, ack id) and the event name are read without parsing the JSON payload;
 from __future__ import annotations
 
 import json
-import re
 from collections.abc import Callable
 from json.decoder import scanstring  # type: ignore[attr-defined]
 from typing import Any
@@ -34,9 +33,6 @@ _DISCONNECT = SocketPacketType.DISCONNECT
 _MAX_ID_DIGITS = 16  # JavaScript numbers stay exact up to 2**53
 _MAX_COUNT_DIGITS = 9
 _NO_ATTACHMENTS: tuple[bytes, ...] = ()
-# fast_message's shapes: EVENT or ACK type, ack id, then the arguments' "[" and, if it is
-# a string without escapes, the event name
-_FAST_SHAPE = re.compile(r"([23])([0-9]{1," + str(_MAX_ID_DIGITS) + r'})?\[(?:"([^"\\]*)")?')
 
 
 _tuple_new = tuple.__new__  # builds a NamedTuple without its Python-level ``__new__``
@@ -70,24 +66,43 @@ def fast_message(frame: str, start: int = 1, size: int | None = None) -> SocketP
     :func:`parse_header`, which gives the same result for these shapes (and the failure for
     malformed ones).  Skips the copy of the packet text that slicing ``frame`` would cost.
     """
-    m = _FAST_SHAPE.match(frame, start)
-    if m is None or frame[-1] != "]":
+    n = len(frame)
+    if n < start + 3 or frame[n - 1] != "]":
         return None
-    kind, digits, name = m.groups()
-    k = m.end(2) if digits else start + 1  # the payload's "["
+    first = frame[start]
+    if first not in {"2", "3"}:
+        return None
+    k = start + 1
+    second = frame[k]
+    if second == "[":
+        ack_id: int | None = None
+    elif "0" <= second <= "9":
+        k = frame.find("[", k + 1, k + 1 + _MAX_ID_DIGITS)
+        if k < 0:
+            return None
+        digits = frame[start + 1 : k]
+        if not digits.isdigit() or not digits.isascii():
+            return None
+        ack_id = int(digits)
+    else:
+        return None
     if size is None:
         # everything before ``start`` is ASCII (``4``)
-        n = len(frame)
         size = n - start if frame.isascii() else len(frame.encode("utf-8", "surrogatepass")) - start
-    if kind == "3":
-        if digits is None:
+    if first == "3":
+        if ack_id is None:
             return None
-        return _tuple_new(SocketPacket, (_ACK, "/", int(digits), None, frame[k:], (), size))
+        return _tuple_new(SocketPacket, (_ACK, "/", ack_id, None, frame[k:], (), size))
+    if frame[k + 1] != '"':
+        return None
+    end = frame.find('"', k + 2)
+    if end < 0:
+        return None
+    name = frame[k + 2 : end]
     # JSON strings may not hold raw control characters (strict scanstring refuses them);
     # escapes and anything unusual take the general path.
-    if name is None or not name.isprintable():
+    if "\\" in name or not name.isprintable():
         return None
-    ack_id = int(digits) if digits else None
     return _tuple_new(SocketPacket, (_EVENT, "/", ack_id, name, frame[k:], (), size))
 
 
