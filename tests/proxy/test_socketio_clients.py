@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 import socketio
 
+from config.proxy import WebSocketRelay
 from tests.proxy.peers import (
     RecordingASGI,
     RecordingObserver,
@@ -136,5 +137,30 @@ async def test_plain_relay_without_observer_still_carries_everything() -> None:
                     await client.disconnect()
             assert relay.counters.observer_errors == 0
             assert relay.counters.ws_opened == 2
+    finally:
+        await runner.cleanup()
+
+
+@pytest.mark.parametrize("transport", ["websocket", "upgrade"])
+async def test_terminating_relay_mode_with_real_peers(transport: str) -> None:
+    """``websocket_relay: terminate`` (one WebSocket per leg) carries the same traffic."""
+    observer = RecordingObserver()
+    runner = await serve_aiohttp(build_sio("aiohttp"))
+    backend = f"http://127.0.0.1:{runner_port(runner)}"
+    try:
+        async with relay_in_front_of(
+            backend, observer, websocket_relay=WebSocketRelay.TERMINATE
+        ) as relay:
+            client, echoed = await _connected(relay.url, transport)
+            try:
+                blob = {"bin": b"\x00\xff" * 50, "text": "é"}
+                assert await client.call("echo", blob, timeout=5) == blob
+                assert await asyncio.wait_for(echoed.get(), 5) == blob
+                assert await client.call("ask_client", 7, timeout=5) == {"answer": 7}
+            finally:
+                await client.disconnect()
+            assert relay.counters.ws_opened == 1
+            assert relay.counters.observer_errors == 0
+            assert any("echo" in str(m) for m in observer.log.of("ws", "c2s"))
     finally:
         await runner.cleanup()
