@@ -2,9 +2,11 @@
 
 Any path is forwarded (bodies streamed both ways, hop-by-hop headers dropped,
 ``X-Forwarded-*`` added); the Socket.IO path is additionally observed: long-polling bodies
-are read whole (bounded), forwarded, and handed to the :class:`TrafficObserver`; WebSockets
-are relayed message by message with two legs negotiated separately and close frames
-mirrored exactly.  Relay first, observe second; with no observer nothing is inspected.
+are read whole (bounded), forwarded, and handed to the :class:`TrafficObserver`.  WebSockets
+are tunnelled frame for frame after a forwarded handshake (:mod:`proxy.wstunnel`), or, with
+``websocket_relay: terminate``, relayed message by message with two legs negotiated
+separately and close frames mirrored exactly.  Relay first, observe second; with no
+observer nothing is decoded.
 """
 
 from __future__ import annotations
