@@ -125,6 +125,8 @@ class RelayStats:
     polling_bytes_s2c: int
     observer_errors: int
     ws_unobservable: int
+    upstream_connections_opened: int  # by the polling/upgrade client
+    upstream_idle_discarded: int  # keep-alive connections closed: the idle pool was full
 
 
 class RelayCounters:
@@ -149,6 +151,7 @@ class RelayCounters:
         "ws_refused",
         "ws_unobservable",
     )
+    _POOL_COUNTERS: Final = ("connections_opened", "idle_discarded")
 
     def __init__(self) -> None:
         self.http_requests = 0
@@ -170,8 +173,10 @@ class RelayCounters:
         # tunnelled directions whose observation stopped (a message that did not inflate)
         self.ws_unobservable = 0
 
-    def snapshot(self) -> RelayStats:
-        return RelayStats(**{name: getattr(self, name) for name in self.__slots__})
+    def snapshot(self, pool: UpstreamPool | None = None) -> RelayStats:
+        """The counters, with the upstream pool's own (zero without a pool)."""
+        pooled = {f"upstream_{n}": getattr(pool, n) if pool else 0 for n in self._POOL_COUNTERS}
+        return RelayStats(**{name: getattr(self, name) for name in self.__slots__}, **pooled)
 
 
 RELAY_STATS_KEY: Final = web.AppKey("relay_stats", RelayCounters)
@@ -179,7 +184,7 @@ RELAY_STATS_KEY: Final = web.AppKey("relay_stats", RelayCounters)
 
 def relay_stats(app: web.Application) -> RelayStats:
     """The current counters of a relay app built by :func:`build_relay_app`."""
-    return app[RELAY_STATS_KEY].snapshot()
+    return app[_RELAY_KEY].stats()
 
 
 def _connection_tokens(headers: CIMultiDictProxy[str]) -> list[str]:
@@ -389,6 +394,9 @@ class _Relay:
         self._upstream_tls = scheme == "https"
         self._websockets: set[_WsSession] = set()
         self._tunnels: set[WebSocketTunnel] = set()
+
+    def stats(self) -> RelayStats:
+        return self.counters.snapshot(self._pool)
 
     # --- lifecycle -------------------------------------------------------------------
 
@@ -871,6 +879,9 @@ class _Relay:
             return False
 
 
+_RELAY_KEY: Final = web.AppKey("relay", _Relay)
+
+
 def build_relay_app(
     settings: ProxySettings, observer: TrafficObserver | None = None
 ) -> web.Application:
@@ -882,9 +893,11 @@ def build_relay_app(
     request at once.
     """
     relay = _Relay(settings, observer)
+
     # Socket.IO bodies are read whole; everything else is streamed and not limited here.
     app = web.Application(client_max_size=settings.max_message_size)
     app[RELAY_STATS_KEY] = relay.counters
+    app[_RELAY_KEY] = relay
     app.on_startup.append(relay.on_startup)
     app.on_shutdown.append(relay.on_shutdown)
     app.on_cleanup.append(relay.on_cleanup)
