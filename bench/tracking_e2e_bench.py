@@ -34,7 +34,7 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
 import uvloop
 from multidict import MultiDict, MultiDictProxy
@@ -50,7 +50,7 @@ from exporters.batching import BatchingSink  # noqa: E402
 from proxy.admin.live import LiveHub  # noqa: E402
 from proxy.admin.metrics import DurationHistograms  # noqa: E402
 from proxy.admin.source import TrackerMonitorSource  # noqa: E402
-from tracking.observer import RequestInfo, WebSocketObserver  # noqa: E402
+from tracking.observer import RequestInfo, TrafficObserver, WebSocketObserver  # noqa: E402
 from tracking.runtime import Tracker  # noqa: E402
 from tracking.sink import RecordSink  # noqa: E402
 from tracking.wire.packets import Direction  # noqa: E402
@@ -59,23 +59,6 @@ C2S = Direction.CLIENT_TO_SERVER
 S2C = Direction.SERVER_TO_CLIENT
 PAYLOAD = {"data": "x" * 88}  # 100 B as JSON
 PING = '{"upgrades":[],"pingInterval":25000,"pingTimeout":20000,"maxPayload":1000000}'
-
-
-class Observer(Protocol):
-    """The part of :class:`tracking.observer.TrafficObserver` the bench drives."""
-
-    def polling_request(self, info: RequestInfo, body: bytes) -> None: ...
-
-    def polling_response(
-        self,
-        info: RequestInfo,
-        status: int,
-        content_type: str | None,
-        content_encoding: str | None,
-        body: bytes,
-    ) -> None: ...
-
-    def websocket_opened(self, info: RequestInfo) -> WebSocketObserver: ...
 
 
 class _NullWs:
@@ -144,7 +127,7 @@ class Rig:
         self.tracker: Tracker | None = None
         self.sinks: list[RecordSink] = []
         self.hub: LiveHub | None = None
-        self.observer: Observer = NullObserver()
+        self.observer: TrafficObserver = NullObserver()
         if settings is not None:
             self.sinks = build_sinks(settings.exporters, {}, console=console)
             self.tracker = Tracker(settings.tracking, self.sinks)
