@@ -47,12 +47,14 @@ def _mask_function() -> Callable[[bytes, bytearray], None]:
 _apply_mask: Final = _mask_function()
 
 
-def unmask(key: bytes | None, payload: bytes) -> bytes:
+def unmask(key: bytes | None, payload: bytes) -> bytes | bytearray:
+    """``payload`` unmasked (RFC 6455 5.3): a new bytearray, or ``payload`` itself when the
+    frame was not masked."""
     if key is None or not payload:
         return payload
     data = bytearray(payload)
     _apply_mask(key, data)
-    return bytes(data)
+    return data
 
 
 class CloseFrame(NamedTuple):
@@ -134,7 +136,7 @@ class FrameScanner:
         self._message_size = 0
         self._message_text = False
         self._message_compressed = False
-        self._message_parts: list[bytes] = []
+        self._message_parts: list[bytes | bytearray] = []
         self._inflater: zlib._Decompress | None = None
         self.stopped = False
         self.unobservable = 0
@@ -165,7 +167,7 @@ class FrameScanner:
             else:
                 if n - pos < 2:
                     self._held = data[pos:]
-                    return self._scanned(data[:pos], messages, count, nbytes, close)
+                    return Scanned(data[:pos], messages or _NOTHING, count, nbytes, close, False)
                 b0 = data[pos]
                 b1 = data[pos + 1]
                 length = b1 & 0x7F
@@ -179,7 +181,7 @@ class FrameScanner:
                     head += 4
                 if n - pos < head:
                     self._held = data[pos:]
-                    return self._scanned(data[:pos], messages, count, nbytes, close)
+                    return Scanned(data[:pos], messages or _NOTHING, count, nbytes, close, False)
                 if length >= 126:
                     length = int.from_bytes(data[pos + 2 : pos + head - (4 if masked else 0)])
                 opcode = b0 & 0x0F
@@ -229,17 +231,7 @@ class FrameScanner:
                             messages.append(message)
                 if self._message_parts:
                     self._message_parts = []
-        return self._scanned(data, messages, count, nbytes, close)
-
-    @staticmethod
-    def _scanned(
-        forward: bytes,
-        messages: list[str | bytes] | None,
-        count: int,
-        nbytes: int,
-        close: CloseFrame | None,
-    ) -> Scanned:
-        return Scanned(forward, messages or _NOTHING, count, nbytes, close, False)
+        return Scanned(data, messages or _NOTHING, count, nbytes, close, False)
 
     def _message(self) -> str | bytes | None:
         parts = self._message_parts
@@ -251,9 +243,9 @@ class FrameScanner:
             payload = inflated
         if self._message_text:
             return payload.decode("utf-8", "replace")
-        return payload
+        return payload if type(payload) is bytes else bytes(payload)
 
-    def _inflate(self, payload: bytes) -> bytes | None:
+    def _inflate(self, payload: bytes | bytearray) -> bytes | None:
         inflater = self._inflater
         if inflater is None:
             inflater = self._inflater = zlib.decompressobj(-zlib.MAX_WBITS)
@@ -279,10 +271,10 @@ class FrameScanner:
         self._on_unobservable()
 
 
-def _close_frame(payload: bytes) -> CloseFrame:
+def _close_frame(payload: bytes | bytearray) -> CloseFrame:
     if len(payload) < 2:
         return CloseFrame(None, b"")
-    return CloseFrame(int.from_bytes(payload[:2]), payload[2:])
+    return CloseFrame(int.from_bytes(payload[:2]), bytes(payload[2:]))
 
 
 def close_frame(code: int, reason: bytes, mask_key: bytes | None) -> bytes:

@@ -126,6 +126,8 @@ class WebSocketTunnel:
         self._close_timer: asyncio.TimerHandle | None = None
         self._drain_timer: asyncio.TimerHandle | None = None
         self.finished: asyncio.Future[None] = self._loop.create_future()
+        # Not finished.done(): the handler awaiting ``finished`` cancels it when the client
+        # goes away, and the connections must still be closed then.
         self.done = False
         self.initiator: Direction | None = None  # the side whose close frame came first
         self.close_code: int | None = None
