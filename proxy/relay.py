@@ -84,7 +84,6 @@ _DROP_RESPONSE_BYTES: Final = frozenset(h.lower().encode("latin-1") for h in _HO
 _DROP_REQUEST_BYTES: Final = _DROP_RESPONSE_BYTES | {b"expect", b"content-length"}
 # An upgrade request keeps the two headers that ask for it; a 101 keeps the two that grant it.
 _DROP_UPGRADE_BYTES: Final = frozenset({b"connection", b"upgrade"})
-_DROP_101_BYTES: Final = _DROP_RESPONSE_BYTES - _DROP_UPGRADE_BYTES
 _EXTENSIONS_BYTES: Final = frozenset({b"sec-websocket-extensions"})
 _METHODS_WITH_BODY: Final = frozenset({"POST", "PUT", "PATCH"})
 _FORWARDED_BYTES: Final = frozenset({b"x-forwarded-for", b"x-forwarded-proto", b"x-forwarded-host"})
@@ -229,12 +228,22 @@ def _response_headers(upstream: CIMultiDictProxy[str]) -> CIMultiDict[str]:
     return out
 
 
-def _client_headers(upstream: UpstreamResponse, drop: frozenset[bytes]) -> CIMultiDict[str]:
-    """The upstream's header lines for the client, less ``drop`` and what Connection lists."""
+def _response_drop(
+    headers: list[tuple[bytes, bytes]], keep: frozenset[bytes] = frozenset()
+) -> frozenset[bytes]:
+    """Response header names not for the client: hop-by-hop ones and those the upstream's
+    ``Connection`` lists, less ``keep``."""
+    connection = [v for n, v in headers if n.lower() == b"connection"]
+    drop = _DROP_RESPONSE_BYTES
+    if connection:
+        drop = _with_connection_tokens(drop, b", ".join(connection).decode("latin-1"))
+    return drop - keep if keep else drop
+
+
+def _switching_headers(upstream: UpstreamResponse) -> CIMultiDict[str]:
+    """A 101's header lines for the client: ``Connection`` and ``Upgrade`` are the upgrade's."""
+    drop = _response_drop(upstream.headers, keep=_DROP_UPGRADE_BYTES)
     headers: CIMultiDict[str] = CIMultiDict()
-    connection = b", ".join(v for n, v in upstream.headers if n.lower() == b"connection")
-    tokens = _with_connection_tokens(frozenset(), connection.decode("latin-1"))
-    drop = drop | (tokens - _DROP_UPGRADE_BYTES) if tokens else drop
     for name, value in upstream.headers:
         if name.lower() not in drop:
             headers.add(name.decode("latin-1"), value.decode("latin-1"))
@@ -270,10 +279,7 @@ class _RelayedReply:
         parts = [b"HTTP/%d.%d %d %s\r\n" % (version.major, version.minor, status, reason)]
         append = parts.append
         headers = upstream.headers
-        drop = _DROP_RESPONSE_BYTES
-        connection = [v for n, v in headers if n.lower() == b"connection"]
-        if connection:
-            drop = _with_connection_tokens(drop, b", ".join(connection).decode("latin-1"))
+        drop = _response_drop(headers)
         length: bytes | None = None
         content_type: bytes | None = None
         content_encoding: bytes | None = None
@@ -496,7 +502,7 @@ class _Relay:
 
     # --- long-polling and other whole-body requests on the Socket.IO path -------------
 
-    def _polling_head(
+    def _request_head(
         self,
         request: web.Request,
         body: bytes | None,
@@ -548,7 +554,7 @@ class _Relay:
             except Exception:
                 counters.observer_errors += 1
         try:
-            upstream = await pool.request(self._polling_head(request, body), body or b"", self._max)
+            upstream = await pool.request(self._request_head(request, body), body or b"", self._max)
         except asyncio.CancelledError:
             counters.client_disconnects += 1
             raise
@@ -654,7 +660,7 @@ class _Relay:
         counters = self.counters
         # Without compression the upstream is not told the client offered it.
         no_deflate = frozenset() if self._settings.websocket_compression else _EXTENSIONS_BYTES
-        head = self._polling_head(request, None, keep=_DROP_UPGRADE_BYTES, drop=no_deflate)
+        head = self._request_head(request, None, keep=_DROP_UPGRADE_BYTES, drop=no_deflate)
         try:
             upstream, transport, tail = await pool.upgrade(head, self._max)
         except asyncio.CancelledError:
@@ -668,7 +674,7 @@ class _Relay:
             counters.ws_refused += 1
             _, written = await self._write_reply(request, upstream)
             return written
-        headers = _client_headers(upstream, _DROP_101_BYTES)
+        headers = _switching_headers(upstream)
         response = web.StreamResponse(
             status=101, reason=upstream.reason.decode("latin-1") or None, headers=headers
         )
