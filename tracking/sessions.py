@@ -337,17 +337,10 @@ class SessionTable:
         for raw in body.split(b"\x1e"):
             if s.closed:
                 break
-            dec = s.dec_c2s if direction is _C2S else s.dec_s2c
-            if raw[:1] == b"4" and (dec is None or not dec.busy) and raw.isascii():
-                packet = fast_message(raw.decode("ascii"), 1, len(raw) - 1)
-                if packet is not None:
-                    self.packets += 1
-                    event: PacketObserved = _tuple_new(
-                        PacketObserved, (s.sid, direction, _POLLING, packet, self._at, self._wall)
-                    )
-                    self._emit(event)
-                    continue
-            self._engine(s, decode_payload_packet(raw, eio), direction, _POLLING, None)
+            if raw[:1] == b"4" and raw.isascii():
+                self._message(s, raw.decode("ascii"), 1, len(raw), direction, _POLLING)
+            else:
+                self._engine(s, decode_payload_packet(raw, eio), direction, _POLLING, None)
 
     # --- WebSocket ------------------------------------------------------------------------
 
@@ -383,19 +376,7 @@ class SessionTable:
             s.last = at
             if type(data) is str and data[:1] == "4":
                 # Hot path: a text MESSAGE, straight to the Socket.IO decoder.
-                dec = s.dec_c2s if direction is _C2S else s.dec_s2c
-                if dec is None or not dec.busy:
-                    packet = fast_message(data)
-                    if packet is not None:
-                        self.packets += 1
-                        event: PacketObserved = _tuple_new(
-                            PacketObserved, (s.sid, direction, _WEBSOCKET, packet, at, wall)
-                        )
-                        self._emit(event)
-                        return
-                self._message(
-                    s, data[1:], len(data) if data.isascii() else -1, direction, _WEBSOCKET
-                )
+                self._message(s, data, 1, -1, direction, _WEBSOCKET)
                 return
             if data == "2":  # heartbeats: no packet needed
                 s.ping_at = at
@@ -662,7 +643,7 @@ class SessionTable:
         if t is _MESSAGE:
             data = p.data
             if isinstance(data, str):
-                self._message(s, data, p.size, direction, transport)
+                self._message(s, data, 0, p.size, direction, transport)
             else:
                 self._binary(s, p, direction, transport)
         elif t is _PING:
@@ -721,20 +702,23 @@ class SessionTable:
                 )
         return dec
 
-    def _message(
+    def _message(  # noqa: PLR0917 - positional: called per text packet
         self,
         s: _Session,
-        text: str,
+        frame: str,
+        start: int,
         engine_size: int,
         direction: Direction,
         transport: Transport,
     ) -> None:
+        """The Socket.IO packet ``frame[start:]``; ``engine_size``: the encoded size of the
+        Engine.IO packet carrying it, -1 when not known yet (then ``frame`` is all of it)."""
         at = self._at
         wall = self._wall
         dec = s.dec_c2s if direction is _C2S else s.dec_s2c
-        if dec is None or not dec.busy:
-            size = engine_size - 1 if engine_size > 0 else None
-            fast = fast_message(text, 0, size)
+        idle = dec is None or not dec.busy
+        if idle:
+            fast = fast_message(frame, start, engine_size - 1 if engine_size > 0 else None)
             if fast is not None:
                 self.packets += 1
                 event: PacketObserved = _tuple_new(
@@ -742,6 +726,11 @@ class SessionTable:
                 )
                 self._emit(event)
                 return
+        if engine_size < 0:
+            engine_size = len(frame) if frame.isascii() else -1
+        text = frame[start:] if start else frame
+        if idle:
+            size = engine_size - 1 if engine_size > 0 else None
             result = parse_header(text, size)
             if isinstance(result, DecodeFailure):
                 self._failed(s.sid, direction, transport, result.reason, len(text))
