@@ -469,7 +469,9 @@ class _Relay:
         upgrade = request.headers.get(hdrs.UPGRADE)
         if upgrade is not None and upgrade.lower() == "websocket":
             return await self._websocket(request, sio)
-        if sio:
+        if sio and request.method != hdrs.METH_HEAD:
+            # A response to HEAD announces a body it does not carry (RFC 9110 9.3.2); the
+            # polling client would wait for it, the streaming one knows better.
             return await self._polling(request)
         return await self._stream(request)
 

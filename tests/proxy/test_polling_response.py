@@ -7,12 +7,14 @@ import asyncio
 import re
 from collections.abc import AsyncIterator
 
+import aiohttp
 import httptools
 import pytest
+from aiohttp import web
 from aiohttp.http import SERVER_SOFTWARE
 
 from proxy.relay import relay_stats
-from tests.proxy.peers import relay_in_front_of
+from tests.proxy.peers import aiohttp_serving, build_sio, relay_in_front_of
 
 DATE = b"Date: Thu, 01 Jan 2015 00:00:00 GMT\r\n"
 SERVER = f"Server: {SERVER_SOFTWARE}\r\n".encode()
@@ -127,3 +129,21 @@ async def test_the_upstream_pool_counters_reach_the_relay_stats(upstream: str) -
     assert stats.polling_requests == 3
     assert stats.upstream_connections_opened == 1  # one keep-alive connection, reused
     assert stats.upstream_idle_discarded == 0
+
+
+async def test_head_on_the_socketio_path_gets_the_upstreams_answer_without_a_body() -> None:
+    """A response to HEAD announces a length it does not send; the relay must not wait for it."""
+    app = web.Application()
+    build_sio("aiohttp").attach(app)
+    async with aiohttp_serving(app) as upstream, relay_in_front_of(upstream) as relay:
+        timeout = aiohttp.ClientTimeout(total=5)
+        async with aiohttp.ClientSession(timeout=timeout) as session:
+            url = "/socket.io/?EIO=4&transport=polling"
+            async with session.head(upstream + url) as direct:
+                expected = (direct.status, direct.headers.get("Content-Length"))
+            async with session.head(relay.url + url) as relayed:
+                assert (relayed.status, relayed.headers.get("Content-Length")) == expected
+                assert await relayed.read() == b""
+            async with session.get(relay.url + url) as after:  # the connection still works
+                assert after.status == 200
+                assert (await after.text()).startswith("0{")
