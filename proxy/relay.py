@@ -277,6 +277,8 @@ class _RelayedReply:
         no_body = no_length or method == hdrs.METH_HEAD
         reason = upstream.reason or _REASONS.get(status, b"")
         parts = [b"HTTP/%d.%d %d %s\r\n" % (version.major, version.minor, status, reason)]
+        if upstream.interim and version != HttpVersion10:  # RFC 9110 15.2: none to HTTP/1.0
+            parts.insert(0, upstream.interim)
         append = parts.append
         headers = upstream.headers
         drop = _response_drop(headers)

@@ -40,23 +40,26 @@ class PoolExhausted(UpstreamError):
 
 
 class UpstreamResponse:
-    """Status line, raw header pairs (as received) and the whole body."""
+    """Status line, raw header pairs (as received) and the whole body; ``interim``: the
+    informational (1xx) responses that came before it, serialized as received."""
 
-    __slots__ = ("body", "headers", "keep_alive", "reason", "status")
+    __slots__ = ("body", "headers", "interim", "keep_alive", "reason", "status")
 
-    def __init__(
+    def __init__(  # noqa: PLR0917 - one field each
         self,
         status: int,
         reason: bytes,
         headers: list[tuple[bytes, bytes]],
         body: bytes,
         keep_alive: bool,
+        interim: bytes = b"",
     ) -> None:
         self.status = status
         self.reason = reason
         self.headers = headers
         self.body = body
         self.keep_alive = keep_alive
+        self.interim = interim
 
 
 class _Connection(asyncio.Protocol):
@@ -66,6 +69,7 @@ class _Connection(asyncio.Protocol):
         "_body",
         "_headers",
         "_headers_done",
+        "_interim",
         "_limit",
         "_loop",
         "_parser",
@@ -95,6 +99,7 @@ class _Connection(asyncio.Protocol):
         self._reason = b""
         self._received = False
         self._headers_done = False
+        self._interim: list[bytes] = []
         self._upgrade_allowed = False
         self.upgraded = False  # the upstream answered 101: no more HTTP on this connection
         self.upgrade_tail = b""  # what it sent after its 101
@@ -159,14 +164,34 @@ class _Connection(asyncio.Protocol):
         if waiter is None or waiter.done():
             return
         parser = self._parser
+        status = parser.get_status_code()
+        if status < 200 and status != 101:
+            # An informational response (RFC 9110 15.2: 100, 103, ...); the final one follows
+            # on the same connection.  Kept for the relay to forward, then parsing goes on.
+            self._interim.append(
+                b"".join(
+                    (
+                        b"HTTP/%s %d %s\r\n"
+                        % (parser.get_http_version().encode("ascii"), status, self._reason),
+                        *(name + b": " + value + b"\r\n" for name, value in self._headers),
+                        b"\r\n",
+                    )
+                )
+            )
+            self._headers = []
+            self._reason = b""
+            self._headers_done = False
+            return
         body = self._body
+        interim = self._interim
         waiter.set_result(
             UpstreamResponse(
-                parser.get_status_code(),
+                status,
                 self._reason,
                 self._headers,
                 body[0] if len(body) == 1 else b"".join(body),
                 parser.should_keep_alive(),
+                b"".join(interim) if interim else b"",
             )
         )
 
@@ -185,6 +210,7 @@ class _Connection(asyncio.Protocol):
         self._reason = b""
         self._received = False
         self._headers_done = False
+        self._interim = []
         self.transport.write(data)
         return waiter
 

@@ -49,6 +49,8 @@ CASES: dict[str, tuple[bytes, bytes]] = {
     ),
 }
 PLAIN = b"HTTP/1.1 200 OK\r\nContent-Type: a/b\r\nContent-Length: 2\r\n" + DATE + b"Server: up\r\n"
+EARLY_HINTS = b"HTTP/1.1 103 Early Hints\r\nLink: </app.js>; rel=preload\r\n\r\n"
+UPSTREAM_ONLY = {"early_hints": EARLY_HINTS + PLAIN + b"\r\nok"}
 
 
 class _Upstream(asyncio.Protocol):
@@ -72,7 +74,10 @@ class _Upstream(asyncio.Protocol):
     def on_message_complete(self) -> None:
         assert self._transport is not None
         case = self._url.partition(b"case=")[2].decode()
-        self._transport.write(CASES[case][0] if case in CASES else PLAIN + b"\r\nok")
+        if case in CASES:
+            self._transport.write(CASES[case][0])
+        else:
+            self._transport.write(UPSTREAM_ONLY.get(case, PLAIN + b"\r\nok"))
 
 
 @pytest.fixture
@@ -147,3 +152,22 @@ async def test_head_on_the_socketio_path_gets_the_upstreams_answer_without_a_bod
             async with session.get(relay.url + url) as after:  # the connection still works
                 assert after.status == 200
                 assert (await after.text()).startswith("0{")
+
+
+async def test_informational_responses_reach_http11_clients_before_the_final_one(
+    upstream: str,
+) -> None:
+    """RFC 9110 15.2: a proxy forwards 1xx responses, except to HTTP/1.0 clients."""
+    async with relay_in_front_of(upstream) as relay:
+        host, port = relay.url.removeprefix("http://").split(":")
+        reader, writer = await asyncio.open_connection(host, int(port))
+        try:
+            for _ in range(2):  # and the upstream connection stays usable
+                writer.write(GET % b"early_hints")
+                assert await reader.readuntil(b"\r\n\r\n") == EARLY_HINTS
+                head = await reader.readuntil(b"\r\n\r\n")
+                assert head + await reader.readexactly(2) == PLAIN + b"\r\nok"
+        finally:
+            writer.close()
+        http10 = b"GET /socket.io/?EIO=4&case=early_hints HTTP/1.0\r\n\r\n"
+        assert await _exchange(relay.url, http10) == [b"HTTP/1.0" + PLAIN[8:] + b"\r\nok"]
