@@ -87,6 +87,7 @@ class RunResult:
     backend_cpu_s: float
     errors: int
     note: str | None = None
+    loadgen_cpu_s: float = 0.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -373,8 +374,11 @@ class Fleet:
         self.servers.clear()
 
 
-def node_lines(argv: list[str], timeout_s: float) -> Generator[dict[str, Any], None, None]:
-    """Runs the node load generator, yielding its JSON lines; kills it past ``timeout_s``."""
+def node_lines(
+    argv: list[str], timeout_s: float, cpu: list[Callable[[], float]] | None = None
+) -> Generator[dict[str, Any], None, None]:
+    """Runs the node load generator, yielding its JSON lines; kills it past ``timeout_s``.
+    ``cpu`` (if given) receives a function returning the generator's CPU seconds so far."""
     proc = subprocess.Popen(
         ["node", str(LOAD_JS), *argv],
         cwd=BENCH / "js",
@@ -384,6 +388,16 @@ def node_lines(argv: list[str], timeout_s: float) -> Generator[dict[str, Any], N
         text=True,
         start_new_session=True,
     )
+    if cpu is not None:
+        node = psutil.Process(proc.pid)
+
+        def node_cpu_s() -> float:
+            with contextlib.suppress(psutil.Error):
+                t = node.cpu_times()
+                return float(t.user + t.system)
+            return 0.0
+
+        cpu.append(node_cpu_s)
     deadline = time.monotonic() + timeout_s
     try:
         assert proc.stdout is not None
@@ -425,16 +439,19 @@ def run_echo(
         *([] if args.deflate else ["--no-deflate"]),
     ]  # fmt: skip
     timeout = args.warmup + args.duration + 60
-    proxy_cpu0 = proxy_cpu1 = backend_cpu0 = backend_cpu1 = 0.0
+    proxy_cpu0 = proxy_cpu1 = backend_cpu0 = backend_cpu1 = load_cpu0 = load_cpu1 = 0.0
     result: dict[str, Any] = {}
-    for msg in node_lines(argv, timeout):
+    load_cpu: list[Callable[[], float]] = []
+    for msg in node_lines(argv, timeout, load_cpu):
         phase = msg.get("phase")
         if phase == "start":
             proxy_cpu0 = proxy.cpu_s() if proxy else 0.0
             backend_cpu0 = backend.cpu_s()
+            load_cpu0 = load_cpu[0]()
         elif phase == "end":
             proxy_cpu1 = proxy.cpu_s() if proxy else 0.0
             backend_cpu1 = backend.cpu_s()
+            load_cpu1 = load_cpu[0]()
         elif phase == "result":
             result = msg
     acks = int(result.get("acks", 0))
@@ -451,6 +468,7 @@ def run_echo(
         backend_cpu_s=backend_cpu1 - backend_cpu0,
         errors=errors,
         note=result.get("error"),
+        loadgen_cpu_s=load_cpu1 - load_cpu0,
     )
 
 
@@ -518,6 +536,7 @@ def report(
     """Prints the tables; returns the medians per scenario/target used for the goal check."""
     by = {(r.target, r.scenario, r.round): r for r in runs}
     medians: dict[str, dict[str, float]] = {}
+    budgets: list[str] = []
     print()
     print(
         f"Echo load: {args.clients} node socket.io-client clients, closed-loop emit-with-ack, "
@@ -542,6 +561,7 @@ def report(
                 f"{d_p50 / 1000:>21.2f} ms{d_p99 / 1000:>21.2f} ms{'-':>13}"
                 f"{d_bcpu:>10.0f} us{sum(r.errors for r in direct):>8}"
             )
+            budgets.append(_cpu_line(f"{sc.label}  direct", direct))
         for t in targets:
             if t.name == "direct":
                 continue
@@ -569,6 +589,13 @@ def report(
                 f"{'':<17}{t.label:<22}{fmt_ratio(thr):>24}{fmt_ratio(p50):>24}"
                 f"{fmt_ratio(p99):>24}{cpu_s}{bcpu_s}{errors:>8}"
             )
+            runs = [
+                r
+                for rnd in range(args.rounds)
+                if (r := by.get((t.name, sc, rnd))) is not None and r.acks
+            ]
+            if runs:
+                budgets.append(_cpu_line(f"{sc.label}  {t.label}", runs))
             if thr:
                 medians.setdefault(sc.label, {})[t.name] = statistics.median(thr)
                 medians[sc.label][f"{t.name}:p50"] = statistics.median(p50)
@@ -576,6 +603,15 @@ def report(
         "CPU columns: user+sys CPU time of the proxy (process tree) and of the backend during "
         "the measured window, divided by acks (one ack = one emit round trip)."
     )
+    if budgets:
+        print()
+        print(
+            "Whole machine: CPU per ack of proxy + backend + load generator, and how many cores "
+            "that kept busy (median over rounds). Once every core is busy, throughput is total "
+            "CPU / CPU per ack: each microsecond the proxy spends comes out of the backend's "
+            "and the load generator's share."
+        )
+        print("\n".join(budgets))
     if idle:
         print()
         print(
@@ -595,6 +631,24 @@ def report(
             label = "backend (direct)" if t.name == "direct" else t.label
             print(f"{label:<22}{cells[0]:>14}{cells[1]:>18}")
     return medians
+
+
+def _cpu_line(label: str, runs: list[RunResult]) -> str:
+    """CPU per ack of the proxy, backend and load generator together, and cores kept busy."""
+    per_ack = statistics.median(
+        ((r.proxy_cpu_s or 0.0) + r.backend_cpu_s + r.loadgen_cpu_s) / max(1, r.acks) * 1e6
+        for r in runs
+    )
+    busy = statistics.median(
+        ((r.proxy_cpu_s or 0.0) + r.backend_cpu_s + r.loadgen_cpu_s)
+        / max(1e-9, r.acks / max(r.acks_per_s, 1e-9))
+        for r in runs
+    )
+    load = statistics.median(r.loadgen_cpu_s / max(1, r.acks) * 1e6 for r in runs)
+    return (
+        f"  {label:<39}{per_ack:>8.0f} us per ack (load generator {load:.0f} us), "
+        f"{busy:.2f} of {os.cpu_count()} cores busy"
+    )
 
 
 def check_goals(
@@ -771,6 +825,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                             "p99_us": r.p99_us,
                             "proxy_cpu_s": r.proxy_cpu_s,
                             "backend_cpu_s": r.backend_cpu_s,
+                            "loadgen_cpu_s": r.loadgen_cpu_s,
                             "errors": r.errors,
                         }
                         for r in runs
