@@ -1,7 +1,7 @@
 """The composition root: ``socketio-trace-proxy serve | demo | check-config``.
 
 Only this module wires the pieces together (:func:`start_proxy`): settings -> exporter
-sinks -> tracker -> relay app (+ admin app).  Bad configuration is reported (file, line,
+sinks -> tracker -> relay (+ admin app).  Bad configuration is reported (file, line,
 field) with exit status 2 before any port is opened; SIGTERM/SIGINT shut down gracefully:
 stop accepting, close WebSocket sessions, then flush the sinks within a deadline.
 """
@@ -33,7 +33,7 @@ from exporters import ExporterConfigError, build_sinks
 from proxy.admin import AdminBindError, TrackerMonitorSource, build_admin_app, check_admin_binding
 from proxy.demo import EventPrinter, TeeObserver
 from proxy.logging import configure_logging, redact_url
-from proxy.relay import build_relay_app, relay_stats
+from proxy.relay import RelayServer
 from tracking.events import SessionEvent
 from tracking.observer import TrafficObserver
 from tracking.runtime import Tracker
@@ -131,8 +131,8 @@ class RunningProxy:
     """Everything :func:`start_proxy` started, in the order :meth:`stop` undoes it."""
 
     settings: Settings
-    relay_app: web.Application
-    relay_runner: web.AppRunner
+    relay: RelayServer
+    relay_runner: web.BaseRunner
     address: tuple[str, int]
     admin_runner: web.AppRunner | None = None
     admin_address: tuple[str, int] | None = None
@@ -184,13 +184,9 @@ def _upstream_probe(upstream: str, timeout: float) -> Callable[[], Awaitable[boo
     return reachable
 
 
-async def _serve_app(
-    app: web.Application, listen: str, shutdown_s: float
-) -> tuple[web.AppRunner, tuple[str, int]]:
+async def _listen(runner: web.BaseRunner, listen: str) -> tuple[str, int]:
+    """Set ``runner`` up and listen on ``listen``; the address bound."""
     host, port = parse_hostport(listen, "listen")
-    runner = web.AppRunner(
-        app, handler_cancellation=True, access_log=None, shutdown_timeout=shutdown_s
-    )
     await runner.setup()
     try:
         site = web.TCPSite(runner, host, port, reuse_address=True)
@@ -203,7 +199,7 @@ async def _serve_app(
         if isinstance(addr, tuple):
             bound = (str(addr[0]), int(addr[1]))
             break
-    return runner, bound
+    return bound
 
 
 async def start_proxy(
@@ -235,15 +231,16 @@ async def start_proxy(
 
     if tracker is not None:
         await tracker.start()
-    relay_app = build_relay_app(settings.proxy, observer)
+    relay = RelayServer(settings.proxy, observer)
     shutdown_s = settings.proxy.shutdown_timeout_s
+    relay_runner = relay.runner(access_log=None, shutdown_timeout=shutdown_s)
     try:
-        relay_runner, address = await _serve_app(relay_app, settings.proxy.listen, shutdown_s)
+        address = await _listen(relay_runner, settings.proxy.listen)
     except BaseException:
         if tracker is not None:
             await tracker.stop(shutdown_s)
         raise
-    running = RunningProxy(settings, relay_app, relay_runner, address, tracker=tracker, sinks=sinks)
+    running = RunningProxy(settings, relay, relay_runner, address, tracker=tracker, sinks=sinks)
     log.info(
         "relay listening",
         extra={
@@ -256,7 +253,7 @@ async def start_proxy(
     )
     if settings.admin.listen is not None:
         try:
-            await _start_admin(running, settings, tracker, relay_app, upstream)
+            await _start_admin(running, settings, tracker, relay, upstream)
         except BaseException:
             await running.stop()
             raise
@@ -267,17 +264,20 @@ async def _start_admin(
     running: RunningProxy,
     settings: Settings,
     tracker: Tracker | None,
-    relay_app: web.Application,
+    relay: RelayServer,
     upstream: str,
 ) -> None:
     assert settings.admin.listen is not None
     if tracker is None:
         log.warning("admin listener not started: it needs the tracker (tracking is off)")
         return
-    source = TrackerMonitorSource(tracker, lambda: relay_stats(relay_app))
+    source = TrackerMonitorSource(tracker, relay.stats)
     probe = _upstream_probe(upstream, min(2.0, settings.proxy.connect_timeout_s))
     admin_app = build_admin_app(source, settings.admin, probe)
-    runner, address = await _serve_app(admin_app, settings.admin.listen, 2.0)
+    runner = web.AppRunner(
+        admin_app, handler_cancellation=True, access_log=None, shutdown_timeout=2.0
+    )
+    address = await _listen(runner, settings.admin.listen)
     running.admin_runner = runner
     running.admin_address = address
     log.info("admin listening", extra={"fields": {"listen": f"{address[0]}:{address[1]}"}})

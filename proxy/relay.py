@@ -1,4 +1,4 @@
-"""The relay: an aiohttp application forwarding every request to one fixed upstream.
+"""The relay: an aiohttp server forwarding every request to one fixed upstream.
 
 Any path is forwarded (bodies streamed both ways, hop-by-hop headers dropped,
 ``X-Forwarded-*`` added); the Socket.IO path is additionally observed: long-polling bodies
@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import ssl
 from dataclasses import dataclass
@@ -24,6 +25,7 @@ import aiohttp
 from aiohttp import WSMsgType, hdrs, web
 from aiohttp.abc import AbstractStreamWriter
 from aiohttp.http import SERVER_SOFTWARE, HttpVersion10, HttpVersion11
+from aiohttp.log import access_logger
 from multidict import CIMultiDict, CIMultiDictProxy, istr
 from yarl import URL
 
@@ -65,8 +67,8 @@ _HOP_BY_HOP: Final = tuple(
         "Upgrade",
     )
 )
-# Handled by the server leg itself (aiohttp answers 100-continue) or renegotiated per
-# WebSocket leg.
+# Handled by the server leg itself (:func:`_expect` answers 100-continue) or renegotiated
+# per WebSocket leg.
 _REQUEST_ONLY_DROP: Final = (istr("Expect"),)
 _WS_HANDSHAKE: Final = tuple(
     istr(h)
@@ -178,14 +180,6 @@ class RelayCounters:
         return RelayStats(**{name: getattr(self, name) for name in self.__slots__}, **pooled)
 
 
-RELAY_STATS_KEY: Final = web.AppKey("relay_stats", RelayCounters)
-
-
-def relay_stats(app: web.Application) -> RelayStats:
-    """The current counters of a relay app built by :func:`build_relay_app`."""
-    return app[_RELAY_KEY].stats()
-
-
 def _connection_tokens(headers: CIMultiDictProxy[str]) -> list[str]:
     value = headers.get(hdrs.CONNECTION)
     if not value:
@@ -200,7 +194,7 @@ def _with_connection_tokens(drop: frozenset[bytes], connection: str | None) -> f
     return drop | {t.strip().lower().encode("latin-1") for t in connection.split(",") if t.strip()}
 
 
-def _forwarded_values(request: web.Request) -> list[tuple[istr, str]]:
+def _forwarded_values(request: web.BaseRequest) -> list[tuple[istr, str]]:
     """``X-Forwarded-For`` (the client's chain plus its address), ``-Proto`` and ``-Host``."""
     out: list[tuple[istr, str]] = []
     remote = request.remote
@@ -248,6 +242,21 @@ def _switching_headers(upstream: UpstreamResponse) -> CIMultiDict[str]:
         if name.lower() not in drop:
             headers.add(name.decode("latin-1"), value.decode("latin-1"))
     return headers
+
+
+async def _expect(request: web.BaseRequest) -> None:
+    """A request with an ``Expect`` header, answered as aiohttp's router did for every route
+    (``web_urldispatcher._default_expect_handler``, then the drain in
+    ``Application._handle``): an HTTP/1.1 ``100-continue`` gets the interim 100 before its
+    body is read, any other HTTP/1.1 expectation a 417, HTTP/1.0 nothing."""
+    writer = request.writer
+    if request.version == HttpVersion11:
+        expect = request.headers.get(hdrs.EXPECT, "")
+        if expect.lower() != "100-continue":
+            raise web.HTTPExpectationFailed(text=f"Unknown Expect: {expect}")
+        await writer.write(b"HTTP/1.1 100 Continue\r\n\r\n")
+        writer.output_size = 0  # the final response's size counts from here
+    await writer.drain()
 
 
 def _text(status: int, reason: str) -> web.Response:
@@ -363,7 +372,7 @@ class _WsSession:
 
     def __init__(
         self,
-        request: web.Request,
+        request: web.BaseRequest,
         client: web.WebSocketResponse[Any],
         upstream: aiohttp.ClientWebSocketResponse[Any],
     ) -> None:
@@ -408,7 +417,7 @@ class _Relay:
 
     # --- lifecycle -------------------------------------------------------------------
 
-    async def on_startup(self, app: web.Application) -> None:
+    async def on_startup(self) -> None:
         s = self._settings
         connector = aiohttp.TCPConnector(
             limit=s.max_upstream_connections, limit_per_host=0, ttl_dns_cache=300
@@ -437,7 +446,7 @@ class _Relay:
             trust_env=False,
         )
 
-    async def on_shutdown(self, app: web.Application) -> None:
+    async def on_shutdown(self) -> None:
         # Going away (RFC 6455 7.4.1 code 1001) on both legs of every open WebSocket.
         for tunnel in list(self._tunnels):
             tunnel.going_away()
@@ -454,7 +463,7 @@ class _Relay:
         if self._session is not None:
             await self._session.close()
 
-    async def on_cleanup(self, app: web.Application) -> None:
+    async def on_cleanup(self) -> None:
         if self._pool is not None:
             self._pool.close()
         if self._session is not None:
@@ -465,9 +474,18 @@ class _Relay:
     def _is_socketio(self, path: str) -> bool:
         return path.startswith(self._sio_path) or path == self._sio_path_bare
 
-    async def handle(self, request: web.Request) -> web.StreamResponse:
+    async def handle(self, request: web.BaseRequest) -> web.StreamResponse:
+        """Every request the server parses: what the one catch-all route ``/{tail:.*}`` of
+        an ``Application`` did first (the ``Expect`` answer, 404 for a target it did not
+        match), then the relay."""
+        path = request.path
+        if request.headers.get(hdrs.EXPECT):
+            await _expect(request)
+        if path[:1] != "/" or "\n" in path:
+            # ``OPTIONS *``, CONNECT's authority form, a %0A in the path: not relayed.
+            raise web.HTTPNotFound()
         self.counters.http_requests += 1
-        sio = self._is_socketio(request.path)
+        sio = self._is_socketio(path)
         upgrade = request.headers.get(hdrs.UPGRADE)
         if upgrade is not None and upgrade.lower() == "websocket":
             return await self._websocket(request, sio)
@@ -477,7 +495,7 @@ class _Relay:
             return await self._polling(request)
         return await self._stream(request)
 
-    def _upstream_headers(self, request: web.Request) -> CIMultiDict[str]:
+    def _upstream_headers(self, request: web.BaseRequest) -> CIMultiDict[str]:
         headers = CIMultiDict(request.headers)
         for token in _connection_tokens(request.headers):
             headers.popall(token, None)
@@ -488,10 +506,10 @@ class _Relay:
                 headers[name] = value
         return headers
 
-    def _url(self, request: web.Request) -> URL:
+    def _url(self, request: web.BaseRequest) -> URL:
         return URL(self._prefix + request.raw_path, encoded=True)
 
-    def _info(self, request: web.Request) -> RequestInfo:
+    def _info(self, request: web.BaseRequest) -> RequestInfo:
         return RequestInfo(
             method=request.method,
             query=request.query,
@@ -508,7 +526,7 @@ class _Relay:
 
     def _request_head(
         self,
-        request: web.Request,
+        request: web.BaseRequest,
         body: bytes | None,
         *,
         keep: frozenset[bytes] = frozenset(),
@@ -534,7 +552,7 @@ class _Relay:
         append(b"\r\n")
         return b"".join(parts)
 
-    async def _polling(self, request: web.Request) -> web.StreamResponse:
+    async def _polling(self, request: web.BaseRequest) -> web.StreamResponse:
         counters = self.counters
         counters.polling_requests += 1
         observer = self._observer
@@ -583,7 +601,7 @@ class _Relay:
         return written
 
     async def _write_reply(
-        self, request: web.Request, upstream: UpstreamResponse
+        self, request: web.BaseRequest, upstream: UpstreamResponse
     ) -> tuple[_RelayedReply, _Written]:
         reply = _RelayedReply(request, upstream)
         try:
@@ -595,7 +613,7 @@ class _Relay:
 
     # --- everything else: streamed both ways, never inspected --------------------------
 
-    async def _stream(self, request: web.Request) -> web.StreamResponse:
+    async def _stream(self, request: web.BaseRequest) -> web.StreamResponse:
         session = self._session
         assert session is not None
         data = request.content if request.body_exists else None
@@ -638,7 +656,7 @@ class _Relay:
 
     # --- WebSocket ---------------------------------------------------------------------
 
-    async def _websocket(self, request: web.Request, sio: bool) -> web.StreamResponse:
+    async def _websocket(self, request: web.BaseRequest, sio: bool) -> web.StreamResponse:
         counters = self.counters
         if counters.ws_active >= self._settings.max_websockets:
             counters.refused_busy += 1
@@ -647,7 +665,7 @@ class _Relay:
             return await self._tunnel(request, sio)
         return await self._terminate(request, sio)
 
-    def _websocket_observer(self, request: web.Request) -> WebSocketObserver | None:
+    def _websocket_observer(self, request: web.BaseRequest) -> WebSocketObserver | None:
         observer = self._observer
         if observer is None:
             return None
@@ -657,7 +675,7 @@ class _Relay:
             self.counters.observer_errors += 1
             return None
 
-    async def _tunnel(self, request: web.Request, sio: bool) -> web.StreamResponse:
+    async def _tunnel(self, request: web.BaseRequest, sio: bool) -> web.StreamResponse:
         """The handshake forwarded as sent, then the two connections joined frame for frame."""
         pool = self._pool
         assert pool is not None
@@ -722,7 +740,7 @@ class _Relay:
                     counters.observer_errors += 1
         return response
 
-    async def _terminate(self, request: web.Request, sio: bool) -> web.StreamResponse:
+    async def _terminate(self, request: web.BaseRequest, sio: bool) -> web.StreamResponse:
         """One WebSocket per leg (each negotiated by the proxy), messages relayed."""
         session = self._session
         assert session is not None
@@ -889,27 +907,76 @@ class _Relay:
             return False
 
 
-_RELAY_KEY: Final = web.AppKey("relay", _Relay)
+class RelayServer:
+    """The relay, served by aiohttp's low-level :class:`web.Server`.
 
-
-def build_relay_app(
-    settings: ProxySettings, observer: TrafficObserver | None = None
-) -> web.Application:
-    """The relay as an aiohttp application.
-
-    The app owns one upstream ``ClientSession`` (created on startup, closed on cleanup);
-    its counters are at ``app[RELAY_STATS_KEY]``.  Run it with ``handler_cancellation=True``
-    (as :mod:`proxy.cli` does) so that a client vanishing mid-request cancels the upstream
-    request at once.
+    Every request goes straight to the relay's handler: no ``Application``, router or match
+    info, which a proxy with one catch-all route paid for on every request.  The relay owns
+    one upstream pool and ``ClientSession``, created when a runner is set up and closed when
+    it is cleaned up; its counters are :attr:`counters` (live) and :meth:`stats` (a
+    snapshot).
     """
-    relay = _Relay(settings, observer)
 
-    # Socket.IO bodies are read whole; everything else is streamed and not limited here.
-    app = web.Application(client_max_size=settings.max_message_size)
-    app[RELAY_STATS_KEY] = relay.counters
-    app[_RELAY_KEY] = relay
-    app.on_startup.append(relay.on_startup)
-    app.on_shutdown.append(relay.on_shutdown)
-    app.on_cleanup.append(relay.on_cleanup)
-    app.router.add_route("*", "/{tail:.*}", relay.handle)
-    return app
+    def __init__(self, settings: ProxySettings, observer: TrafficObserver | None = None) -> None:
+        self._relay = _Relay(settings, observer)
+        self._client_max_size = settings.max_message_size
+
+    @property
+    def counters(self) -> RelayCounters:
+        return self._relay.counters
+
+    def stats(self) -> RelayStats:
+        """The current counters, with the upstream pool's."""
+        return self._relay.stats()
+
+    def runner(
+        self, *, shutdown_timeout: float = 60.0, access_log: logging.Logger | None = access_logger
+    ) -> web.BaseRunner:
+        """A runner to give a ``web.TCPSite``, as ``web.AppRunner`` ran the relay's app.
+
+        Handlers are cancelled when their client goes away (``handler_cancellation``), so a
+        vanished client cancels its upstream request at once.
+        """
+        return _RelayRunner(
+            self._relay,
+            self._client_max_size,
+            shutdown_timeout=shutdown_timeout,
+            access_log=access_log,
+        )
+
+
+class _RelayRunner(web.BaseRunner):
+    """``web.ServerRunner`` plus the lifecycle ``AppRunner`` gave the app's signals: setup
+    starts the relay before the server exists; cleanup stops the sites, closes idle
+    connections, shuts the relay down (WebSockets closed with 1001, pending polls answered),
+    waits up to ``shutdown_timeout`` for the handlers, then cleans the relay up."""
+
+    __slots__ = ("_client_max_size", "_relay")
+
+    def __init__(self, relay: _Relay, client_max_size: int, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self._relay = relay
+        self._client_max_size = client_max_size
+
+    async def _make_server(self) -> web.Server:
+        loop = asyncio.get_running_loop()
+        await self._relay.on_startup()
+        # Socket.IO bodies are read whole up to max_message_size (413 beyond); everything
+        # else is streamed and not limited here.
+        factory = functools.partial(
+            web.BaseRequest, loop=loop, client_max_size=self._client_max_size
+        )
+        return web.Server(
+            self._relay.handle,
+            request_factory=factory,
+            handler_cancellation=True,
+            loop=loop,
+            debug=loop.get_debug(),
+            **self._kwargs,
+        )
+
+    async def shutdown(self) -> None:
+        await self._relay.on_shutdown()
+
+    async def _cleanup_server(self) -> None:
+        await self._relay.on_cleanup()

@@ -10,7 +10,6 @@ from typing import Any, NoReturn
 import pytest
 
 import proxy.cli
-from proxy.relay import relay_stats
 from tests.e2e.stack import Proxy, ServedDouble, e2e_settings, python_scenario
 
 pytestmark = pytest.mark.asyncio(loop_scope="module")
@@ -42,7 +41,7 @@ async def test_disabled_tracking_relays_without_decoding_or_exporting(
             assert not running.running.sinks
             for transports in (None, ["polling"]):  # the upgrade, then polling only
                 await python_scenario(running.url, transports)
-            stats = relay_stats(running.running.relay_app)
+            stats = running.running.relay.stats()
             assert stats.ws_opened == 1
             assert stats.polling_requests > 0
             assert stats.ws_messages_c2s > 0

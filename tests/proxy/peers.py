@@ -16,7 +16,7 @@ from aiohttp import web
 
 from config.proxy import ProxySettings
 from examples.demo_backend import exact_polling_reads
-from proxy.relay import RELAY_STATS_KEY, RelayCounters, build_relay_app
+from proxy.relay import RelayCounters, RelayServer
 from tracking.observer import RequestInfo, TrafficObserver, WebSocketObserver
 from tracking.wire.packets import Direction
 
@@ -37,7 +37,7 @@ def free_port() -> int:
     return port
 
 
-def runner_port(runner: web.AppRunner) -> int:
+def runner_port(runner: web.BaseRunner) -> int:
     for addr in runner.addresses:
         if isinstance(addr, tuple):
             return int(addr[1])
@@ -228,23 +228,23 @@ class _RecordingLeg:
 @dataclass
 class Relay:
     url: str
-    app: web.Application
+    server: RelayServer
 
     @property
     def counters(self) -> RelayCounters:
-        return self.app[RELAY_STATS_KEY]
+        return self.server.counters
 
 
 @contextlib.asynccontextmanager
 async def relay_in_front_of(
     upstream: str, observer: TrafficObserver | None = None, **settings: Any
 ) -> AsyncIterator[Relay]:
-    app = build_relay_app(ProxySettings(upstream=upstream, **settings), observer)
-    runner = web.AppRunner(app, handler_cancellation=True, shutdown_timeout=2.0)
+    server = RelayServer(ProxySettings(upstream=upstream, **settings), observer)
+    runner = server.runner(shutdown_timeout=2.0)
     await runner.setup()
     await web.TCPSite(runner, "127.0.0.1", 0).start()
     try:
-        yield Relay(f"http://127.0.0.1:{runner_port(runner)}", app)
+        yield Relay(f"http://127.0.0.1:{runner_port(runner)}", server)
     finally:
         await runner.cleanup()
 

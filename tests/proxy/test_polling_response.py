@@ -13,7 +13,6 @@ import pytest
 from aiohttp import web
 from aiohttp.http import SERVER_SOFTWARE
 
-from proxy.relay import relay_stats
 from tests.proxy.peers import aiohttp_serving, build_sio, relay_in_front_of
 
 DATE = b"Date: Thu, 01 Jan 2015 00:00:00 GMT\r\n"
@@ -128,9 +127,9 @@ async def test_connection_header_follows_the_client(upstream: str) -> None:
 
 async def test_the_upstream_pool_counters_reach_the_relay_stats(upstream: str) -> None:
     async with relay_in_front_of(upstream) as relay:
-        assert relay_stats(relay.app).upstream_connections_opened == 0
+        assert relay.server.stats().upstream_connections_opened == 0
         await _exchange(relay.url, GET % b"hop_by_hop", count=3)
-        stats = relay_stats(relay.app)
+        stats = relay.server.stats()
     assert stats.polling_requests == 3
     assert stats.upstream_connections_opened == 1  # one keep-alive connection, reused
     assert stats.upstream_idle_discarded == 0

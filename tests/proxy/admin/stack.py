@@ -15,7 +15,7 @@ from config.admin import AdminSettings
 from config.proxy import ProxySettings
 from config.tracking import TrackingSettings
 from proxy.admin import TrackerMonitorSource, build_admin_app
-from proxy.relay import build_relay_app, relay_stats
+from proxy.relay import RelayServer
 from tracking.runtime import Tracker
 
 TRACKING = TrackingSettings.model_validate(
@@ -57,8 +57,12 @@ def backend() -> tuple[socketio.AsyncServer, web.Application]:
     return sio, app
 
 
-async def serve(app: web.Application) -> tuple[web.AppRunner, str]:
-    runner = web.AppRunner(app, handler_cancellation=True, access_log=None, shutdown_timeout=1.0)
+async def serve(app: web.Application | RelayServer) -> tuple[web.BaseRunner, str]:
+    runner = (
+        app.runner(access_log=None, shutdown_timeout=1.0)
+        if isinstance(app, RelayServer)
+        else web.AppRunner(app, handler_cancellation=True, access_log=None, shutdown_timeout=1.0)
+    )
     await runner.setup()
     site = web.TCPSite(runner, "127.0.0.1", 0)
     await site.start()
@@ -82,22 +86,22 @@ class Stack:
 @contextlib.asynccontextmanager
 async def live_stack(admin: AdminSettings | None = None) -> AsyncIterator[Stack]:
     sio, backend_app = backend()
-    runners: list[web.AppRunner] = []
+    runners: list[web.BaseRunner] = []
     tracker = Tracker(TRACKING, [])
     await tracker.start()
     try:
         backend_runner, backend_url = await serve(backend_app)
         runners.append(backend_runner)
-        relay_app = build_relay_app(
+        relay = RelayServer(
             ProxySettings(listen="127.0.0.1:0", upstream=backend_url), observer=tracker
         )
-        relay_runner, proxy_url = await serve(relay_app)
+        relay_runner, proxy_url = await serve(relay)
         runners.append(relay_runner)
 
         async def ready() -> bool:
             return True
 
-        source = TrackerMonitorSource(tracker, lambda: relay_stats(relay_app))
+        source = TrackerMonitorSource(tracker, relay.stats)
         settings = admin or AdminSettings(listen="127.0.0.1:0", stream_interval_s=0.1)
         admin_runner, admin_url = await serve(build_admin_app(source, settings, ready))
         runners.append(admin_runner)

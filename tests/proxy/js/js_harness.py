@@ -18,7 +18,7 @@ import uvicorn
 from aiohttp import web
 
 from config.proxy import ProxySettings
-from proxy.relay import build_relay_app
+from proxy.relay import RelayServer
 from tests.proxy.js.js_backend import ASGIApp, Exchange, RecordingASGI, describe
 from tracking.observer import RequestInfo, WebSocketObserver
 from tracking.wire.packets import Direction
@@ -184,9 +184,8 @@ async def relay_in_front_of(
     if DIRECT:
         yield upstream
         return
-    app = build_relay_app(ProxySettings(listen="127.0.0.1:0", upstream=upstream), observer)
-    # handler_cancellation as the CLI runs it: a vanished client cancels its upstream request
-    runner = web.AppRunner(app, shutdown_timeout=0.5, handler_cancellation=True)
+    relay = RelayServer(ProxySettings(listen="127.0.0.1:0", upstream=upstream), observer)
+    runner = relay.runner(shutdown_timeout=0.5)
     await runner.setup()
     try:
         await web.TCPSite(runner, "127.0.0.1", 0).start()
