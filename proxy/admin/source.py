@@ -80,8 +80,8 @@ def flatten_counters(stats: object) -> dict[str, float | dict[str, float]]:
 class TrackerMonitorSource:
     """A :class:`MonitorSource` over a tracker and the relay's stats getter.
 
-    ``relay_stats`` returns the relay's frozen stats view (e.g. the ``RelayStats`` held
-    under ``RELAY_STATS_KEY``); ``None`` when there is no relay to report on.
+    ``relay_stats`` returns the relay's frozen stats view (e.g. ``RelayServer.stats``, a
+    ``RelayStats``); ``None`` when there is no relay to report on.
     """
 
     def __init__(
