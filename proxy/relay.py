@@ -259,6 +259,13 @@ async def _expect(request: web.BaseRequest) -> None:
     await writer.drain()
 
 
+def _origin_form(request: web.BaseRequest) -> str:
+    """The request target as path and query.  A client may send the absolute form
+    (``GET http://host/x``, RFC 9112 3.2.2); the upstream is fixed, so only its path counts."""
+    raw = request.raw_path
+    return raw if raw[:1] == "/" else request.rel_url.raw_path_qs
+
+
 def _text(status: int, reason: str) -> web.Response:
     return web.Response(status=status, text=reason + "\n")
 
@@ -507,7 +514,7 @@ class _Relay:
         return headers
 
     def _url(self, request: web.BaseRequest) -> URL:
-        return URL(self._prefix + request.raw_path, encoded=True)
+        return URL(self._prefix + _origin_form(request), encoded=True)
 
     def _info(self, request: web.BaseRequest) -> RequestInfo:
         return RequestInfo(
@@ -534,7 +541,7 @@ class _Relay:
     ) -> bytes:
         """The upstream request head, from the client's raw header lines (``keep``: names
         kept although hop-by-hop, ``drop``: names dropped besides)."""
-        line = f"{request.method} {self._path_prefix}{request.raw_path} HTTP/1.1\r\n"
+        line = f"{request.method} {self._path_prefix}{_origin_form(request)} HTTP/1.1\r\n"
         parts = [line.encode("utf-8", "surrogateescape")]
         append = parts.append
         # With forwarding on, the client's X-Forwarded-* lines are replaced below, not repeated.

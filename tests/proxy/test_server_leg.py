@@ -171,6 +171,18 @@ async def test_other_targets_are_relayed(upstream: str) -> None:
             assert got == _ok(b"GET %s 0 None" % target)
 
 
+@pytest.mark.parametrize("path", [b"/x?a=1", SIO], ids=["streamed", "socketio"])
+async def test_an_absolute_form_target_reaches_the_upstream_as_its_path(
+    upstream: str, path: bytes
+) -> None:
+    """RFC 9112 3.2.2: servers accept ``GET http://host/path``; the upstream is fixed by
+    configuration, so it gets the path and query only (never the client's authority)."""
+    async with relay_in_front_of(upstream) as relay:
+        head = b"GET http://elsewhere.example%s HTTP/1.1\r\nHost: h\r\nConnection: close\r\n\r\n"
+        got, _ = await _send(relay.url, head % path)
+    assert got == _ok(b"GET %s 0 None" % path)
+
+
 async def test_shutdown_answers_a_pending_long_poll_at_once() -> None:
     """Cleanup runs the relay's shutdown (closing the upstream pool answers pending polls
     with 502) before it waits up to ``shutdown_timeout`` (2 s here) for the handlers."""
