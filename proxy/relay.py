@@ -180,18 +180,22 @@ class RelayCounters:
         return RelayStats(**{name: getattr(self, name) for name in self.__slots__}, **pooled)
 
 
-def _connection_tokens(headers: CIMultiDictProxy[str]) -> list[str]:
-    value = headers.get(hdrs.CONNECTION)
+def _tokens(value: str | None) -> list[str]:
+    """The names a ``Connection`` value lists (RFC 9110 7.6.1)."""
     if not value:
         return []
-    return [t.strip() for t in value.split(",") if t.strip()]
+    return [t for t in (t.strip() for t in value.split(",")) if t]
+
+
+def _connection_tokens(headers: CIMultiDictProxy[str]) -> list[str]:
+    return _tokens(headers.get(hdrs.CONNECTION))
 
 
 def _with_connection_tokens(drop: frozenset[bytes], connection: str | None) -> frozenset[bytes]:
-    """``drop`` plus the header names a ``Connection`` value lists (RFC 9110 7.6.1)."""
+    """``drop`` plus the header names a ``Connection`` value lists, as lower-case bytes."""
     if not connection:
         return drop
-    return drop | {t.strip().lower().encode("latin-1") for t in connection.split(",") if t.strip()}
+    return drop | {t.lower().encode("latin-1") for t in _tokens(connection)}
 
 
 def _forwarded_values(request: web.BaseRequest) -> list[tuple[istr, str]]:
@@ -287,10 +291,10 @@ class _RelayedReply:
         status = upstream.status
         method = request.method
         version = request.version
+        # Never a HEAD: :meth:`_Relay.handle` streams those.
         no_length = status in _NO_BODY_STATUS or (
             method == hdrs.METH_CONNECT and 200 <= status < 300
         )
-        no_body = no_length or method == hdrs.METH_HEAD
         reason = upstream.reason or _REASONS.get(status, b"")
         parts = [b"HTTP/%d.%d %d %s\r\n" % (version.major, version.minor, status, reason)]
         if upstream.interim and version != HttpVersion10:  # RFC 9110 15.2: none to HTTP/1.0
@@ -323,10 +327,10 @@ class _RelayedReply:
                 server = True
             append(name + b": " + value + b"\r\n")
         body = upstream.body
-        if length is None and not no_length and (body or method != hdrs.METH_HEAD):
+        if length is None and not no_length:
             length = b"%d" % len(body)
             append(b"Content-Length: " + length + b"\r\n")
-        if not no_body and content_type is None and length is not None and int(length) != 0:
+        if content_type is None and length is not None and int(length) != 0:
             append(_OCTET_STREAM)
         if not date:
             append(b"Date: " + formatdate(usegmt=True).encode("latin-1") + b"\r\n")
@@ -339,7 +343,7 @@ class _RelayedReply:
         elif version == HttpVersion11:
             append(_CLOSE_11)
         append(b"\r\n")
-        if not no_body:
+        if not no_length:
             append(body)
         self.data = b"".join(parts)
         self.keep_alive = keep_alive
@@ -404,7 +408,7 @@ class _Relay:
         self._observer = observer
         self._sio_path = settings.socketio_path
         self._sio_path_bare = settings.socketio_path.rstrip("/")
-        self._max = settings.max_message_size
+        self._max = self.max_message_size = settings.max_message_size
         self._forwarded = settings.forwarded_headers
         self._request_drop = (
             _DROP_REQUEST_BYTES | _FORWARDED_BYTES if self._forwarded else _DROP_REQUEST_BYTES
@@ -465,12 +469,10 @@ class _Relay:
             release_upstream_leg(ws.upstream)
         # Pending long-polls would otherwise hold the shutdown for a whole ping interval:
         # closing the pool answers them with 502 now, and the clients reconnect elsewhere.
-        if self._pool is not None:
-            self._pool.close()
-        if self._session is not None:
-            await self._session.close()
+        await self.on_cleanup()
 
     async def on_cleanup(self) -> None:
+        """Close the upstream pool and session (again, harmlessly, after a shutdown)."""
         if self._pool is not None:
             self._pool.close()
         if self._session is not None:
@@ -493,12 +495,16 @@ class _Relay:
             raise web.HTTPNotFound()
         self.counters.http_requests += 1
         sio = self._is_socketio(path)
-        upgrade = request.headers.get(hdrs.UPGRADE)
-        if upgrade is not None and upgrade.lower() == "websocket":
-            return await self._websocket(request, sio)
-        if sio and request.method != hdrs.METH_HEAD:
-            # A response to HEAD announces a body it does not carry (RFC 9110 9.3.2); the
-            # polling client would wait for it, the streaming one knows better.
+        method = request.method
+        if method == hdrs.METH_GET:  # a WebSocket handshake is a GET (RFC 6455 4.1)
+            upgrade = request.headers.get(hdrs.UPGRADE)
+            if upgrade is not None and upgrade.lower() == "websocket":
+                return await self._websocket(request, sio)
+        elif method == hdrs.METH_HEAD:
+            # A response to HEAD announces a body it does not carry (RFC 9110 9.3.2), which
+            # the whole-body client (httptools) would wait for; the streaming one knows better.
+            return await self._stream(request)
+        if sio:
             return await self._polling(request)
         return await self._stream(request)
 
@@ -574,7 +580,7 @@ class _Relay:
                 return _text(413, "Payload Too Large")
             counters.polling_bytes_c2s += len(body)
         info = self._info(request) if observer is not None else None
-        if observer is not None and body is not None and info is not None:
+        if observer is not None and info is not None and body is not None:
             # Observed before the upstream answers, not after: the reply to this body can
             # come back on another connection (a pending GET or the new WebSocket, as the
             # AetherTerm front end does during the upgrade) before this POST's own "ok".
@@ -926,7 +932,6 @@ class RelayServer:
 
     def __init__(self, settings: ProxySettings, observer: TrafficObserver | None = None) -> None:
         self._relay = _Relay(settings, observer)
-        self._client_max_size = settings.max_message_size
 
     @property
     def counters(self) -> RelayCounters:
@@ -944,12 +949,7 @@ class RelayServer:
         Handlers are cancelled when their client goes away (``handler_cancellation``), so a
         vanished client cancels its upstream request at once.
         """
-        return _RelayRunner(
-            self._relay,
-            self._client_max_size,
-            shutdown_timeout=shutdown_timeout,
-            access_log=access_log,
-        )
+        return _RelayRunner(self._relay, shutdown_timeout=shutdown_timeout, access_log=access_log)
 
 
 class _RelayRunner(web.BaseRunner):
@@ -958,12 +958,11 @@ class _RelayRunner(web.BaseRunner):
     connections, shuts the relay down (WebSockets closed with 1001, pending polls answered),
     waits up to ``shutdown_timeout`` for the handlers, then cleans the relay up."""
 
-    __slots__ = ("_client_max_size", "_relay")
+    __slots__ = ("_relay",)
 
-    def __init__(self, relay: _Relay, client_max_size: int, **kwargs: Any) -> None:
+    def __init__(self, relay: _Relay, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self._relay = relay
-        self._client_max_size = client_max_size
 
     async def _make_server(self) -> web.Server:
         loop = asyncio.get_running_loop()
@@ -971,7 +970,7 @@ class _RelayRunner(web.BaseRunner):
         # Socket.IO bodies are read whole up to max_message_size (413 beyond); everything
         # else is streamed and not limited here.
         factory = functools.partial(
-            web.BaseRequest, loop=loop, client_max_size=self._client_max_size
+            web.BaseRequest, loop=loop, client_max_size=self._relay.max_message_size
         )
         return web.Server(
             self._relay.handle,

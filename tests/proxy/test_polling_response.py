@@ -135,17 +135,25 @@ async def test_the_upstream_pool_counters_reach_the_relay_stats(upstream: str) -
     assert stats.upstream_idle_discarded == 0
 
 
-async def test_head_on_the_socketio_path_gets_the_upstreams_answer_without_a_body() -> None:
-    """A response to HEAD announces a length it does not send; the relay must not wait for it."""
+@pytest.mark.parametrize(
+    "headers",
+    [{}, {"Connection": "Upgrade", "Upgrade": "websocket"}],
+    ids=["plain", "upgrade"],
+)
+async def test_head_on_the_socketio_path_gets_the_upstreams_answer_without_a_body(
+    headers: dict[str, str],
+) -> None:
+    """A response to HEAD announces a length it does not send; the relay must not wait for it
+    (nor when the HEAD asks for a WebSocket upgrade, which only a GET can)."""
     app = web.Application()
     build_sio("aiohttp").attach(app)
     async with aiohttp_serving(app) as upstream, relay_in_front_of(upstream) as relay:
         timeout = aiohttp.ClientTimeout(total=5)
         async with aiohttp.ClientSession(timeout=timeout) as session:
             url = "/socket.io/?EIO=4&transport=polling"
-            async with session.head(upstream + url) as direct:
+            async with session.head(upstream + url, headers=headers) as direct:
                 expected = (direct.status, direct.headers.get("Content-Length"))
-            async with session.head(relay.url + url) as relayed:
+            async with session.head(relay.url + url, headers=headers) as relayed:
                 assert (relayed.status, relayed.headers.get("Content-Length")) == expected
                 assert await relayed.read() == b""
             async with session.get(relay.url + url) as after:  # the connection still works
