@@ -276,7 +276,7 @@ class Tracker:
 
     def polling_request(self, info: RequestInfo, body: bytes) -> None:
         try:
-            self._sessions.polling_request(info, body, self._clock.monotonic(), self._clock.time())
+            self._sessions.polling_request(info, body, self._monotonic(), self._time())
         except Exception:
             self._fault("polling_request")
 
@@ -295,15 +295,15 @@ class Tracker:
                 content_type,
                 content_encoding,
                 body,
-                self._clock.monotonic(),
-                self._clock.time(),
+                self._monotonic(),
+                self._time(),
             )
         except Exception:
             self._fault("polling_response")
 
     def websocket_opened(self, info: RequestInfo) -> WebSocketObserver:
         try:
-            leg = self._sessions.websocket_opened(info, self._clock.monotonic(), self._clock.time())
+            leg = self._sessions.websocket_opened(info, self._monotonic(), self._time())
             return _WebSocketObserver(self, leg)
         except Exception:
             self._fault("websocket_opened")
