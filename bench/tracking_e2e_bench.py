@@ -166,11 +166,13 @@ class Rig:
 
 
 async def _paced(
-    rounds: int, sessions: int, rate: float, step: Callable[[int], None]
-) -> tuple[float, float]:
+    rig: Rig, rounds: int, sessions: int, rate: float, step: Callable[[int], None]
+) -> Result:
     """Runs ``step(i)`` for ``i < rounds`` (each one burst of ``sessions`` round trips) at
-    ``rate`` round trips per second; returns (cpu_s, wall_s) of the run alone."""
+    ``rate`` round trips per second, then flushes the exporters; the process CPU of both,
+    per round trip."""
     period = sessions / rate if rate > 0 else 0.0
+    gc.collect()
     cpu0, wall0 = time.process_time(), time.monotonic()
     for i in range(rounds):
         step(i)
@@ -179,7 +181,10 @@ async def _paced(
             await asyncio.sleep(max(0.0, delay))
         elif i % 8 == 7:
             await asyncio.sleep(0)  # let the timer and the loop's callbacks run
-    return time.process_time() - cpu0, time.monotonic() - wall0
+    wall = time.monotonic() - wall0
+    await rig.flush()
+    cpu = time.process_time() - cpu0
+    return Result(cpu / (rounds * sessions) * 1e6, wall, rig.ok_pairs(), rig.exported())
 
 
 async def run_websocket(rig: Rig, sessions: int, round_trips: int, rate: float) -> Result:
@@ -205,12 +210,7 @@ async def run_websocket(rig: Rig, sessions: int, round_trips: int, rate: float) 
         for leg in legs:
             leg.message(S2C, reply)
 
-    gc.collect()
-    cpu0 = time.process_time()
-    _, wall = await _paced(rounds, sessions, rate, step)
-    await rig.flush()
-    cpu = time.process_time() - cpu0
-    result = Result(cpu / (rounds * sessions) * 1e6, wall, rig.ok_pairs(), rig.exported())
+    result = await _paced(rig, rounds, sessions, rate, step)
     for leg in legs:
         leg.closed(C2S, 1000)
     await rig.stop()
@@ -249,12 +249,7 @@ async def run_polling(rig: Rig, sessions: int, round_trips: int, rate: float) ->
         for _, get in pairs:
             obs.polling_response(get, 200, text, None, reply)
 
-    gc.collect()
-    cpu0 = time.process_time()
-    _, wall = await _paced(rounds, sessions, rate, step)
-    await rig.flush()
-    cpu = time.process_time() - cpu0
-    result = Result(cpu / (rounds * sessions) * 1e6, wall, rig.ok_pairs(), rig.exported())
+    result = await _paced(rig, rounds, sessions, rate, step)
     await rig.stop()
     return result
 
