@@ -314,11 +314,7 @@ def record_span(record: Record) -> SpanSpec:
 def exportable(record: Record, *, messages: bool) -> bool:
     """Whether remote exporters send this record (unsampled pairs and, unless asked for,
     one-way messages are not sent)."""
-    if isinstance(record, PairRecord):
-        return record.sampled
-    if isinstance(record, MessageRecord):
-        return messages
-    return True
+    return export_filter(messages=messages)(record)
 
 
 def export_filter(*, messages: bool) -> Callable[[Record], bool]:
