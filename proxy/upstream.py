@@ -167,17 +167,20 @@ class _Connection(asyncio.Protocol):
         status = parser.get_status_code()
         if status < 200 and status != 101:
             # An informational response (RFC 9110 15.2: 100, 103, ...); the final one follows
-            # on the same connection.  Kept for the relay to forward, then parsing goes on.
-            self._interim.append(
-                b"".join(
-                    (
-                        b"HTTP/%s %d %s\r\n"
-                        % (parser.get_http_version().encode("ascii"), status, self._reason),
-                        *(name + b": " + value + b"\r\n" for name, value in self._headers),
-                        b"\r\n",
-                    )
+            # on the same connection.  Kept for the relay to forward (within the response
+            # size limit, like a body), then parsing goes on.
+            head = b"".join(
+                (
+                    b"HTTP/%s %d %s\r\n"
+                    % (parser.get_http_version().encode("ascii"), status, self._reason),
+                    *(name + b": " + value + b"\r\n" for name, value in self._headers),
+                    b"\r\n",
                 )
             )
+            self._size += len(head)
+            if self._size > self._limit:
+                raise ResponseTooLarge("upstream informational responses over max_message_size")
+            self._interim.append(head)
             self._headers = []
             self._reason = b""
             self._headers_done = False

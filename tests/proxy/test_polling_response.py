@@ -49,7 +49,10 @@ CASES: dict[str, tuple[bytes, bytes]] = {
 }
 PLAIN = b"HTTP/1.1 200 OK\r\nContent-Type: a/b\r\nContent-Length: 2\r\n" + DATE + b"Server: up\r\n"
 EARLY_HINTS = b"HTTP/1.1 103 Early Hints\r\nLink: </app.js>; rel=preload\r\n\r\n"
-UPSTREAM_ONLY = {"early_hints": EARLY_HINTS + PLAIN + b"\r\nok"}
+UPSTREAM_ONLY = {
+    "early_hints": EARLY_HINTS + PLAIN + b"\r\nok",
+    "many_hints": EARLY_HINTS * 100 + PLAIN + b"\r\nok",
+}
 
 
 class _Upstream(asyncio.Protocol):
@@ -178,3 +181,14 @@ async def test_informational_responses_reach_http11_clients_before_the_final_one
             writer.close()
         http10 = b"GET /socket.io/?EIO=4&case=early_hints HTTP/1.0\r\n\r\n"
         assert await _exchange(relay.url, http10) == [b"HTTP/1.0" + PLAIN[8:] + b"\r\nok"]
+
+
+async def test_informational_responses_count_against_the_response_size_limit(
+    upstream: str,
+) -> None:
+    """Held until the final response, they are bounded like a body: 502 past the limit."""
+    async with relay_in_front_of(upstream, max_message_size=1000) as relay:
+        got = await _exchange(relay.url, GET % b"many_hints")
+        assert relay.counters.rejected_too_large == 1
+    assert got[0].startswith(b"HTTP/1.1 502 Bad Gateway\r\n")
+    assert got[0].endswith(b"upstream response larger than max_message_size\n")
