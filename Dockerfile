@@ -28,9 +28,10 @@ RUN python -m venv /opt/venv
 WORKDIR /src
 
 # Third-party dependencies first, read from pyproject.toml, so that this (slow) layer is
-# rebuilt only when the dependency list changes, not on every source edit.
+# rebuilt only when the dependency list changes, not on every source edit.  The `demo` extra
+# (python-socketio) is included: compose runs the demo backend from this image.
 COPY pyproject.toml ./
-RUN python -c "import tomllib; print('\n'.join(tomllib.load(open('pyproject.toml', 'rb'))['project']['dependencies']))" \
+RUN python -c "import tomllib; p = tomllib.load(open('pyproject.toml', 'rb'))['project']; print('\n'.join(p['dependencies'] + p['optional-dependencies']['demo']))" \
         > /tmp/requirements.txt \
     && /opt/venv/bin/pip install -r /tmp/requirements.txt
 
@@ -41,7 +42,7 @@ COPY exporters ./exporters
 COPY proxy ./proxy
 COPY examples ./examples
 RUN /opt/venv/bin/pip install --no-deps . \
-    && /opt/venv/bin/python -c "import uvloop, proxy, tracking, exporters, config, examples" \
+    && /opt/venv/bin/python -c "import uvloop, socketio, socketio_trace_proxy.proxy.cli, socketio_trace_proxy.examples.demo_backend" \
     && /opt/venv/bin/socketio-trace-proxy --help >/dev/null \
     && /opt/venv/bin/pip uninstall -y -q pip setuptools wheel
 

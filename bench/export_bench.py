@@ -26,14 +26,18 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from config.exporters import BatchSettings, ExportersSettings, OpenObserveSettings  # noqa: E402
-from exporters import build_sinks  # noqa: E402
-from exporters.batching import BatchingSink  # noqa: E402
-from exporters.http import GZIP_LEVEL  # noqa: E402
-from exporters.otlp_wire import SpanEncoder, export_request, resource, scope  # noqa: E402
-from exporters.spans import pair_span  # noqa: E402
-from tracking.records import Outcome, PairKind, PairRecord, SessionRef  # noqa: E402
-from tracking.wire.packets import Direction, Transport  # noqa: E402
+from socketio_trace_proxy.config.exporters import (  # noqa: E402
+    BatchSettings,
+    ExportersSettings,
+    OpenObserveSettings,
+)
+from socketio_trace_proxy.exporters import build_sinks  # noqa: E402
+from socketio_trace_proxy.exporters.batching import BatchingSink  # noqa: E402
+from socketio_trace_proxy.exporters.http import GZIP_LEVEL  # noqa: E402
+from socketio_trace_proxy.exporters.otlp_wire import SpanEncoder, export_request, resource, scope  # noqa: E402
+from socketio_trace_proxy.exporters.spans import pair_span  # noqa: E402
+from socketio_trace_proxy.tracking.records import Outcome, PairKind, PairRecord, SessionRef  # noqa: E402
+from socketio_trace_proxy.tracking.wire.packets import Direction, Transport  # noqa: E402
 
 USER, PASSWORD = "bench@example.com", "bench-password"
 

@@ -32,7 +32,7 @@ from pathlib import Path
 import uvloop
 from relay_bench import DEFAULT_PROXY_CONFIG, Fleet, Server, make_targets, raise_fd_limit
 
-from proxy.upstream import UpstreamPool, UpstreamResponse
+from socketio_trace_proxy.proxy.upstream import UpstreamPool, UpstreamResponse
 
 RECORD_SEP = b"\x1e"
 LIMIT = 16 * 1024 * 1024

@@ -122,7 +122,7 @@ def proxy_cli_command() -> list[str]:
     script = Path(PYTHON).parent / "socketio-trace-proxy"
     if script.exists():
         return [PYTHON, str(script)]
-    return [PYTHON, "-c", "import sys; from proxy.cli import main; sys.exit(main())"]
+    return [PYTHON, "-m", "socketio_trace_proxy.proxy.cli"]
 
 
 def nginx_conf(port: int, upstream: str, workdir: Path) -> None:

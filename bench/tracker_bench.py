@@ -30,14 +30,14 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from config.loader import load_settings  # noqa: E402
-from config.tracking import TrackingSettings  # noqa: E402
-from tracking.correlation import CorrelationEngine, SequentialIds  # noqa: E402
-from tracking.events import SessionEvent  # noqa: E402
-from tracking.observer import RequestInfo  # noqa: E402
-from tracking.records import Outcome, PairRecord, Record  # noqa: E402
-from tracking.sessions import SessionTable, WebSocketLeg  # noqa: E402
-from tracking.wire.packets import Direction  # noqa: E402
+from socketio_trace_proxy.config.loader import load_settings  # noqa: E402
+from socketio_trace_proxy.config.tracking import TrackingSettings  # noqa: E402
+from socketio_trace_proxy.tracking.correlation import CorrelationEngine, SequentialIds  # noqa: E402
+from socketio_trace_proxy.tracking.events import SessionEvent  # noqa: E402
+from socketio_trace_proxy.tracking.observer import RequestInfo  # noqa: E402
+from socketio_trace_proxy.tracking.records import Outcome, PairRecord, Record  # noqa: E402
+from socketio_trace_proxy.tracking.sessions import SessionTable, WebSocketLeg  # noqa: E402
+from socketio_trace_proxy.tracking.wire.packets import Direction  # noqa: E402
 
 C2S = Direction.CLIENT_TO_SERVER
 S2C = Direction.SERVER_TO_CLIENT

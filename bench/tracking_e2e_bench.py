@@ -43,17 +43,17 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from config.loader import load_settings  # noqa: E402
-from config.settings import Settings  # noqa: E402
-from exporters import build_sinks  # noqa: E402
-from exporters.batching import BatchingSink  # noqa: E402
-from proxy.admin.live import LiveHub  # noqa: E402
-from proxy.admin.metrics import DurationHistograms  # noqa: E402
-from proxy.admin.source import TrackerMonitorSource  # noqa: E402
-from tracking.observer import RequestInfo, TrafficObserver, WebSocketObserver  # noqa: E402
-from tracking.runtime import Tracker  # noqa: E402
-from tracking.sink import RecordSink  # noqa: E402
-from tracking.wire.packets import Direction  # noqa: E402
+from socketio_trace_proxy.config.loader import load_settings  # noqa: E402
+from socketio_trace_proxy.config.settings import Settings  # noqa: E402
+from socketio_trace_proxy.exporters import build_sinks  # noqa: E402
+from socketio_trace_proxy.exporters.batching import BatchingSink  # noqa: E402
+from socketio_trace_proxy.proxy.admin.live import LiveHub  # noqa: E402
+from socketio_trace_proxy.proxy.admin.metrics import DurationHistograms  # noqa: E402
+from socketio_trace_proxy.proxy.admin.source import TrackerMonitorSource  # noqa: E402
+from socketio_trace_proxy.tracking.observer import RequestInfo, TrafficObserver, WebSocketObserver  # noqa: E402
+from socketio_trace_proxy.tracking.runtime import Tracker  # noqa: E402
+from socketio_trace_proxy.tracking.sink import RecordSink  # noqa: E402
+from socketio_trace_proxy.tracking.wire.packets import Direction  # noqa: E402
 
 C2S = Direction.CLIENT_TO_SERVER
 S2C = Direction.SERVER_TO_CLIENT

@@ -15,7 +15,7 @@ from itertools import pairwise
 
 from pydantic import Field, SecretStr, field_validator
 
-from config.base import Section
+from socketio_trace_proxy.config.base import Section
 
 ADMIN_TOKEN_ENV = "SOCKET_TRACE_ADMIN_TOKEN"
 

@@ -33,7 +33,7 @@ from typing import Literal
 
 from pydantic import Field, SecretStr
 
-from config.base import Section
+from socketio_trace_proxy.config.base import Section
 
 
 class BatchSettings(Section):

@@ -17,8 +17,8 @@ from typing import Any
 import yaml
 from pydantic import SecretStr, ValidationError
 
-from config.admin import ADMIN_TOKEN_ENV, token_from_environ
-from config.settings import Settings
+from socketio_trace_proxy.config.admin import ADMIN_TOKEN_ENV, token_from_environ
+from socketio_trace_proxy.config.settings import Settings
 
 DEFAULT_NAME = "default.yaml"
 
@@ -45,7 +45,8 @@ class ConfigError(Exception):
 
 
 def default_config_text() -> str:
-    return resources.files("config").joinpath(DEFAULT_NAME).read_text(encoding="utf-8")
+    packaged = resources.files(__package__ or "socketio_trace_proxy.config")
+    return packaged.joinpath(DEFAULT_NAME).read_text(encoding="utf-8")
 
 
 def load_settings(path: Path | None, environ: Mapping[str, str]) -> Settings:

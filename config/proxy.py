@@ -6,7 +6,7 @@ from enum import Enum
 
 from pydantic import Field, model_validator
 
-from config.base import Section
+from socketio_trace_proxy.config.base import Section
 
 
 class WebSocketRelay(Enum):

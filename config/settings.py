@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from pydantic import Field
 
-from config.admin import AdminSettings
-from config.base import Section
-from config.exporters import ExportersSettings
-from config.proxy import ProxySettings
-from config.tracking import TrackingSettings
+from socketio_trace_proxy.config.admin import AdminSettings
+from socketio_trace_proxy.config.base import Section
+from socketio_trace_proxy.config.exporters import ExportersSettings
+from socketio_trace_proxy.config.proxy import ProxySettings
+from socketio_trace_proxy.config.tracking import TrackingSettings
 
 
 class Settings(Section):

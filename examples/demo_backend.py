@@ -21,7 +21,7 @@ from typing import Any
 import socketio
 from aiohttp import web
 
-log = logging.getLogger("examples.demo_backend")
+log = logging.getLogger(__name__)
 
 
 class _ExactReader:

@@ -4,6 +4,6 @@ OpenObserve traces over OTLP/HTTP, the OpenObserve JSON stream, any OTLP/HTTP en
 and the local default (NDJSON file and console lines).  The CLI calls :func:`build_sinks`.
 """
 
-from exporters.factory import ExporterConfigError, build_sinks
+from socketio_trace_proxy.exporters.factory import ExporterConfigError, build_sinks
 
 __all__ = ["ExporterConfigError", "build_sinks"]

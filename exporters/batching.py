@@ -28,8 +28,8 @@ from dataclasses import dataclass
 from enum import Enum
 from typing import Protocol
 
-from tracking.records import Record
-from tracking.sink import SinkHealth
+from socketio_trace_proxy.tracking.records import Record
+from socketio_trace_proxy.tracking.sink import SinkHealth
 
 log = logging.getLogger(__name__)
 

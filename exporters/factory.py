@@ -21,20 +21,20 @@ from urllib.parse import unquote, urlsplit
 
 from opentelemetry.util.re import parse_env_headers
 
-from config.exporters import BatchSettings, ExportersSettings
-from exporters.batching import BatchingSink, BatchPolicy
-from exporters.http import safe_url
-from exporters.local import ConsolePlugin, NdjsonFilePlugin
-from exporters.openobserve import (
+from socketio_trace_proxy.config.exporters import BatchSettings, ExportersSettings
+from socketio_trace_proxy.exporters.batching import BatchingSink, BatchPolicy
+from socketio_trace_proxy.exporters.http import safe_url
+from socketio_trace_proxy.exporters.local import ConsolePlugin, NdjsonFilePlugin
+from socketio_trace_proxy.exporters.openobserve import (
     AUTH_HINTS,
     OpenObserveJsonPlugin,
     basic_auth,
     openobserve_target,
 )
-from exporters.otlp import OtlpTracesPlugin, default_resource
-from exporters.spans import AttrValue, export_filter
-from tracking.records import Record
-from tracking.sink import RecordSink
+from socketio_trace_proxy.exporters.otlp import OtlpTracesPlugin, default_resource
+from socketio_trace_proxy.exporters.spans import AttrValue, export_filter
+from socketio_trace_proxy.tracking.records import Record
+from socketio_trace_proxy.tracking.sink import RecordSink
 
 log = logging.getLogger(__name__)
 

@@ -18,7 +18,7 @@ from urllib.parse import urlsplit, urlunsplit
 
 import urllib3
 
-from exporters.batching import SendResult, Verdict
+from socketio_trace_proxy.exporters.batching import SendResult, Verdict
 
 RETRYABLE = frozenset({429, 502, 503, 504})
 GZIP_LEVEL = 1  # a third of level 9's CPU for ~12% more bytes; the output is plain gzip

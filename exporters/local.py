@@ -32,9 +32,9 @@ from enum import Enum
 from operator import attrgetter
 from typing import Any, TextIO
 
-from exporters.batching import Encoded, SendResult, Verdict
-from exporters.spans import pair_error_type
-from tracking.records import (
+from socketio_trace_proxy.exporters.batching import Encoded, SendResult, Verdict
+from socketio_trace_proxy.exporters.spans import pair_error_type
+from socketio_trace_proxy.tracking.records import (
     LifecycleKind,
     LifecycleRecord,
     MessageRecord,

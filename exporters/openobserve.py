@@ -16,10 +16,10 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote
 
-from exporters.batching import Encoded, SendResult
-from exporters.http import HttpPoster, post_batch
-from exporters.spans import pair_error_type
-from tracking.records import (
+from socketio_trace_proxy.exporters.batching import Encoded, SendResult
+from socketio_trace_proxy.exporters.http import HttpPoster, post_batch
+from socketio_trace_proxy.exporters.spans import pair_error_type
+from socketio_trace_proxy.tracking.records import (
     LifecycleRecord,
     MessageRecord,
     Outcome,

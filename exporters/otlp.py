@@ -1,7 +1,7 @@
 """OTLP/HTTP protobuf trace export (to OpenObserve or any OTLP/HTTP receiver).
 
 Behaves on the wire like opentelemetry-exporter-otlp-proto-http's ``OTLPSpanExporter``: the
-same ``Content-Type``/``User-Agent`` headers (taken from the library), configured extra
+same ``Content-Type`` (with this project's own ``User-Agent``), configured extra
 headers, ``Content-Encoding: gzip``, the same retryable statuses and ``Retry-After``
 handling (in :mod:`exporters.batching` / :mod:`exporters.http`).  It does not call the
 library's ``export()``, which only takes SDK ``ReadableSpan`` objects; spans are encoded
@@ -11,43 +11,33 @@ spans as failed.
 
 from __future__ import annotations
 
-import importlib.metadata
 import json
 import socket
 import time
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import Any, Final
 
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceResponse
 
-from exporters import otlp_wire
-from exporters.batching import Encoded, SendResult
-from exporters.http import HttpPoster, Reply, post_batch
-from exporters.spans import AttrValue, record_span
-from tracking.records import Record
+from socketio_trace_proxy.config.about import user_agent, version
+from socketio_trace_proxy.exporters import otlp_wire
+from socketio_trace_proxy.exporters.batching import Encoded, SendResult
+from socketio_trace_proxy.exporters.http import HttpPoster, Reply, post_batch
+from socketio_trace_proxy.exporters.spans import AttrValue, record_span
+from socketio_trace_proxy.tracking.records import Record
 
-try:  # the library's own request headers (Content-Type and its User-Agent)
-    from opentelemetry.exporter.otlp.proto.http import _OTLP_HTTP_HEADERS
-
-    LIBRARY_HEADERS: dict[str, str] = dict(_OTLP_HTTP_HEADERS)
-except ImportError:  # pragma: no cover - older/newer library layout
-    LIBRARY_HEADERS = {"Content-Type": "application/x-protobuf"}
+# OTLP/HTTP (OTLP spec, "Binary Protobuf Encoding"): the exact content type, which
+# OpenObserve also requires to the byte; the User-Agent names this project, not the library.
+PROTOBUF_HEADERS: Final = {"Content-Type": "application/x-protobuf"}
 
 SCOPE_NAME = "socketio-trace-proxy"
 YIELD_EVERY = 64  # spans encoded between GIL hand-overs to the event loop thread
 
 
-def proxy_version() -> str:
-    try:
-        return importlib.metadata.version("socketio-trace-proxy")
-    except importlib.metadata.PackageNotFoundError:
-        return "0.1.0"
-
-
 def default_resource(service_name: str) -> dict[str, AttrValue]:
     return {
         "service.name": service_name,
-        "service.version": proxy_version(),
+        "service.version": version(),
         "host.name": socket.gethostname(),
         "telemetry.sdk.language": "python",
         "telemetry.sdk.name": "socketio-trace-proxy",
@@ -66,7 +56,7 @@ class OtlpTracesPlugin:
         gzip: bool,
         hints: Mapping[int, str] | None = None,
     ) -> None:
-        all_headers = dict(LIBRARY_HEADERS)
+        all_headers = {**PROTOBUF_HEADERS, "User-Agent": user_agent()}
         all_headers.update(headers)
         if gzip:
             all_headers["Content-Encoding"] = "gzip"
@@ -75,7 +65,7 @@ class OtlpTracesPlugin:
         self._hints = dict(hints or {})
         self._encoder = otlp_wire.SpanEncoder()
         self._resource = otlp_wire.resource(resource)
-        self._scope = otlp_wire.scope(SCOPE_NAME, proxy_version())
+        self._scope = otlp_wire.scope(SCOPE_NAME, version())
 
     @property
     def url(self) -> str:

@@ -13,7 +13,7 @@ from __future__ import annotations
 import struct
 from collections.abc import Mapping, Sequence
 
-from exporters.spans import AttrValue, SpanSpec, StatusCode
+from socketio_trace_proxy.exporters.spans import AttrValue, SpanSpec, StatusCode
 
 _pack_double = struct.Struct("<d").pack
 _pack_fixed64 = struct.Struct("<Q").pack

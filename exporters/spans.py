@@ -19,7 +19,7 @@ from collections.abc import Callable
 from enum import IntEnum
 from typing import NamedTuple
 
-from tracking.records import (
+from socketio_trace_proxy.tracking.records import (
     LifecycleKind,
     LifecycleRecord,
     MessageRecord,
@@ -28,7 +28,7 @@ from tracking.records import (
     PairRecord,
     Record,
 )
-from tracking.wire.packets import Direction
+from socketio_trace_proxy.tracking.wire.packets import Direction
 
 AttrValue = str | bool | int | float
 

@@ -25,21 +25,27 @@ from aiohttp import web
 from pydantic import ValidationError
 from yarl import URL
 
-from config.admin import AdminSettings
-from config.loader import ConfigError, describe_settings, load_settings
-from config.proxy import ProxySettings
-from config.settings import Settings
-from exporters import ExporterConfigError, build_sinks
-from proxy.admin import AdminBindError, TrackerMonitorSource, build_admin_app, check_admin_binding
-from proxy.demo import EventPrinter, TeeObserver
-from proxy.logging import configure_logging, redact_url
-from proxy.relay import RelayServer
-from tracking.events import SessionEvent
-from tracking.observer import TrafficObserver
-from tracking.runtime import Tracker
-from tracking.sink import RecordSink
+from socketio_trace_proxy.config.about import version
+from socketio_trace_proxy.config.admin import AdminSettings
+from socketio_trace_proxy.config.loader import ConfigError, describe_settings, load_settings
+from socketio_trace_proxy.config.proxy import ProxySettings
+from socketio_trace_proxy.config.settings import Settings
+from socketio_trace_proxy.exporters import ExporterConfigError, build_sinks
+from socketio_trace_proxy.proxy.admin import (
+    AdminBindError,
+    TrackerMonitorSource,
+    build_admin_app,
+    check_admin_binding,
+)
+from socketio_trace_proxy.proxy.demo import EventPrinter, TeeObserver
+from socketio_trace_proxy.proxy.logging import configure_logging, redact_url
+from socketio_trace_proxy.proxy.relay import RelayServer
+from socketio_trace_proxy.tracking.events import SessionEvent
+from socketio_trace_proxy.tracking.observer import TrafficObserver
+from socketio_trace_proxy.tracking.runtime import Tracker
+from socketio_trace_proxy.tracking.sink import RecordSink
 
-log = logging.getLogger("proxy.cli")
+log = logging.getLogger(__name__)
 
 EXIT_OK = 0
 EXIT_FAILURE = 1
@@ -311,7 +317,13 @@ async def _serve(settings: Settings, environ: Mapping[str, str]) -> int:
 
 async def _demo(args: argparse.Namespace, environ: Mapping[str, str]) -> int:
     # The demo's python-socketio peers are imported only when the demo runs.
-    from examples import demo_backend  # noqa: PLC0415
+    try:
+        from socketio_trace_proxy.examples import demo_backend  # noqa: PLC0415
+    except ImportError as exc:
+        raise UsageError(
+            f"demo: {exc.name or 'python-socketio'} is not installed; the demo needs the "
+            "'demo' extra: pip install 'socketio-trace-proxy[demo]'"
+        ) from None
 
     backend_host, backend_port = parse_hostport(args.backend, "--backend")
     # Everything is validated before the first port opens; the upstream is filled in below.
@@ -341,7 +353,7 @@ async def _demo(args: argparse.Namespace, environ: Mapping[str, str]) -> int:
     status = EXIT_OK
     try:
         if args.drive:
-            from examples.demo_client import ScriptFailed, drive  # noqa: PLC0415
+            from socketio_trace_proxy.examples.demo_client import ScriptFailed, drive  # noqa: PLC0415
 
             try:
                 # Stay until the never-answered ai_get_info has timed out, to show it.
@@ -376,6 +388,7 @@ def _parser() -> argparse.ArgumentParser:
         prog="socketio-trace-proxy",
         description="Transparent Socket.IO tracing reverse proxy",
     )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {version()}")
     sub = parser.add_subparsers(dest="command", required=True)
 
     serve = sub.add_parser("serve", help="relay to an upstream and trace it")

@@ -11,7 +11,7 @@ import sys
 from collections.abc import Sequence
 from typing import TextIO
 
-from tracking.events import (
+from socketio_trace_proxy.tracking.events import (
     DecodeFailed,
     HeartbeatObserved,
     PacketObserved,
@@ -20,8 +20,8 @@ from tracking.events import (
     SessionOpened,
     SessionUpgraded,
 )
-from tracking.observer import RequestInfo, TrafficObserver, WebSocketObserver
-from tracking.wire.packets import Direction
+from socketio_trace_proxy.tracking.observer import RequestInfo, TrafficObserver, WebSocketObserver
+from socketio_trace_proxy.tracking.wire.packets import Direction
 
 _ARROW = {Direction.CLIENT_TO_SERVER: "C->S", Direction.SERVER_TO_CLIENT: "S->C"}
 

@@ -29,25 +29,25 @@ from aiohttp.log import access_logger
 from multidict import CIMultiDict, CIMultiDictProxy, istr
 from yarl import URL
 
-from config.proxy import ProxySettings, WebSocketRelay
-from proxy.upstream import (
+from socketio_trace_proxy.config.proxy import ProxySettings, WebSocketRelay
+from socketio_trace_proxy.proxy.upstream import (
     PoolExhausted,
     ResponseTooLarge,
     UpstreamError,
     UpstreamPool,
     UpstreamResponse,
 )
-from proxy.wsclose import (
+from socketio_trace_proxy.proxy.wsclose import (
     AnyWebSocket,
     release_client_leg,
     release_upstream_leg,
     send_close_frame,
 )
-from proxy.wstunnel import WebSocketTunnel
-from tracking.observer import RequestInfo, TrafficObserver, WebSocketObserver
-from tracking.wire.packets import Direction
+from socketio_trace_proxy.proxy.wstunnel import WebSocketTunnel
+from socketio_trace_proxy.tracking.observer import RequestInfo, TrafficObserver, WebSocketObserver
+from socketio_trace_proxy.tracking.wire.packets import Direction
 
-log = logging.getLogger("proxy.relay")
+log = logging.getLogger(__name__)
 
 C2S: Final = Direction.CLIENT_TO_SERVER
 S2C: Final = Direction.SERVER_TO_CLIENT

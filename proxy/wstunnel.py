@@ -19,12 +19,12 @@ import asyncio
 import os
 from typing import TYPE_CHECKING, Final
 
-from proxy.wsframes import FrameScanner, Scanned, close_frame
-from tracking.observer import WebSocketObserver
-from tracking.wire.packets import Direction
+from socketio_trace_proxy.proxy.wsframes import FrameScanner, Scanned, close_frame
+from socketio_trace_proxy.tracking.observer import WebSocketObserver
+from socketio_trace_proxy.tracking.wire.packets import Direction
 
 if TYPE_CHECKING:
-    from proxy.relay import RelayCounters
+    from socketio_trace_proxy.proxy.relay import RelayCounters
 
 C2S: Final = Direction.CLIENT_TO_SERVER
 S2C: Final = Direction.SERVER_TO_CLIENT

@@ -10,9 +10,9 @@ import json
 from collections.abc import Iterable, Sequence
 from typing import Any
 
-from config.tracking import CaptureSettings, Predicate
-from tracking.wire.packets import SocketPacket, SocketPacketType
-from tracking.wire.socketio import first_arg as _first_arg
+from socketio_trace_proxy.config.tracking import CaptureSettings, Predicate
+from socketio_trace_proxy.tracking.wire.packets import SocketPacket, SocketPacketType
+from socketio_trace_proxy.tracking.wire.socketio import first_arg as _first_arg
 
 REDACTED = "[REDACTED]"
 _MISSING = object()

@@ -27,9 +27,14 @@ from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any, Protocol
 
-from config.tracking import TrackingSettings
-from tracking.capture import Capturer, describe_predicate, first_error, key_value
-from tracking.events import (
+from socketio_trace_proxy.config.tracking import TrackingSettings
+from socketio_trace_proxy.tracking.capture import (
+    Capturer,
+    describe_predicate,
+    first_error,
+    key_value,
+)
+from socketio_trace_proxy.tracking.events import (
     CloseReason,
     DecodeFailed,
     HeartbeatObserved,
@@ -39,8 +44,8 @@ from tracking.events import (
     SessionOpened,
     SessionUpgraded,
 )
-from tracking.metrics import Metrics
-from tracking.records import (
+from socketio_trace_proxy.tracking.metrics import Metrics
+from socketio_trace_proxy.tracking.records import (
     LifecycleKind,
     Outcome,
     PairKind,
@@ -50,10 +55,15 @@ from tracking.records import (
     new_message_record,
     new_pair_record,
 )
-from tracking.rules import Binding, EventRoles, Role, Rule, RuleBook
-from tracking.views import MetricsSnapshot, PendingView, SessionView
-from tracking.wire.packets import Direction, SocketPacket, SocketPacketType, Transport
-from tracking.wire.socketio import first_arg
+from socketio_trace_proxy.tracking.rules import Binding, EventRoles, Role, Rule, RuleBook
+from socketio_trace_proxy.tracking.views import MetricsSnapshot, PendingView, SessionView
+from socketio_trace_proxy.tracking.wire.packets import (
+    Direction,
+    SocketPacket,
+    SocketPacketType,
+    Transport,
+)
+from socketio_trace_proxy.tracking.wire.socketio import first_arg
 
 NAMESPACE_CONNECT_RULE = "namespace_connect"
 _TRACEPARENT = re.compile(r"^([0-9a-f]{2})-([0-9a-f]{32})-([0-9a-f]{16})-([0-9a-f]{2})$")

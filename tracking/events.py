@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from enum import Enum
 from typing import NamedTuple
 
-from tracking.wire.packets import Direction, SocketPacket, Transport
+from socketio_trace_proxy.tracking.wire.packets import Direction, SocketPacket, Transport
 
 
 class CloseReason(Enum):

@@ -11,9 +11,14 @@ import re
 from dataclasses import dataclass
 from enum import Enum
 
-from config.tracking import Predicate, RuleSettings, TrackingSettings, template_captures
-from tracking.records import PairKind
-from tracking.wire.packets import Direction
+from socketio_trace_proxy.config.tracking import (
+    Predicate,
+    RuleSettings,
+    TrackingSettings,
+    template_captures,
+)
+from socketio_trace_proxy.tracking.records import PairKind
+from socketio_trace_proxy.tracking.wire.packets import Direction
 
 Captures = tuple[tuple[str, str], ...]
 

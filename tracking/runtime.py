@@ -23,20 +23,20 @@ from collections.abc import AsyncIterator, Callable, Coroutine, Iterable, Sequen
 from dataclasses import dataclass
 from typing import Any, Protocol, TypeVar
 
-from config.tracking import TrackingSettings
-from tracking.correlation import CorrelationEngine, IdSource
-from tracking.events import PacketObserved, SessionClosed, SessionEvent
-from tracking.observer import RequestInfo, WebSocketObserver
-from tracking.records import MessageRecord, Outcome, PairRecord, Record
-from tracking.sink import RecordSink, SinkHealth
-from tracking.views import (
+from socketio_trace_proxy.config.tracking import TrackingSettings
+from socketio_trace_proxy.tracking.correlation import CorrelationEngine, IdSource
+from socketio_trace_proxy.tracking.events import PacketObserved, SessionClosed, SessionEvent
+from socketio_trace_proxy.tracking.observer import RequestInfo, WebSocketObserver
+from socketio_trace_proxy.tracking.records import MessageRecord, Outcome, PairRecord, Record
+from socketio_trace_proxy.tracking.sink import RecordSink, SinkHealth
+from socketio_trace_proxy.tracking.views import (
     ActivityItem,
     MetricsSnapshot,
     PendingView,
     SessionView,
     new_activity_item,
 )
-from tracking.wire.packets import Direction, SocketPacketType, Transport
+from socketio_trace_proxy.tracking.wire.packets import Direction, SocketPacketType, Transport
 
 log = logging.getLogger(__name__)
 _T = TypeVar("_T")
@@ -95,7 +95,7 @@ SessionFactory = Callable[[Callable[[SessionEvent], None], TrackingSettings], Se
 def _session_table(
     emit: Callable[[SessionEvent], None], settings: TrackingSettings
 ) -> SessionLayer:
-    from tracking.sessions import SessionTable  # noqa: PLC0415 - the default, replaceable
+    from socketio_trace_proxy.tracking.sessions import SessionTable  # noqa: PLC0415 - the default, replaceable
 
     table: SessionLayer = SessionTable(emit, max_sessions=settings.limits.max_sessions)
     return table

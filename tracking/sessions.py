@@ -16,7 +16,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from enum import IntEnum
 
-from tracking.events import (
+from socketio_trace_proxy.tracking.events import (
     CloseReason,
     DecodeFailed,
     HeartbeatObserved,
@@ -26,15 +26,15 @@ from tracking.events import (
     SessionOpened,
     SessionUpgraded,
 )
-from tracking.observer import RequestInfo
-from tracking.wire.engineio import (
+from socketio_trace_proxy.tracking.observer import RequestInfo
+from socketio_trace_proxy.tracking.wire.engineio import (
     decode_open,
     decode_payload,
     decode_payload_packet,
     decode_ws_frame,
     decompress,
 )
-from tracking.wire.packets import (
+from socketio_trace_proxy.tracking.wire.packets import (
     DecodeFailure,
     Direction,
     EnginePacket,
@@ -42,7 +42,11 @@ from tracking.wire.packets import (
     SocketPacket,
     Transport,
 )
-from tracking.wire.socketio import SocketIOStreamDecoder, fast_message, parse_header
+from socketio_trace_proxy.tracking.wire.socketio import (
+    SocketIOStreamDecoder,
+    fast_message,
+    parse_header,
+)
 
 _C2S = Direction.CLIENT_TO_SERVER
 _S2C = Direction.SERVER_TO_CLIENT

@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Protocol
 
-from tracking.records import Record
+from socketio_trace_proxy.tracking.records import Record
 
 
 @dataclass(frozen=True, slots=True)

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from tracking.records import Record, fast_constructor
+from socketio_trace_proxy.tracking.records import Record, fast_constructor
 
 
 @dataclass(frozen=True, slots=True)

@@ -4,9 +4,13 @@ It runs on its own address (``AdminSettings.listen``), reads the tracker and the
 through :class:`MonitorSource`, and never touches the relayed traffic.
 """
 
-from proxy.admin.app import build_admin_app
-from proxy.admin.security import AdminBindError, check_admin_binding
-from proxy.admin.source import MonitorSource, TrackerMonitorSource, TrackerSource
+from socketio_trace_proxy.proxy.admin.app import build_admin_app
+from socketio_trace_proxy.proxy.admin.security import AdminBindError, check_admin_binding
+from socketio_trace_proxy.proxy.admin.source import (
+    MonitorSource,
+    TrackerMonitorSource,
+    TrackerSource,
+)
 
 __all__ = [
     "AdminBindError",

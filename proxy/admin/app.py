@@ -19,11 +19,15 @@ from importlib import resources
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 
-from config.admin import AdminSettings
-from proxy.admin.live import LiveHub, scan_activity
-from proxy.admin.metrics import DurationHistograms, MonitorCollector
-from proxy.admin.security import auth_middleware, check_admin_binding, login_handlers
-from proxy.admin.serialize import (
+from socketio_trace_proxy.config.admin import AdminSettings
+from socketio_trace_proxy.proxy.admin.live import LiveHub, scan_activity
+from socketio_trace_proxy.proxy.admin.metrics import DurationHistograms, MonitorCollector
+from socketio_trace_proxy.proxy.admin.security import (
+    auth_middleware,
+    check_admin_binding,
+    login_handlers,
+)
+from socketio_trace_proxy.proxy.admin.serialize import (
     CSV_COLUMNS,
     JSON,
     ActivityFilter,
@@ -32,7 +36,7 @@ from proxy.admin.serialize import (
     item_json,
     to_jsonable,
 )
-from proxy.admin.source import MonitorSource
+from socketio_trace_proxy.proxy.admin.source import MonitorSource
 
 log = logging.getLogger(__name__)
 
@@ -289,7 +293,7 @@ def build_admin_app(
         return response
 
     def static_handler(name: str) -> Callable[[web.Request], Awaitable[web.StreamResponse]]:
-        data = resources.files("proxy.admin").joinpath("static", name).read_bytes()
+        data = resources.files(__package__ or "").joinpath("static", name).read_bytes()
         content_type = _CONTENT_TYPES[name.rsplit(".", 1)[1]]
 
         async def handler(request: web.Request) -> web.StreamResponse:

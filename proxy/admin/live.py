@@ -21,12 +21,18 @@ from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from config.admin import AdminSettings
-from proxy.admin.metrics import AdminCounters, DurationHistograms
-from proxy.admin.serialize import JSON, ActivityFilter, filter_items, item_json, to_jsonable
-from proxy.admin.source import MonitorSource, TrackerSource
-from tracking.records import Outcome, PairRecord
-from tracking.views import ActivityItem
+from socketio_trace_proxy.config.admin import AdminSettings
+from socketio_trace_proxy.proxy.admin.metrics import AdminCounters, DurationHistograms
+from socketio_trace_proxy.proxy.admin.serialize import (
+    JSON,
+    ActivityFilter,
+    filter_items,
+    item_json,
+    to_jsonable,
+)
+from socketio_trace_proxy.proxy.admin.source import MonitorSource, TrackerSource
+from socketio_trace_proxy.tracking.records import Outcome, PairRecord
+from socketio_trace_proxy.tracking.views import ActivityItem
 
 log = logging.getLogger(__name__)
 

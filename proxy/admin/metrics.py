@@ -19,9 +19,9 @@ from prometheus_client.core import (
     Metric,
 )
 
-from proxy.admin.source import MonitorSource
-from tracking.records import PairRecord
-from tracking.views import LatencySummary, MetricsSnapshot
+from socketio_trace_proxy.proxy.admin.source import MonitorSource
+from socketio_trace_proxy.tracking.records import PairRecord
+from socketio_trace_proxy.tracking.views import LatencySummary, MetricsSnapshot
 
 PREFIX = "socketio_proxy"
 OTHER = "_other"

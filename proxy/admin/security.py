@@ -18,7 +18,7 @@ import ipaddress
 from aiohttp import web
 from aiohttp.typedefs import Handler, Middleware
 
-from config.admin import ADMIN_TOKEN_ENV, AdminSettings
+from socketio_trace_proxy.config.admin import ADMIN_TOKEN_ENV, AdminSettings
 
 COOKIE_NAME = "sitp_admin"
 PUBLIC_PATHS = frozenset({"/healthz", "/readyz", "/login"})

@@ -14,9 +14,15 @@ from dataclasses import dataclass
 from enum import Enum
 from typing import Any
 
-from tracking.records import LifecycleRecord, MessageRecord, Outcome, PairRecord, Record
-from tracking.views import ActivityItem
-from tracking.wire.packets import Direction
+from socketio_trace_proxy.tracking.records import (
+    LifecycleRecord,
+    MessageRecord,
+    Outcome,
+    PairRecord,
+    Record,
+)
+from socketio_trace_proxy.tracking.views import ActivityItem
+from socketio_trace_proxy.tracking.wire.packets import Direction
 
 JSON = Any  # what json.dumps accepts
 

@@ -12,9 +12,14 @@ import math
 from collections.abc import Callable, Mapping, Sequence
 from typing import Protocol
 
-from tracking.records import Record
-from tracking.sink import SinkHealth
-from tracking.views import ActivityItem, MetricsSnapshot, PendingView, SessionView
+from socketio_trace_proxy.tracking.records import Record
+from socketio_trace_proxy.tracking.sink import SinkHealth
+from socketio_trace_proxy.tracking.views import (
+    ActivityItem,
+    MetricsSnapshot,
+    PendingView,
+    SessionView,
+)
 
 RelayCounters = Mapping[str, float | Mapping[str, float]]
 """Counter name -> value, or -> {label value -> value} for per-direction/per-kind counters."""

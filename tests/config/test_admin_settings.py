@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from pydantic import ValidationError
 
-from config.admin import ADMIN_TOKEN_ENV, AdminSettings, token_from_environ
+from socketio_trace_proxy.config.admin import ADMIN_TOKEN_ENV, AdminSettings, token_from_environ
 
 
 def test_token_comes_from_the_environment() -> None:

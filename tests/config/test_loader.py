@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from config.loader import ConfigError, describe_settings, load_settings
-from config.tracking import MatchKey, TrackingSettings
+from socketio_trace_proxy.config.loader import ConfigError, describe_settings, load_settings
+from socketio_trace_proxy.config.tracking import MatchKey, TrackingSettings
 
 
 def write(tmp_path: Path, text: str) -> Path:

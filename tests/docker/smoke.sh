@@ -112,9 +112,9 @@ print("admin: healthz 200, api without token 401, with token 200")
 PY
 
 log "Socket.IO traffic through http://127.0.0.1:$PROXY_PORT (upgrade, polling only, websocket only)"
-"$py" -m examples.demo_client --url "http://127.0.0.1:$PROXY_PORT"
-"$py" -m examples.demo_client --url "http://127.0.0.1:$PROXY_PORT" --transport polling
-"$py" -m examples.demo_client --url "http://127.0.0.1:$PROXY_PORT" --transport websocket
+"$py" -m socketio_trace_proxy.examples.demo_client --url "http://127.0.0.1:$PROXY_PORT"
+"$py" -m socketio_trace_proxy.examples.demo_client --url "http://127.0.0.1:$PROXY_PORT" --transport polling
+"$py" -m socketio_trace_proxy.examples.demo_client --url "http://127.0.0.1:$PROXY_PORT" --transport websocket
 
 check_received() {  # $1: sessions that must have a create_terminal pair span, $2: wait (s)
     "$py" - "$OPENOBSERVE_PORT" "$1" "$2" <<'PY'
@@ -157,7 +157,7 @@ PY
 check_received 3 "$wait_s"
 
 log "one more session, then SIGTERM right away: its spans must be flushed on the way out"
-"$py" -m examples.demo_client --url "http://127.0.0.1:$PROXY_PORT" --transport websocket
+"$py" -m socketio_trace_proxy.examples.demo_client --url "http://127.0.0.1:$PROXY_PORT" --transport websocket
 proxy_id=$(container_of proxy)
 "${compose[@]}" stop -t 30 proxy
 exit_code=$(docker inspect -f '{{.State.ExitCode}}' "$proxy_id")

@@ -30,7 +30,7 @@ from typing import Any
 import socketio
 from aiohttp import web
 
-from examples.demo_backend import exact_polling_reads
+from socketio_trace_proxy.examples.demo_backend import exact_polling_reads
 
 UPGRADE_WAIT_S = 10.0  # reply_after_upgrade gives up waiting after this long
 PING_INTERVAL_S = 1.0

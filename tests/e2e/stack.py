@@ -22,12 +22,16 @@ import socketio
 import yaml
 from aiohttp import web
 
-from config.loader import default_config_text
-from config.settings import Settings
-from proxy.cli import RunningProxy, apply_overrides, load_configuration, start_proxy
-from tests.doubles.openobserve import OpenObserveDouble
-from tracking.observer import RequestInfo, TrafficObserver, WebSocketObserver
-from tracking.records import (
+from socketio_trace_proxy.config.loader import default_config_text
+from socketio_trace_proxy.config.settings import Settings
+from socketio_trace_proxy.proxy.cli import (
+    RunningProxy,
+    apply_overrides,
+    load_configuration,
+    start_proxy,
+)
+from socketio_trace_proxy.tracking.observer import RequestInfo, TrafficObserver, WebSocketObserver
+from socketio_trace_proxy.tracking.records import (
     LifecycleKind,
     LifecycleRecord,
     MessageRecord,
@@ -36,8 +40,9 @@ from tracking.records import (
     PairRecord,
     Record,
 )
-from tracking.runtime import Tracker
-from tracking.wire.packets import Direction, Transport
+from socketio_trace_proxy.tracking.runtime import Tracker
+from socketio_trace_proxy.tracking.wire.packets import Direction, Transport
+from tests.doubles.openobserve import OpenObserveDouble
 
 SHORT_TIMEOUT = 0.3  # seconds: ai_get_info and wrapper_session_sync time out after this
 LATE_DELAY = 0.8  # seconds: the backend answers wrapper_session_sync this late

@@ -19,9 +19,11 @@ from typing import Any
 import pytest
 import pytest_asyncio
 
-from config.loader import describe_settings
-from exporters.spans import to_ns
-from proxy.logging import OneLineFormatter
+from socketio_trace_proxy.config.loader import describe_settings
+from socketio_trace_proxy.exporters.spans import to_ns
+from socketio_trace_proxy.proxy.logging import OneLineFormatter
+from socketio_trace_proxy.tracking.records import LifecycleKind, Outcome, PairRecord, Record
+from socketio_trace_proxy.tracking.wire.packets import Direction, Transport
 from tests.doubles.openobserve import ReceivedSpan
 from tests.e2e.stack import (
     TRACE_ID,
@@ -38,8 +40,6 @@ from tests.e2e.stack import (
     session_records,
     traceparent,
 )
-from tracking.records import LifecycleKind, Outcome, PairRecord, Record
-from tracking.wire.packets import Direction, Transport
 
 pytestmark = pytest.mark.asyncio(loop_scope="module")
 

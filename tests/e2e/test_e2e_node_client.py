@@ -17,6 +17,8 @@ from typing import Any
 
 import pytest
 
+from socketio_trace_proxy.tracking.records import LifecycleKind
+from socketio_trace_proxy.tracking.wire.packets import Transport
 from tests.e2e.stack import (
     CHUNKS,
     LATE_DELAY,
@@ -35,8 +37,6 @@ from tests.e2e.stack import (
     traceparent,
 )
 from tests.proxy.js.js_harness import missing_requirement, run_node
-from tracking.records import LifecycleKind
-from tracking.wire.packets import Transport
 
 SCRIPT = Path(__file__).resolve().parent / "scenario.js"
 SLOW_UPGRADE_S = 0.5  # the backend holds the WebSocket upgrade request this long

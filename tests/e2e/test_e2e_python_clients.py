@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import pytest
 
+from socketio_trace_proxy.tracking.records import LifecycleKind, Outcome
+from socketio_trace_proxy.tracking.wire.packets import Transport
 from tests.e2e.stack import (
     Proxy,
     check_scenario,
@@ -17,8 +19,6 @@ from tests.e2e.stack import (
     session_records,
     traceparent,
 )
-from tracking.records import LifecycleKind, Outcome
-from tracking.wire.packets import Transport
 
 pytestmark = pytest.mark.asyncio(loop_scope="module")
 

@@ -12,6 +12,8 @@ from pathlib import Path
 import pytest
 import socketio
 
+from socketio_trace_proxy.tracking.sink import SinkHealth
+from socketio_trace_proxy.tracking.wire.packets import Transport
 from tests.doubles.openobserve import OpenObserveDouble
 from tests.e2e.stack import (
     Proxy,
@@ -24,8 +26,6 @@ from tests.e2e.stack import (
     python_scenario,
     session_records,
 )
-from tracking.sink import SinkHealth
-from tracking.wire.packets import Transport
 
 pytestmark = pytest.mark.asyncio(loop_scope="module")
 

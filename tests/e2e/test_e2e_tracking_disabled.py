@@ -9,7 +9,7 @@ from typing import Any, NoReturn
 
 import pytest
 
-import proxy.cli
+from socketio_trace_proxy.proxy import cli as proxy_cli
 from tests.e2e.stack import Proxy, ServedDouble, e2e_settings, python_scenario
 
 pytestmark = pytest.mark.asyncio(loop_scope="module")
@@ -23,8 +23,8 @@ async def test_disabled_tracking_relays_without_decoding_or_exporting(
     backend_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     # The composition root must not even build a tracker or exporters.
-    monkeypatch.setattr(proxy.cli, "Tracker", _must_not_run)
-    monkeypatch.setattr(proxy.cli, "build_sinks", _must_not_run)
+    monkeypatch.setattr(proxy_cli, "Tracker", _must_not_run)
+    monkeypatch.setattr(proxy_cli, "build_sinks", _must_not_run)
     served = await ServedDouble.start("u@example.com", "p")
     environ = {
         "SOCKET_TRACKING_ENABLED": "false",

@@ -7,7 +7,7 @@ import time
 from dataclasses import replace
 from typing import Any
 
-from tracking.records import (
+from socketio_trace_proxy.tracking.records import (
     LifecycleKind,
     LifecycleRecord,
     MessageRecord,
@@ -16,7 +16,7 @@ from tracking.records import (
     PairRecord,
     SessionRef,
 )
-from tracking.wire.packets import Direction, Transport
+from socketio_trace_proxy.tracking.wire.packets import Direction, Transport
 
 _ids = itertools.count(1)
 

@@ -11,9 +11,15 @@ from collections.abc import Sequence
 
 import pytest
 
-from exporters.batching import BatchingSink, BatchPolicy, Encoded, SendResult, Verdict
+from socketio_trace_proxy.exporters.batching import (
+    BatchingSink,
+    BatchPolicy,
+    Encoded,
+    SendResult,
+    Verdict,
+)
+from socketio_trace_proxy.tracking.records import PairRecord, Record
 from tests.exporters.kit import pair
-from tracking.records import PairRecord, Record
 
 FAST = BatchPolicy(
     max_batch=4,
@@ -147,7 +153,7 @@ async def test_reject_is_not_retried_and_logged_once(caplog: pytest.LogCaptureFi
     plugin = FakePlugin([reject, reject])
     sink = sink_with(plugin)
     await sink.start()
-    with caplog.at_level(logging.ERROR, logger="exporters.batching"):
+    with caplog.at_level(logging.ERROR, logger="socketio_trace_proxy.exporters.batching"):
         for _ in range(8):
             sink.submit(pair())
         await eventually(lambda: sink.health().failed == 8)

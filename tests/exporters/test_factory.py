@@ -8,9 +8,13 @@ from pathlib import Path
 
 import pytest
 
-from config.exporters import ExportersSettings, LocalSettings, OtlpSettings
-from exporters import ExporterConfigError, build_sinks
-from exporters.factory import otlp_timeout_s, parse_resource_attributes, resolve_resource
+from socketio_trace_proxy.config.exporters import ExportersSettings, LocalSettings, OtlpSettings
+from socketio_trace_proxy.exporters import ExporterConfigError, build_sinks
+from socketio_trace_proxy.exporters.factory import (
+    otlp_timeout_s,
+    parse_resource_attributes,
+    resolve_resource,
+)
 from tests.doubles.openobserve import OpenObserveDouble, start_openobserve
 from tests.exporters.kit import pair
 

@@ -9,12 +9,16 @@ from enum import Enum
 from pathlib import Path
 from typing import Any
 
-from config.exporters import ExportersSettings, LocalSettings
-from exporters import build_sinks
-from exporters.batching import Encoded
-from exporters.local import ConsolePlugin, NdjsonFilePlugin, console_line, record_dict
-from tests.exporters.kit import lifecycle, message, pair, session
-from tracking.records import (
+from socketio_trace_proxy.config.exporters import ExportersSettings, LocalSettings
+from socketio_trace_proxy.exporters import build_sinks
+from socketio_trace_proxy.exporters.batching import Encoded
+from socketio_trace_proxy.exporters.local import (
+    ConsolePlugin,
+    NdjsonFilePlugin,
+    console_line,
+    record_dict,
+)
+from socketio_trace_proxy.tracking.records import (
     LifecycleKind,
     LifecycleRecord,
     MessageRecord,
@@ -22,6 +26,7 @@ from tracking.records import (
     PairRecord,
     Record,
 )
+from tests.exporters.kit import lifecycle, message, pair, session
 
 
 def test_console_lines() -> None:

@@ -9,15 +9,19 @@ from typing import Any
 
 import pytest
 
-from config.exporters import BatchSettings, ExportersSettings, OpenObserveSettings
-from exporters import build_sinks
-from exporters.batching import BatchingSink
-from exporters.openobserve import openobserve_target
-from exporters.spans import to_ns
+from socketio_trace_proxy.config.exporters import (
+    BatchSettings,
+    ExportersSettings,
+    OpenObserveSettings,
+)
+from socketio_trace_proxy.exporters import build_sinks
+from socketio_trace_proxy.exporters.batching import BatchingSink
+from socketio_trace_proxy.exporters.openobserve import openobserve_target
+from socketio_trace_proxy.exporters.spans import to_ns
+from socketio_trace_proxy.tracking.records import LifecycleKind, Outcome, Record
+from socketio_trace_proxy.tracking.sink import RecordSink
 from tests.doubles.openobserve import OpenObserveDouble, start_openobserve
 from tests.exporters.kit import lifecycle, pair, session
-from tracking.records import LifecycleKind, Outcome, Record
-from tracking.sink import RecordSink
 
 USER, PASSWORD = "root@example.com", "Complexpass#123"
 

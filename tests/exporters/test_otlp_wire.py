@@ -7,8 +7,14 @@ from hypothesis import strategies as st
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 from opentelemetry.proto.common.v1.common_pb2 import AnyValue
 
-from exporters import otlp_wire
-from exporters.spans import AttrValue, SpanKind, SpanSpec, StatusCode, pair_span
+from socketio_trace_proxy.exporters import otlp_wire
+from socketio_trace_proxy.exporters.spans import (
+    AttrValue,
+    SpanKind,
+    SpanSpec,
+    StatusCode,
+    pair_span,
+)
 from tests.exporters.kit import pair
 
 hex16 = st.binary(min_size=16, max_size=16).map(bytes.hex)

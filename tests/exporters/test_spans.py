@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from exporters.spans import (
+from socketio_trace_proxy.exporters.spans import (
     CLOSE_SPAN,
     CONNECT_SPAN,
     HANDSHAKE_SPAN,
@@ -14,9 +14,9 @@ from exporters.spans import (
     message_span,
     pair_span,
 )
+from socketio_trace_proxy.tracking.records import LifecycleKind, Outcome, PairKind
+from socketio_trace_proxy.tracking.wire.packets import Direction, Transport
 from tests.exporters.kit import lifecycle, message, pair, session
-from tracking.records import LifecycleKind, Outcome, PairKind
-from tracking.wire.packets import Direction, Transport
 
 
 def test_ok_pair_span() -> None:

@@ -14,11 +14,11 @@ import socketio
 import uvicorn
 from aiohttp import web
 
-from config.proxy import ProxySettings
-from examples.demo_backend import exact_polling_reads
-from proxy.relay import RelayCounters, RelayServer
-from tracking.observer import RequestInfo, TrafficObserver, WebSocketObserver
-from tracking.wire.packets import Direction
+from socketio_trace_proxy.config.proxy import ProxySettings
+from socketio_trace_proxy.examples.demo_backend import exact_polling_reads
+from socketio_trace_proxy.proxy.relay import RelayCounters, RelayServer
+from socketio_trace_proxy.tracking.observer import RequestInfo, TrafficObserver, WebSocketObserver
+from socketio_trace_proxy.tracking.wire.packets import Direction
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]

@@ -12,10 +12,11 @@ from pathlib import Path
 import aiohttp
 from aiohttp import web
 
-from proxy.cli import main
+from socketio_trace_proxy.proxy.cli import main
 from tests.proxy.peers import free_port, runner_port
 
 REPO = Path(__file__).resolve().parents[2]
+CLI = "socketio_trace_proxy.proxy.cli"
 
 
 def _port_is_free(port: int) -> bool:
@@ -30,7 +31,7 @@ def _port_is_free(port: int) -> bool:
 async def _cli(*args: str, limit_s: float = 30.0) -> tuple[int, str, str]:
     env = {**os.environ, "SOCKET_TRACE_ADMIN_TOKEN": ""}
     proc = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "proxy.cli", *args,
+        sys.executable, "-m", CLI, *args,
         cwd=REPO, env=env, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
     )  # fmt: skip
     try:
@@ -98,7 +99,7 @@ async def test_serve_relays_and_shuts_down_gracefully_on_sigterm() -> None:
     await web.TCPSite(runner, "127.0.0.1", 0).start()
     port = free_port()
     proc = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "proxy.cli", "serve", "--listen", f"127.0.0.1:{port}",
+        sys.executable, "-m", CLI, "serve", "--listen", f"127.0.0.1:{port}",
         "--upstream", f"http://127.0.0.1:{runner_port(runner)}", "--admin", "off",
         cwd=REPO, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
         env={**os.environ, "SOCKET_TRACKING_ENABLED": "false"},

@@ -16,7 +16,8 @@ import socketio
 from aiohttp import web
 from yarl import URL
 
-from config.tracking import TrackingSettings
+from socketio_trace_proxy.config.tracking import TrackingSettings
+from socketio_trace_proxy.tracking.runtime import Tracker
 from tests.proxy.peers import (
     build_sio,
     eventually,
@@ -25,7 +26,6 @@ from tests.proxy.peers import (
     runner_port,
     serve_aiohttp,
 )
-from tracking.runtime import Tracker
 
 GZIPPED = gzip.compress(b'{"compressed": true}' * 200)
 BIG = bytes(range(256)) * 20_000  # 5 MB

@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 import socketio
 
-from config.proxy import WebSocketRelay
+from socketio_trace_proxy.config.proxy import WebSocketRelay
 from tests.proxy.peers import (
     RecordingASGI,
     RecordingObserver,

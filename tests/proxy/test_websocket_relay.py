@@ -14,7 +14,8 @@ import aiohttp
 import pytest
 from aiohttp import WSMsgType, web
 
-from config.proxy import WebSocketRelay
+from socketio_trace_proxy.config.proxy import WebSocketRelay
+from socketio_trace_proxy.tracking.wire.packets import Direction
 from tests.proxy.peers import (
     RecordingObserver,
     Relay,
@@ -23,7 +24,6 @@ from tests.proxy.peers import (
     free_port,
     relay_in_front_of,
 )
-from tracking.wire.packets import Direction
 
 
 @dataclass

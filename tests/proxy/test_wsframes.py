@@ -11,7 +11,13 @@ import zlib
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from proxy.wsframes import CloseFrame, FrameScanner, Scanned, close_frame, unmask
+from socketio_trace_proxy.proxy.wsframes import (
+    CloseFrame,
+    FrameScanner,
+    Scanned,
+    close_frame,
+    unmask,
+)
 
 TEXT, BINARY, CLOSE, PING = 0x1, 0x2, 0x8, 0x9
 

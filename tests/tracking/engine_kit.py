@@ -6,17 +6,22 @@ import json
 from dataclasses import dataclass, field
 from typing import Any
 
-from config.tracking import TrackingSettings
-from tracking.correlation import CorrelationEngine, SequentialIds
-from tracking.events import (
+from socketio_trace_proxy.config.tracking import TrackingSettings
+from socketio_trace_proxy.tracking.correlation import CorrelationEngine, SequentialIds
+from socketio_trace_proxy.tracking.events import (
     CloseReason,
     PacketObserved,
     SessionClosed,
     SessionEvent,
     SessionOpened,
 )
-from tracking.records import LifecycleRecord, MessageRecord, PairRecord, Record
-from tracking.wire.packets import Direction, SocketPacket, SocketPacketType, Transport
+from socketio_trace_proxy.tracking.records import LifecycleRecord, MessageRecord, PairRecord, Record
+from socketio_trace_proxy.tracking.wire.packets import (
+    Direction,
+    SocketPacket,
+    SocketPacketType,
+    Transport,
+)
 
 C2S = Direction.CLIENT_TO_SERVER
 S2C = Direction.SERVER_TO_CLIENT

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from tracking.records import Record
-from tracking.sink import SinkHealth
+from socketio_trace_proxy.tracking.records import Record
+from socketio_trace_proxy.tracking.sink import SinkHealth
 
 WALL0 = 1_700_000_000.0
 

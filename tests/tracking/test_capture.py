@@ -6,9 +6,9 @@ import json
 
 import pytest
 
-from config.tracking import CaptureSettings, Predicate
+from socketio_trace_proxy.config.tracking import CaptureSettings, Predicate
+from socketio_trace_proxy.tracking.capture import REDACTED, Capturer, first_error, key_value
 from tests.tracking.engine_kit import Harness, event, settings
-from tracking.capture import REDACTED, Capturer, first_error, key_value
 
 
 def test_capture_is_off_by_default() -> None:

@@ -6,9 +6,28 @@ from pathlib import Path
 
 import pytest
 
-import config
-from config.loader import load_settings
-from config.tracking import TrackingSettings
+from socketio_trace_proxy import config
+from socketio_trace_proxy.config.loader import load_settings
+from socketio_trace_proxy.config.tracking import TrackingSettings
+from socketio_trace_proxy.tracking.correlation import (
+    CorrelationEngine,
+    SequentialIds,
+    parse_traceparent,
+)
+from socketio_trace_proxy.tracking.events import (
+    CloseReason,
+    DecodeFailed,
+    HeartbeatObserved,
+    SessionUpgraded,
+)
+from socketio_trace_proxy.tracking.records import (
+    LifecycleKind,
+    Outcome,
+    PairKind,
+    PairRecord,
+    Record,
+)
+from socketio_trace_proxy.tracking.wire.packets import SocketPacketType, Transport
 from tests.tracking.engine_kit import (
     C2S,
     S2C,
@@ -19,10 +38,6 @@ from tests.tracking.engine_kit import (
     event,
     settings,
 )
-from tracking.correlation import CorrelationEngine, SequentialIds, parse_traceparent
-from tracking.events import CloseReason, DecodeFailed, HeartbeatObserved, SessionUpgraded
-from tracking.records import LifecycleKind, Outcome, PairKind, PairRecord, Record
-from tracking.wire.packets import SocketPacketType, Transport
 
 
 @pytest.fixture

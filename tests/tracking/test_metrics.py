@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from tracking.metrics import OTHER, Histogram, Metrics
-from tracking.records import Outcome
-from tracking.wire.packets import Direction
+from socketio_trace_proxy.tracking.metrics import OTHER, Histogram, Metrics
+from socketio_trace_proxy.tracking.records import Outcome
+from socketio_trace_proxy.tracking.wire.packets import Direction
 
 
 def test_histogram_quantiles_within_one_bucket() -> None:

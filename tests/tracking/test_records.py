@@ -6,7 +6,7 @@ import dataclasses
 
 import pytest
 
-from tracking.records import (
+from socketio_trace_proxy.tracking.records import (
     LifecycleKind,
     LifecycleRecord,
     MessageRecord,
@@ -19,7 +19,7 @@ from tracking.records import (
     new_message_record,
     new_pair_record,
 )
-from tracking.wire.packets import Direction, Transport
+from socketio_trace_proxy.tracking.wire.packets import Direction, Transport
 
 REF = SessionRef("sid", "a" * 32, "b" * 16)
 PAIR_ARGS = (

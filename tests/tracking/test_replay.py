@@ -8,7 +8,17 @@ from collections.abc import Iterable
 
 import pytest
 
-from config.loader import load_settings
+from socketio_trace_proxy.config.loader import load_settings
+from socketio_trace_proxy.tracking.correlation import SequentialIds
+from socketio_trace_proxy.tracking.observer import RequestInfo, WebSocketObserver
+from socketio_trace_proxy.tracking.records import (
+    LifecycleKind,
+    LifecycleRecord,
+    MessageRecord,
+    PairRecord,
+)
+from socketio_trace_proxy.tracking.runtime import Tracker
+from socketio_trace_proxy.tracking.wire.packets import Direction, Transport
 from tests.fixtures.recordings import (
     EVENT_PROBE,
     MULTI_SESSION_TABS,
@@ -21,11 +31,6 @@ from tests.fixtures.recordings import (
     load_frames,
 )
 from tests.tracking.runtime_kit import FakeClock, RecordingSink
-from tracking.correlation import SequentialIds
-from tracking.observer import RequestInfo, WebSocketObserver
-from tracking.records import LifecycleKind, LifecycleRecord, MessageRecord, PairRecord
-from tracking.runtime import Tracker
-from tracking.wire.packets import Direction, Transport
 
 
 def make_tracker() -> tuple[Tracker, FakeClock, RecordingSink]:

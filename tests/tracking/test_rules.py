@@ -5,9 +5,9 @@ from __future__ import annotations
 
 import pytest
 
+from socketio_trace_proxy.tracking import correlation
+from socketio_trace_proxy.tracking.rules import Role, RuleBook
 from tests.tracking.engine_kit import Harness, event, settings
-from tracking import correlation
-from tracking.rules import Role, RuleBook
 
 
 def book(**kw: object) -> RuleBook:

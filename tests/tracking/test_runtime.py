@@ -8,13 +8,19 @@ from typing import Any
 
 import pytest
 
-from config.tracking import TrackingSettings
+from socketio_trace_proxy.config.tracking import TrackingSettings
+from socketio_trace_proxy.tracking.correlation import SequentialIds
+from socketio_trace_proxy.tracking.observer import RequestInfo, WebSocketObserver
+from socketio_trace_proxy.tracking.records import (
+    LifecycleKind,
+    LifecycleRecord,
+    Outcome,
+    PairRecord,
+    Record,
+)
+from socketio_trace_proxy.tracking.runtime import PacketView, Tracker
+from socketio_trace_proxy.tracking.wire.packets import Direction
 from tests.tracking.runtime_kit import FakeClock, RecordingSink
-from tracking.correlation import SequentialIds
-from tracking.observer import RequestInfo, WebSocketObserver
-from tracking.records import LifecycleKind, LifecycleRecord, Outcome, PairRecord, Record
-from tracking.runtime import PacketView, Tracker
-from tracking.wire.packets import Direction
 
 C2S = Direction.CLIENT_TO_SERVER
 S2C = Direction.SERVER_TO_CLIENT

@@ -11,8 +11,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from tests.fixtures.recordings import PYTHON_CLIENT, VUE_FRONTEND, load_frames, replay_frames
-from tracking.events import (
+from socketio_trace_proxy.tracking.events import (
     CloseReason,
     DecodeFailed,
     HeartbeatObserved,
@@ -22,10 +21,11 @@ from tracking.events import (
     SessionOpened,
     SessionUpgraded,
 )
-from tracking.observer import RequestInfo
-from tracking.sessions import SessionTable
-from tracking.wire.packets import Direction, SocketPacketType, Transport
-from tracking.wire.socketio import parse_args
+from socketio_trace_proxy.tracking.observer import RequestInfo
+from socketio_trace_proxy.tracking.sessions import SessionTable
+from socketio_trace_proxy.tracking.wire.packets import Direction, SocketPacketType, Transport
+from socketio_trace_proxy.tracking.wire.socketio import parse_args
+from tests.fixtures.recordings import PYTHON_CLIENT, VUE_FRONTEND, load_frames, replay_frames
 
 C2S = Direction.CLIENT_TO_SERVER
 S2C = Direction.SERVER_TO_CLIENT

@@ -14,7 +14,7 @@ import zlib
 from dataclasses import dataclass
 from urllib.parse import parse_qs
 
-from tracking.wire.packets import DecodeFailure, EnginePacket, EnginePacketType
+from socketio_trace_proxy.tracking.wire.packets import DecodeFailure, EnginePacket, EnginePacketType
 
 Decoded = EnginePacket | DecodeFailure
 

@@ -13,7 +13,7 @@ from collections.abc import Callable
 from json.decoder import scanstring  # type: ignore[attr-defined]
 from typing import Any
 
-from tracking.wire.packets import (
+from socketio_trace_proxy.tracking.wire.packets import (
     DecodeFailure,
     EnginePacket,
     EnginePacketType,

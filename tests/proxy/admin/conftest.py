@@ -8,8 +8,8 @@ import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 
-from config.admin import AdminSettings
-from proxy.admin import build_admin_app
+from socketio_trace_proxy.config.admin import AdminSettings
+from socketio_trace_proxy.proxy.admin import build_admin_app
 from tests.proxy.admin.fakes import FakeSource
 
 MakeClient = Callable[..., Awaitable[TestClient[web.Request, web.Application]]]

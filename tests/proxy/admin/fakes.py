@@ -7,8 +7,8 @@ from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 
-from proxy.admin.source import RelayCounters
-from tracking.records import (
+from socketio_trace_proxy.proxy.admin.source import RelayCounters
+from socketio_trace_proxy.tracking.records import (
     LifecycleKind,
     LifecycleRecord,
     MessageRecord,
@@ -18,9 +18,9 @@ from tracking.records import (
     Record,
     SessionRef,
 )
-from tracking.runtime import SessionTimeline
-from tracking.sink import SinkHealth
-from tracking.views import (
+from socketio_trace_proxy.tracking.runtime import SessionTimeline
+from socketio_trace_proxy.tracking.sink import SinkHealth
+from socketio_trace_proxy.tracking.views import (
     ActivityItem,
     EventStats,
     LatencySummary,
@@ -29,7 +29,7 @@ from tracking.views import (
     RuleStats,
     SessionView,
 )
-from tracking.wire.packets import Direction, Transport
+from socketio_trace_proxy.tracking.wire.packets import Direction, Transport
 
 EMPTY_LATENCY = LatencySummary(count=0, p50_s=None, p95_s=None, p99_s=None, max_s=None)
 

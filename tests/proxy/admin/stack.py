@@ -11,12 +11,12 @@ from typing import Any
 import socketio
 from aiohttp import web
 
-from config.admin import AdminSettings
-from config.proxy import ProxySettings
-from config.tracking import TrackingSettings
-from proxy.admin import TrackerMonitorSource, build_admin_app
-from proxy.relay import RelayServer
-from tracking.runtime import Tracker
+from socketio_trace_proxy.config.admin import AdminSettings
+from socketio_trace_proxy.config.proxy import ProxySettings
+from socketio_trace_proxy.config.tracking import TrackingSettings
+from socketio_trace_proxy.proxy.admin import TrackerMonitorSource, build_admin_app
+from socketio_trace_proxy.proxy.relay import RelayServer
+from socketio_trace_proxy.tracking.runtime import Tracker
 
 TRACKING = TrackingSettings.model_validate(
     {

@@ -6,6 +6,9 @@ import csv
 import io
 import json
 
+from socketio_trace_proxy.tracking.records import Outcome
+from socketio_trace_proxy.tracking.sink import SinkHealth
+from socketio_trace_proxy.tracking.wire.packets import Direction
 from tests.proxy.admin.conftest import MakeClient
 from tests.proxy.admin.fakes import (
     FakeSource,
@@ -15,9 +18,6 @@ from tests.proxy.admin.fakes import (
     pending_view,
     session_view,
 )
-from tracking.records import Outcome
-from tracking.sink import SinkHealth
-from tracking.wire.packets import Direction
 
 
 def healthy_sink(name: str = "ndjson", healthy: bool = True) -> SinkHealth:

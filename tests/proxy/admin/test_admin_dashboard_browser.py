@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 from pydantic import SecretStr
 
-from config.admin import AdminSettings
+from socketio_trace_proxy.config.admin import AdminSettings
 from tests.proxy.admin.stack import live_stack
 
 CHROMIUM = "/usr/bin/chromium"

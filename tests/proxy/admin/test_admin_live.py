@@ -7,14 +7,14 @@ import json
 from dataclasses import replace
 from typing import Any
 
-from config.admin import AdminSettings
-from proxy.admin.live import LiveHub
-from proxy.admin.metrics import DurationHistograms
-from proxy.admin.serialize import ActivityFilter
+from socketio_trace_proxy.config.admin import AdminSettings
+from socketio_trace_proxy.proxy.admin.live import LiveHub
+from socketio_trace_proxy.proxy.admin.metrics import DurationHistograms
+from socketio_trace_proxy.proxy.admin.serialize import ActivityFilter
+from socketio_trace_proxy.tracking.records import Outcome
+from socketio_trace_proxy.tracking.wire.packets import Direction
 from tests.proxy.admin.conftest import MakeClient
 from tests.proxy.admin.fakes import FakeSource, message, pair, pending_view, session_view
-from tracking.records import Outcome
-from tracking.wire.packets import Direction
 
 
 class FakeClock:

@@ -7,12 +7,12 @@ from dataclasses import replace
 from prometheus_client.parser import text_string_to_metric_families
 from prometheus_client.samples import Sample
 
-from config.admin import AdminSettings
-from proxy.admin.metrics import OTHER, DurationHistograms
+from socketio_trace_proxy.config.admin import AdminSettings
+from socketio_trace_proxy.proxy.admin.metrics import OTHER, DurationHistograms
+from socketio_trace_proxy.tracking.records import Outcome
+from socketio_trace_proxy.tracking.sink import SinkHealth
 from tests.proxy.admin.conftest import MakeClient
 from tests.proxy.admin.fakes import FakeSource, pair
-from tracking.records import Outcome
-from tracking.sink import SinkHealth
 
 
 async def scrape(client: object) -> dict[str, list[Sample]]:

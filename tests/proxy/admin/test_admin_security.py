@@ -7,9 +7,9 @@ import re
 import pytest
 from pydantic import SecretStr
 
-from config.admin import ADMIN_TOKEN_ENV, AdminSettings
-from proxy.admin import AdminBindError, build_admin_app, check_admin_binding
-from proxy.admin.security import COOKIE_NAME, is_loopback_host, parse_listen
+from socketio_trace_proxy.config.admin import ADMIN_TOKEN_ENV, AdminSettings
+from socketio_trace_proxy.proxy.admin import AdminBindError, build_admin_app, check_admin_binding
+from socketio_trace_proxy.proxy.admin.security import COOKIE_NAME, is_loopback_host, parse_listen
 from tests.proxy.admin.conftest import MakeClient
 from tests.proxy.admin.fakes import FakeSource
 

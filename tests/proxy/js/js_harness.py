@@ -17,11 +17,11 @@ from typing import Any
 import uvicorn
 from aiohttp import web
 
-from config.proxy import ProxySettings
-from proxy.relay import RelayServer
+from socketio_trace_proxy.config.proxy import ProxySettings
+from socketio_trace_proxy.proxy.relay import RelayServer
+from socketio_trace_proxy.tracking.observer import RequestInfo, WebSocketObserver
+from socketio_trace_proxy.tracking.wire.packets import Direction
 from tests.proxy.js.js_backend import ASGIApp, Exchange, RecordingASGI, describe
-from tracking.observer import RequestInfo, WebSocketObserver
-from tracking.wire.packets import Direction
 
 JS_DIR = Path(__file__).resolve().parent
 NODE_MODULES = Path(

@@ -12,6 +12,7 @@ from typing import Any
 
 import pytest
 
+from socketio_trace_proxy.tracking.wire.packets import Direction
 from tests.proxy.js.js_backend import MAX_HTTP_BUFFER_SIZE
 from tests.proxy.js.js_harness import (
     DIRECT,
@@ -23,7 +24,6 @@ from tests.proxy.js.js_harness import (
     server_sides,
     wire_differences,
 )
-from tracking.wire.packets import Direction
 
 pytestmark = pytest.mark.asyncio(loop_scope="module")
 

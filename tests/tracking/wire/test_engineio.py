@@ -14,7 +14,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from tracking.wire.engineio import (
+from socketio_trace_proxy.tracking.wire.engineio import (
     PollingPayloadDecoder,
     decode_open,
     decode_payload,
@@ -22,7 +22,7 @@ from tracking.wire.engineio import (
     decode_ws_frame,
     decompress,
 )
-from tracking.wire.packets import DecodeFailure, EnginePacket, EnginePacketType
+from socketio_trace_proxy.tracking.wire.packets import DecodeFailure, EnginePacket, EnginePacketType
 
 T = EnginePacketType
 

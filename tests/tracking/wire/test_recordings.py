@@ -7,6 +7,16 @@ import re
 
 import pytest
 
+from socketio_trace_proxy.tracking.wire.engineio import decode_payload, decode_ws_frame
+from socketio_trace_proxy.tracking.wire.packets import (
+    DecodeFailure,
+    Direction,
+    EnginePacket,
+    EnginePacketType,
+    SocketPacket,
+    SocketPacketType,
+)
+from socketio_trace_proxy.tracking.wire.socketio import SocketIOStreamDecoder, parse_args
 from tests.fixtures.recordings import (
     EVENT_PROBE,
     MULTI_SESSION_TABS,
@@ -17,16 +27,6 @@ from tests.fixtures.recordings import (
     load_events,
     load_frames,
 )
-from tracking.wire.engineio import decode_payload, decode_ws_frame
-from tracking.wire.packets import (
-    DecodeFailure,
-    Direction,
-    EnginePacket,
-    EnginePacketType,
-    SocketPacket,
-    SocketPacketType,
-)
-from tracking.wire.socketio import SocketIOStreamDecoder, parse_args
 
 E = EnginePacketType
 S = SocketPacketType

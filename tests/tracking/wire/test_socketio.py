@@ -13,16 +13,16 @@ import socketio.packet as sio_packet
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from tracking.wire import socketio as sio_wire
-from tracking.wire.engineio import decode_payload, decode_ws_frame
-from tracking.wire.packets import (
+from socketio_trace_proxy.tracking.wire import socketio as sio_wire
+from socketio_trace_proxy.tracking.wire.engineio import decode_payload, decode_ws_frame
+from socketio_trace_proxy.tracking.wire.packets import (
     DecodeFailure,
     EnginePacket,
     EnginePacketType,
     SocketPacket,
     SocketPacketType,
 )
-from tracking.wire.socketio import (
+from socketio_trace_proxy.tracking.wire.socketio import (
     SocketIOStreamDecoder,
     decode_packet,
     parse_args,
