@@ -9,6 +9,7 @@ finder: what runs is the wheel's copy.
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
 import sysconfig
@@ -21,14 +22,21 @@ import pytest
 REPO = Path(__file__).resolve().parents[2]
 PACKAGE = "socketio_trace_proxy"
 SOURCE_FOLDERS = ("config", "examples", "exporters", "proxy", "tracking")
+_NOT_SOURCE = shutil.ignore_patterns(
+    ".git", ".venv", "build", "dist", "node_modules", "__pycache__", "*.egg-info", ".*_cache"
+)
 
 
 @pytest.fixture(scope="module")
 def wheel(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    # Built from a copy, so that setuptools' build/ directory (which keeps modules deleted
+    # since an earlier build) never lands in the checkout nor in the wheel.
+    source = tmp_path_factory.mktemp("source") / "tree"
+    shutil.copytree(REPO, source, symlinks=True, ignore=_NOT_SOURCE)
     out = tmp_path_factory.mktemp("wheel")
     subprocess.run(
         [sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation",
-         "--quiet", "--wheel-dir", str(out), str(REPO)],
+         "--quiet", "--wheel-dir", str(out), str(source)],
         check=True, capture_output=True, timeout=300,
     )  # fmt: skip
     (built,) = out.glob("*.whl")
