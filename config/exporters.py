@@ -44,11 +44,21 @@ class BatchSettings(Section):
     max_queue_size: int = Field(
         8192, ge=1, description="records held while the backend is slow; oldest dropped beyond"
     )
-    max_retries: int = Field(5, ge=0, description="retries of a batch on 429/502/503/504/network")
+    max_retries: int | None = Field(
+        None, ge=0, description="cap on the retries of one batch; null: the time budget decides"
+    )
+    retry_budget_s: float = Field(
+        300.0,
+        gt=0,
+        description="a batch failing transiently (429/502/503/504, network, deadline; OpenObserve"
+        " also 500) is retried this long: covers a slow first start of the receiver",
+    )
     backoff_initial_s: float = Field(1.0, gt=0, description="first retry delay (doubles, jittered)")
-    backoff_max_s: float = Field(30.0, gt=0, description="longest retry delay")
+    backoff_max_s: float = Field(10.0, gt=0, description="longest retry delay")
     max_retry_after_s: float = Field(60.0, gt=0, description="cap on a server's Retry-After")
-    request_timeout_s: float = Field(10.0, gt=0, description="per HTTP request")
+    request_timeout_s: float = Field(
+        10.0, gt=0, description="total deadline of one HTTP request (connect to last byte)"
+    )
 
 
 class OpenObserveSettings(Section):

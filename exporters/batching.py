@@ -4,10 +4,17 @@
 event loop and only appends to a bounded queue (oldest dropped and counted when full); a
 dedicated worker thread takes batches (when one is full, or every ``interval_s``), asks the
 plugin (:class:`Plugin`) to encode and send them, retries with exponential backoff and jitter
-on what the plugin calls transient (429/502/503/504, network errors), honouring
-``Retry-After``, gives up at once on the rest (400, 401, ...: logged once, clearly), and
-flushes on shutdown within a deadline.  Nothing of this runs on the event loop, so a stalled
-backend never delays the relay.
+on what the plugin calls transient (429/502/503/504, network errors, a missed deadline),
+honouring ``Retry-After``, for up to ``retry_budget_s`` per batch (long enough for a receiver
+started beside the proxy to come up: meanwhile new records wait in the bounded queue), gives
+up at once on the rest (400, 401, ...: logged once, clearly), and flushes on shutdown within a
+deadline.  Nothing of this runs on the event loop, so a stalled backend never delays the
+relay.
+
+A failure is visible at once: the first failed send of a streak logs one warning (what
+failed, with the URL redacted, and what happens next), :meth:`BatchingSink.health` says
+``retrying`` while it lasts, and the recovery is logged.  Health follows the last completed
+send and the drop counter (see :class:`ExportState`).
 
 Counters are in records: ``sent`` (accepted by the receiver), ``failed`` (tried and given up
 on, including records the receiver refused inside a successful reply), ``dropped`` (never
@@ -20,13 +27,14 @@ import asyncio
 import contextlib
 import logging
 import random
+import re
 import threading
 import time
 from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from enum import Enum
-from typing import Protocol
+from typing import Final, Protocol
 
 from socketio_trace_proxy.tracking.records import Record
 from socketio_trace_proxy.tracking.sink import SinkHealth
@@ -39,12 +47,33 @@ class BatchPolicy:
     max_batch: int = 512
     interval_s: float = 5.0
     max_queue: int = 8192
-    max_retries: int = 5
+    max_retries: int | None = None  # None: only the time budget limits the retries
+    retry_budget_s: float = 300.0  # a batch is given up this long after its first failure
     backoff_initial_s: float = 1.0
-    backoff_max_s: float = 30.0
+    backoff_max_s: float = 10.0
     jitter: float = 0.2  # backoff is multiplied by uniform(1 - jitter, 1 + jitter)
     max_retry_after_s: float = 60.0
-    request_timeout_s: float = 10.0
+    request_timeout_s: float = 10.0  # total deadline of one request
+
+
+class ExportState:
+    """What :attr:`SinkHealth.state` says; only ``OK`` is healthy.
+
+    ``OK``: the last completed send succeeded (or none was needed yet) and nothing was
+    dropped since.  ``RETRYING``: a batch failed transiently and is being retried.
+    ``FAILING``: the last batch was refused for good or given up.  ``DROPPING``: the queue
+    overflowed since the last completed send.  ``STALLED``: a send has been in flight past
+    its deadline (a receiver or resolver that hangs).
+    """
+
+    OK: Final = "ok"
+    RETRYING: Final = "retrying"
+    FAILING: Final = "failing"
+    DROPPING: Final = "dropping"
+    STALLED: Final = "stalled"
+
+
+STALL_MARGIN_S = 5.0  # past the request deadline before an in-flight send counts as stalled
 
 
 class Verdict(Enum):
@@ -78,6 +107,25 @@ class Encoded:
     count: int
     skipped: int = 0  # records the encoder could not encode (counted failed)
     skip_error: str | None = None
+    replaced: int = 0  # records sent with text it could not encode replaced (U+FFFD)
+
+
+_SURROGATES = re.compile("[\ud800-\udfff]")
+
+
+def utf8(text: str) -> tuple[bytes, bool]:
+    """``text`` as UTF-8, and whether something had to be replaced: a lone surrogate (a JSON
+    ``"\\ud800"`` escape decodes to one) cannot be encoded and becomes U+FFFD, so one odd
+    string never costs a whole batch (issue 17, item 12)."""
+    try:
+        return text.encode(), False
+    except UnicodeEncodeError:
+        return _SURROGATES.sub("\ufffd", text).encode(), True
+
+
+def replace_unencodable(text: str) -> str:
+    """``text`` with lone surrogates replaced by U+FFFD (see :func:`utf8`)."""
+    return _SURROGATES.sub("\ufffd", text)
 
 
 class Plugin(Protocol):
@@ -158,7 +206,11 @@ class BatchingSink:
         self._inflight = 0
         self._abandoned = False  # shutdown gave up on the worker: its outcomes no longer count
         self._last_error: str | None = None
-        self._last_ok = True
+        self._state: str = ExportState.OK  # worker thread writes, anyone reads
+        self._dropped_at_send = 0  # the drop count when the last send completed
+        self._send_started: float | None = None  # monotonic, while a request is in flight
+        self._failing_since: float | None = None  # monotonic start of the failure streak
+        self._replaced = 0
 
     # -- event loop side -------------------------------------------------------------
 
@@ -241,17 +293,35 @@ class BatchingSink:
                 f"{self.name}: still sending at the shutdown deadline; {left} records dropped",
             )
 
+    def _dropped(self) -> int:
+        return self._dropped_overflow + self._dropped_late + self._dropped_shutdown
+
+    def state(self) -> str:
+        """The :class:`ExportState` now (from any thread)."""
+        started = self._send_started
+        if started is not None and (
+            time.monotonic() - started > self._policy.request_timeout_s + STALL_MARGIN_S
+        ):
+            return ExportState.STALLED
+        state = self._state
+        if state == ExportState.OK and self._dropped() > self._dropped_at_send:
+            return ExportState.DROPPING
+        return state
+
     def health(self) -> SinkHealth:
         with self._lock:
             queued = len(self._queue)
+        state = self.state()
         return SinkHealth(
             name=self.name,
-            healthy=self._last_ok,
+            healthy=state == ExportState.OK,
             sent=self._sent,
             failed=self._failed,
-            dropped=self._dropped_overflow + self._dropped_late + self._dropped_shutdown,
+            dropped=self._dropped(),
             queued=queued + self._inflight,
             last_error=self._last_error,
+            state=state,
+            text_replaced=self._replaced,
         )
 
     # -- worker thread ---------------------------------------------------------------
@@ -295,7 +365,7 @@ class BatchingSink:
         except Exception as exc:  # a bug here must not kill the process, only this exporter
             log.exception("%s: exporter worker crashed", self.name)
             self._last_error = f"worker crashed: {exc!r}"
-            self._last_ok = False
+            self._state = ExportState.FAILING
         finally:
             self._inflight = 0
             self._close_plugin()
@@ -329,8 +399,45 @@ class BatchingSink:
     def _fail(self, count: int, result_error: str, key: str) -> None:
         self._failed += count
         self._last_error = result_error
-        self._last_ok = False
+        self._state = ExportState.FAILING
         self._log.error(key, f"{self.name}: {result_error}")
+
+    def _completed(self) -> None:
+        """A send got its answer: health restarts from here."""
+        self._dropped_at_send = self._dropped()
+
+    def _succeeded(self, count: int) -> None:
+        self._sent += count
+        self._completed()
+        if self._failing_since is not None:
+            log.warning(
+                "%s: export works again after %.1f s of failures",
+                self.name,
+                time.monotonic() - self._failing_since,
+            )
+            self._failing_since = None
+        self._state = ExportState.OK
+        self._log.reset()
+
+    def _retrying(self, error: str, count: int, delay: float, first_failure: float) -> None:
+        """Between two tries of a batch; the first failure of a streak is logged at once."""
+        self._state = ExportState.RETRYING
+        self._last_error = f"{error}; retrying in {delay:.1f}s"
+        if self._failing_since is None:
+            self._failing_since = first_failure
+            policy = self._policy
+            log.warning(
+                "%s: %s; retrying these %d records for up to %.0f s (next try in %.1f s); "
+                "new records wait in the queue (up to %d, the oldest dropped beyond)",
+                self.name,
+                error,
+                count,
+                policy.retry_budget_s,
+                delay,
+                policy.max_queue,
+            )
+        else:
+            log.debug("%s: %s", self.name, self._last_error)
 
     def _deliver(self, batch: list[Record]) -> None:
         try:
@@ -346,6 +453,13 @@ class BatchingSink:
         except Exception as exc:
             self._fail(len(batch), f"could not encode {len(batch)} records: {exc!r}", "encode")
             return
+        if encoded.replaced:
+            self._replaced += encoded.replaced
+            self._log.error(
+                "encode-replaced",
+                f"{self.name}: {encoded.replaced} records held text that cannot be encoded "
+                "(lone surrogates); sent with it replaced by U+FFFD",
+            )
         if encoded.skipped:
             self._fail(
                 encoded.skipped,
@@ -354,8 +468,21 @@ class BatchingSink:
             )
         if encoded.count == 0:
             return
+        self._send_with_retries(encoded)
+
+    def _send_once(self, encoded: Encoded, timeout: float) -> SendResult:
+        self._send_started = time.monotonic()
+        try:
+            return self._plugin.send(encoded, timeout)
+        except Exception as exc:
+            return SendResult(Verdict.REJECT, error=f"send failed: {exc!r}", key="send-bug")
+        finally:
+            self._send_started = None
+
+    def _send_with_retries(self, encoded: Encoded) -> None:
         policy = self._policy
         attempt = 0
+        first_failure: float | None = None
         while True:
             timeout = policy.request_timeout_s
             if self._stop.is_set() and self._deadline is not None:
@@ -363,39 +490,45 @@ class BatchingSink:
                 if timeout <= 0:
                     self._fail(encoded.count, "shutdown deadline reached while sending", "deadline")
                     return
-            try:
-                result = self._plugin.send(encoded, timeout)
-            except Exception as exc:
-                result = SendResult(Verdict.REJECT, error=f"send failed: {exc!r}", key="send-bug")
+            result = self._send_once(encoded, timeout)
             if self._abandoned:
                 return
             if result.verdict is Verdict.OK:
-                accepted = encoded.count - result.rejected
-                self._sent += max(accepted, 0)
-                self._last_ok = True
-                self._log.reset()
+                self._succeeded(max(encoded.count - result.rejected, 0))
                 if result.rejected:
                     self._fail(
                         result.rejected,
                         result.error or f"receiver rejected {result.rejected} records",
                         result.key or "partial",
                     )
-                    self._last_ok = True  # the receiver is up; it refused some records
+                    self._state = ExportState.OK  # the receiver is up; it refused some records
                 return
             error = result.error or f"send failed (HTTP {result.status})"
             key = result.key or f"http-{result.status}"
+            if result.status is not None:
+                self._completed()  # an answer, if not the one hoped for
+            now = time.monotonic()
             if result.verdict is Verdict.REJECT:
+                self._failing_since = self._failing_since or now
                 self._fail(encoded.count, f"{error}; not retried", key)
                 return
-            if attempt >= policy.max_retries:
-                self._fail(encoded.count, f"{error}; gave up after {attempt} retries", key)
-                return
+            first_failure = now if first_failure is None else first_failure
             if result.retry_after_s is not None:
                 delay = min(result.retry_after_s, policy.max_retry_after_s)
             else:
                 delay = self._backoff(attempt)
-            self._last_error = f"{error}; retrying in {delay:.1f}s"
-            log.debug("%s: %s", self.name, self._last_error)
+            spent = now - first_failure
+            if (
+                policy.max_retries is not None and attempt >= policy.max_retries
+            ) or spent + delay > policy.retry_budget_s:
+                self._failing_since = self._failing_since or first_failure
+                self._fail(
+                    encoded.count,
+                    f"{error}; gave up after {attempt} retries ({spent:.0f} s)",
+                    key,
+                )
+                return
+            self._retrying(error, encoded.count, delay, first_failure)
             if not self._sleep(delay):
                 self._fail(encoded.count, f"{error}; shutdown deadline reached", "deadline")
                 return

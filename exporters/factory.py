@@ -9,6 +9,10 @@ Environment (``environ``) values win over the settings, as the config loader app
 ``OTEL_SERVICE_NAME``, else ``exporters.service_name`` when the configuration sets it,
 else ``service.name`` from ``OTEL_RESOURCE_ATTRIBUTES``, else the default.  With no remote
 exporter configured the local ones (NDJSON, console) are used.
+
+An OpenObserve endpoint given with userinfo (``http://user:pass@host:5080``) is sent without
+it, as Basic credentials when ``OPENOBSERVE_USER``/``OPENOBSERVE_PASS`` are not set.  Every
+credential an exporter is given is masked in whatever a receiver's reply echoes back.
 """
 
 from __future__ import annotations
@@ -22,14 +26,16 @@ from urllib.parse import unquote, urlsplit
 from opentelemetry.util.re import parse_env_headers
 
 from socketio_trace_proxy.config.exporters import BatchSettings, ExportersSettings
+from socketio_trace_proxy.config.redact import redact_url, url_credentials
 from socketio_trace_proxy.exporters.batching import BatchingSink, BatchPolicy
-from socketio_trace_proxy.exporters.http import safe_url
 from socketio_trace_proxy.exporters.local import ConsolePlugin, NdjsonFilePlugin
 from socketio_trace_proxy.exporters.openobserve import (
     AUTH_HINTS,
+    OPENOBSERVE_RETRYABLE,
     OpenObserveJsonPlugin,
     basic_auth,
     openobserve_target,
+    stored_stream_name,
 )
 from socketio_trace_proxy.exporters.otlp import OtlpTracesPlugin, default_resource
 from socketio_trace_proxy.exporters.spans import AttrValue, export_filter
@@ -49,6 +55,7 @@ def batch_policy(batch: BatchSettings) -> BatchPolicy:
         interval_s=batch.flush_interval_s,
         max_queue=batch.max_queue_size,
         max_retries=batch.max_retries,
+        retry_budget_s=batch.retry_budget_s,
         backoff_initial_s=batch.backoff_initial_s,
         backoff_max_s=batch.backoff_max_s,
         max_retry_after_s=batch.max_retry_after_s,
@@ -90,7 +97,7 @@ def resolve_resource(
 def _check_url(url: str, what: str) -> str:
     parts = urlsplit(url)
     if parts.scheme not in ("http", "https") or not parts.netloc:
-        raise ExporterConfigError(f"{what} must be an http(s) URL, got {safe_url(url)!r}")
+        raise ExporterConfigError(f"{what} must be an http(s) URL, got {redact_url(url)!r}")
     return url
 
 
@@ -129,19 +136,48 @@ def _env(environ: Mapping[str, str], *names: str) -> str | None:
     return None
 
 
+def upstream_attributes(upstream: str | None) -> dict[str, AttrValue]:
+    """``server.address`` / ``server.port`` of the relayed-to backend, for every span."""
+    if not upstream:
+        return {}
+    try:
+        parts = urlsplit(upstream)
+        port = parts.port or {"http": 80, "https": 443}.get(parts.scheme)
+    except ValueError:
+        return {}
+    attrs: dict[str, AttrValue] = {}
+    if parts.hostname:
+        attrs["server.address"] = parts.hostname
+        if port is not None:
+            attrs["server.port"] = port
+    return attrs
+
+
 def build_sinks(
     settings: ExportersSettings,
     environ: Mapping[str, str],
     *,
     console: TextIO | None = None,
+    upstream: str | None = None,
 ) -> list[RecordSink]:
-    """Every exporter asked for, not yet started (the caller starts and shuts them down)."""
+    """Every exporter asked for, not yet started (the caller starts and shuts them down).
+    ``upstream`` is the backend's URL (spans name it as ``server.address``/``server.port``)."""
     service_resource = resolve_resource(settings, environ)
     service = str(service_resource["service.name"])
     remote_accepts = export_filter(messages=settings.export_messages)
+    span_attrs = upstream_attributes(upstream)
     sinks: list[RecordSink] = []
-    sinks.extend(_openobserve_sinks(settings, environ, service_resource, service, remote_accepts))
-    otlp = _otlp_sink(settings, environ, service_resource, remote_accepts)
+    sinks.extend(
+        _openobserve_sinks(
+            settings,
+            environ,
+            service_resource,
+            service,
+            remote_accepts,
+            span_attributes=span_attrs,
+        )
+    )
+    otlp = _otlp_sink(settings, environ, service_resource, remote_accepts, span_attrs)
     if otlp is not None:
         sinks.append(otlp)
     local = settings.local
@@ -156,19 +192,25 @@ def _openobserve_sinks(
     resource: Mapping[str, AttrValue],
     service: str,
     accepts: Callable[[Record], bool],
+    *,
+    span_attributes: Mapping[str, AttrValue],
 ) -> list[RecordSink]:
     oo = settings.openobserve
     endpoint = _env(environ, "OPENOBSERVE_ENDPOINT") or oo.endpoint
     if not endpoint:
         return []
     org = _env(environ, "OPENOBSERVE_ORG") or oo.org
-    target = openobserve_target(_check_url(endpoint, "OPENOBSERVE_ENDPOINT"), org)
+    _check_url(endpoint, "OPENOBSERVE_ENDPOINT")
+    in_url = url_credentials(endpoint)
+    target = openobserve_target(redact_url(endpoint), org)
     user = _env(environ, "OPENOBSERVE_USER") or (
         oo.user.get_secret_value() if oo.user is not None else None
     )
     password = environ.get("OPENOBSERVE_PASS") or (
         oo.password.get_secret_value() if oo.password is not None else None
     )
+    if not (user and password) and in_url is not None:
+        user, password = in_url  # http://user:pass@host:5080: sent as Basic, not in the URL
     headers: dict[str, str] = {}
     if user and password:
         headers["Authorization"] = basic_auth(user, password)
@@ -178,6 +220,7 @@ def _openobserve_sinks(
             "credentials (OpenObserve will answer 401)",
             target.base,
         )
+    secrets = [value for value in (password, *(in_url or ())) if value]
     gzip = oo.compression == "gzip"
     policy = batch_policy(oo.batch)
     sinks: list[RecordSink] = []
@@ -188,14 +231,31 @@ def _openobserve_sinks(
             resource,
             gzip=gzip,
             hints=AUTH_HINTS,
+            retryable=OPENOBSERVE_RETRYABLE,
+            span_attributes=span_attributes,
+            secrets=secrets,
         )
-        log.info("exporting traces to %s (stream %s)", plugin.url, oo.traces_stream)
+        log.info(
+            "exporting traces to %s (stream %s, stored as %s)",
+            plugin.url,
+            oo.traces_stream,
+            stored_stream_name(oo.traces_stream),
+        )
         sinks.append(BatchingSink("openobserve-traces", plugin, policy, accepts=accepts))
     if oo.json_stream:
         json_plugin = OpenObserveJsonPlugin(
-            target.json_url(oo.json_stream), oo.json_stream, service, headers, gzip=gzip
+            target.json_url(oo.json_stream),
+            oo.json_stream,
+            service,
+            headers,
+            gzip=gzip,
+            secrets=secrets,
         )
-        log.info("exporting JSON records to %s", json_plugin.url)
+        log.info(
+            "exporting JSON records to %s (stream stored as %s)",
+            json_plugin.url,
+            stored_stream_name(oo.json_stream),
+        )
         sinks.append(BatchingSink("openobserve-json", json_plugin, policy, accepts=accepts))
     return sinks
 
@@ -205,6 +265,7 @@ def _otlp_sink(
     environ: Mapping[str, str],
     resource: Mapping[str, AttrValue],
     accepts: Callable[[Record], bool],
+    span_attributes: Mapping[str, AttrValue],
 ) -> RecordSink | None:
     otlp = settings.otlp
     endpoint = _otlp_endpoint(otlp.endpoint, environ)
@@ -222,7 +283,17 @@ def _otlp_sink(
     )
     if compression not in (None, "none", "gzip"):
         log.warning("OTLP compression %r is not supported; sending uncompressed", compression)
-    plugin = OtlpTracesPlugin(endpoint, headers, resource, gzip=compression == "gzip")
+    in_url = url_credentials(endpoint)
+    if in_url is not None and not any(k.lower() == "authorization" for k in headers):
+        headers["Authorization"] = basic_auth(*in_url)  # userinfo is never sent in the URL
+    plugin = OtlpTracesPlugin(
+        endpoint,
+        headers,
+        resource,
+        gzip=compression == "gzip",
+        span_attributes=span_attributes,
+        secrets=[value for value in in_url or () if value],
+    )
     log.info("exporting traces to %s", plugin.url)
     policy = batch_policy(otlp.batch)
     timeout_s = otlp_timeout_s(environ, policy.request_timeout_s)

@@ -1,27 +1,50 @@
-"""Blocking HTTP POST for exporter worker threads, and how a reply is classified.
+"""Blocking HTTP POST for exporter worker threads, with a total deadline, and how a reply is
+classified.
 
 Retry rules are those of OTLP/HTTP (https://opentelemetry.io/docs/specs/otlp/#failures-1) and
 of opentelemetry-exporter-otlp-proto-http: 429, 502, 503 and 504 are transient (honouring
-``Retry-After``, seconds or an HTTP date), so are connection errors and timeouts; every other
-non-2xx status is permanent for the payload.  URLs are logged without any userinfo.
+``Retry-After``, seconds or an HTTP date), so are connection errors and a missed deadline;
+every other non-2xx status is permanent for the payload.  A plugin may widen the transient
+set where its receiver says so (OpenObserve answers 500 for a failed write it will accept
+again: see :mod:`exporters.openobserve`).
+
+Every request has a total deadline: connect, send, headers and body together.  urllib3 (and
+http.client) only bound each socket operation, so a receiver trickling a byte now and then
+held a request, and with it the whole export, forever (issue 17, item 11).  Here a watchdog
+timer shuts the socket down when the deadline passes, which ends any read in progress.
+
+Nothing a receiver says is kept or logged as it came: reply bodies and exception texts go
+through :func:`config.redact.scrub` (the request's credentials and anything that looks like
+one masked, length capped), and URLs through :func:`config.redact.redact_url`.
 """
 
 from __future__ import annotations
 
+import base64
+import binascii
+import contextlib
 import gzip
+import http.client
 import math
+import socket
+import ssl
+import threading
 import time
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from collections.abc import Callable, Collection, Mapping
+from dataclasses import dataclass, field
 from email.utils import parsedate_to_datetime
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import urlsplit
 
-import urllib3
-
+from socketio_trace_proxy.config.redact import redact_url, scrub, secret_forms
 from socketio_trace_proxy.exporters.batching import SendResult, Verdict
 
 RETRYABLE = frozenset({429, 502, 503, 504})
 GZIP_LEVEL = 1  # a third of level 9's CPU for ~12% more bytes; the output is plain gzip
+MAX_REPLY_BYTES = 64 * 1024  # of a reply body read (partial success fits many times over)
+# Header values that are not secrets; every other configured value is treated as one.
+_PLAIN_HEADERS = frozenset({"content-type", "content-encoding", "user-agent", "stream-name"})
+# Errors of a kept-alive connection the receiver had already closed: tried once more, fresh.
+_STALE = (http.client.RemoteDisconnected, ConnectionResetError, BrokenPipeError)
 
 
 def gzip_body(data: bytes) -> bytes:
@@ -29,14 +52,8 @@ def gzip_body(data: bytes) -> bytes:
 
 
 def safe_url(url: str) -> str:
-    """``url`` without user:password@ (for logs and errors)."""
-    parts = urlsplit(url)
-    if parts.username is None and parts.password is None:
-        return url
-    host = parts.hostname or ""
-    if parts.port is not None:
-        host = f"{host}:{parts.port}"
-    return urlunsplit((parts.scheme, host, parts.path, parts.query, parts.fragment))
+    """``url`` as it may be shown (the one redactor: :func:`config.redact.redact_url`)."""
+    return redact_url(url)
 
 
 def retry_after(value: str | None) -> float | None:
@@ -59,65 +76,182 @@ def retry_after(value: str | None) -> float | None:
 
 @dataclass(frozen=True, slots=True)
 class Reply:
+    """A reply; ``headers`` keys are lower case."""
+
     status: int
     headers: Mapping[str, str]
     body: bytes
 
+    def header(self, name: str, default: str = "") -> str:
+        return self.headers.get(name.lower(), default)
+
+
+def header_secrets(headers: Mapping[str, str]) -> tuple[str, ...]:
+    """The secret forms in ``headers``: every value but the plain ones, the credentials part
+    of an ``Authorization`` value, and the user's password inside a Basic token."""
+    values: list[str] = []
+    for name, value in headers.items():
+        if name.lower() in _PLAIN_HEADERS:
+            continue
+        values.append(value)
+        scheme, _, credentials = value.strip().partition(" ")
+        if credentials:
+            values.append(credentials.strip())
+        if scheme.lower() == "basic" and credentials:
+            with contextlib.suppress(binascii.Error, UnicodeDecodeError, ValueError):
+                decoded = base64.b64decode(credentials.strip(), validate=True).decode()
+                values.extend((decoded, decoded.partition(":")[2]))
+    return secret_forms(*values)
+
+
+@dataclass
+class _Watchdog:
+    """Shuts the current socket down once ``timeout_s`` has passed, unless finished first."""
+
+    sock: Callable[[], socket.socket | None]
+    timeout_s: float
+    fired: bool = False
+    _done: bool = False
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def __post_init__(self) -> None:
+        self._timer = threading.Timer(self.timeout_s, self._fire)
+        self._timer.daemon = True
+        self._timer.start()
+
+    def _fire(self) -> None:
+        with self._lock:
+            if self._done:
+                return
+            self.fired = True
+            sock = self.sock()
+        if sock is not None:
+            with contextlib.suppress(OSError):
+                sock.shutdown(socket.SHUT_RDWR)
+
+    def finish(self) -> bool:
+        """Stop the timer; True if it had fired."""
+        with self._lock:
+            self._done = True
+        self._timer.cancel()
+        return self.fired
+
 
 class HttpPoster:
-    """One connection pool, used by one worker thread only."""
+    """One kept-alive connection to one URL, used by one worker thread only."""
 
-    def __init__(self, url: str, headers: Mapping[str, str]) -> None:
+    def __init__(self, url: str, headers: Mapping[str, str], secrets: Collection[str] = ()):
+        parts = urlsplit(url)
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise ValueError(f"not an http(s) URL: {redact_url(url)!r}")
         self.url = url
-        self.safe_url = safe_url(url)
+        self.safe_url = redact_url(url)
+        self._https = parts.scheme == "https"
+        self._host = parts.hostname
+        self._port = parts.port
+        self._target = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
         self._headers = dict(headers)
-        self._pool = urllib3.PoolManager(num_pools=2, maxsize=1)
+        self.secrets = tuple(
+            sorted({*header_secrets(headers), *secret_forms(*secrets)}, key=len, reverse=True)
+        )
+        self._context = ssl.create_default_context() if self._https else None
+        self._conn: http.client.HTTPConnection | None = None
+        self._reused = False
+
+    def describe(self, text: str) -> str:
+        """``text`` from outside (a reply, an exception) made safe to keep and show."""
+        return scrub(text, self.secrets)
+
+    def _new_connection(self, timeout_s: float) -> http.client.HTTPConnection:
+        if self._context is not None:
+            return http.client.HTTPSConnection(
+                self._host, self._port, timeout=timeout_s, context=self._context
+            )
+        return http.client.HTTPConnection(self._host, self._port, timeout=timeout_s)
+
+    def _current_sock(self) -> socket.socket | None:
+        conn = self._conn
+        return conn.sock if conn is not None else None
 
     def post(self, body: bytes, timeout_s: float) -> Reply | SendResult:
-        """The reply, or a RETRY result when no reply came (refused, reset, timeout)."""
+        """The reply, or a RETRY result when none came (refused, reset, deadline missed)."""
+        timeout_s = max(timeout_s, 0.001)
+        end = time.monotonic() + timeout_s
+        watchdog = _Watchdog(self._current_sock, timeout_s)
         try:
-            response = self._pool.request(
-                "POST",
-                self.url,
-                body=body,
-                headers=self._headers,
-                timeout=urllib3.Timeout(total=max(timeout_s, 0.001)),
-                retries=False,
-                redirect=False,
-                preload_content=True,
-            )
-        except urllib3.exceptions.HTTPError as exc:
+            try:
+                reply = self._exchange(body, end)
+            except _STALE:
+                if watchdog.fired or self._conn is None or not self._reused:
+                    raise
+                self.close()  # the receiver closed the kept-alive connection: once more, fresh
+                reply = self._exchange(body, end)
+        except (OSError, http.client.HTTPException) as exc:
+            self.close()
+            if watchdog.finish() or isinstance(exc, TimeoutError):  # socket timeout: same
+                return self._missed(timeout_s)
+            reason = self.describe(f"{type(exc).__name__}: {exc}")
             return SendResult(
                 Verdict.RETRY,
-                error=f"POST {self.safe_url} failed: {_describe(exc)}",
+                error=f"POST {self.safe_url} failed: {reason}",
                 key=f"net-{type(exc).__name__}",
             )
-        return Reply(response.status, response.headers, response.data)
+        if watchdog.finish():  # the socket was shut down: what was read may be cut short
+            self.close()
+            return self._missed(timeout_s)
+        return reply
+
+    def _missed(self, timeout_s: float) -> SendResult:
+        return SendResult(
+            Verdict.RETRY,
+            error=f"POST {self.safe_url}: no complete reply within the {timeout_s:g} s deadline",
+            key="deadline",
+        )
+
+    def _exchange(self, body: bytes, end: float) -> Reply:
+        remaining = max(end - time.monotonic(), 0.001)
+        conn = self._conn
+        self._reused = conn is not None
+        if conn is None:
+            conn = self._conn = self._new_connection(remaining)
+        conn.timeout = remaining
+        if conn.sock is not None:
+            conn.sock.settimeout(remaining)
+        conn.request("POST", self._target, body=body, headers=self._headers)
+        response = conn.getresponse()
+        data = response.read(MAX_REPLY_BYTES)
+        headers = {name.lower(): value for name, value in response.getheaders()}
+        if response.will_close or not response.isclosed():  # closing, or too long to read
+            self.close()
+        return Reply(response.status, headers, data)
 
     def close(self) -> None:
-        self._pool.clear()
+        conn, self._conn = self._conn, None
+        if conn is not None:
+            with contextlib.suppress(OSError):
+                conn.close()
 
 
-def _describe(exc: Exception) -> str:
-    reason = getattr(exc, "reason", None)
-    return f"{type(exc).__name__}: {reason or exc}"
-
-
-def classify(reply: Reply, url: str, hint: Mapping[int, str] | None = None) -> SendResult:
+def classify(
+    reply: Reply,
+    poster: HttpPoster,
+    hint: Mapping[int, str] | None = None,
+    retryable: Collection[int] = RETRYABLE,
+) -> SendResult:
     """A non-2xx reply as a failed SendResult (``hint`` adds advice per status)."""
     status = reply.status
-    text = reply.body[:200].decode("utf-8", "replace").strip()
+    text = poster.describe(reply.body[:2048].decode("utf-8", "replace"))
     advice = (hint or {}).get(status)
-    error = f"POST {url} -> HTTP {status}" + (f" {text}" if text else "")
+    error = f"POST {poster.safe_url} -> HTTP {status}" + (f": {text}" if text else "")
     if advice:
         error = f"{error} ({advice})"
-    if status in RETRYABLE:
+    if status in retryable:
         return SendResult(
             Verdict.RETRY,
             status=status,
             error=error,
             key=f"http-{status}",
-            retry_after_s=retry_after(reply.headers.get("Retry-After")),
+            retry_after_s=retry_after(reply.headers.get("retry-after")),
         )
     return SendResult(Verdict.REJECT, status=status, error=error, key=f"http-{status}")
 
@@ -132,24 +266,30 @@ def post_batch(
     rejected_in: Callable[[Reply], tuple[int, str | None]],
     what: str,
     hints: Mapping[int, str] | None = None,
+    retryable: Collection[int] = RETRYABLE,
+    transient: Callable[[Reply], bool] | None = None,
 ) -> SendResult:
     """POST one encoded batch of ``count`` records and judge the reply.
 
     A 2xx reply can still reject part of the batch (OTLP partial success, OpenObserve's
     per-stream ``failed``): ``rejected_in`` reads how many and why from the reply.
+    ``transient`` may call a non-2xx reply outside ``retryable`` transient after all.
     """
     reply = poster.post(gzip_body(payload) if compress else payload, timeout_s)
     if isinstance(reply, SendResult):
         return reply
     if not 200 <= reply.status < 300:
-        return classify(reply, poster.safe_url, hints)
+        if transient is not None and transient(reply):
+            retryable = {*retryable, reply.status}
+        return classify(reply, poster, hints, retryable)
     rejected, reason = rejected_in(reply)
     if rejected:
+        why = poster.describe(reason or "") or "no reason given"
         return SendResult(
             Verdict.OK,
             rejected=min(rejected, count),
             status=reply.status,
-            error=f"{poster.safe_url} rejected {rejected} {what}: {reason or 'no reason given'}",
+            error=f"{poster.safe_url} rejected {rejected} {what}: {why}",
             key="partial",
         )
     return SendResult(Verdict.OK, status=reply.status)

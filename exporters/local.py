@@ -32,7 +32,7 @@ from enum import Enum
 from operator import attrgetter
 from typing import Any, TextIO
 
-from socketio_trace_proxy.exporters.batching import Encoded, SendResult, Verdict
+from socketio_trace_proxy.exporters.batching import Encoded, SendResult, Verdict, utf8
 from socketio_trace_proxy.exporters.spans import pair_error_type
 from socketio_trace_proxy.tracking.records import (
     LifecycleKind,
@@ -245,18 +245,22 @@ class NdjsonFilePlugin:
         self.rotations = 0
 
     def encode(self, records: Sequence[Record]) -> Encoded:
-        lines: list[str] = []
-        skipped = 0
+        lines: list[bytes] = []
+        skipped = replaced = 0
         error: str | None = None
-        for record in records:
+        for record in records:  # line by line: an unencodable text costs that line only
             try:
-                lines.append(ndjson_line(record))
+                text = ndjson_line(record)
             except Exception as exc:
                 skipped += 1
                 error = repr(exc)
-        lines.append("")
-        payload = "\n".join(lines).encode() if len(lines) > 1 else b""
-        return Encoded(payload, len(lines) - 1, skipped, error)
+                continue
+            line, repaired = utf8(text)
+            lines.append(line)
+            replaced += repaired
+        lines.append(b"")
+        payload = b"\n".join(lines) if len(lines) > 1 else b""
+        return Encoded(payload, len(lines) - 1, skipped, error, replaced)
 
     def send(self, batch: Encoded, timeout_s: float) -> SendResult:
         try:
@@ -322,8 +326,10 @@ class ConsolePlugin:
             line = console_line(record)
             if line is not None:
                 lines.append(line)
-        lines.append("")
-        return Encoded("\n".join(lines).encode() if len(lines) > 1 else b"", len(lines) - 1)
+        encoded = [utf8(line) for line in lines]
+        replaced = sum(repaired for _, repaired in encoded)
+        data = b"".join(line + b"\n" for line, _ in encoded)
+        return Encoded(data, len(lines), replaced=replaced)
 
     def _roll(self, lines: list[str]) -> None:
         """The window is over: report what it held back, start afresh."""

@@ -1,9 +1,24 @@
-"""OpenObserve: where to send (URL building, Basic auth) and its JSON stream exporter.
+"""OpenObserve: where to send (URL building, Basic auth), what it stores, and its JSON stream
+exporter.
 
 Traces go over OTLP/HTTP (:class:`exporters.otlp.OtlpTracesPlugin`) to
 ``{base}/api/{org}/v1/traces`` with the ``stream-name`` header.  The JSON stream exporter
 posts AetherTerm's in-app tracker records (design doc, "データ送信形式") to
 ``{base}/api/{org}/{stream}/_json`` and checks each reply's per-stream ``failed`` count.
+
+What OpenObserve does with it (read from its source, v0.14.4: ``config/src/utils/schema.rs``,
+``config/src/utils/flatten.rs``, ``service/traces/mod.rs``, ``service/logs/ingest.rs``,
+``handler/http/auth/validator.rs``; the same in later versions): a stream name is stored
+normalized (:func:`stored_stream_name`: ``socket-io-traces`` is ``socket_io_traces``), every
+record key is flattened and formatted (:func:`stored_field`: ``socket.request.event`` is
+``socket_request_event``; span attributes become columns of the span, resource attributes
+``service_<key>``), and nulls are not stored.
+
+Which replies are transient there: 429, 502, 503, 504 as in OTLP, and 500 (a write that
+failed: "error while writing trace data"; the same request succeeds once the write path
+works again), and, on v0.14.4's ``_json``, a 400 whose message is ``MemoryTableOverflowError``
+(the memtable is full until it is flushed; newer versions say 503).  Everything else (400 for
+the body, 401, 403, 404) is permanent for the batch and explained by :data:`AUTH_HINTS`.
 """
 
 from __future__ import annotations
@@ -11,13 +26,14 @@ from __future__ import annotations
 import base64
 import json
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote
 
-from socketio_trace_proxy.exporters.batching import Encoded, SendResult
-from socketio_trace_proxy.exporters.http import HttpPoster, post_batch
+from socketio_trace_proxy.config.about import user_agent
+from socketio_trace_proxy.exporters.batching import Encoded, SendResult, utf8
+from socketio_trace_proxy.exporters.http import RETRYABLE, HttpPoster, Reply, post_batch
 from socketio_trace_proxy.exporters.spans import pair_error_type
 from socketio_trace_proxy.tracking.records import (
     LifecycleRecord,
@@ -29,12 +45,55 @@ from socketio_trace_proxy.tracking.records import (
 
 _API_ORG = re.compile(r"^(?P<base>.*?)/api/(?P<org>[^/]+)$")
 
+#: What each refusal means on OpenObserve (its auth validator and ingestion handlers).
 AUTH_HINTS = {
-    401: "check OPENOBSERVE_USER / OPENOBSERVE_PASS",
-    403: "the user may not ingest into this organisation",
-    404: "check OPENOBSERVE_ENDPOINT and OPENOBSERVE_ORG",
-    400: "OpenObserve refused the request body",
+    400: "OpenObserve refused the request itself, not single records: for traces a "
+    "Content-Type other than exactly application/x-protobuf or a body it cannot decode, for "
+    "_json a body that is not JSON or an array element that is not an object; this batch is "
+    "dropped",
+    401: "OpenObserve did not accept the credentials: OPENOBSERVE_USER is the user's e-mail, "
+    "OPENOBSERVE_PASS its password or its ingestion passcode (Basic, case-sensitive); a user "
+    "who is not a member of OPENOBSERVE_ORG (or an organisation that does not exist for a "
+    "non-root user) is refused the same way",
+    403: "OpenObserve refused this organisation: in the open-source edition 403 means its "
+    "ingestion quota is exhausted (a blocked organisation); with Enterprise permissions, the "
+    "user may not ingest into this stream",
+    404: "no OpenObserve ingestion API at this URL: check OPENOBSERVE_ENDPOINT (scheme, host, "
+    "port and any base path such as ZO_BASE_URI); an unknown organisation is answered 401 or "
+    "created, never 404",
 }
+
+#: Statuses OpenObserve answers for failures that pass (see the module docstring).
+OPENOBSERVE_RETRYABLE = frozenset({*RETRYABLE, 500})
+
+_STREAM_NAME_INVALID = re.compile(r"[^a-zA-Z0-9_:]+")
+
+
+def stored_stream_name(name: str) -> str:
+    """The name OpenObserve stores, lists and queries a stream under: every run of characters
+    outside ``[a-zA-Z0-9_:]`` becomes one ``_``, then lower case (``format_stream_name`` in
+    ``config/src/utils/schema.rs``)."""
+    return _STREAM_NAME_INVALID.sub("_", name).lower()
+
+
+def stored_field(key: str) -> str:
+    """The column name OpenObserve stores a record key under (``format_key`` in
+    ``config/src/utils/flatten.rs``): ASCII upper case lowered, every other character that is
+    not ``[a-z0-9_]`` (each one) becomes ``_``; a key with non-ASCII letters keeps its lower
+    case letters and digits."""
+    if key.isascii():
+        return "".join(
+            c.lower() if c.isupper() else c if c.islower() or c.isdigit() or c == "_" else "_"
+            for c in key
+        )
+    return "".join(
+        c if c.islower() or c.isnumeric() else c.lower()[0] if c.isupper() else "_" for c in key
+    )
+
+
+def memtable_full(reply: Reply) -> bool:
+    """v0.14.4's ``_json`` answers a full memtable with 400 ``MemoryTableOverflowError``."""
+    return reply.status == 400 and b"MemoryTableOverflow" in reply.body
 
 
 @dataclass(frozen=True, slots=True)
@@ -183,31 +242,38 @@ class OpenObserveJsonPlugin:
         headers: Mapping[str, str],
         *,
         gzip: bool,
+        secrets: Collection[str] = (),
     ) -> None:
-        all_headers = {"Content-Type": "application/json", **headers}
+        all_headers = {"Content-Type": "application/json", "User-Agent": user_agent(), **headers}
         if gzip:
             all_headers["Content-Encoding"] = "gzip"
         self._gzip = gzip
         self.stream = stream
         self._service = service
-        self._poster = HttpPoster(url, all_headers)
+        self._poster = HttpPoster(url, all_headers, secrets)
 
     @property
     def url(self) -> str:
         return self._poster.safe_url
 
     def encode(self, records: Sequence[Record]) -> Encoded:
-        rows: list[dict[str, Any]] = []
-        skipped = 0
+        rows: list[bytes] = []
+        skipped = replaced = 0
         error: str | None = None
-        for record in records:
+        for record in records:  # one by one: a record that cannot be encoded is that one only
             try:
-                rows.append(record_json(record, self._service))
+                text = json.dumps(
+                    record_json(record, self._service), separators=(",", ":"), ensure_ascii=False
+                )
             except Exception as exc:
                 skipped += 1
                 error = repr(exc)
-        payload = json.dumps(rows, separators=(",", ":"), ensure_ascii=False).encode()
-        return Encoded(payload, len(rows), skipped, error)
+                continue
+            row, repaired = utf8(text)
+            rows.append(row)
+            replaced += repaired
+        payload = b"[" + b",".join(rows) + b"]"
+        return Encoded(payload, len(rows), skipped, error, replaced)
 
     def send(self, batch: Encoded, timeout_s: float) -> SendResult:
         return post_batch(
@@ -219,6 +285,8 @@ class OpenObserveJsonPlugin:
             rejected_in=lambda reply: _failed_records(reply.body),
             what="records",
             hints=AUTH_HINTS,
+            retryable=OPENOBSERVE_RETRYABLE,
+            transient=memtable_full,
         )
 
     def close(self) -> None:

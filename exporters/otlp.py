@@ -1,12 +1,17 @@
 """OTLP/HTTP protobuf trace export (to OpenObserve or any OTLP/HTTP receiver).
 
 Behaves on the wire like opentelemetry-exporter-otlp-proto-http's ``OTLPSpanExporter``: the
-same ``Content-Type`` (with this project's own ``User-Agent``), configured extra
-headers, ``Content-Encoding: gzip``, the same retryable statuses and ``Retry-After``
-handling (in :mod:`exporters.batching` / :mod:`exporters.http`).  It does not call the
-library's ``export()``, which only takes SDK ``ReadableSpan`` objects; spans are encoded
-directly (:mod:`exporters.otlp_wire`).  A partial success (``rejected_spans``) counts those
-spans as failed.
+same ``Content-Type``, configured extra headers, ``Content-Encoding: gzip``, the same
+retryable statuses and ``Retry-After`` handling (in :mod:`exporters.batching` /
+:mod:`exporters.http`), with this project's own ``User-Agent``
+(``socketio-trace-proxy/<version>``).  It does not call the library's ``export()``, which only
+takes SDK ``ReadableSpan`` objects; spans are encoded directly (:mod:`exporters.otlp_wire`).
+A partial success (``rejected_spans``) counts those spans as failed.
+
+The resource names the service (``service.name``, ``service.version``,
+``service.instance.id``: one id per process) and this project as the telemetry SDK
+(``telemetry.sdk.name/language/version``); resource and scope carry the semantic conventions'
+``schema_url`` (:data:`exporters.spans.SCHEMA_URL`).
 """
 
 from __future__ import annotations
@@ -14,34 +19,56 @@ from __future__ import annotations
 import json
 import socket
 import time
-from collections.abc import Mapping, Sequence
+import uuid
+from collections.abc import Collection, Mapping, Sequence
 from typing import Any, Final
 
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceResponse
 
-from socketio_trace_proxy.config.about import user_agent, version
+from socketio_trace_proxy.config.about import DISTRIBUTION, user_agent, version
 from socketio_trace_proxy.exporters import otlp_wire
-from socketio_trace_proxy.exporters.batching import Encoded, SendResult
-from socketio_trace_proxy.exporters.http import HttpPoster, Reply, post_batch
-from socketio_trace_proxy.exporters.spans import AttrValue, record_span
+from socketio_trace_proxy.exporters.batching import Encoded, SendResult, replace_unencodable
+from socketio_trace_proxy.exporters.http import RETRYABLE, HttpPoster, Reply, post_batch
+from socketio_trace_proxy.exporters.spans import SCHEMA_URL, AttrValue, SpanSpec, record_span
 from socketio_trace_proxy.tracking.records import Record
 
 # OTLP/HTTP (OTLP spec, "Binary Protobuf Encoding"): the exact content type, which
 # OpenObserve also requires to the byte; the User-Agent names this project, not the library.
 PROTOBUF_HEADERS: Final = {"Content-Type": "application/x-protobuf"}
 
-SCOPE_NAME = "socketio-trace-proxy"
+SCOPE_NAME = DISTRIBUTION
 YIELD_EVERY = 64  # spans encoded between GIL hand-overs to the event loop thread
+INSTANCE_ID: Final = str(uuid.uuid4())  # service.instance.id: stable for this process
 
 
 def default_resource(service_name: str) -> dict[str, AttrValue]:
     return {
         "service.name": service_name,
         "service.version": version(),
+        "service.instance.id": INSTANCE_ID,
         "host.name": socket.gethostname(),
+        "telemetry.sdk.name": DISTRIBUTION,
         "telemetry.sdk.language": "python",
-        "telemetry.sdk.name": "socketio-trace-proxy",
+        "telemetry.sdk.version": version(),
     }
+
+
+def sanitized(spec: SpanSpec) -> SpanSpec:
+    """``spec`` with every text that UTF-8 cannot encode (lone surrogates) replaced."""
+
+    def clean(attrs: tuple[tuple[str, AttrValue], ...]) -> tuple[tuple[str, AttrValue], ...]:
+        return tuple(
+            (replace_unencodable(k), replace_unencodable(v) if isinstance(v, str) else v)
+            for k, v in attrs
+        )
+
+    message = spec.status_message
+    return spec._replace(
+        name=replace_unencodable(spec.name),
+        status_message=None if message is None else replace_unencodable(message),
+        attributes=clean(spec.attributes),
+        shared=clean(spec.shared),
+    )
 
 
 class OtlpTracesPlugin:
@@ -55,15 +82,19 @@ class OtlpTracesPlugin:
         *,
         gzip: bool,
         hints: Mapping[int, str] | None = None,
+        retryable: Collection[int] = RETRYABLE,
+        span_attributes: Mapping[str, AttrValue] | None = None,
+        secrets: Collection[str] = (),
     ) -> None:
         all_headers = {**PROTOBUF_HEADERS, "User-Agent": user_agent()}
         all_headers.update(headers)
         if gzip:
             all_headers["Content-Encoding"] = "gzip"
         self._gzip = gzip
-        self._poster = HttpPoster(url, all_headers)
+        self._poster = HttpPoster(url, all_headers, secrets)
         self._hints = dict(hints or {})
-        self._encoder = otlp_wire.SpanEncoder()
+        self._retryable = frozenset(retryable)
+        self._encoder = otlp_wire.SpanEncoder(constant=span_attributes)
         self._resource = otlp_wire.resource(resource)
         self._scope = otlp_wire.scope(SCOPE_NAME, version())
 
@@ -73,7 +104,7 @@ class OtlpTracesPlugin:
 
     def encode(self, records: Sequence[Record]) -> Encoded:
         spans: list[bytes] = []
-        skipped = 0
+        skipped = replaced = 0
         error: str | None = None
         encode_span = self._encoder.span
         for index, record in enumerate(records):
@@ -82,12 +113,16 @@ class OtlpTracesPlugin:
             try:
                 spec = record_span(record)
                 otlp_wire.check_ids(spec)
-                spans.append(encode_span(spec))
+                try:
+                    spans.append(encode_span(spec))
+                except UnicodeEncodeError:
+                    spans.append(encode_span(sanitized(spec)))
+                    replaced += 1
             except Exception as exc:  # one bad record must not sink its batch
                 skipped += 1
                 error = repr(exc)
-        payload = otlp_wire.export_request(self._resource, self._scope, spans)
-        return Encoded(payload, len(spans), skipped, error)
+        payload = otlp_wire.export_request(self._resource, self._scope, spans, SCHEMA_URL)
+        return Encoded(payload, len(spans), skipped, error, replaced)
 
     def send(self, batch: Encoded, timeout_s: float) -> SendResult:
         return post_batch(
@@ -99,6 +134,7 @@ class OtlpTracesPlugin:
             rejected_in=partial_success,
             what="spans",
             hints=self._hints,
+            retryable=self._retryable,
         )
 
     def close(self) -> None:
@@ -109,7 +145,7 @@ def partial_success(reply: Reply) -> tuple[int, str]:
     """``(rejected_spans, error_message)`` from an OTLP success reply (protobuf or JSON)."""
     if not reply.body:
         return 0, ""
-    content_type = reply.headers.get("Content-Type", "")
+    content_type = reply.header("Content-Type")
     try:
         if "json" in content_type:
             data: Any = json.loads(reply.body)

@@ -84,7 +84,11 @@ def attributes(attrs: Mapping[str, AttrValue], tag: bytes) -> bytes:
 class SpanEncoder:
     """Encodes spans; memoises repeated string/bool attributes (bounded, counted)."""
 
-    def __init__(self, cache_limit: int = 8192) -> None:
+    def __init__(
+        self, cache_limit: int = 8192, constant: Mapping[str, AttrValue] | None = None
+    ) -> None:
+        # attributes every span carries (the upstream's server.address/port): encoded once
+        self._constant = attributes(constant or {}, _T_ATTR)
         self._cache: dict[tuple[str, AttrValue], bytes] = {}
         self._ints: dict[tuple[str, AttrValue], bytes] = {}
         self._key_prefix: dict[str, bytes] = {}
@@ -167,6 +171,8 @@ class SpanEncoder:
                 entry = self._groups[id(shared)] = (shared, self._attributes(shared))
             parts.append(entry[1])
         parts.append(self._attributes(spec.attributes))
+        if self._constant:
+            parts.append(self._constant)
         links = self._links
         for link in spec.links:
             encoded = links.get(link)
@@ -206,18 +212,25 @@ def scope(name: str, version: str) -> bytes:
     return _ld(b"\x0a", name.encode()) + _ld(b"\x12", version.encode())
 
 
-def export_request(resource_body: bytes, scope_body: bytes, spans: Sequence[bytes]) -> bytes:
+def export_request(
+    resource_body: bytes, scope_body: bytes, spans: Sequence[bytes], schema_url: str = ""
+) -> bytes:
     """``ExportTraceServiceRequest{resource_spans: [ResourceSpans{resource, scope_spans:
-    [ScopeSpans{scope, spans}]}]}``, joined once (spans are large: no intermediate copies)."""
+    [ScopeSpans{scope, spans, schema_url}], schema_url}]}``, joined once (spans are large: no
+    intermediate copies)."""
     span_parts: list[bytes] = []
     for body in spans:
         span_parts.append(b"\x12")  # ScopeSpans.spans = 2
         span_parts.append(_len_prefix(len(body)))
         span_parts.append(body)
+    # ScopeSpans.schema_url = 3 and ResourceSpans.schema_url = 3
+    schema = _ld(b"\x1a", schema_url.encode()) if schema_url else b""
     scope_field = _ld(b"\x0a", scope_body)  # ScopeSpans.scope = 1
-    scope_spans_len = len(scope_field) + sum(len(p) for p in span_parts)
+    scope_spans_len = len(scope_field) + sum(len(p) for p in span_parts) + len(schema)
     resource_field = _ld(b"\x0a", resource_body)  # ResourceSpans.resource = 1
     scope_spans_head = b"\x12" + _len_prefix(scope_spans_len)  # ResourceSpans.scope_spans = 2
-    resource_spans_len = len(resource_field) + len(scope_spans_head) + scope_spans_len
+    resource_spans_len = len(resource_field) + len(scope_spans_head) + scope_spans_len + len(schema)
     head = b"\x0a" + _len_prefix(resource_spans_len)  # ExportTraceServiceRequest.resource_spans
-    return b"".join([head, resource_field, scope_spans_head, scope_field, *span_parts])
+    return b"".join(
+        [head, resource_field, scope_spans_head, scope_field, *span_parts, schema, schema]
+    )

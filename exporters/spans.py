@@ -1,15 +1,38 @@
-"""The span model: how a record becomes a span (issue 6, "Span model").
+"""The span model: how a record becomes a span (issue 6, "Span model"; issue 13).
 
 One span per paired request, from the request frame to the response frame (or the timeout
-deadline), named by the rule's template (``create_terminal -> terminal_ready``); a short span
-per Engine.IO handshake, namespace connect and upgrade, and a zero-length one at close.  Every
+deadline), named by ``record.operation`` (the rule's template, ``create_terminal ->
+terminal_ready``: one operation keeps one name whatever its outcome); a short span per
+Engine.IO handshake, namespace connect and upgrade, and a zero-length one at close.  Every
 span carries the Engine.IO sid (``messaging.socket.io.sid``) so one query finds a session, and
 links to the session's handshake span.  The handshake span continues the client's
 ``traceparent`` (its ``parent_span_id``).  No span lives for the whole connection.
 
-Attributes follow AetherTerm's in-app tracker (``socket.*``) and the OpenTelemetry messaging
-conventions (``messaging.*``, https://opentelemetry.io/docs/specs/semconv/messaging/), with
-``messaging.socket.io.*`` for the rest.
+Attributes follow AetherTerm's in-app tracker (``socket.*``) and the OpenTelemetry semantic
+conventions 1.27.0 (:data:`SCHEMA_URL`): messaging (``messaging.system``,
+``messaging.operation.name`` / ``.type``, ``messaging.destination.name`` = the namespace,
+``messaging.message.id`` = the ack id, ``messaging.message.body.size``, ``messaging.client.id``
+= the sid), network (``network.protocol.name``, ``network.transport``, ``server.address`` /
+``server.port`` of the upstream, set by the exporter; ``client.address`` / ``client.port`` when
+the record's session carries them) and ``error.type``; ``messaging.socket.io.*`` for the rest.
+
+``messaging.operation.type`` is named from the browser's side of the conversation (the proxy
+stands where its Socket.IO client connects): a one-way client event is ``send``, a one-way
+server event ``receive``, a request and its answer ``process`` (the peer processed the request;
+the span lasts until its answer passed).
+
+Status (trace API, "Set Status"): left Unset on success, ``ERROR`` with ``error.type`` (and a
+description) on failure; ``OK`` is for application owners, not for instrumentation.
+
+Span kinds (trace API, "SpanKind"), for a passive observer: a pair, namespace connect, upgrade,
+close or one-way message span is ``INTERNAL``.  ``CLIENT`` and ``SERVER`` claim the caller's or
+the handler's side of a remote call, and ``PRODUCER`` / ``CONSUMER`` the sender's or the
+receiver's; the proxy is none of these (it neither emits nor handles the events, and injects
+no trace context, so no remote span is its child), and the messaging conventions' kinds
+(``send``: PRODUCER/CLIENT, ``process``: CONSUMER) are for the messaging clients themselves.
+The handshake span is ``SERVER``: the proxy is the HTTP server the client's handshake request
+reached, and the span continues the client's ``traceparent`` as the child of its remote
+``CLIENT`` span, which is exactly the SERVER case.
 """
 
 from __future__ import annotations
@@ -31,6 +54,8 @@ from socketio_trace_proxy.tracking.records import (
 from socketio_trace_proxy.tracking.wire.packets import Direction
 
 AttrValue = str | bool | int | float
+
+SCHEMA_URL = "https://opentelemetry.io/schemas/1.27.0"
 
 
 class SpanKind(IntEnum):
@@ -115,10 +140,8 @@ _OK = Outcome.OK
 _ERROR = Outcome.ERROR
 _LATE = Outcome.LATE
 _STREAM = PairKind.STREAM
-_C2S = Direction.CLIENT_TO_SERVER
-_SERVER = SpanKind.SERVER
-_CLIENT = SpanKind.CLIENT
-_STATUS_OK = StatusCode.OK
+_INTERNAL = SpanKind.INTERNAL
+_STATUS_UNSET = StatusCode.UNSET
 _STATUS_ERROR = StatusCode.ERROR
 _OUTCOME_ERROR_TYPES = {o._value_: e for o, e in _OUTCOME_ERRORS.items()}
 
@@ -162,7 +185,11 @@ def _pair_shared(record: PairRecord, error_type: str | None) -> tuple[tuple[str,
         ("socket.request.event", record.request_event),
         ("socket.success", error_type is None),
         ("messaging.system", "socket.io"),
+        ("messaging.operation.name", record.kind._value_),
+        ("messaging.operation.type", "process"),
         ("messaging.destination.name", record.namespace),
+        ("network.protocol.name", "socket.io"),
+        ("network.transport", "tcp"),
         ("messaging.socket.io.event", record.request_event),
         ("messaging.socket.io.direction", record.initiator._value_),
         ("messaging.socket.io.transport", record.request_transport._value_),
@@ -211,6 +238,7 @@ def pair_span(record: PairRecord) -> SpanSpec:
         attrs.append(("messaging.socket.io.request.payload", record.request_payload))
     if record.response_payload is not None:
         attrs.append(("messaging.socket.io.response.payload", record.response_payload))
+    _client_attributes(session, attrs)
     if record.linked_span_id is None:
         links: tuple[tuple[str, str], ...] = ((session.trace_id, session.span_id),)
     else:
@@ -219,24 +247,38 @@ def pair_span(record: PairRecord) -> SpanSpec:
     return SpanSpec(
         record.trace_id,
         record.span_id,
-        None,
+        # a traceparent sent on the request that carried this one (when the tracker keeps it)
+        getattr(record, "parent_span_id", None),
         record.operation,
-        _SERVER if record.initiator is _C2S else _CLIENT,
+        _INTERNAL,
         start,
         start + round(record.duration_s * 1e9),
         tuple(attrs),
-        _STATUS_OK if ok else _STATUS_ERROR,
+        _STATUS_UNSET if ok else _STATUS_ERROR,
         error_type,
         links,
         _pair_shared(record, error_type),
     )
 
 
+def _client_attributes(session: object, attrs: list[tuple[str, AttrValue]]) -> None:
+    """``client.address`` / ``client.port`` when the session reference carries them."""
+    address = getattr(session, "client_address", None)
+    if address:
+        attrs.append(("client.address", str(address)))
+        port = getattr(session, "client_port", None)
+        if isinstance(port, int):
+            attrs.append(("client.port", port))
+
+
 def lifecycle_span(record: LifecycleRecord) -> SpanSpec:
     sid = record.session.session_id
     attrs: list[tuple[str, AttrValue]] = [
         ("messaging.system", "socket.io"),
+        ("messaging.operation.name", record.kind.value),
         ("messaging.client.id", sid),
+        ("network.protocol.name", "socket.io"),
+        ("network.transport", "tcp"),
         ("messaging.socket.io.sid", sid),
         ("messaging.socket.io.transport", record.transport.value),
         ("messaging.socket.io.lifecycle", record.kind.value),
@@ -251,6 +293,7 @@ def lifecycle_span(record: LifecycleRecord) -> SpanSpec:
     if error_type is not None:
         attrs.append(("error.type", error_type))
     session = record.session
+    _client_attributes(session, attrs)
     is_handshake = record.kind is LifecycleKind.HANDSHAKE
     links = () if is_handshake else ((session.trace_id, session.span_id),)
     start = to_ns(record.start_wall)
@@ -259,11 +302,11 @@ def lifecycle_span(record: LifecycleRecord) -> SpanSpec:
         span_id=record.span_id,
         parent_span_id=record.parent_span_id,
         name=_LIFECYCLE_NAMES[record.kind],
-        kind=SpanKind.SERVER,
+        kind=SpanKind.SERVER if is_handshake else SpanKind.INTERNAL,
         start_ns=start,
         end_ns=start + round(record.duration_s * 1e9),
         attributes=tuple(attrs),
-        status=StatusCode.OK if record.ok else StatusCode.ERROR,
+        status=StatusCode.UNSET if record.ok else StatusCode.ERROR,
         status_message=None if record.ok else (record.error or error_type),
         links=links,
     )
@@ -273,10 +316,15 @@ def message_span(record: MessageRecord) -> SpanSpec:
     """A zero-length span for a one-way event (only when ``export_messages`` is on)."""
     session = record.session
     sid = session.session_id
+    c2s = record.direction is Direction.CLIENT_TO_SERVER
     attrs: list[tuple[str, AttrValue]] = [
         ("messaging.system", "socket.io"),
+        ("messaging.operation.name", "emit"),
+        ("messaging.operation.type", "send" if c2s else "receive"),
         ("messaging.destination.name", record.namespace),
         ("messaging.client.id", sid),
+        ("network.protocol.name", "socket.io"),
+        ("network.transport", "tcp"),
         ("messaging.message.body.size", record.size),
         ("messaging.socket.io.sid", sid),
         ("messaging.socket.io.event", record.event),
@@ -285,15 +333,14 @@ def message_span(record: MessageRecord) -> SpanSpec:
     ]
     if record.payload is not None:
         attrs.append(("messaging.socket.io.payload", record.payload))
+    _client_attributes(session, attrs)
     start = to_ns(record.wall)
     return SpanSpec(
         trace_id=session.trace_id,
         span_id=os.urandom(8).hex(),
         parent_span_id=None,
         name=MESSAGE_SPAN,
-        kind=SpanKind.PRODUCER
-        if record.direction is Direction.CLIENT_TO_SERVER
-        else SpanKind.CONSUMER,
+        kind=SpanKind.INTERNAL,
         start_ns=start,
         end_ns=start,
         attributes=tuple(attrs),

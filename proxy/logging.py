@@ -1,8 +1,9 @@
 """Structured one-line logs: every record is one JSON object on one line.
 
 ``configure_logging`` installs the formatter on the root logger; extra fields go in
-``extra={"fields": {...}}``.  URLs are logged through :func:`redact_url`, which drops
-credentials and query strings, so secrets never reach the log.
+``extra={"fields": {...}}``.  URLs are logged through :func:`redact_url` (the one redactor,
+:mod:`config.redact`), which drops credentials and query strings, so secrets never reach the
+log.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ import time
 from collections.abc import Mapping
 from typing import Any, TextIO
 
-from yarl import URL
+from socketio_trace_proxy.config.redact import redact_url
 
 LEVELS: Mapping[str, int] = {
     "debug": logging.DEBUG,
@@ -58,12 +59,4 @@ def configure_logging(level: str = "info", stream: TextIO | None = None) -> None
     logging.getLogger("aiohttp.access").setLevel(logging.WARNING)
 
 
-def redact_url(url: str) -> str:
-    """``url`` without user, password and query (which may carry tokens)."""
-    try:
-        parsed = URL(url)
-    except (ValueError, TypeError):
-        return "<unparsable url>"
-    if not parsed.is_absolute():
-        return str(parsed.with_query(None).with_fragment(None))
-    return str(parsed.with_user(None).with_query(None).with_fragment(None))
+__all__ = ["OneLineFormatter", "configure_logging", "redact_url"]

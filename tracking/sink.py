@@ -15,6 +15,10 @@ from socketio_trace_proxy.tracking.records import Record
 
 @dataclass(frozen=True, slots=True)
 class SinkHealth:
+    """``state`` says more than ``healthy`` where the sink knows (the exporters: ``ok``,
+    ``retrying``, ``failing``, ``dropping``, ``stalled``); ``text_replaced`` counts records
+    sent with text that could not be encoded replaced."""
+
     name: str
     healthy: bool
     sent: int
@@ -22,6 +26,8 @@ class SinkHealth:
     dropped: int
     queued: int
     last_error: str | None
+    state: str | None = None
+    text_replaced: int = 0
 
 
 class RecordSink(Protocol):

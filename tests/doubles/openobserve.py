@@ -1,32 +1,60 @@
 """A test double of OpenObserve's ingestion API (no OpenObserve server can run here).
 
-Built from OpenObserve's documented ingestion behaviour (docs: "Traces ingestion - OTLP",
-"Logs ingestion - JSON", "OTLP ingestion"; and its HTTP handlers, which reply 200 with a
-protobuf ``ExportTraceServiceResponse`` to protobuf requests and 206 with JSON partial success
-to JSON requests), not from running it:
+Follows OpenObserve's source, not its documentation: tag ``v0.14.4`` (the version the compose
+file pins) by default, and ``version="main"`` for the newer behaviour where they differ (main
+at fbab9b80a2, 2026-08).  Files read (under ``src/``, v0.14.4):
+``handler/http/auth/validator.rs`` and ``common/utils/auth.rs`` (authentication),
+``handler/http/request/traces/mod.rs`` and ``service/traces/mod.rs`` (traces),
+``handler/http/request/logs/ingest.rs``, ``service/logs/ingest.rs`` and ``service/logs/mod.rs``
+(``_json``), ``config/src/utils/{schema,flatten,time}.rs`` (names, keys, timestamps:
+:mod:`tests.doubles.openobserve_model`), ``common/meta/{http,ingestion}.rs`` (reply bodies);
+on main the same code moved to ``api/common/src/auth/validator.rs``, ``core/src/auth.rs``,
+``api/http/src/handler/http/router/mod.rs``, ``api/search/src/traces/mod.rs``,
+``api/ingest/src/request/logs/ingest.rs``, ``core/src/{traces,logs}/``.
 
-- ``POST /api/{org}/v1/traces`` (and the older ``/api/{org}/traces``):
-  ``application/x-protobuf`` is decoded with opentelemetry-proto; ``application/json`` or no
-  content type is OTLP/JSON (hex trace/span ids); any other content type -> 400
-  ``{"code":400,"message":"Bad Request"}``.  ``Content-Encoding: gzip`` accepted.  The
-  ``stream-name`` header picks the stream (default ``default``).  Spans older than
-  ``allowed_past_s`` (OpenObserve's ``ZO_INGEST_ALLOWED_UPTO``, default 5 h) or further ahead
-  than ``allowed_future_s`` are rejected: protobuf -> 200 with ``partial_success``, JSON ->
-  206 ``{"partialSuccess":{"rejectedSpans":N,"errorMessage":...}}``.
-- ``POST /api/{org}/{stream}/_json``: a JSON array or one object; reply 200
-  ``{"code":200,"status":[{"name":STREAM,"successful":n,"failed":m}]}`` (records whose
-  ``_timestamp`` is out of the window fail).
-- Basic auth on ingestion: no ``Authorization`` -> 401 JSON
-  ``{"code":401,"message":"Unauthorized Access"}``; wrong credentials -> 401 ``text/plain``
-  ``Unauthorized Access``.
-- ``GET /healthz`` -> 200 ``{"status":"ok"}``.
-- Fault modes for tests: :meth:`OpenObserveDouble.fail_next` (500, 503, 429 with
-  ``Retry-After``, ...), :meth:`OpenObserveDouble.slow_next` / ``delay_s`` (slow replies), and
-  :meth:`OpenObserveDouble.close` (connection refused afterwards).
+Authentication (every ``/api`` route):
+- no ``Authorization``: 401 ``Unauthorized Access`` as ``text/plain`` (v0.14.4; actix's
+  ``ErrorUnauthorized``), as JSON ``{"code":401,"message":"Unauthorized Access"}`` on main;
+- the scheme is case-sensitive (``Basic``; main requires ``Basic `` with the space); the
+  password may be the user's password or, on ingestion routes, the user's ingestion passcode;
+  a user who is not root must be a member of the org; anything else is 401
+  ``Unauthorized Access`` (``text/plain``; main: no content type and
+  ``WWW-Authenticate: Bearer realm="openobserve"``).  An unknown org is never 404.
+- once authenticated, a POST without ``Content-Type`` is given
+  ``application/x-www-form-urlencoded`` (a "hack for prometheus" in the validator).
+
+``POST /api/{org}/v1/traces`` (and ``/api/{org}/traces``): ``Content-Type`` exactly
+``application/x-protobuf``, or starting with ``application/json`` (OTLP/JSON, hex ids); any
+other (so also none) -> 400 ``{"code":400,"message":"Bad Request"}``.  A blocked org
+(quota exhausted) -> 403, a full memtable -> 503, an undecodable body -> 400 ``Invalid
+proto: ...`` / ``Invalid json: ...``, a failed write -> 500 ``error while writing trace data:
+...``.  Spans with a trace id not 16 bytes, a span id not 8 bytes, or older than
+``ZO_INGEST_ALLOWED_UPTO`` (5 h; on main also more than 24 h ahead) are rejected: protobuf ->
+200 with ``partial_success`` ("Some spans were rejected due to exceeding the allowed retention
+period"), JSON -> 206.  The ``stream-name`` header picks the stream, normalized; default
+``default``.
+
+``POST /api/{org}/{stream}/_json``: a JSON array or one object; the stream name is normalized
+(``socket-io-traces`` is stored as ``socket_io_traces``); one element that is not an object
+fails the whole request (400 ``flatten value must be an object``); a blocked org -> 400; a full
+memtable -> 400 ``MemoryTableOverflowError`` (main: 503); records older than 5 h (main: or 24 h
+ahead) or with an unparsable ``_timestamp`` count as ``failed``; a failed write still answers
+200 with every record ``successful`` (v0.14.4 and main: the records are lost).  Reply:
+``{"code":200,"status":[{"name":STORED_NAME,"successful":n,"failed":m[,"error":..]}]}``.
+
+``GET /healthz`` -> 200 ``{"status":"ok"}``.
+
+Kept: every span as received (:class:`ReceivedSpan`, OTLP names) and as OpenObserve stores it
+(:meth:`OpenObserveDouble.stored_spans`), every ``_json`` row as received and as stored
+(:meth:`OpenObserveDouble.stored_records`), by stored stream name.  Conditions and faults:
+``blocked_orgs``, ``memtable_full``, ``fail_writes``, :meth:`OpenObserveDouble.fail_next`
+(scripted statuses), :meth:`OpenObserveDouble.slow_next` / ``delay_s``, and
+:meth:`OpenObserveDouble.close` (connection refused afterwards).
 
 Not OpenObserve: ``GET /_double/received`` (no auth) lists what arrived, for smoke scripts;
 ``DELETE /_double/received`` forgets it.  Run standalone with
-``python -m tests.doubles.openobserve --host 0.0.0.0 --port 5080 --user U --password P``.
+``python -m tests.doubles.openobserve --host 0.0.0.0 --port 5080 --user U --password P``
+(``--start-delay-s N``: listen only after N seconds, as a slow first start).
 """
 
 from __future__ import annotations
@@ -43,78 +71,55 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from aiohttp import web
-from google.protobuf import json_format
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
     ExportTraceServiceRequest,
     ExportTraceServiceResponse,
 )
-from opentelemetry.proto.common.v1.common_pb2 import AnyValue
 
+from tests.doubles import openobserve_model as model
+from tests.doubles.openobserve_received import (
+    Fault,
+    Member,
+    ReceivedRequest,
+    ReceivedSpan,
+    span_fields,
+)
+
+PINNED = "v0.14.4"
+VERSIONS = (PINNED, "main")
 UNAUTHORIZED = "Unauthorized Access"
 TOO_OLD = (
     "Too old data, only last {hours} hours data can be ingested. Data discarded. You can "
     "adjust ingestion max time by setting the environment variable "
     "ZO_INGEST_ALLOWED_UPTO=<max_hours>"
 )
+TOO_FAR = (
+    "Too far data, only future {hours} hours data can be ingested. Data discarded. You can "
+    "adjust ingestion max time by setting the environment variable "
+    "ZO_INGEST_ALLOWED_IN_FUTURE=<max_hours>"
+)
+REJECTED_SPANS = "Some spans were rejected due to exceeding the allowed retention period"
+MEMTABLE_FULL = "MemoryTableOverflowError"
+__all__ = ["OpenObserveDouble", "ReceivedRequest", "ReceivedSpan", "start_openobserve"]
 MAX_STORED = 200_000  # spans/records kept; beyond, the oldest go (counted in ``discarded``)
-
-
-@dataclass(frozen=True, slots=True)
-class ReceivedSpan:
-    org: str
-    stream: str
-    encoding: str  # "protobuf" | "json"
-    resource: dict[str, Any]
-    scope: str
-    trace_id: str
-    span_id: str
-    parent_span_id: str | None
-    name: str
-    kind: int
-    start_ns: int
-    end_ns: int
-    attributes: dict[str, Any]
-    status_code: int
-    status_message: str
-    links: tuple[tuple[str, str], ...]
-
-    @property
-    def service_name(self) -> str | None:
-        value = self.resource.get("service.name")
-        return value if isinstance(value, str) else None
-
-
-@dataclass(frozen=True, slots=True)
-class ReceivedRequest:
-    method: str
-    path: str
-    status: int
-    content_type: str | None
-    content_encoding: str | None
-    stream_name: str | None
-    authorized: bool
-
-
-@dataclass(frozen=True, slots=True)
-class Fault:
-    """One scripted reply: ``status`` None means answer normally (after ``delay_s``)."""
-
-    status: int | None
-    retry_after: str | None = None
-    delay_s: float = 0.0
-    body: str | None = None
 
 
 @dataclass
 class OpenObserveDouble:
     user: str
     password: str
-    allowed_past_s: float = 5 * 3600.0
-    allowed_future_s: float = 24 * 3600.0
+    version: str = PINNED
+    passcode: str | None = None  # the root user's ingestion passcode
+    allowed_past_s: float = 5 * 3600.0  # ZO_INGEST_ALLOWED_UPTO
     delay_s: float = 0.0  # every ingestion reply waits this long ("slow" mode)
     clock: Callable[[], float] = time.time
+    users: dict[str, Member] = field(default_factory=dict)
+    blocked_orgs: set[str] = field(default_factory=set)
+    memtable_full: bool = False
+    fail_writes: bool = False
     spans: deque[ReceivedSpan] = field(default_factory=lambda: deque(maxlen=MAX_STORED))
     records: dict[str, deque[dict[str, Any]]] = field(default_factory=dict)
+    stored: dict[str, deque[dict[str, Any]]] = field(default_factory=dict)
     requests: deque[ReceivedRequest] = field(default_factory=lambda: deque(maxlen=MAX_STORED))
     faults: deque[Fault] = field(default_factory=deque)
     discarded: int = 0
@@ -122,6 +127,16 @@ class OpenObserveDouble:
     url: str = ""
     _runner: web.AppRunner | None = None
     _changed: asyncio.Condition | None = None
+
+    def __post_init__(self) -> None:
+        if self.version not in VERSIONS:
+            raise ValueError(f"version must be one of {VERSIONS}")
+        self.users.setdefault(self.user, Member(self.password, self.passcode))
+
+    @property
+    def allowed_future_s(self) -> float | None:
+        """v0.14.4 sets no limit ahead; main refuses beyond ZO_INGEST_ALLOWED_IN_FUTURE."""
+        return None if self.version == PINNED else 24 * 3600.0
 
     # -- test controls ---------------------------------------------------------------
 
@@ -135,8 +150,22 @@ class OpenObserveDouble:
         for _ in range(times):
             self.faults.append(Fault(None, delay_s=delay_s))
 
+    def add_user(
+        self, email: str, password: str, orgs: set[str], passcode: str | None = None
+    ) -> None:
+        self.users[email] = Member(password, passcode, frozenset(orgs))
+
     def json_records(self, stream: str) -> list[dict[str, Any]]:
-        return list(self.records.get(stream, ()))
+        """Rows of ``stream`` (configured or stored name) as they were posted."""
+        return list(self.records.get(model.stream_name(stream), ()))
+
+    def stored_records(self, stream: str) -> list[dict[str, Any]]:
+        """Rows of ``stream`` as OpenObserve stores them (flattened, keys formatted)."""
+        return list(self.stored.get(model.stream_name(stream), ()))
+
+    def stored_spans(self, stream: str = "default") -> list[dict[str, Any]]:
+        name = model.stream_name(stream)
+        return [span.stored for span in self.spans if span.stream == name]
 
     async def wait_for(self, predicate: Callable[[], bool], within_s: float = 10.0) -> None:
         """Wait until ``predicate()`` holds (checked whenever a request was handled)."""
@@ -151,7 +180,7 @@ class OpenObserveDouble:
     async def wait_for_records(
         self, stream: str, count: int, within_s: float = 10.0
     ) -> list[dict[str, Any]]:
-        await self.wait_for(lambda: len(self.records.get(stream, ())) >= count, within_s)
+        await self.wait_for(lambda: len(self.json_records(stream)) >= count, within_s)
         return self.json_records(stream)
 
     async def wait_for_requests(self, count: int, within_s: float = 10.0) -> list[ReceivedRequest]:
@@ -186,11 +215,8 @@ class OpenObserveDouble:
         site = web.TCPSite(runner, host, port)
         await site.start()
         self._runner = runner
-        server = site._server
-        assert server is not None
-        sockets = getattr(server, "sockets", None) or ()
-        bound_port = sockets[0].getsockname()[1] if sockets else port
-        self.url = f"http://{'127.0.0.1' if host in ('0.0.0.0', '') else host}:{bound_port}"
+        bound = next(a for a in runner.addresses if isinstance(a, tuple))[1]
+        self.url = f"http://{'127.0.0.1' if host in ('0.0.0.0', '') else host}:{bound}"
         return self
 
     async def close(self) -> None:
@@ -202,17 +228,34 @@ class OpenObserveDouble:
     async def _healthz(self, request: web.Request) -> web.Response:
         return web.json_response({"status": "ok"})
 
-    def _auth(self, request: web.Request) -> web.Response | None:
+    # -- authentication (handler/http/auth/validator.rs) ----------------------------------
+
+    def _unauthorized(self, missing: bool) -> web.Response:
+        if self.version == PINNED:
+            return web.Response(status=401, text=UNAUTHORIZED, content_type="text/plain")
+        if missing:
+            return web.json_response({"code": 401, "message": UNAUTHORIZED}, status=401)
+        response = web.Response(status=401, body=UNAUTHORIZED.encode())
+        response.headers["WWW-Authenticate"] = 'Bearer realm="openobserve"'
+        return response
+
+    def _auth(self, request: web.Request, org: str) -> web.Response | None:
         header = request.headers.get("Authorization")
         if not header:
-            return web.json_response({"code": 401, "message": UNAUTHORIZED}, status=401)
-        scheme, _, token = header.partition(" ")
+            return self._unauthorized(missing=True)
+        prefix = "Basic" if self.version == PINNED else "Basic "
+        if not header.startswith(prefix):
+            return self._unauthorized(missing=False)
         try:
-            decoded = base64.b64decode(token, validate=True).decode()
+            decoded = base64.b64decode(header[len(prefix) :].strip(), validate=True).decode()
         except (binascii.Error, UnicodeDecodeError):
-            decoded = ""
-        if scheme.lower() != "basic" or decoded != f"{self.user}:{self.password}":
-            return web.Response(status=401, text=UNAUTHORIZED, content_type="text/plain")
+            return self._unauthorized(missing=False)
+        email, sep, password = decoded.partition(":")
+        member = self.users.get(email)
+        if not sep or member is None or (member.orgs is not None and org not in member.orgs):
+            return self._unauthorized(missing=False)
+        if password not in (member.password, member.passcode):
+            return self._unauthorized(missing=False)
         return None
 
     async def _scripted(self) -> web.Response | None:
@@ -245,145 +288,164 @@ class OpenObserveDouble:
                 content_encoding=request.headers.get("Content-Encoding"),
                 stream_name=request.headers.get("stream-name"),
                 authorized=auth is not None and response.status != 401,
+                user_agent=request.headers.get("User-Agent"),
             )
         )
         await self._notify()
 
-    async def _traces(self, request: web.Request) -> web.StreamResponse:
-        response = await self._handle_traces(request)
+    async def _ingest(
+        self, request: web.Request, handle: Callable[[web.Request, str], Any]
+    ) -> web.StreamResponse:
+        org = request.match_info["org"]
+        response = self._auth(request, org)
+        if response is None:
+            response = await self._scripted() or await handle(request, org)
         await self._record(request, response)
         return response
 
-    async def _handle_traces(self, request: web.Request) -> web.StreamResponse:
-        denied = self._auth(request)
-        if denied is not None:
-            return denied
-        scripted = await self._scripted()
-        if scripted is not None:
-            return scripted
-        org = request.match_info["org"]
-        stream = request.headers.get("stream-name") or "default"
-        content_type = request.headers.get("Content-Type", "").split(";")[0].strip().lower()
+    # -- traces (service/traces/mod.rs) ------------------------------------------------
+
+    async def _traces(self, request: web.Request) -> web.StreamResponse:
+        return await self._ingest(request, self._handle_traces)
+
+    async def _handle_traces(self, request: web.Request, org: str) -> web.Response:
+        # the validator gives a POST without Content-Type application/x-www-form-urlencoded
+        content_type = request.headers.get("Content-Type", "application/x-www-form-urlencoded")
         body = await request.read()  # aiohttp has already undone Content-Encoding gzip
         if content_type == "application/x-protobuf":
+            encoding = "protobuf"
             try:
                 message = ExportTraceServiceRequest.FromString(body)
-            except Exception:
-                return _bad_request("Invalid protobuf")
-            rejected = self._ingest_spans(org, stream, "protobuf", message)
-            reply = ExportTraceServiceResponse()
-            if rejected:
-                reply.partial_success.rejected_spans = rejected
-                reply.partial_success.error_message = self._too_old()
-            return web.Response(
-                status=200, body=reply.SerializeToString(), content_type="application/x-protobuf"
-            )
-        if content_type in ("", "application/json"):
-            try:
-                message = _parse_otlp_json(body)
             except Exception as exc:
-                return _bad_request(f"Invalid json: {exc}")
-            rejected = self._ingest_spans(org, stream, "json", message)
-            if rejected:
-                return web.json_response(
-                    {
-                        "partialSuccess": {
-                            "rejectedSpans": rejected,
-                            "errorMessage": self._too_old(),
-                        }
-                    },
-                    status=206,
-                )
-            return web.json_response({"partialSuccess": None})
-        return _bad_request("Bad Request")
+                return _error(400, f"Invalid proto: {exc}")
+        elif content_type.startswith("application/json"):
+            encoding = "json"
+            try:
+                message = model.parse_otlp_json(body)
+            except Exception as exc:
+                return _error(400, f"Invalid json: {exc}")
+        else:
+            return _error(400, "Bad Request")
+        if org in self.blocked_orgs:
+            return _error(403, f"Quota exceeded for this organization [{org}]")
+        if self.memtable_full:
+            return _error(503, MEMTABLE_FULL)
+        raw_stream = request.headers.get("stream-name")
+        stream = model.stream_name(raw_stream) if raw_stream is not None else "default"
+        accepted, rejected = self._spans_of(org, stream, encoding, message)
+        if self.fail_writes and accepted:
+            return _error(500, "error while writing trace data: disk full (scripted)")
+        for span in accepted:
+            if len(self.spans) == self.spans.maxlen:
+                self.discarded += 1
+            self.spans.append(span)
+        reply = ExportTraceServiceResponse()
+        if rejected:
+            reply.partial_success.rejected_spans = rejected
+            reply.partial_success.error_message = REJECTED_SPANS
+        if encoding == "json":
+            partial = {"rejectedSpans": rejected, "errorMessage": REJECTED_SPANS}
+            data = {"partialSuccess": partial if rejected else None}
+            return web.json_response(data, status=206 if rejected else 200)
+        return web.Response(body=reply.SerializeToString(), content_type="application/x-protobuf")
 
-    def _too_old(self) -> str:
-        return TOO_OLD.format(hours=round(self.allowed_past_s / 3600))
-
-    def _in_window(self, micros: float) -> bool:
+    def _window(self) -> tuple[float, float]:
         now = self.clock() * 1_000_000
-        return now - self.allowed_past_s * 1e6 <= micros <= now + self.allowed_future_s * 1e6
+        future = self.allowed_future_s
+        return now - self.allowed_past_s * 1e6, now + (future * 1e6 if future else float("inf"))
 
-    def _ingest_spans(
+    def _spans_of(
         self, org: str, stream: str, encoding: str, message: ExportTraceServiceRequest
-    ) -> int:
+    ) -> tuple[list[ReceivedSpan], int]:
+        low, high = self._window()
+        accepted: list[ReceivedSpan] = []
         rejected = 0
         for resource_spans in message.resource_spans:
-            resource = {kv.key: _value(kv.value) for kv in resource_spans.resource.attributes}
+            raw_resource = [(kv.key, kv.value) for kv in resource_spans.resource.attributes]
+            resource = {key: model.plain_value(value) for key, value in raw_resource}
             for scope_spans in resource_spans.scope_spans:
                 for span in scope_spans.spans:
-                    if not self._in_window(span.start_time_unix_nano / 1000):
+                    micros = span.start_time_unix_nano / 1000
+                    ids_ok = len(span.trace_id) == 16 and len(span.span_id) == 8
+                    if not ids_ok or not low <= micros <= high:
                         rejected += 1
                         continue
-                    if len(self.spans) == self.spans.maxlen:
-                        self.discarded += 1
-                    self.spans.append(
-                        ReceivedSpan(
-                            org=org,
-                            stream=stream,
-                            encoding=encoding,
-                            resource=resource,
-                            scope=scope_spans.scope.name,
-                            trace_id=span.trace_id.hex(),
-                            span_id=span.span_id.hex(),
-                            parent_span_id=span.parent_span_id.hex() or None,
-                            name=span.name,
-                            kind=span.kind,
-                            start_ns=span.start_time_unix_nano,
-                            end_ns=span.end_time_unix_nano,
-                            attributes={kv.key: _value(kv.value) for kv in span.attributes},
-                            status_code=span.status.code,
-                            status_message=span.status.message,
-                            links=tuple((ln.trace_id.hex(), ln.span_id.hex()) for ln in span.links),
-                        )
-                    )
-        return rejected
+                    fields = span_fields((org, stream, encoding), resource, scope_spans, span)
+                    fields["stored"] = model.span_row(span, raw_resource, stream)
+                    fields["resource_schema_url"] = resource_spans.schema_url
+                    accepted.append(fields)
+        return [ReceivedSpan(**fields) for fields in accepted], rejected  # type: ignore[arg-type]
+
+    # -- _json (service/logs/ingest.rs) ------------------------------------------------
 
     async def _json(self, request: web.Request) -> web.StreamResponse:
-        response = await self._handle_json(request)
-        await self._record(request, response)
-        return response
+        return await self._ingest(request, self._handle_json)
 
-    async def _handle_json(self, request: web.Request) -> web.StreamResponse:
-        denied = self._auth(request)
-        if denied is not None:
-            return denied
-        scripted = await self._scripted()
-        if scripted is not None:
-            return scripted
-        stream = request.match_info["stream"]
+    async def _handle_json(self, request: web.Request, org: str) -> web.Response:
+        stream = model.stream_name(request.match_info["stream"])
         try:
             data = json.loads(await request.read())
         except ValueError as exc:
-            return _bad_request(f"Invalid json: {exc}")
+            return _error(400, str(exc))
+        if org in self.blocked_orgs:
+            return _error(400, f"Quota exceeded for this organization [{org}]")
+        if self.memtable_full:
+            return _error(400 if self.version == PINNED else 503, MEMTABLE_FULL)
         rows = data if isinstance(data, list) else [data]
-        stored = self.records.setdefault(stream, deque(maxlen=MAX_STORED))
-        ok = failed = 0
-        error: str | None = None
-        for row in rows:
-            if not isinstance(row, dict):
+        try:
+            flat = [model.flatten(row) for row in rows]
+        except model.NotAnObject as exc:
+            return _error(400, str(exc))
+        keep: list[tuple[dict[str, Any], dict[str, Any]]] = []
+        failed = 0
+        error = ""
+        for row, stored in zip(rows, flat, strict=True):
+            problem = self._timestamp_problem(stored)
+            if problem:
                 failed += 1
-                error = "record is not a JSON object"
+                error = problem
                 continue
-            stamp = row.get("_timestamp")
-            if isinstance(stamp, int | float) and not self._in_window(_micros(stamp)):
-                failed += 1
-                error = self._too_old()
-                continue
-            if len(stored) == stored.maxlen:
-                self.discarded += 1
-            stored.append(row)
-            ok += 1
-        status: dict[str, Any] = {"name": stream, "successful": ok, "failed": failed}
-        if error is not None:
+            keep.append((row, stored))
+        if not self.fail_writes:  # a failed write still reports them successful: lost
+            for row, stored in keep:
+                self._store(stream, row, stored)
+        status: dict[str, Any] = {"name": stream, "successful": len(keep), "failed": failed}
+        if error:
             status["error"] = error
         return web.json_response({"code": 200, "status": [status]})
+
+    def _timestamp_problem(self, stored: dict[str, Any]) -> str:
+        now_us = int(self.clock() * 1_000_000)
+        try:
+            micros = (
+                model.timestamp_micros(stored["_timestamp"], now_us)
+                if "_timestamp" in stored
+                else now_us
+            )
+        except ValueError as exc:
+            return str(exc)
+        low, high = self._window()
+        if micros < low:
+            return TOO_OLD.format(hours=round(self.allowed_past_s / 3600))
+        if micros > high:
+            return TOO_FAR.format(hours=round((self.allowed_future_s or 0) / 3600))
+        stored["_timestamp"] = micros
+        return ""
+
+    def _store(self, stream: str, row: dict[str, Any], stored: dict[str, Any]) -> None:
+        received = self.records.setdefault(stream, deque(maxlen=MAX_STORED))
+        kept = self.stored.setdefault(stream, deque(maxlen=MAX_STORED))
+        if len(received) == received.maxlen:
+            self.discarded += 1
+        received.append(row)
+        kept.append(stored)
 
     async def _received(self, request: web.Request) -> web.Response:
         return web.json_response(
             {
                 "spans": [asdict(span) for span in self.spans],
                 "records": {name: list(rows) for name, rows in self.records.items()},
+                "stored": {name: list(rows) for name, rows in self.stored.items()},
                 "requests": [asdict(item) for item in self.requests],
                 "discarded": self.discarded,
             }
@@ -392,58 +454,13 @@ class OpenObserveDouble:
     async def _forget(self, request: web.Request) -> web.Response:
         self.spans.clear()
         self.records.clear()
+        self.stored.clear()
         self.requests.clear()
         return web.json_response({"status": "ok"})
 
 
-def _bad_request(message: str) -> web.Response:
-    return web.json_response({"code": 400, "message": message}, status=400)
-
-
-def _micros(stamp: float) -> float:
-    """OpenObserve accepts seconds, milliseconds, microseconds or nanoseconds."""
-    if stamp < 1e11:
-        return stamp * 1e6
-    if stamp < 1e14:
-        return stamp * 1e3
-    if stamp < 1e17:
-        return stamp
-    return stamp / 1e3
-
-
-def _value(value: AnyValue) -> Any:
-    kind = value.WhichOneof("value")
-    if kind is None:
-        return None
-    if kind == "array_value":
-        return [_value(item) for item in value.array_value.values]
-    if kind == "kvlist_value":
-        return {kv.key: _value(kv.value) for kv in value.kvlist_value.values}
-    return getattr(value, kind)
-
-
-def _hex_to_b64(value: Any) -> Any:
-    if isinstance(value, str) and value:
-        return base64.b64encode(bytes.fromhex(value)).decode()
-    return value
-
-
-def _parse_otlp_json(body: bytes) -> ExportTraceServiceRequest:
-    """OTLP/JSON: like protobuf's JSON mapping, but trace/span ids are hex, not base64."""
-    data = json.loads(body)
-    for resource_spans in data.get("resourceSpans", []):
-        for scope_spans in resource_spans.get("scopeSpans", []):
-            for span in scope_spans.get("spans", []):
-                for key in ("traceId", "spanId", "parentSpanId"):
-                    if key in span:
-                        span[key] = _hex_to_b64(span[key])
-                for link in span.get("links", []):
-                    for key in ("traceId", "spanId"):
-                        if key in link:
-                            link[key] = _hex_to_b64(link[key])
-    message = ExportTraceServiceRequest()
-    json_format.ParseDict(data, message, ignore_unknown_fields=True)
-    return message
+def _error(status: int, message: str) -> web.Response:
+    return web.json_response({"code": status, "message": message}, status=status)
 
 
 async def start_openobserve(
@@ -464,9 +481,14 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--port", type=int, default=5080)
     parser.add_argument("--user", default="root@example.com")
     parser.add_argument("--password", default="Complexpass#123")
+    parser.add_argument("--version", choices=VERSIONS, default=PINNED)
+    parser.add_argument("--start-delay-s", type=float, default=0.0)
     args = parser.parse_args(argv)
-    double = OpenObserveDouble(args.user, args.password)
-    print(f"OpenObserve test double on http://{args.host}:{args.port}", flush=True)
+    if args.start_delay_s > 0:  # a slow first start: nothing listens yet
+        print(f"OpenObserve test double: starting in {args.start_delay_s:g} s", flush=True)
+        time.sleep(args.start_delay_s)
+    double = OpenObserveDouble(args.user, args.password, version=args.version)
+    print(f"OpenObserve test double ({args.version}) on http://{args.host}:{args.port}", flush=True)
     web.run_app(double.app(), host=args.host, port=args.port, print=None, access_log=None)
 
 

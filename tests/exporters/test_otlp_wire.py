@@ -97,7 +97,28 @@ def test_pair_record_encodes_with_official_decoder() -> None:
     assert span.name == record.operation
     assert attrs["messaging.message.id"] == "5"
     assert attrs["messaging.socket.io.sid"] == record.session.session_id
-    assert span.status.code == 1
+    assert not span.HasField("status")  # success: Status left Unset (not even sent)
+    assert span.kind == 1  # INTERNAL
+
+
+def test_schema_url_and_constant_attributes() -> None:
+    encoder = otlp_wire.SpanEncoder(constant={"server.address": "backend", "server.port": 5000})
+    url = "https://opentelemetry.io/schemas/1.27.0"
+    specs = [pair_span(pair()), pair_span(pair(ack_id=1))]
+    payload = otlp_wire.export_request(
+        otlp_wire.resource({"service.name": "s"}),
+        otlp_wire.scope("scope", "1"),
+        [encoder.span(spec) for spec in specs],
+        url,
+    )
+    (resource_spans,) = decode(payload).resource_spans
+    assert resource_spans.schema_url == url
+    (scope_spans,) = resource_spans.scope_spans
+    assert scope_spans.schema_url == url
+    assert len(scope_spans.spans) == 2
+    for span in scope_spans.spans:
+        attrs = {kv.key: plain(kv.value) for kv in span.attributes}
+        assert (attrs["server.address"], attrs["server.port"]) == ("backend", 5000)
 
 
 def test_check_ids_rejects_wrong_sizes() -> None:

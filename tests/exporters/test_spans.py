@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 from socketio_trace_proxy.exporters.spans import (
     CLOSE_SPAN,
     CONNECT_SPAN,
@@ -31,9 +33,13 @@ def test_ok_pair_span() -> None:
     )
     assert span.start_ns == 1700000000250000000
     assert span.end_ns - span.start_ns == 11_000_000
-    assert span.kind is SpanKind.SERVER
-    assert span.status is StatusCode.OK
+    assert span.kind is SpanKind.INTERNAL  # a passive observer (see exporters.spans)
+    assert span.status is StatusCode.UNSET  # success: Unset, as instrumentation must leave it
+    assert span.status_message is None
     attrs = dict(span.all_attributes)
+    assert attrs["messaging.operation.name"] == "event_pair"
+    assert attrs["messaging.operation.type"] == "process"
+    assert (attrs["network.protocol.name"], attrs["network.transport"]) == ("socket.io", "tcp")
     assert attrs["socket.request.event"] == "create_terminal"
     assert attrs["socket.response.event"] == "terminal_ready"
     assert attrs["socket.success"] is True
@@ -88,7 +94,7 @@ def test_late_reply_links_its_timeout_span_and_is_flagged() -> None:
     span = pair_span(late)
     assert dict(span.all_attributes)["messaging.socket.io.late"] is True
     assert (timed_out.trace_id, timed_out.span_id) in span.links
-    assert span.status is StatusCode.OK
+    assert span.status is StatusCode.UNSET
 
 
 def test_slow_stream_and_payloads() -> None:
@@ -104,7 +110,8 @@ def test_slow_stream_and_payloads() -> None:
     )
     span = pair_span(record)
     attrs = dict(span.all_attributes)
-    assert span.kind is SpanKind.CLIENT
+    assert span.kind is SpanKind.INTERNAL  # whoever initiated: the proxy only observes
+    assert attrs["messaging.operation.name"] == "stream"
     assert attrs["messaging.socket.io.slow"] is True
     assert attrs["messaging.socket.io.chunk_count"] == 3
     assert attrs["messaging.socket.io.first_chunk_ms"] == 4.0
@@ -174,3 +181,57 @@ def test_export_filter_is_exportable() -> None:
     for messages in (False, True):
         accepts = export_filter(messages=messages)
         assert [accepts(r) for r in records] == [exportable(r, messages=messages) for r in records]
+
+
+def test_one_operation_one_name_whatever_the_outcome() -> None:
+    # the tracker names the operation; every outcome keeps it and says what went wrong
+    name = "ai_get_info -> ai_info_response"
+    for outcome, error_type in (
+        (Outcome.OK, None),
+        (Outcome.TIMEOUT, "timeout"),
+        (Outcome.ABANDONED, "abandoned"),
+        (Outcome.EVICTED, "evicted"),
+        (Outcome.LATE, None),
+    ):
+        span = pair_span(pair(operation=name, outcome=outcome, response_event=None))
+        assert span.name == name
+        assert dict(span.all_attributes).get("error.type") == error_type
+        expected = StatusCode.UNSET if error_type is None else StatusCode.ERROR
+        assert span.status is expected
+
+
+def test_handshake_is_a_server_span_with_its_real_duration() -> None:
+    span = lifecycle_span(lifecycle(LifecycleKind.HANDSHAKE, duration_s=0.0042))
+    assert span.kind is SpanKind.SERVER
+    assert span.end_ns - span.start_ns == 4_200_000
+    assert span.status is StatusCode.UNSET
+    others = [LifecycleKind.NAMESPACE_CONNECT, LifecycleKind.UPGRADE, LifecycleKind.CLOSE]
+    assert {lifecycle_span(lifecycle(kind)).kind for kind in others} == {SpanKind.INTERNAL}
+
+
+def test_one_way_messages_send_or_receive_by_direction() -> None:
+    c2s = dict(message_span(message(direction=Direction.CLIENT_TO_SERVER)).all_attributes)
+    s2c = dict(message_span(message(direction=Direction.SERVER_TO_CLIENT)).all_attributes)
+    assert (c2s["messaging.operation.type"], s2c["messaging.operation.type"]) == (
+        "send",
+        "receive",
+    )
+    assert c2s["messaging.operation.name"] == "emit"
+    assert message_span(message()).kind is SpanKind.INTERNAL
+
+
+def test_client_address_and_parent_when_the_records_carry_them() -> None:
+    @dataclass(frozen=True)
+    class WithClient:
+        session_id: str
+        trace_id: str
+        span_id: str
+        client_address: str
+        client_port: int
+
+    ref = session("sid-C")
+    client = WithClient(ref.session_id, ref.trace_id, ref.span_id, "10.0.0.7", 51234)
+    record = pair(session=client)  # type: ignore[arg-type]
+    attrs = dict(pair_span(record).all_attributes)
+    assert (attrs["client.address"], attrs["client.port"]) == ("10.0.0.7", 51234)
+    assert "client.address" not in dict(pair_span(pair()).all_attributes)
