@@ -11,11 +11,22 @@ that already ends in ``/api/{org}`` (the form AetherTerm's in-app tracker used, 
 ``https://api.openobserve.ai/api/my_org``) is accepted too: that ``{org}`` is used and
 ``/api/{org}`` is not repeated.  Setting the endpoint is enough to turn both on.
 
+What you find in OpenObserve: the stream names are stored normalized (every run of
+characters outside ``[a-zA-Z0-9_:]`` becomes ``_``, then lower case: ``socket-io-traces`` is
+the stream ``socket_io_traces``; ``check-config`` prints the stored name beside yours), and
+every record key or span attribute is a column with ``.`` (and any character outside
+``[a-z0-9_]``) turned into ``_``: ``socket.request.event`` is ``socket_request_event``,
+``messaging.socket.io.sid`` is ``messaging_socket_io_sid`` (README, "What you find in
+OpenObserve", has the table).
+
 Credentials: ``openobserve.user`` / ``openobserve.password`` are filled from
 ``OPENOBSERVE_USER`` / ``OPENOBSERVE_PASS`` by the config loader (and by
 ``exporters.build_sinks`` from its ``environ``) and never from a file; they are ``SecretStr``
 so they never show in reprs or logs, and are sent only as the HTTP Basic ``Authorization``
-header.
+header.  An endpoint with userinfo (``http://user:pass@host:5080``) works too (sent as Basic,
+never in the URL) and is shown with the password masked.  ``otlp.headers`` in the file may not
+carry credentials (``Authorization``, ``*token*``, ``*key*``, ...): those go in
+``OTEL_EXPORTER_OTLP_HEADERS``.
 
 Any OTLP/HTTP endpoint: ``otlp.endpoint`` is the full URL (``.../v1/traces``); without it the
 standard ``OTEL_EXPORTER_OTLP_TRACES_ENDPOINT`` (used as is) or ``OTEL_EXPORTER_OTLP_ENDPOINT``
@@ -29,9 +40,10 @@ are used (``local.mode: auto``).
 
 from __future__ import annotations
 
+import re
 from typing import Literal
 
-from pydantic import Field, SecretStr
+from pydantic import Field, SecretStr, field_validator
 
 from socketio_trace_proxy.config.base import Section
 
@@ -70,12 +82,21 @@ class OpenObserveSettings(Section):
     user: SecretStr | None = Field(None, description="from OPENOBSERVE_USER only")
     password: SecretStr | None = Field(None, description="from OPENOBSERVE_PASS only")
     traces: bool = Field(True, description="export spans over OTLP/HTTP protobuf")
-    traces_stream: str = Field("default", min_length=1, description="stream-name header")
+    traces_stream: str = Field(
+        "default", min_length=1, description="stream-name header (OpenObserve normalizes it)"
+    )
     json_stream: str | None = Field(
-        "socket-io-traces", description="stream for the in-app tracker's JSON records; null: off"
+        "socket-io-traces",
+        description="stream for the in-app tracker's JSON records, stored by OpenObserve as "
+        "socket_io_traces (every run of characters outside [a-zA-Z0-9_:] becomes _, lower "
+        "case); null: off",
     )
     compression: Literal["gzip", "none"] = Field("gzip", description="request body encoding")
     batch: BatchSettings = Field(default_factory=BatchSettings)
+
+
+# Header names that carry credentials: never accepted from the file (issue 17, item 3).
+_SECRET_HEADER = re.compile(r"(?i)auth|token|key|secret|pass|cookie|cred|session|signature")
 
 
 class OtlpSettings(Section):
@@ -83,8 +104,21 @@ class OtlpSettings(Section):
         None, description="full OTLP/HTTP traces URL; else OTEL_EXPORTER_OTLP_* variables"
     )
     headers: dict[str, str] = Field(
-        default_factory=dict, description="extra headers; secrets go in OTEL_EXPORTER_OTLP_HEADERS"
+        default_factory=dict,
+        description="extra headers, not secrets: credentials go in OTEL_EXPORTER_OTLP_HEADERS",
     )
+
+    @field_validator("headers")
+    @classmethod
+    def _no_credentials(cls, headers: dict[str, str]) -> dict[str, str]:
+        secret = sorted(name for name in headers if _SECRET_HEADER.search(name))
+        if secret:
+            raise ValueError(
+                f"header {', '.join(secret)} carries a credential: secrets are read only from "
+                "the environment (OTEL_EXPORTER_OTLP_HEADERS); remove it from the file"
+            )
+        return headers
+
     compression: Literal["gzip", "none"] | None = Field(
         None, description="null: OTEL_EXPORTER_OTLP_[TRACES_]COMPRESSION, else none"
     )

@@ -18,6 +18,7 @@ import yaml
 from pydantic import SecretStr, ValidationError
 
 from socketio_trace_proxy.config.admin import ADMIN_TOKEN_ENV, token_from_environ
+from socketio_trace_proxy.config.redact import mask_url_password
 from socketio_trace_proxy.config.settings import Settings
 
 DEFAULT_NAME = "default.yaml"
@@ -235,6 +236,14 @@ def _message(err: Any) -> str:
 def describe_settings(settings: Settings) -> str:
     """The effective settings as YAML, secrets masked (for ``check-config``)."""
     data = settings.model_dump(mode="json")
+    exporters = data.get("exporters", {})
+    for section in ("openobserve", "otlp"):  # a password given as userinfo stays hidden
+        target = exporters.get(section, {})
+        if target.get("endpoint"):
+            target["endpoint"] = mask_url_password(target["endpoint"])
+    proxy = data.get("proxy", {})
+    if proxy.get("upstream"):
+        proxy["upstream"] = mask_url_password(proxy["upstream"])
     for path, var in _ENV_ONLY:
         node: Any = data
         for part in path[:-1]:

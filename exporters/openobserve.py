@@ -32,6 +32,7 @@ from typing import Any
 from urllib.parse import quote
 
 from socketio_trace_proxy.config.about import user_agent
+from socketio_trace_proxy.config.exporters import OpenObserveSettings
 from socketio_trace_proxy.exporters.batching import Encoded, SendResult, utf8
 from socketio_trace_proxy.exporters.http import RETRYABLE, HttpPoster, Reply, post_batch
 from socketio_trace_proxy.exporters.spans import pair_error_type
@@ -74,6 +75,21 @@ def stored_stream_name(name: str) -> str:
     outside ``[a-zA-Z0-9_:]`` becomes one ``_``, then lower case (``format_stream_name`` in
     ``config/src/utils/schema.rs``)."""
     return _STREAM_NAME_INVALID.sub("_", name).lower()
+
+
+def stored_stream_notes(settings: OpenObserveSettings) -> list[str]:
+    """For ``check-config``: each configured stream OpenObserve will store under another name."""
+    notes = []
+    for field, name in (
+        ("traces_stream", settings.traces_stream if settings.traces else None),
+        ("json_stream", settings.json_stream),
+    ):
+        if name and stored_stream_name(name) != name:
+            notes.append(
+                f"exporters.openobserve.{field} {name!r} is stored by OpenObserve as "
+                f"{stored_stream_name(name)!r}: look for that name in its UI and queries"
+            )
+    return notes
 
 
 def stored_field(key: str) -> str:

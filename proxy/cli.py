@@ -31,6 +31,7 @@ from socketio_trace_proxy.config.loader import ConfigError, describe_settings, l
 from socketio_trace_proxy.config.proxy import ProxySettings
 from socketio_trace_proxy.config.settings import Settings
 from socketio_trace_proxy.exporters import ExporterConfigError, build_sinks
+from socketio_trace_proxy.exporters.openobserve import stored_stream_notes
 from socketio_trace_proxy.proxy.admin import (
     AdminBindError,
     TrackerMonitorSource,
@@ -167,7 +168,7 @@ class RunningProxy:
 
 def _build_sinks(settings: Settings, environ: Mapping[str, str]) -> list[RecordSink]:
     try:
-        return build_sinks(settings.exporters, environ)
+        return build_sinks(settings.exporters, environ, upstream=settings.proxy.upstream)
     except ExporterConfigError as exc:
         raise UsageError(f"exporters: {exc}") from None
 
@@ -377,6 +378,7 @@ def _check_config(path: Path, environ: Mapping[str, str]) -> int:
     problems = []
     if not settings.proxy.upstream:
         problems.append("proxy.upstream is not set: `serve` will need --upstream")
+    problems.extend(stored_stream_notes(settings.exporters.openobserve))
     for line in problems:
         print(f"note: {line}")
     print(f"{path}: OK")

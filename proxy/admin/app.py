@@ -140,7 +140,13 @@ def build_admin_app(
             "ready": ready,
             "upstream": upstream,
             "exporters": [
-                {"name": s.name, "healthy": s.healthy, "last_error": s.last_error} for s in sinks
+                {
+                    "name": s.name,
+                    "healthy": s.healthy,
+                    "state": s.state or ("ok" if s.healthy else "unhealthy"),
+                    "last_error": s.last_error,
+                }
+                for s in sinks
             ],
         }
         return _json(body, status=200 if ready else 503)

@@ -230,6 +230,11 @@ class MonitorCollector:
             "dropped": CounterMetricFamily(
                 f"{PREFIX}_exporter_dropped", "Records dropped (queue full)", labels=["exporter"]
             ),
+            "text_replaced": CounterMetricFamily(
+                f"{PREFIX}_exporter_text_replaced",
+                "Records sent with text that could not be encoded replaced (U+FFFD)",
+                labels=["exporter"],
+            ),
         }
         queued = GaugeMetricFamily(
             f"{PREFIX}_exporter_queued", "Records waiting to be exported", labels=["exporter"]
@@ -241,6 +246,7 @@ class MonitorCollector:
             families["sent"].add_metric([h.name], h.sent)
             families["failed"].add_metric([h.name], h.failed)
             families["dropped"].add_metric([h.name], h.dropped)
+            families["text_replaced"].add_metric([h.name], h.text_replaced)
             queued.add_metric([h.name], h.queued)
             healthy.add_metric([h.name], 1.0 if h.healthy else 0.0)
         yield from families.values()

@@ -134,3 +134,30 @@ async def test_demo_drive_runs_the_script_and_prints_decoded_traffic() -> None:
     assert "[traffic] C->S" in out
     assert "create_terminal" in out
     assert "terminal_ready" in out
+
+
+def test_check_config_names_stored_streams_and_hides_userinfo_passwords(
+    tmp_path: Path, capsys: object
+) -> None:
+    config = tmp_path / "c.yaml"
+    config.write_text("exporters:\n  openobserve:\n    traces_stream: My.Traces\n")
+    environ = {"OPENOBSERVE_ENDPOINT": "http://ingest%40x.io:S3cr3t-pw@oo:5080"}
+    assert main(["check-config", str(config)], environ=environ) == 0
+    out = capsys.readouterr().out  # type: ignore[attr-defined]
+    assert "S3cr3t-pw" not in out
+    assert "http://ingest%40x.io:***@oo:5080" in out
+    assert "'socket-io-traces' is stored by OpenObserve as 'socket_io_traces'" in out
+    assert "'My.Traces' is stored by OpenObserve as 'my_traces'" in out
+
+
+def test_check_config_refuses_credentials_in_otlp_headers(tmp_path: Path, capsys: object) -> None:
+    config = tmp_path / "c.yaml"
+    config.write_text(
+        "exporters:\n  otlp:\n    headers:\n      X-Tenant: a\n      Authorization: Bearer s3cr3t\n"
+    )
+    assert main(["check-config", str(config)], environ={}) == 2
+    err = capsys.readouterr().err  # type: ignore[attr-defined]
+    assert f"{config}:4: exporters.otlp.headers:" in err
+    assert "Authorization carries a credential" in err
+    assert "OTEL_EXPORTER_OTLP_HEADERS" in err
+    assert "s3cr3t" not in err

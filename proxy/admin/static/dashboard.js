@@ -168,6 +168,15 @@ function scheduleRender() {
 }
 
 // ---- header ----
+// Where each exporter's data is found in OpenObserve (it normalizes stream names and turns
+// every "." of a key into "_"); default stream names, see README "What you find in OpenObserve".
+const SINK_HINTS = {
+  "openobserve-traces": "\nOpenObserve: Traces, stream \"default\"; fields such as " +
+    "operation_name, messaging_socket_io_sid, socket_request_event, error_type, span_status",
+  "openobserve-json": "\nOpenObserve: Logs, stream \"socket_io_traces\" (configured as " +
+    "socket-io-traces); fields such as operation_name, socket_sid, socket_request_event, status",
+};
+
 function renderHeader() {
   const m = state.metrics;
   if (!m) return;
@@ -179,11 +188,15 @@ function renderHeader() {
   $("stat-rate").textContent = Math.round(r.c2s || 0) + " · " + Math.round(r.s2c || 0);
   $("stat-rtt").textContent = fmtDur(m.heartbeat_rtt.p50_s);
   $("stat-decode").textContent = m.decode_errors;
-  const sinks = (state.sinks || []).map((s) => el("span", {
-    class: "badge sink " + (s.healthy ? "on" : "off"),
-    title: `sent ${s.sent} · failed ${s.failed} · dropped ${s.dropped} · queued ${s.queued}` +
-      (s.last_error ? " · " + s.last_error : ""),
-  }, s.name));
+  const sinks = (state.sinks || []).map((s) => {
+    const st = s.state || (s.healthy ? "ok" : "unhealthy");
+    return el("span", {
+      class: "badge sink " + (s.healthy ? "on" : "off"),
+      title: `${s.name}: ${st} · sent ${s.sent} · failed ${s.failed} · dropped ${s.dropped}` +
+        ` · queued ${s.queued}` + (s.text_replaced ? ` · text replaced ${s.text_replaced}` : "") +
+        (s.last_error ? " · " + s.last_error : "") + (SINK_HINTS[s.name] || ""),
+    }, st === "ok" ? s.name : `${s.name} (${st})`);
+  });
   $("stat-exporters").replaceChildren(...(sinks.length ? sinks : ["none"]));
 }
 

@@ -200,3 +200,17 @@ async def test_dashboard_is_served_offline(make_client: MakeClient) -> None:
         resp = await client.get(asset)
         assert resp.status == 200
         assert "https://" not in await resp.text()
+
+
+async def test_readyz_says_retrying_while_an_exporter_retries(make_client: MakeClient) -> None:
+    retrying = SinkHealth(
+        "openobserve-traces", False, 0, 0, 0, 12, "POST http://oo:5080/... refused", "retrying"
+    )
+    client = await make_client(FakeSource(sinks=[retrying, healthy_sink()]), ready=True)
+    resp = await client.get("/readyz")
+    body = await resp.json()
+    assert resp.status == 503
+    assert [(e["name"], e["state"]) for e in body["exporters"]] == [
+        ("openobserve-traces", "retrying"),
+        ("ndjson", "ok"),  # a sink that reports no state: derived from healthy
+    ]
