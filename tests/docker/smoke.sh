@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # Docker smoke test (not part of the pytest run): build the image, bring the compose stack up
 # with docker-compose.smoke.yml (OpenObserve replaced by the project's OpenObserve test
-# double), send real Socket.IO traffic through the published proxy port from the host, check
-# that traces reached the receiver, stop the proxy with SIGTERM, and tear everything down.
+# double, which starts listening 20 s late like a slow first start of OpenObserve), send real
+# Socket.IO traffic through the published proxy port from the host while nothing answers,
+# check that /readyz says "retrying", then that those traces reached the receiver once it was
+# up, stop the proxy with SIGTERM, and tear everything down.
 #
 #   bash tests/docker/smoke.sh
 #
@@ -92,8 +94,7 @@ wait_healthy() {
     done
 }
 wait_healthy backend
-wait_healthy openobserve
-wait_healthy proxy
+wait_healthy proxy  # OpenObserve (the double) is still "starting": it listens 20 s late
 
 log "admin listener from the host: /healthz open, /api/metrics behind the token"
 "$py" - "$ADMIN_PORT" "$SOCKET_TRACE_ADMIN_TOKEN" <<'PY'
@@ -111,15 +112,44 @@ assert urllib.request.urlopen(req, timeout=5).status == 200
 print("admin: healthz 200, api without token 401, with token 200")
 PY
 
-log "Socket.IO traffic through http://127.0.0.1:$PROXY_PORT (upgrade, polling only, websocket only)"
+log "Socket.IO traffic through http://127.0.0.1:$PROXY_PORT before OpenObserve answers (upgrade, polling only, websocket only)"
 "$py" -m socketio_trace_proxy.examples.demo_client --url "http://127.0.0.1:$PROXY_PORT"
 "$py" -m socketio_trace_proxy.examples.demo_client --url "http://127.0.0.1:$PROXY_PORT" --transport polling
 "$py" -m socketio_trace_proxy.examples.demo_client --url "http://127.0.0.1:$PROXY_PORT" --transport websocket
+traffic_done=$("$py" -c 'import time; print(time.time())')
+
+log "while nothing answers: /readyz says the OpenObserve exporters are retrying"
+"$py" - "$ADMIN_PORT" "$OPENOBSERVE_PORT" <<'PY'
+import json, sys, time, urllib.error, urllib.request
+admin, receiver = sys.argv[1], sys.argv[2]
+deadline = time.monotonic() + 15
+while True:
+    try:
+        urllib.request.urlopen(f"http://127.0.0.1:{receiver}/healthz", timeout=2)
+        raise SystemExit("the receiver answered before the proxy was seen retrying")
+    except (urllib.error.URLError, ConnectionError, OSError):
+        pass
+    try:
+        urllib.request.urlopen(f"http://127.0.0.1:{admin}/readyz", timeout=5)
+        body = None
+    except urllib.error.HTTPError as exc:
+        assert exc.code == 503, exc.code
+        body = json.load(exc)
+    states = {e["name"]: e["state"] for e in (body or {}).get("exporters", [])}
+    if states and all(states[n] == "retrying" for n in ("openobserve-traces", "openobserve-json")):
+        print(f"/readyz 503, exporters {states}")
+        break
+    if time.monotonic() > deadline:
+        raise SystemExit(f"exporters never said retrying: {states}")
+    time.sleep(0.5)
+PY
+wait_healthy openobserve
 
 check_received() {  # $1: sessions that must have a create_terminal pair span, $2: wait (s)
-    "$py" - "$OPENOBSERVE_PORT" "$1" "$2" <<'PY'
+    "$py" - "$OPENOBSERVE_PORT" "$1" "$2" "$traffic_done" <<'PY'
 import json, sys, time, urllib.request
 port, sessions, wait_s = sys.argv[1], int(sys.argv[2]), float(sys.argv[3])
+traffic_done = float(sys.argv[4])
 NAME = "create_terminal -> terminal_ready"
 deadline = time.monotonic() + wait_s
 while True:
@@ -147,9 +177,16 @@ acks = [s for s in spans if s["attributes"].get("messaging.socket.io.event") == 
 assert acks and all("messaging.message.id" in s["attributes"] for s in acks), acks[:1]
 ingest = [q for q in got["requests"] if q["path"].startswith("/api/default/")]
 assert ingest and all(q["authorized"] and q["status"] in (200, 206) for q in ingest), ingest[:3]
-records = got["records"].get("socket-io-traces", [])
+assert set(got["records"]) == {"socket_io_traces"}, sorted(got["records"])  # stored name
+records = got["records"]["socket_io_traces"]
 assert any(r.get("socket.request.event") == "create_terminal" for r in records), records[:2]
-print(f"double received {len(spans)} spans ({len(pairs)} {NAME!r}, transports "
+stored = got["stored"]["socket_io_traces"]
+assert any(r.get("socket_request_event") == "create_terminal" for r in stored), stored[:1]
+early = [s for s in pairs if s["start_ns"] / 1e9 < traffic_done]
+assert len({s["attributes"]["messaging.socket.io.sid"] for s in early}) >= 3, len(early)
+assert all(s["status_code"] == 0 for s in pairs), "success is left Unset"
+print(f"double received {len(spans)} spans ({len(pairs)} {NAME!r}, {len(early)} recorded "
+      f"before it answered, transports "
       f"{sorted(transports)}, {len(acks)} ping_backend ack spans), {len(records)} JSON records "
       f"in socket-io-traces, {len(ingest)} authorized ingestion requests")
 PY
