@@ -14,7 +14,7 @@ import socketio
 
 from socketio_trace_proxy.tracking.sink import SinkHealth
 from socketio_trace_proxy.tracking.wire.packets import Transport
-from tests.doubles.openobserve import OpenObserveDouble
+from tests.doubles.openobserve import OpenObserveDouble, start_openobserve
 from tests.e2e.stack import (
     Proxy,
     ServedDouble,
@@ -162,3 +162,40 @@ async def test_shutdown_deadline_accounts_for_a_stalled_request(
     for h in out.health:
         assert h.queued == 0, h
         assert h.failed + h.dropped == out.submitted, h
+
+
+async def test_records_made_before_the_receiver_starts_arrive_once_it_does(
+    backend_url: str, tmp_path: Path
+) -> None:
+    """compose starts OpenObserve beside the proxy and its first start takes a while: what
+    the proxy records meanwhile is retried (not given up after a few tries) and arrives."""
+    probe = await start_openobserve(USER, PASSWORD)
+    url = probe.url
+    await probe.close()  # nothing listens there yet
+    environ = {"OPENOBSERVE_ENDPOINT": url, "OPENOBSERVE_USER": USER, "OPENOBSERVE_PASS": PASSWORD}
+    batch = {"flush_interval_s": 0.05, "backoff_initial_s": 0.05, "backoff_max_s": 0.2}
+    extra = {"exporters": {"openobserve": {"batch": batch}}}
+    settings = e2e_settings(tmp_path, backend_url, environ, extra)
+    proxy = await Proxy.start(settings, environ)
+    late: OpenObserveDouble | None = None
+    try:
+        run = await python_scenario(proxy.url, ["websocket"], before_disconnect=_echoes)
+        await eventually(closed(proxy.tracker, run.sid), "the session's close record")
+        await eventually(
+            lambda: all(h.state == "retrying" for h in _openobserve(proxy.tracker.sink_health())),
+            "the exporters retrying",
+        )
+        late = await start_openobserve(USER, PASSWORD, port=int(url.rsplit(":", 1)[1]))
+        submitted = exportable_count(proxy.tracker)
+        await eventually(
+            lambda: all(h.sent == submitted for h in _openobserve(proxy.tracker.sink_health())),
+            "every record exported once the receiver answered",
+            limit_s=HANG_GUARD_S,
+        )
+        for h in _openobserve(proxy.tracker.sink_health()):
+            assert (h.failed, h.dropped, h.state, h.healthy) == (0, 0, "ok", True), h
+        assert {s.attributes["messaging.socket.io.sid"] for s in late.spans} == {run.sid}
+    finally:
+        await asyncio.wait_for(proxy.stop(), HANG_GUARD_S)
+        if late is not None:
+            await late.close()
