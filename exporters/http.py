@@ -31,7 +31,7 @@ import ssl
 import threading
 import time
 from collections.abc import Callable, Collection, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from email.utils import parsedate_to_datetime
 from urllib.parse import urlsplit
 
@@ -104,37 +104,61 @@ def header_secrets(headers: Mapping[str, str]) -> tuple[str, ...]:
     return secret_forms(*values)
 
 
-@dataclass
 class _Watchdog:
-    """Shuts the current socket down once ``timeout_s`` has passed, unless finished first."""
+    """One thread per poster that shuts the current socket down when an armed deadline
+    passes (a thread per request cost more than the request on loopback)."""
 
-    sock: Callable[[], socket.socket | None]
-    timeout_s: float
-    fired: bool = False
-    _done: bool = False
-    _lock: threading.Lock = field(default_factory=threading.Lock)
+    def __init__(self, sock: Callable[[], socket.socket | None]) -> None:
+        self._sock = sock
+        self._cond = threading.Condition()
+        self._deadline: float | None = None
+        self._fired = False
+        self._closed = False
+        self._thread: threading.Thread | None = None
 
-    def __post_init__(self) -> None:
-        self._timer = threading.Timer(self.timeout_s, self._fire)
-        self._timer.daemon = True
-        self._timer.start()
+    def arm(self, timeout_s: float) -> None:
+        with self._cond:
+            self._deadline = time.monotonic() + timeout_s
+            self._fired = False
+            if self._thread is None:
+                self._thread = threading.Thread(
+                    target=self._run, name="exporter-deadline", daemon=True
+                )
+                self._thread.start()
+            self._cond.notify()
 
-    def _fire(self) -> None:
-        with self._lock:
-            if self._done:
-                return
-            self.fired = True
-            sock = self.sock()
-        if sock is not None:
-            with contextlib.suppress(OSError):
-                sock.shutdown(socket.SHUT_RDWR)
+    def disarm(self) -> bool:
+        """Stop watching; True if the deadline had passed (and the socket was shut down)."""
+        with self._cond:
+            self._deadline = None
+            return self._fired
 
-    def finish(self) -> bool:
-        """Stop the timer; True if it had fired."""
-        with self._lock:
-            self._done = True
-        self._timer.cancel()
-        return self.fired
+    @property
+    def fired(self) -> bool:
+        return self._fired
+
+    def close(self) -> None:
+        with self._cond:
+            self._closed = True
+            self._cond.notify()
+
+    def _run(self) -> None:
+        with self._cond:
+            while not self._closed:
+                deadline = self._deadline
+                if deadline is None:
+                    self._cond.wait()
+                    continue
+                remaining = deadline - time.monotonic()
+                if remaining > 0:
+                    self._cond.wait(remaining)
+                    continue
+                self._deadline = None
+                self._fired = True
+                sock = self._sock()
+                if sock is not None:
+                    with contextlib.suppress(OSError):
+                        sock.shutdown(socket.SHUT_RDWR)
 
 
 class HttpPoster:
@@ -157,6 +181,7 @@ class HttpPoster:
         self._context = ssl.create_default_context() if self._https else None
         self._conn: http.client.HTTPConnection | None = None
         self._reused = False
+        self._watchdog = _Watchdog(self._current_sock)
 
     def describe(self, text: str) -> str:
         """``text`` from outside (a reply, an exception) made safe to keep and show."""
@@ -177,18 +202,19 @@ class HttpPoster:
         """The reply, or a RETRY result when none came (refused, reset, deadline missed)."""
         timeout_s = max(timeout_s, 0.001)
         end = time.monotonic() + timeout_s
-        watchdog = _Watchdog(self._current_sock, timeout_s)
+        watchdog = self._watchdog
+        watchdog.arm(timeout_s)
         try:
             try:
                 reply = self._exchange(body, end)
             except _STALE:
                 if watchdog.fired or self._conn is None or not self._reused:
                     raise
-                self.close()  # the receiver closed the kept-alive connection: once more, fresh
+                self._drop()  # the receiver closed the kept-alive connection: once more, fresh
                 reply = self._exchange(body, end)
         except (OSError, http.client.HTTPException) as exc:
-            self.close()
-            if watchdog.finish() or isinstance(exc, TimeoutError):  # socket timeout: same
+            self._drop()
+            if watchdog.disarm() or isinstance(exc, TimeoutError):  # socket timeout: same
                 return self._missed(timeout_s)
             reason = self.describe(f"{type(exc).__name__}: {exc}")
             return SendResult(
@@ -196,8 +222,8 @@ class HttpPoster:
                 error=f"POST {self.safe_url} failed: {reason}",
                 key=f"net-{type(exc).__name__}",
             )
-        if watchdog.finish():  # the socket was shut down: what was read may be cut short
-            self.close()
+        if watchdog.disarm():  # the socket was shut down: what was read may be cut short
+            self._drop()
             return self._missed(timeout_s)
         return reply
 
@@ -215,21 +241,31 @@ class HttpPoster:
         if conn is None:
             conn = self._conn = self._new_connection(remaining)
         conn.timeout = remaining
-        if conn.sock is not None:
+        if conn.sock is None:
+            conn.connect()
+            sock: socket.socket = conn.sock  # type: ignore[assignment]  # set by connect()
+            # as urllib3 does: no Nagle delay between the request's segments
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        else:
             conn.sock.settimeout(remaining)
         conn.request("POST", self._target, body=body, headers=self._headers)
         response = conn.getresponse()
         data = response.read(MAX_REPLY_BYTES)
         headers = {name.lower(): value for name, value in response.getheaders()}
         if response.will_close or not response.isclosed():  # closing, or too long to read
-            self.close()
+            self._drop()
         return Reply(response.status, headers, data)
 
-    def close(self) -> None:
+    def _drop(self) -> None:
+        """Close the connection (the next request opens a new one)."""
         conn, self._conn = self._conn, None
         if conn is not None:
             with contextlib.suppress(OSError):
                 conn.close()
+
+    def close(self) -> None:
+        self._drop()
+        self._watchdog.close()
 
 
 def classify(

@@ -361,8 +361,10 @@ class OpenObserveDouble:
         accepted: list[ReceivedSpan] = []
         rejected = 0
         for resource_spans in message.resource_spans:
-            raw_resource = [(kv.key, kv.value) for kv in resource_spans.resource.attributes]
-            resource = {key: model.plain_value(value) for key, value in raw_resource}
+            raw_resource_bytes = resource_spans.resource.SerializeToString()
+            resource = {
+                kv.key: model.plain_value(kv.value) for kv in resource_spans.resource.attributes
+            }
             for scope_spans in resource_spans.scope_spans:
                 for span in scope_spans.spans:
                     micros = span.start_time_unix_nano / 1000
@@ -371,7 +373,8 @@ class OpenObserveDouble:
                         rejected += 1
                         continue
                     fields = span_fields((org, stream, encoding), resource, scope_spans, span)
-                    fields["stored"] = model.span_row(span, raw_resource, stream)
+                    fields["raw"] = span.SerializeToString()
+                    fields["raw_resource"] = raw_resource_bytes
                     fields["resource_schema_url"] = resource_spans.schema_url
                     accepted.append(fields)
         return [ReceivedSpan(**fields) for fields in accepted], rejected  # type: ignore[arg-type]
@@ -443,7 +446,7 @@ class OpenObserveDouble:
     async def _received(self, request: web.Request) -> web.Response:
         return web.json_response(
             {
-                "spans": [asdict(span) for span in self.spans],
+                "spans": [span.shown() for span in self.spans],
                 "records": {name: list(rows) for name, rows in self.records.items()},
                 "stored": {name: list(rows) for name, rows in self.stored.items()},
                 "requests": [asdict(item) for item in self.requests],

@@ -3,10 +3,13 @@ scripted faults and users."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from typing import Any
 
-from tests.doubles.openobserve_model import plain_value
+from opentelemetry.proto.resource.v1.resource_pb2 import Resource
+from opentelemetry.proto.trace.v1.trace_pb2 import Span
+
+from tests.doubles.openobserve_model import plain_value, span_row
 
 
 @dataclass(frozen=True, slots=True)
@@ -27,10 +30,25 @@ class ReceivedSpan:
     status_code: int
     status_message: str
     links: tuple[tuple[str, str], ...]
-    stored: dict[str, Any]  # the row OpenObserve stores (its column names and values)
+    raw: bytes  # the Span message, and the resource's attributes, as received:
+    raw_resource: bytes  # ``stored`` is worked out from them when asked for (cheap ingest)
     resource_schema_url: str = ""
     scope_schema_url: str = ""
     scope_version: str = ""
+
+    @property
+    def stored(self) -> dict[str, Any]:
+        """The row OpenObserve stores for this span (its column names and values)."""
+        span = Span.FromString(self.raw)
+        resource = Resource.FromString(self.raw_resource)
+        attrs = [(kv.key, kv.value) for kv in resource.attributes]
+        row: dict[str, Any] = span_row(span, attrs, self.stream)
+        return row
+
+    def shown(self) -> dict[str, Any]:
+        """As ``GET /_double/received`` lists it (JSON: no raw bytes, the stored row)."""
+        fields = {k: v for k, v in asdict(self).items() if not k.startswith("raw")}
+        return {**fields, "stored": self.stored}
 
     @property
     def service_name(self) -> str | None:
