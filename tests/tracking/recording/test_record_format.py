@@ -90,7 +90,7 @@ def test_errors_name_file_and_line() -> None:
     good = encode(LINES[0])
     with pytest.raises(RecordFormatError, match=r"^rec\.jsonl:3: "):
         list(read_lines([good, "", '{"type":"gap"}'], "rec.jsonl"))
-    with pytest.raises(RecordFormatError, match="rec.jsonl:1: the file must start with a header"):
+    with pytest.raises(RecordFormatError, match=r"rec\.jsonl:1: the file must start with a header"):
         list(read_lines([encode(LINES[1])], "rec.jsonl"))
 
 

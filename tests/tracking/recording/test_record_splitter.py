@@ -52,7 +52,7 @@ def test_python_client_recording_packet_by_packet() -> None:
     # every frame of the recording, polling bodies cut at \x1e; nothing redacted in it
     expected = []
     for f in frames:
-        if f.kind.value == "poll_post_response" or f.kind.value == "ws_open":
+        if f.kind.value in {"poll_post_response", "ws_open"}:
             continue
         parts = f.data.split("\x1e")
         transport = "polling" if f.kind.value.startswith("poll") else "websocket"
