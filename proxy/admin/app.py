@@ -115,7 +115,7 @@ def _closing_streams(hub: LiveHub) -> Callable[[web.Application], Awaitable[None
     return close_streams
 
 
-_ASSETS = ("dashboard.js", "dashboard.css")
+_ASSETS = ("common.js", "sessions.js", "detail.js", "dashboard.js", "dashboard.css")
 
 
 def _static_routes() -> list[web.RouteDef]:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import re
 from dataclasses import dataclass
 
 from socketio_trace_proxy.config.admin import AdminSettings
@@ -201,7 +202,9 @@ async def test_dashboard_is_served_offline(make_client: MakeClient) -> None:
     assert "Socket.IO trace monitor" in page
     assert "http://" not in page and "https://" not in page  # nothing from a CDN
     assert "default-src 'self'" in resp.headers["Content-Security-Policy"]
-    for asset in ("/static/dashboard.js", "/static/dashboard.css"):
+    scripts = re.findall(r'<script src="([^"]+)"', page)
+    assert scripts[-1] == "/static/dashboard.js" and len(scripts) == 4
+    for asset in (*scripts, "/static/dashboard.css"):
         resp = await client.get(asset)
         assert resp.status == 200
         assert "https://" not in await resp.text()

@@ -9,39 +9,21 @@ from __future__ import annotations
 
 import asyncio
 import csv
-import os
 from pathlib import Path
 from typing import Any
 
-import pytest
 from pydantic import SecretStr
 
 from socketio_trace_proxy.config.admin import AdminSettings
+from tests.proxy.admin.browser import CHROMIUM, CHROMIUM_ARGS, needs_browser
 from tests.proxy.admin.stack import live_stack
-
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
 
 try:
     from playwright.async_api import async_playwright, expect
 except ImportError:  # pragma: no cover - depends on the environment
     async_playwright = None  # type: ignore[assignment]
 
-pytestmark = [
-    pytest.mark.skipif(async_playwright is None, reason="playwright is not installed (pip)"),
-    pytest.mark.skipif(
-        not os.access(CHROMIUM, os.X_OK), reason=f"{CHROMIUM} is missing (apt-get install chromium)"
-    ),
-]
+pytestmark = needs_browser
 
 
 async def test_dashboard_live(tmp_path: Path) -> None:
