@@ -6,8 +6,8 @@ dashboard.
 the same event loop, which is why long answers are encoded in chunks that yield).  It puts
 the parts together: the access rules (:mod:`.security`, :mod:`.auth`), the live stream
 (:mod:`.live`), the API (:mod:`.api`), exports (:mod:`.export`), health and metrics
-(:mod:`.health`, :mod:`.metrics`) and the static dashboard.  Routes of other features are
-added to the returned application by the caller or here, next to these.
+(:mod:`.health`, :mod:`.metrics`), the recorder's routes (:mod:`.record`) and the static
+dashboard.  Routes of other features are added here, next to these.
 """
 
 from __future__ import annotations
@@ -29,8 +29,10 @@ from socketio_trace_proxy.proxy.admin.health import health_routes
 from socketio_trace_proxy.proxy.admin.info import DashboardInfo
 from socketio_trace_proxy.proxy.admin.live import LiveHub
 from socketio_trace_proxy.proxy.admin.metrics import DurationHistograms, MonitorCollector
+from socketio_trace_proxy.proxy.admin.record import record_routes
 from socketio_trace_proxy.proxy.admin.security import HostGuard, check_admin_binding
 from socketio_trace_proxy.proxy.admin.source import MonitorSource
+from socketio_trace_proxy.tracking.recording.recorder import Recorder
 
 HUB_KEY = web.AppKey("admin_live_hub", LiveHub)
 REGISTRY_KEY = web.AppKey("admin_prometheus_registry", CollectorRegistry)
@@ -54,6 +56,7 @@ def build_admin_app(
     *,
     clock: Callable[[], float] = time.time,
     info: DashboardInfo | None = None,
+    recorder: Recorder | None = None,
 ) -> web.Application:
     """The admin application.  ``readiness`` answers "is the upstream reachable?"; ``/readyz``
     also requires every exporter to be healthy.  Raises
@@ -94,6 +97,7 @@ def build_admin_app(
             web.get("/api/export", exports.handle),
             *_static_routes(),
             *(auth.routes() if auth is not None else open_routes()),
+            *(record_routes(recorder) if recorder is not None else ()),
         ]
     )
     return app
