@@ -16,9 +16,14 @@ from aiohttp import web
 
 from socketio_trace_proxy.config.about import version
 from socketio_trace_proxy.config.admin import AdminSettings
+from socketio_trace_proxy.proxy.admin.activity import (
+    lifecycles_in_ring,
+    merged_timeline,
+    scan_activity,
+)
 from socketio_trace_proxy.proxy.admin.closed import ClosedSessions
 from socketio_trace_proxy.proxy.admin.info import DashboardInfo
-from socketio_trace_proxy.proxy.admin.live import LiveHub, scan_activity
+from socketio_trace_proxy.proxy.admin.live import LiveHub
 from socketio_trace_proxy.proxy.admin.responses import (
     Handler,
     activity_filter,
@@ -152,28 +157,30 @@ class TrackerApi:
         )
 
     async def session(self, request: web.Request) -> web.StreamResponse:
+        """A session (open or recently closed) and its timeline, completed with the
+        lifecycle records the tracker's timeline lacks (still in the activity ring)."""
         sid = request.match_info["sid"]
         try:
             timeline = self._source.get_session_timeline(sid)
         except KeyError:
             timeline = None
-        view: JSON = None
-        live = getattr(timeline, "session", None)
-        if isinstance(live, SessionView):
-            view = _open_json(live)
-        else:
-            live = next((s for s in self._source.get_sessions() if s.session_id == sid), None)
-            if live is not None:
-                view = _open_json(live)
-        if view is None:
-            self._closed.settle(self._source)
-            closed = self._closed.get(sid)
-            view = closed.json() if closed is not None else None
-        if timeline is None and view is None:
+        ring = lifecycles_in_ring(self._source, {sid}).get(sid, [])
+        items = merged_timeline(getattr(timeline, "items", None) or (), ring)
+        view = self._session_json(sid, getattr(timeline, "session", None))
+        if timeline is None and view is None and not items:
             return json_response({"error": f"no session {sid!r}"}, status=404)
-        return json_response(
-            {"t": self._clock(), "session": view, "timeline": to_jsonable(timeline)}
-        )
+        timeline_json = {"session_id": sid, "session": None} | (to_jsonable(timeline) or {})
+        timeline_json["items"] = to_jsonable(items)
+        return json_response({"t": self._clock(), "session": view, "timeline": timeline_json})
+
+    def _session_json(self, sid: str, live: object) -> JSON:
+        if not isinstance(live, SessionView):
+            live = next((s for s in self._source.get_sessions() if s.session_id == sid), None)
+        if live is not None:
+            return _open_json(live)
+        self._closed.settle(self._source)
+        closed = self._closed.get(sid)
+        return closed.json() if closed is not None else None
 
     async def events(self, request: web.Request) -> web.StreamResponse:
         flt = activity_filter(request)

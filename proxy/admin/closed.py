@@ -5,7 +5,8 @@ subscription; :meth:`ClosedSessions.on_record` only queues it (constant work on 
 path).  :meth:`ClosedSessions.settle`, run by the live-stream tick and before every query,
 turns queued closes into :class:`ClosedSession` entries: the close (time, reason, any close
 code or initiator the record carries) and what the session's kept timeline still tells
-(handshake time and transport, upgrade, namespaces), or the tracker's last view of the
+(handshake time and transport, upgrade, namespaces; lifecycle records the timeline lacks
+are taken from the activity ring, one pass per batch), or the tracker's last view of the
 session when its timeline keeps one.  The newest ``max_entries`` are kept; older ones are
 forgotten and counted.
 """
@@ -13,9 +14,10 @@ forgotten and counted.
 from __future__ import annotations
 
 from collections import OrderedDict, deque
-from collections.abc import Iterable
+from collections.abc import Sequence
 from dataclasses import dataclass
 
+from socketio_trace_proxy.proxy.admin.activity import lifecycles_in_ring, merged_timeline
 from socketio_trace_proxy.proxy.admin.serialize import JSON, to_jsonable
 from socketio_trace_proxy.proxy.admin.source import TrackerSource
 from socketio_trace_proxy.tracking.records import LifecycleKind, LifecycleRecord
@@ -80,10 +82,13 @@ class ClosedSession:
         return base
 
 
-def summarize(close: LifecycleRecord, timeline: object) -> ClosedSession:
-    """A closed session from its CLOSE record and the tracker's timeline for it (an object
-    with ``session`` and ``items``, as ``Tracker.get_session_timeline`` returns; or None)."""
-    items: Iterable[object] = getattr(timeline, "items", None) or ()
+def summarize(
+    close: LifecycleRecord, timeline: object, ring: Sequence[LifecycleRecord] = ()
+) -> ClosedSession:
+    """A closed session from its CLOSE record, the tracker's timeline for it (an object with
+    ``session`` and ``items``, as ``Tracker.get_session_timeline`` returns; or None) and its
+    lifecycle records still in the activity ring."""
+    items = merged_timeline(getattr(timeline, "items", None) or (), ring)
     view = getattr(timeline, "session", None)
     opened: float | None = None
     upgraded: bool | None = None
@@ -130,15 +135,19 @@ class ClosedSessions:
 
     def settle(self, source: TrackerSource) -> None:
         """Summarize the queued closes (the tracker still holds their closed timelines)."""
-        while self._waiting:
-            close = self._waiting.popleft()
+        if not self._waiting:
+            return
+        closes = list(self._waiting)
+        self._waiting.clear()
+        ring = lifecycles_in_ring(source, {c.session.session_id for c in closes})
+        for close in closes:
             sid = close.session.session_id
             try:
                 timeline = source.get_session_timeline(sid)
             except KeyError:
                 timeline = None
             self._entries.pop(sid, None)
-            self._entries[sid] = summarize(close, timeline)
+            self._entries[sid] = summarize(close, timeline, ring.get(sid, ()))
             while len(self._entries) > self._max:
                 self._entries.popitem(last=False)
                 self.evicted += 1

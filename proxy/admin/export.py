@@ -19,7 +19,7 @@ from collections.abc import AsyncIterator, Callable, Iterable
 from aiohttp import web
 
 from socketio_trace_proxy.config.admin import AdminSettings
-from socketio_trace_proxy.proxy.admin.live import activity_pages
+from socketio_trace_proxy.proxy.admin.activity import activity_pages
 from socketio_trace_proxy.proxy.admin.responses import (
     activity_filter,
     bad_request,

@@ -21,10 +21,11 @@ import logging
 import random
 import time
 from collections import deque
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from socketio_trace_proxy.config.admin import AdminSettings
+from socketio_trace_proxy.proxy.admin.activity import scan_activity
 from socketio_trace_proxy.proxy.admin.closed import ClosedSessions
 from socketio_trace_proxy.proxy.admin.metrics import DurationHistograms
 from socketio_trace_proxy.proxy.admin.serialize import (
@@ -34,7 +35,7 @@ from socketio_trace_proxy.proxy.admin.serialize import (
     item_json,
     to_jsonable,
 )
-from socketio_trace_proxy.proxy.admin.source import MonitorSource, TrackerSource
+from socketio_trace_proxy.proxy.admin.source import MonitorSource
 from socketio_trace_proxy.tracking.records import Outcome, PairRecord
 from socketio_trace_proxy.tracking.views import ActivityItem, MetricsSnapshot
 
@@ -45,43 +46,6 @@ LATENCY_SAMPLES_PER_RULE = 512
 LATENCY_RULES_PER_POINT = 40
 TOP_EVENTS = 50
 RECENT_TIMEOUTS = 20
-_PAGE = 1000
-
-
-def activity_pages(
-    source: TrackerSource, since_seq: int, page_size: int = _PAGE
-) -> Iterator[tuple[list[ActivityItem], int]]:
-    """Pages of items with ``seq > since_seq`` in ascending order, each with how many
-    sequence numbers before its items were skipped (items that left the ring unread)."""
-    cursor = since_seq
-    while True:
-        page = sorted(source.recent_activity(cursor, page_size), key=_seq)
-        page = [i for i in page if i.seq > cursor]
-        if not page:
-            return
-        gaps = 0
-        for item in page:
-            if item.seq > cursor + 1:
-                gaps += item.seq - cursor - 1
-            cursor = item.seq
-        yield page, gaps
-        if len(page) < page_size:
-            return
-
-
-def scan_activity(source: TrackerSource, since_seq: int) -> tuple[list[ActivityItem], int]:
-    """Items with ``seq > since_seq`` in ascending order, paging through the ring, and how
-    many sequence numbers were skipped (items that left the ring before they were read)."""
-    items: list[ActivityItem] = []
-    gaps = 0
-    for page, skipped in activity_pages(source, since_seq):
-        items.extend(page)
-        gaps += skipped
-    return items, gaps
-
-
-def _seq(item: ActivityItem) -> int:
-    return item.seq
 
 
 @dataclass(frozen=True, slots=True)
