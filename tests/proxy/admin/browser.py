@@ -10,7 +10,7 @@ from __future__ import annotations
 import contextlib
 import os
 import shutil
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -91,15 +91,3 @@ async def shot(page: Any, tmp_path: Path, name: str, *, full_page: bool = False,
 def _keep(target: Path, directory: Path) -> None:
     directory.mkdir(parents=True, exist_ok=True)
     shutil.copy(target, directory / target.name)
-
-
-async def until(probe: Callable[[], Awaitable[Any]], what: str, tries: int = 200) -> Any:
-    """Poll the page until ``probe`` is truthy (bounded tries; no timing asserted)."""
-    import asyncio  # noqa: PLC0415
-
-    for _ in range(tries):
-        result = await probe()
-        if result:
-            return result
-        await asyncio.sleep(0.05)
-    raise AssertionError(f"never happened: {what}")

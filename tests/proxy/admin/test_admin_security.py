@@ -236,12 +236,18 @@ async def test_login_sessions_are_bounded_and_counted(make_client: MakeClient) -
 # --- wrong-token guesses are rate-limited ------------------------------------------------
 
 
-async def test_login_guesses_are_rate_limited_and_counted(make_client: MakeClient) -> None:
-    settings = AdminSettings(
-        listen="127.0.0.1:0", token=SecretStr(TOKEN), login_attempt_burst=3,
+def guess_limited(burst: int) -> AdminSettings:
+    """A token, ``burst`` wrong guesses at once, then one a minute."""
+    return AdminSettings(
+        listen="127.0.0.1:0",
+        token=SecretStr(TOKEN),
+        login_attempt_burst=burst,
         login_attempts_per_minute=1,
-    )  # fmt: skip
-    client = await make_client(FakeSource(), settings)
+    )
+
+
+async def test_login_guesses_are_rate_limited_and_counted(make_client: MakeClient) -> None:
+    client = await make_client(FakeSource(), guess_limited(burst=3))
 
     async def guess(i: int) -> int:
         resp = await client.post("/login", data={"token": f"guess-{i}"}, allow_redirects=False)
@@ -260,11 +266,7 @@ async def test_login_guesses_are_rate_limited_and_counted(make_client: MakeClien
 
 
 async def test_bearer_guesses_count_too_and_stale_cookies_do_not(make_client: MakeClient) -> None:
-    settings = AdminSettings(
-        listen="127.0.0.1:0", token=SecretStr(TOKEN), login_attempt_burst=2,
-        login_attempts_per_minute=1,
-    )  # fmt: skip
-    client = await make_client(FakeSource(), settings)
+    client = await make_client(FakeSource(), guess_limited(burst=2))
     for _ in range(20):  # a tab holding a cookie from before a restart keeps polling
         stale = await client.get("/api/metrics", cookies={COOKIE_NAME: "stale-session"})
         assert stale.status == 401
