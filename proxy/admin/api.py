@@ -174,9 +174,9 @@ class TrackerApi:
         return json_response({"t": self._clock(), "session": view, "timeline": timeline_json})
 
     def _session_json(self, sid: str, live: object) -> JSON:
-        if not isinstance(live, SessionView):
-            live = next((s for s in self._source.get_sessions() if s.session_id == sid), None)
-        if live is not None:
+        """The session's view while open (the tracker's timeline carries it), else its
+        closed-session entry (never a scan of every open session)."""
+        if isinstance(live, SessionView):
             return _open_json(live)
         self._closed.settle(self._source)
         closed = self._closed.get(sid)

@@ -12,6 +12,8 @@ import time
 from dataclasses import replace
 from typing import Any
 
+import pytest
+
 from socketio_trace_proxy.config.admin import AdminSettings
 from socketio_trace_proxy.proxy.admin.export import ExportLoss, Exports
 from socketio_trace_proxy.proxy.admin.serialize import ActivityFilter
@@ -156,3 +158,26 @@ async def test_items_that_leave_the_ring_during_an_export_are_counted() -> None:
     seen += [i.seq for part in [p async for p in records] for i in part]
     assert seen == [*range(1, 1_001), *range(1_301, 2_801)]
     assert lost.count == 300
+
+
+async def test_a_downloader_that_leaves_frees_its_slot_quietly(
+    make_client: MakeClient, caplog: pytest.LogCaptureFixture
+) -> None:
+    client = await make_client(big_source(), AdminSettings(max_concurrent_exports=1))
+    resp = await client.get("/api/export?format=ndjson")
+    await resp.content.read(1 << 16)
+    resp.close()  # the browser tab closes mid-download
+
+    async def active() -> int:
+        body = await (await client.get("/api/metrics")).json()
+        return int(body["admin"]["exports_active"])
+
+    for _ in range(500):  # bounded: the export notices at its next write
+        if await active() == 0:
+            break
+        await asyncio.sleep(0.01)
+    assert await active() == 0
+    again = await client.get("/api/export?format=csv")
+    assert again.status == 200
+    await again.read()
+    assert not [r for r in caplog.records if r.levelname == "ERROR"], caplog.text
