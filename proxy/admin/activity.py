@@ -10,6 +10,7 @@ in one pass.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Collection, Iterator, Sequence
 
 from socketio_trace_proxy.proxy.admin.source import TrackerSource
@@ -55,10 +56,11 @@ def _seq(item: ActivityItem) -> int:
     return item.seq
 
 
-def lifecycles_in_ring(
+async def lifecycles_in_ring(
     source: TrackerSource, session_ids: Collection[str]
 ) -> dict[str, list[LifecycleRecord]]:
-    """The lifecycle records of these sessions still in the ring, oldest first."""
+    """The lifecycle records of these sessions still in the ring, oldest first.  A full
+    ring is many milliseconds of work, so this yields to the event loop after every page."""
     found: dict[str, list[LifecycleRecord]] = {}
     if not session_ids:
         return found
@@ -67,6 +69,7 @@ def lifecycles_in_ring(
             record = item.record
             if type(record) is LifecycleRecord and record.session.session_id in session_ids:
                 found.setdefault(record.session.session_id, []).append(record)
+        await asyncio.sleep(0)
     return found
 
 

@@ -142,7 +142,7 @@ class TrackerApi:
             views.sort(key=lambda s: s.opened_wall, reverse=True)
             found.extend(_open_json(v) for v in views)
         if state != "open":
-            self._closed.settle(self._source)
+            await self._closed.settle(self._source)
             closed = self._closed.newest_first()
             found.extend(c.json() for c in closed if c.matches(query, transport))
         return json_response(
@@ -164,21 +164,21 @@ class TrackerApi:
             timeline = self._source.get_session_timeline(sid)
         except KeyError:
             timeline = None
-        ring = lifecycles_in_ring(self._source, {sid}).get(sid, [])
+        ring = (await lifecycles_in_ring(self._source, {sid})).get(sid, [])
         items = merged_timeline(getattr(timeline, "items", None) or (), ring)
-        view = self._session_json(sid, getattr(timeline, "session", None))
+        view = await self._session_json(sid, getattr(timeline, "session", None))
         if timeline is None and view is None and not items:
             return json_response({"error": f"no session {sid!r}"}, status=404)
         timeline_json = {"session_id": sid, "session": None} | (to_jsonable(timeline) or {})
         timeline_json["items"] = to_jsonable(items)
         return json_response({"t": self._clock(), "session": view, "timeline": timeline_json})
 
-    def _session_json(self, sid: str, live: object) -> JSON:
+    async def _session_json(self, sid: str, live: object) -> JSON:
         """The session's view while open (the tracker's timeline carries it), else its
         closed-session entry (never a scan of every open session)."""
         if isinstance(live, SessionView):
             return _open_json(live)
-        self._closed.settle(self._source)
+        await self._closed.settle(self._source)
         closed = self._closed.get(sid)
         return closed.json() if closed is not None else None
 

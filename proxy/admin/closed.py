@@ -2,7 +2,7 @@
 
 A session's CLOSE lifecycle record reaches the admin listener through the tracker's record
 subscription; :meth:`ClosedSessions.on_record` only queues it (constant work on the record
-path).  :meth:`ClosedSessions.settle`, run by the live-stream tick and before every query,
+path).  :meth:`ClosedSessions.settle`, run before each live-stream tick and every query,
 turns queued closes into :class:`ClosedSession` entries: the close (time, reason, any close
 code or initiator the record carries) and what the session's kept timeline still tells
 (handshake time and transport, upgrade, namespaces; lifecycle records the timeline lacks
@@ -13,6 +13,7 @@ forgotten and counted.
 
 from __future__ import annotations
 
+import asyncio
 from collections import OrderedDict, deque
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -124,6 +125,7 @@ class ClosedSessions:
         self._max = max_entries
         self._waiting: deque[LifecycleRecord] = deque(maxlen=max(1, max_entries))
         self._entries: OrderedDict[str, ClosedSession] = OrderedDict()
+        self._settling = asyncio.Lock()
         self.evicted = 0
 
     def on_record(self, record: object) -> None:
@@ -133,24 +135,24 @@ class ClosedSessions:
                 self.evicted += 1  # it would have been the oldest entry anyway
             self._waiting.append(record)
 
-    def settle(self, source: TrackerSource) -> None:
-        """Summarize the queued closes (the tracker still holds their closed timelines)."""
-        if not self._waiting:
-            return
-        closes = list(self._waiting)
-        self._waiting.clear()
-        ring = lifecycles_in_ring(source, {c.session.session_id for c in closes})
-        for close in closes:
-            sid = close.session.session_id
-            try:
-                timeline = source.get_session_timeline(sid)
-            except KeyError:
-                timeline = None
-            self._entries.pop(sid, None)
-            self._entries[sid] = summarize(close, timeline, ring.get(sid, ()))
-            while len(self._entries) > self._max:
-                self._entries.popitem(last=False)
-                self.evicted += 1
+    async def settle(self, source: TrackerSource) -> None:
+        """Summarize the queued closes (the tracker still holds their closed timelines).
+        One at a time: a query waits for a summary under way rather than miss it."""
+        async with self._settling:
+            if not self._waiting:
+                return
+            closes = list(self._waiting)
+            self._waiting.clear()
+            ring = await lifecycles_in_ring(source, {c.session.session_id for c in closes})
+            for close in closes:
+                self._add(summarize(close, _timeline(source, close), ring.get(_sid(close), ())))
+
+    def _add(self, entry: ClosedSession) -> None:
+        self._entries.pop(entry.session_id, None)
+        self._entries[entry.session_id] = entry
+        while len(self._entries) > self._max:
+            self._entries.popitem(last=False)
+            self.evicted += 1
 
     def newest_first(self) -> list[ClosedSession]:
         return list(reversed(self._entries.values()))
@@ -160,3 +162,14 @@ class ClosedSessions:
 
     def __len__(self) -> int:
         return len(self._entries)
+
+
+def _sid(close: LifecycleRecord) -> str:
+    return close.session.session_id
+
+
+def _timeline(source: TrackerSource, close: LifecycleRecord) -> object:
+    try:
+        return source.get_session_timeline(_sid(close))
+    except KeyError:
+        return None

@@ -6,7 +6,7 @@ items matching that client's filter.  Each client has a bounded queue of updates
 that reads too slowly loses its oldest updates, which are counted (and reported to it).
 Finished requests reach :meth:`LiveHub.on_record` through the tracker's subscription and
 only touch bounded per-interval buckets; a session's close is queued for the closed-session
-table, summarized at the next tick.  Each activity item is encoded once per tick, whatever
+table, summarized before the next tick.  Each activity item is encoded once per tick, whatever
 the number of clients.  With tracking off the updates carry the relay's counters only
 (``tracking`` false).
 """
@@ -152,6 +152,7 @@ class LiveHub:
         while True:
             await asyncio.sleep(self._settings.stream_interval_s)
             try:
+                await self.closed.settle(self._source)
                 self.tick()
             except Exception:  # a bad snapshot must not end the stream for good
                 self.tick_errors += 1
@@ -241,7 +242,6 @@ class LiveHub:
 
     def tick(self) -> None:
         now = self._clock()
-        self.closed.settle(self._source)
         point = self._roll_latency(now)
         if not self._clients:
             return
