@@ -114,6 +114,13 @@ class Capturer:
         args = event_args(packet)
         if args is None:  # not a JSON array: nothing we can redact field by field
             return REDACTED
+        redacted = self.redact(args, event, label)
+        return self._truncate(json.dumps(redacted, ensure_ascii=False, separators=(",", ":")))
+
+    def redact(self, args: list[Any], event: str | None, label: str | None) -> list[Any]:
+        """``args`` (an event's or ack's arguments) with the configured keys masked at any
+        depth and the configured paths of ``event``/``label`` masked in the first argument;
+        whether capture is enabled or not (recordings redact with the same rules)."""
         redacted = [self._redact_keys(a) for a in args]
         paths = self._paths.get(event or "", ()) + (
             self._paths.get(label, ()) if label and label != event else ()
@@ -121,7 +128,16 @@ class Capturer:
         if paths and redacted:
             for path in paths:
                 redacted[0] = _mask_path(redacted[0], path)
-        return self._truncate(json.dumps(redacted, ensure_ascii=False, separators=(",", ":")))
+        return redacted
+
+    def might_redact(self, text: str, event: str | None, label: str | None) -> bool:
+        """False only when :meth:`redact` certainly leaves the arguments in ``text`` (a
+        packet's JSON) unchanged: no configured key occurs in it (JSON escapes aside) and
+        no path is configured for ``event``/``label``."""
+        if event in self._paths or (label is not None and label in self._paths):
+            return True
+        low = text.lower()
+        return "\\u" in low or any(k in low for k in self._keys)
 
     def _redact_keys(self, value: Any) -> Any:
         if isinstance(value, dict):
