@@ -201,26 +201,14 @@ def _openobserve_sinks(
         return []
     org = _env(environ, "OPENOBSERVE_ORG") or oo.org
     _check_url(endpoint, "OPENOBSERVE_ENDPOINT")
-    in_url = url_credentials(endpoint)
     target = openobserve_target(redact_url(endpoint), org)
-    user = _env(environ, "OPENOBSERVE_USER") or (
-        oo.user.get_secret_value() if oo.user is not None else None
-    )
-    password = environ.get("OPENOBSERVE_PASS") or (
-        oo.password.get_secret_value() if oo.password is not None else None
-    )
-    if not (user and password) and in_url is not None:
-        user, password = in_url  # http://user:pass@host:5080: sent as Basic, not in the URL
-    headers: dict[str, str] = {}
-    if user and password:
-        headers["Authorization"] = basic_auth(user, password)
-    else:
+    headers, secrets = _openobserve_credentials(settings, environ, endpoint)
+    if not headers:
         log.warning(
             "OpenObserve at %s: OPENOBSERVE_USER/OPENOBSERVE_PASS not set, sending without "
             "credentials (OpenObserve will answer 401)",
             target.base,
         )
-    secrets = [value for value in (password, *(in_url or ())) if value]
     gzip = oo.compression == "gzip"
     policy = batch_policy(oo.batch)
     sinks: list[RecordSink] = []
@@ -258,6 +246,24 @@ def _openobserve_sinks(
         )
         sinks.append(BatchingSink("openobserve-json", json_plugin, policy, accepts=accepts))
     return sinks
+
+
+def _openobserve_credentials(
+    settings: ExportersSettings, environ: Mapping[str, str], endpoint: str
+) -> tuple[dict[str, str], list[str]]:
+    """The ``Authorization`` header (none without credentials) and the secrets to mask."""
+    oo = settings.openobserve
+    in_url = url_credentials(endpoint)
+    user = _env(environ, "OPENOBSERVE_USER") or (
+        oo.user.get_secret_value() if oo.user is not None else None
+    )
+    password = environ.get("OPENOBSERVE_PASS") or (
+        oo.password.get_secret_value() if oo.password is not None else None
+    )
+    if not (user and password) and in_url is not None:
+        user, password = in_url  # http://user:pass@host:5080: sent as Basic, not in the URL
+    headers = {"Authorization": basic_auth(user, password)} if user and password else {}
+    return headers, [value for value in (password, *(in_url or ())) if value]
 
 
 def _otlp_sink(

@@ -36,7 +36,7 @@ from email.utils import parsedate_to_datetime
 from urllib.parse import urlsplit
 
 from socketio_trace_proxy.config.redact import redact_url, scrub, secret_forms
-from socketio_trace_proxy.exporters.batching import SendResult, Verdict
+from socketio_trace_proxy.exporters.plugin import SendResult, Verdict
 
 RETRYABLE = frozenset({429, 502, 503, 504})
 GZIP_LEVEL = 1  # a third of level 9's CPU for ~12% more bytes; the output is plain gzip

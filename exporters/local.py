@@ -32,7 +32,7 @@ from enum import Enum
 from operator import attrgetter
 from typing import Any, TextIO
 
-from socketio_trace_proxy.exporters.batching import Encoded, SendResult, Verdict, utf8
+from socketio_trace_proxy.exporters.plugin import Encoded, SendResult, Verdict, utf8
 from socketio_trace_proxy.exporters.spans import pair_error_type
 from socketio_trace_proxy.tracking.records import (
     LifecycleKind,

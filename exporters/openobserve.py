@@ -33,8 +33,8 @@ from urllib.parse import quote
 
 from socketio_trace_proxy.config.about import user_agent
 from socketio_trace_proxy.config.exporters import OpenObserveSettings
-from socketio_trace_proxy.exporters.batching import Encoded, SendResult, utf8
 from socketio_trace_proxy.exporters.http import RETRYABLE, HttpPoster, Reply, post_batch
+from socketio_trace_proxy.exporters.plugin import Encoded, SendResult, utf8
 from socketio_trace_proxy.exporters.spans import pair_error_type
 from socketio_trace_proxy.tracking.records import (
     LifecycleRecord,

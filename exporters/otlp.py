@@ -27,8 +27,8 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTrace
 
 from socketio_trace_proxy.config.about import DISTRIBUTION, user_agent, version
 from socketio_trace_proxy.exporters import otlp_wire
-from socketio_trace_proxy.exporters.batching import Encoded, SendResult, replace_unencodable
 from socketio_trace_proxy.exporters.http import RETRYABLE, HttpPoster, Reply, post_batch
+from socketio_trace_proxy.exporters.plugin import Encoded, SendResult, replace_unencodable
 from socketio_trace_proxy.exporters.spans import SCHEMA_URL, AttrValue, SpanSpec, record_span
 from socketio_trace_proxy.tracking.records import Record
 

@@ -110,16 +110,25 @@ async def test_otlp_env_endpoint_headers_and_resource(double: OpenObserveDouble)
 
 
 async def test_otlp_config_endpoint_and_headers_uncompressed(double: OpenObserveDouble) -> None:
+    # credentials come from the environment; the file may only hold other headers (17.3)
     token = base64.b64encode(f"{USER}:{PASSWORD}".encode()).decode()
     settings = ExportersSettings(
         otlp=OtlpSettings(
-            endpoint=f"{double.url}/api/default/v1/traces",
-            headers={"Authorization": f"Basic {token}"},
+            endpoint=f"{double.url}/api/default/v1/traces", headers={"stream-name": "cfg"}
         )
     )
-    (sink,) = build_sinks(settings, {})
+    environ = {"OTEL_EXPORTER_OTLP_HEADERS": f"Authorization=Basic%20{token}"}
+    (sink,) = build_sinks(settings, environ)
     await sink.start()
     sink.submit(pair())
     await sink.shutdown(5.0)
     assert len(double.spans) == 1
+    assert double.spans[0].stream == "cfg"
     assert double.requests[0].content_encoding is None
+
+
+def test_credentials_in_the_otlp_headers_of_the_file_are_refused() -> None:
+    for name in ("Authorization", "x-api-key", "X-Auth-Token", "Cookie"):
+        with pytest.raises(ValueError, match="carries a credential"):
+            OtlpSettings(headers={name: "s3cr3t"})
+    assert OtlpSettings(headers={"X-Scope-OrgID": "tenant"}).headers == {"X-Scope-OrgID": "tenant"}
