@@ -37,7 +37,7 @@ from socketio_trace_proxy.exporters.http import GZIP_LEVEL  # noqa: E402
 from socketio_trace_proxy.exporters.otlp_wire import SpanEncoder, export_request, resource, scope  # noqa: E402
 from socketio_trace_proxy.exporters.spans import pair_span  # noqa: E402
 from socketio_trace_proxy.tracking.records import Outcome, PairKind, PairRecord, SessionRef  # noqa: E402
-from socketio_trace_proxy.tracking.wire.packets import Direction, Transport  # noqa: E402
+from socketio_trace_proxy.tracking.traffic import Direction, Transport  # noqa: E402
 
 USER, PASSWORD = "bench@example.com", "bench-password"
 

@@ -37,7 +37,7 @@ from socketio_trace_proxy.tracking.events import SessionEvent  # noqa: E402
 from socketio_trace_proxy.tracking.observer import RequestInfo  # noqa: E402
 from socketio_trace_proxy.tracking.records import Outcome, PairRecord, Record  # noqa: E402
 from socketio_trace_proxy.tracking.sessions import SessionTable, WebSocketLeg  # noqa: E402
-from socketio_trace_proxy.tracking.wire.packets import Direction  # noqa: E402
+from socketio_trace_proxy.tracking.traffic import Direction  # noqa: E402
 
 C2S = Direction.CLIENT_TO_SERVER
 S2C = Direction.SERVER_TO_CLIENT

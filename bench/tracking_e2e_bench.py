@@ -53,7 +53,7 @@ from socketio_trace_proxy.proxy.admin.source import TrackerMonitorSource  # noqa
 from socketio_trace_proxy.tracking.observer import RequestInfo, TrafficObserver, WebSocketObserver  # noqa: E402
 from socketio_trace_proxy.tracking.runtime import Tracker  # noqa: E402
 from socketio_trace_proxy.tracking.sink import RecordSink  # noqa: E402
-from socketio_trace_proxy.tracking.wire.packets import Direction  # noqa: E402
+from socketio_trace_proxy.tracking.traffic import Direction  # noqa: E402
 
 C2S = Direction.CLIENT_TO_SERVER
 S2C = Direction.SERVER_TO_CLIENT

@@ -28,7 +28,7 @@ from socketio_trace_proxy.tracking.records import (
     PairRecord,
     Record,
 )
-from socketio_trace_proxy.tracking.wire.packets import Direction
+from socketio_trace_proxy.tracking.traffic import Direction
 
 AttrValue = str | bool | int | float
 

@@ -21,7 +21,7 @@ from socketio_trace_proxy.tracking.events import (
     SessionUpgraded,
 )
 from socketio_trace_proxy.tracking.observer import RequestInfo, TrafficObserver, WebSocketObserver
-from socketio_trace_proxy.tracking.wire.packets import Direction
+from socketio_trace_proxy.tracking.traffic import Direction
 
 _ARROW = {Direction.CLIENT_TO_SERVER: "C->S", Direction.SERVER_TO_CLIENT: "S->C"}
 

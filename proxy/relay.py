@@ -45,7 +45,7 @@ from socketio_trace_proxy.proxy.wsclose import (
 )
 from socketio_trace_proxy.proxy.wstunnel import WebSocketTunnel
 from socketio_trace_proxy.tracking.observer import RequestInfo, TrafficObserver, WebSocketObserver
-from socketio_trace_proxy.tracking.wire.packets import Direction
+from socketio_trace_proxy.tracking.traffic import Direction
 
 log = logging.getLogger(__name__)
 

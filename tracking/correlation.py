@@ -56,13 +56,9 @@ from socketio_trace_proxy.tracking.records import (
     new_pair_record,
 )
 from socketio_trace_proxy.tracking.rules import Binding, EventRoles, Role, Rule, RuleBook
+from socketio_trace_proxy.tracking.traffic import Direction, Transport
 from socketio_trace_proxy.tracking.views import MetricsSnapshot, PendingView, SessionView
-from socketio_trace_proxy.tracking.wire.packets import (
-    Direction,
-    SocketPacket,
-    SocketPacketType,
-    Transport,
-)
+from socketio_trace_proxy.tracking.wire.packets import SocketPacket, SocketPacketType
 from socketio_trace_proxy.tracking.wire.socketio import first_arg
 
 NAMESPACE_CONNECT_RULE = "namespace_connect"

@@ -14,7 +14,8 @@ from dataclasses import dataclass
 from enum import Enum
 from typing import NamedTuple
 
-from socketio_trace_proxy.tracking.wire.packets import Direction, SocketPacket, Transport
+from socketio_trace_proxy.tracking.traffic import Direction, Transport
+from socketio_trace_proxy.tracking.wire.packets import SocketPacket
 
 
 class CloseReason(Enum):

@@ -13,13 +13,13 @@ from bisect import bisect_left as _bisect_left
 from collections import Counter
 
 from socketio_trace_proxy.tracking.records import Outcome
+from socketio_trace_proxy.tracking.traffic import Direction
 from socketio_trace_proxy.tracking.views import (
     EventStats,
     LatencySummary,
     MetricsSnapshot,
     RuleStats,
 )
-from socketio_trace_proxy.tracking.wire.packets import Direction
 
 OTHER = "(other)"
 _BOUNDS: tuple[float, ...] = tuple(10 ** (e / 10) for e in range(-50, 31))  # 1e-5 .. 1e3 s

@@ -12,7 +12,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Protocol
 
-from socketio_trace_proxy.tracking.wire.packets import Direction
+from socketio_trace_proxy.tracking.traffic import Direction
 
 
 @dataclass(frozen=True, slots=True)

@@ -15,7 +15,7 @@ from dataclasses import MISSING, dataclass, field, fields, make_dataclass
 from enum import Enum
 from typing import Any, TypeVar, cast
 
-from socketio_trace_proxy.tracking.wire.packets import Direction, Transport
+from socketio_trace_proxy.tracking.traffic import Direction, Transport
 
 _T = TypeVar("_T")
 

@@ -18,7 +18,7 @@ from socketio_trace_proxy.config.tracking import (
     template_captures,
 )
 from socketio_trace_proxy.tracking.records import PairKind
-from socketio_trace_proxy.tracking.wire.packets import Direction
+from socketio_trace_proxy.tracking.traffic import Direction
 
 Captures = tuple[tuple[str, str], ...]
 

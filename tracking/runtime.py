@@ -29,6 +29,7 @@ from socketio_trace_proxy.tracking.events import PacketObserved, SessionClosed, 
 from socketio_trace_proxy.tracking.observer import RequestInfo, WebSocketObserver
 from socketio_trace_proxy.tracking.records import MessageRecord, Outcome, PairRecord, Record
 from socketio_trace_proxy.tracking.sink import RecordSink, SinkHealth
+from socketio_trace_proxy.tracking.traffic import Direction, Transport
 from socketio_trace_proxy.tracking.views import (
     ActivityItem,
     MetricsSnapshot,
@@ -36,7 +37,7 @@ from socketio_trace_proxy.tracking.views import (
     SessionView,
     new_activity_item,
 )
-from socketio_trace_proxy.tracking.wire.packets import Direction, SocketPacketType, Transport
+from socketio_trace_proxy.tracking.wire.packets import SocketPacketType
 
 log = logging.getLogger(__name__)
 _T = TypeVar("_T")

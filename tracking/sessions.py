@@ -27,6 +27,7 @@ from socketio_trace_proxy.tracking.events import (
     SessionUpgraded,
 )
 from socketio_trace_proxy.tracking.observer import RequestInfo
+from socketio_trace_proxy.tracking.traffic import Direction, Transport
 from socketio_trace_proxy.tracking.wire.engineio import (
     decode_open,
     decode_payload,
@@ -36,11 +37,9 @@ from socketio_trace_proxy.tracking.wire.engineio import (
 )
 from socketio_trace_proxy.tracking.wire.packets import (
     DecodeFailure,
-    Direction,
     EnginePacket,
     EnginePacketType,
     SocketPacket,
-    Transport,
 )
 from socketio_trace_proxy.tracking.wire.socketio import (
     SocketIOStreamDecoder,

@@ -41,7 +41,7 @@ from socketio_trace_proxy.tracking.records import (
     Record,
 )
 from socketio_trace_proxy.tracking.runtime import Tracker
-from socketio_trace_proxy.tracking.wire.packets import Direction, Transport
+from socketio_trace_proxy.tracking.traffic import Direction, Transport
 from tests.doubles.openobserve import OpenObserveDouble
 
 SHORT_TIMEOUT = 0.3  # seconds: ai_get_info and wrapper_session_sync time out after this

@@ -23,7 +23,7 @@ from socketio_trace_proxy.config.loader import describe_settings
 from socketio_trace_proxy.exporters.spans import to_ns
 from socketio_trace_proxy.proxy.logging import OneLineFormatter
 from socketio_trace_proxy.tracking.records import LifecycleKind, Outcome, PairRecord, Record
-from socketio_trace_proxy.tracking.wire.packets import Direction, Transport
+from socketio_trace_proxy.tracking.traffic import Direction, Transport
 from tests.doubles.openobserve import ReceivedSpan
 from tests.e2e.stack import (
     TRACE_ID,

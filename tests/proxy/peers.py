@@ -18,7 +18,7 @@ from socketio_trace_proxy.config.proxy import ProxySettings
 from socketio_trace_proxy.examples.demo_backend import exact_polling_reads
 from socketio_trace_proxy.proxy.relay import RelayCounters, RelayServer
 from socketio_trace_proxy.tracking.observer import RequestInfo, TrafficObserver, WebSocketObserver
-from socketio_trace_proxy.tracking.wire.packets import Direction
+from socketio_trace_proxy.tracking.traffic import Direction
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]

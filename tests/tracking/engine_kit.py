@@ -16,12 +16,8 @@ from socketio_trace_proxy.tracking.events import (
     SessionOpened,
 )
 from socketio_trace_proxy.tracking.records import LifecycleRecord, MessageRecord, PairRecord, Record
-from socketio_trace_proxy.tracking.wire.packets import (
-    Direction,
-    SocketPacket,
-    SocketPacketType,
-    Transport,
-)
+from socketio_trace_proxy.tracking.traffic import Direction, Transport
+from socketio_trace_proxy.tracking.wire.packets import SocketPacket, SocketPacketType
 
 C2S = Direction.CLIENT_TO_SERVER
 S2C = Direction.SERVER_TO_CLIENT

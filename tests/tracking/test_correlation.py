@@ -27,7 +27,8 @@ from socketio_trace_proxy.tracking.records import (
     PairRecord,
     Record,
 )
-from socketio_trace_proxy.tracking.wire.packets import SocketPacketType, Transport
+from socketio_trace_proxy.tracking.traffic import Transport
+from socketio_trace_proxy.tracking.wire.packets import SocketPacketType
 from tests.tracking.engine_kit import (
     C2S,
     S2C,

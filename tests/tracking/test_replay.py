@@ -18,7 +18,7 @@ from socketio_trace_proxy.tracking.records import (
     PairRecord,
 )
 from socketio_trace_proxy.tracking.runtime import Tracker
-from socketio_trace_proxy.tracking.wire.packets import Direction, Transport
+from socketio_trace_proxy.tracking.traffic import Direction, Transport
 from tests.fixtures.recordings import (
     EVENT_PROBE,
     MULTI_SESSION_TABS,

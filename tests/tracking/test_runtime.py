@@ -19,7 +19,7 @@ from socketio_trace_proxy.tracking.records import (
     Record,
 )
 from socketio_trace_proxy.tracking.runtime import PacketView, Tracker
-from socketio_trace_proxy.tracking.wire.packets import Direction
+from socketio_trace_proxy.tracking.traffic import Direction
 from tests.tracking.runtime_kit import FakeClock, RecordingSink
 
 C2S = Direction.CLIENT_TO_SERVER

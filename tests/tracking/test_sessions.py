@@ -23,7 +23,8 @@ from socketio_trace_proxy.tracking.events import (
 )
 from socketio_trace_proxy.tracking.observer import RequestInfo
 from socketio_trace_proxy.tracking.sessions import SessionTable
-from socketio_trace_proxy.tracking.wire.packets import Direction, SocketPacketType, Transport
+from socketio_trace_proxy.tracking.traffic import Direction, Transport
+from socketio_trace_proxy.tracking.wire.packets import SocketPacketType
 from socketio_trace_proxy.tracking.wire.socketio import parse_args
 from tests.fixtures.recordings import PYTHON_CLIENT, VUE_FRONTEND, load_frames, replay_frames
 

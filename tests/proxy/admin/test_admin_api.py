@@ -8,7 +8,7 @@ import json
 
 from socketio_trace_proxy.tracking.records import Outcome
 from socketio_trace_proxy.tracking.sink import SinkHealth
-from socketio_trace_proxy.tracking.wire.packets import Direction
+from socketio_trace_proxy.tracking.traffic import Direction
 from tests.proxy.admin.conftest import MakeClient
 from tests.proxy.admin.fakes import (
     FakeSource,

@@ -7,10 +7,10 @@ import re
 
 import pytest
 
+from socketio_trace_proxy.tracking.traffic import Direction
 from socketio_trace_proxy.tracking.wire.engineio import decode_payload, decode_ws_frame
 from socketio_trace_proxy.tracking.wire.packets import (
     DecodeFailure,
-    Direction,
     EnginePacket,
     EnginePacketType,
     SocketPacket,
