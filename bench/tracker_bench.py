@@ -32,13 +32,21 @@ if str(ROOT) not in sys.path:
 
 from socketio_trace_proxy.config.loader import load_settings  # noqa: E402
 from socketio_trace_proxy.config.tracking import TrackingSettings  # noqa: E402
-from socketio_trace_proxy.tracking.correlation import CorrelationEngine, SequentialIds  # noqa: E402
+from socketio_trace_proxy.tracking.correlation import CorrelationEngine  # noqa: E402
 from socketio_trace_proxy.tracking.events import SessionEvent  # noqa: E402
+from socketio_trace_proxy.tracking.ids import SequentialIds  # noqa: E402
 from socketio_trace_proxy.tracking.observer import RequestInfo  # noqa: E402
 from socketio_trace_proxy.tracking.records import Outcome, PairRecord, Record  # noqa: E402
 from socketio_trace_proxy.tracking.sessions import SessionTable, WebSocketLeg  # noqa: E402
+from socketio_trace_proxy.tracking.sessions.observations import (  # noqa: E402
+    PollingReply,
+    PollingRequest,
+    WebSocketMessage,
+    WebSocketOpened,
+)
 from socketio_trace_proxy.tracking.traffic import Direction  # noqa: E402
 
+new_tuple = tuple.__new__
 C2S = Direction.CLIENT_TO_SERVER
 S2C = Direction.SERVER_TO_CLIENT
 WALL0 = 1_700_000_000.0
@@ -173,7 +181,9 @@ class Rig:
         """A WebSocket-only session, handshake and namespace connect included."""
         self._sid += 1
         sid = f"bench{self._sid:08d}AAAA"
-        leg = self.table.websocket_opened(RequestInfo("GET", WS_QUERY, "127.0.0.1"), 1.0, WALL0)
+        leg = self.table.websocket_opened(
+            WebSocketOpened(RequestInfo("GET", WS_QUERY, "127.0.0.1"), 1.0, WALL0)
+        )
         open_packet = json.dumps(
             {
                 "sid": sid,
@@ -189,7 +199,9 @@ class Rig:
         return leg
 
     def send(self, leg: WebSocketLeg, direction: Direction, frame: str) -> None:
-        self.table.websocket_message(leg, direction, frame, self.now, WALL0 + self.now)
+        self.table.websocket_message(
+            leg, WebSocketMessage(direction, frame, self.now, WALL0 + self.now)
+        )
 
 
 def _drop(event: SessionEvent) -> None:
@@ -228,7 +240,8 @@ def time_workload(
         wall = WALL0 + now
         t0 = time.thread_time_ns()
         for direction, data in chunk:
-            table_message(leg, direction, data, now, wall)
+            # as the tracker's driver does per message: one stamped value
+            table_message(leg, new_tuple(WebSocketMessage, (direction, data, now, wall)))
         elapsed_ns += time.thread_time_ns() - t0
         done += len(chunk)
         rig.now += 0.001  # time moves on between batches, far from any timeout
@@ -245,22 +258,23 @@ def time_polling(settings: TrackingSettings, *, correlate: bool, max_bodies: int
     rig = Rig(settings, correlate)
     sid = "pollbench0000AAAA"
     query = {"EIO": "4", "transport": "polling"}
-    rig.table.polling_response(
-        RequestInfo("GET", query),
-        200,
-        "text/plain; charset=UTF-8",
-        None,
-        (
-            '0{"sid":"' + sid + '","upgrades":["websocket"],"pingInterval":25000,'
-            '"pingTimeout":20000,"maxPayload":1000000}'
-        ).encode(),
-        1.0,
-        WALL0,
+    rig.table.polling_reply(
+        PollingReply(
+            RequestInfo("GET", query),
+            200,
+            None,
+            (
+                '0{"sid":"' + sid + '","upgrades":["websocket"],"pingInterval":25000,'
+                '"pingTimeout":20000,"maxPayload":1000000}'
+            ).encode(),
+            1.0,
+            WALL0,
+        )
     )
     info = RequestInfo("POST", {**query, "sid": sid})
     get = RequestInfo("GET", {**query, "sid": sid})
-    rig.table.polling_request(info, b"40", 1.0, WALL0)
-    rig.table.polling_response(get, 200, "text/plain", None, b'40{"sid":"x"}', 1.0, WALL0)
+    rig.table.polling_request(PollingRequest(info, b"40", 1.0, WALL0))
+    rig.table.polling_reply(PollingReply(get, 200, None, b'40{"sid":"x"}', 1.0, WALL0))
     small = "x" * 100
     bodies: list[tuple[bytes, bytes]] = []
     for i in range(max_bodies):
@@ -272,8 +286,8 @@ def time_polling(settings: TrackingSettings, *, correlate: bool, max_bodies: int
     gc.collect()
     t0 = time.thread_time_ns()
     for req, resp in bodies:
-        rig.table.polling_request(info, req, rig.now, WALL0)
-        rig.table.polling_response(get, 200, "text/plain", None, resp, rig.now, WALL0)
+        rig.table.polling_request(PollingRequest(info, req, rig.now, WALL0))
+        rig.table.polling_reply(PollingReply(get, 200, None, resp, rig.now, WALL0))
     elapsed = time.thread_time_ns() - t0
     frames = len(bodies) * 8
     return Timing(elapsed / frames, frames, rig.records, rig.ok_pairs - base_ok)

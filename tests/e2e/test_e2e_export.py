@@ -201,7 +201,7 @@ async def test_pair_spans_names_times_attributes_status(exported: Exported) -> N
     assert error.attributes["error.type"] == "terminal_error"
     assert error.attributes["socket.success"] is False
     timeout = exported.span(exported.pairs["timeout"].span_id)
-    assert timeout.name == "ai_get_info -> timeout"
+    assert timeout.name == "ai_get_info -> ai_info_response"
     assert timeout.attributes["error.type"] == "timeout"
     assert timeout.status_code == STATUS_ERROR
     stream = exported.span(exported.pairs["stream"].span_id)
@@ -251,7 +251,8 @@ async def test_one_query_by_sid_finds_the_session_and_every_span_links_to_its_ha
 async def test_late_reply_span_links_to_the_timed_out_span(exported: Exported) -> None:
     late = exported.span(exported.pairs["late"].span_id)
     timed_out = exported.span(exported.pairs["late_timeout"].span_id)
-    assert timed_out.name == "wrapper_session_sync -> timeout"
+    assert timed_out.name == "wrapper_session_sync -> wrapper_session_sync_response"
+    assert late.name == timed_out.name
     assert (timed_out.trace_id, timed_out.span_id) in late.links
 
 

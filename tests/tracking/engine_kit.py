@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from socketio_trace_proxy.config.tracking import TrackingSettings
-from socketio_trace_proxy.tracking.correlation import CorrelationEngine, SequentialIds
+from socketio_trace_proxy.tracking.correlation import CorrelationEngine
 from socketio_trace_proxy.tracking.events import (
     CloseReason,
     PacketObserved,
@@ -15,6 +15,7 @@ from socketio_trace_proxy.tracking.events import (
     SessionEvent,
     SessionOpened,
 )
+from socketio_trace_proxy.tracking.ids import SequentialIds
 from socketio_trace_proxy.tracking.records import LifecycleRecord, MessageRecord, PairRecord, Record
 from socketio_trace_proxy.tracking.traffic import Direction, Transport
 from socketio_trace_proxy.tracking.wire.packets import SocketPacket, SocketPacketType

@@ -23,6 +23,13 @@ from socketio_trace_proxy.tracking.events import (
 )
 from socketio_trace_proxy.tracking.observer import RequestInfo
 from socketio_trace_proxy.tracking.sessions import SessionTable
+from socketio_trace_proxy.tracking.sessions.observations import (
+    PollingReply,
+    PollingRequest,
+    WebSocketClosed,
+    WebSocketMessage,
+    WebSocketOpened,
+)
 from socketio_trace_proxy.tracking.traffic import Direction, Transport
 from socketio_trace_proxy.tracking.wire.packets import SocketPacketType
 from socketio_trace_proxy.tracking.wire.socketio import parse_args
@@ -76,8 +83,8 @@ def _q(
 
 
 def _handshake(table: SessionTable, sid: str, at: float = 0.0, **kw: int) -> None:
-    table.polling_response(
-        RequestInfo("GET", _q()), 200, "text/plain", None, _open(sid, **kw), at, 1000.0 + at
+    table.polling_reply(
+        PollingReply(RequestInfo("GET", _q()), 200, None, _open(sid, **kw), at, 1000.0 + at)
     )
 
 
@@ -91,13 +98,20 @@ def _get(
     status: int = 200,
     encoding: str | None = None,
 ) -> None:
-    table.polling_response(
-        RequestInfo("GET", _q(sid, eio)), status, "text/plain", encoding, body, at, 1000.0 + at
+    table.polling_reply(
+        PollingReply(RequestInfo("GET", _q(sid, eio)), status, encoding, body, at, 1000.0 + at)
     )
 
 
 def _post(table: SessionTable, sid: str, body: bytes, at: float, eio: str = "4") -> None:
-    table.polling_request(RequestInfo("POST", _q(sid, eio)), body, at, 1000.0 + at)
+    table.polling_request(PollingRequest(RequestInfo("POST", _q(sid, eio)), body, at, 1000.0 + at))
+
+
+def _answer_post(table: SessionTable, sid: str, at: float, status: int = 200) -> None:
+    """The backend's answer to a POST for ``sid``: ``ok``, or its refusal."""
+    body = b"ok" if status == 200 else b'{"code":1,"message":"Session ID unknown"}'
+    info = RequestInfo("POST", _q(sid))
+    table.polling_reply(PollingReply(info, status, None, body, at, 1000.0 + at))
 
 
 # --- recordings ------------------------------------------------------------------------------
@@ -151,10 +165,12 @@ def test_python_client_recording_handshake_and_upgrade() -> None:
 def test_websocket_only_session_learns_its_sid_from_open() -> None:
     table, rec = _table()
     leg = table.websocket_opened(
-        RequestInfo("GET", _q(transport="websocket"), remote="1.2.3.4"), 0.0, 1000.0
+        WebSocketOpened(
+            RequestInfo("GET", _q(transport="websocket"), remote="1.2.3.4"), 0.0, 1000.0
+        )
     )
-    table.websocket_message(leg, S2C, _open("wsonly").decode(), 0.01, 1000.01)
-    table.websocket_message(leg, C2S, '42["hi"]', 0.02, 1000.02)
+    table.websocket_message(leg, WebSocketMessage(S2C, _open("wsonly").decode(), 0.01, 1000.01))
+    table.websocket_message(leg, WebSocketMessage(C2S, '42["hi"]', 0.02, 1000.02))
     (opened,) = rec.of(SessionOpened)
     assert (opened.session_id, opened.transport, opened.remote) == (
         "wsonly",
@@ -162,7 +178,7 @@ def test_websocket_only_session_learns_its_sid_from_open() -> None:
         "1.2.3.4",
     )
     assert rec.packets()[0].session_id == "wsonly"
-    table.websocket_closed(leg, C2S, 1000, 1.0, 1001.0)
+    table.websocket_closed(leg, WebSocketClosed(C2S, 1000, 1.0, 1001.0))
     (closed,) = rec.of(SessionClosed)
     assert (closed.session_id, closed.reason) == ("wsonly", CloseReason.WEBSOCKET_CLOSED)
     assert table.session_count() == 0
@@ -171,22 +187,26 @@ def test_websocket_only_session_learns_its_sid_from_open() -> None:
 def test_failed_probe_websocket_does_not_end_the_polling_session() -> None:
     table, rec = _table()
     _handshake(table, "p1")
-    probe = table.websocket_opened(RequestInfo("GET", _q("p1", transport="websocket")), 0.1, 0)
-    table.websocket_message(probe, C2S, "2probe", 0.2, 0)
-    table.websocket_closed(probe, S2C, None, 0.3, 0)
+    probe = table.websocket_opened(
+        WebSocketOpened(RequestInfo("GET", _q("p1", transport="websocket")), 0.1, 0)
+    )
+    table.websocket_message(probe, WebSocketMessage(C2S, "2probe", 0.2, 0))
+    table.websocket_closed(probe, WebSocketClosed(S2C, None, 0.3, 0))
     assert rec.of(SessionClosed) == []
     assert table.session_transport("p1") is Transport.POLLING
     # a second, successful upgrade; then closing that WebSocket ends the session
-    ws = table.websocket_opened(RequestInfo("GET", _q("p1", transport="websocket")), 1.0, 0)
-    table.websocket_message(ws, C2S, "2probe", 1.0, 0)
-    table.websocket_message(ws, S2C, "3probe", 1.01, 0)
+    ws = table.websocket_opened(
+        WebSocketOpened(RequestInfo("GET", _q("p1", transport="websocket")), 1.0, 0)
+    )
+    table.websocket_message(ws, WebSocketMessage(C2S, "2probe", 1.0, 0))
+    table.websocket_message(ws, WebSocketMessage(S2C, "3probe", 1.01, 0))
     _get(table, "p1", b"6", 1.02)
-    table.websocket_message(ws, C2S, "5", 1.25, 0)
+    table.websocket_message(ws, WebSocketMessage(C2S, "5", 1.25, 0))
     (up,) = rec.of(SessionUpgraded)
     assert up.duration_s == pytest.approx(0.25)
     _get(table, "p1", b'{"code":3,"message":"Bad request"}', 1.3, status=400)  # late poll
     assert table.stats().error_replies == 1 and rec.of(DecodeFailed) == []
-    table.websocket_closed(ws, None, None, 2.0, 0)
+    table.websocket_closed(ws, WebSocketClosed(None, None, 2.0, 0))
     assert [(c.session_id, c.reason) for c in rec.of(SessionClosed)] == [
         ("p1", CloseReason.WEBSOCKET_CLOSED)
     ]
@@ -235,8 +255,10 @@ def test_missed_heartbeats_expire_on_a_fake_clock() -> None:
     table.tick(100.0, 0)
     assert table.session_count() == 0 and table.stats().heartbeat_expired == 2
     assert table.next_deadline() is None
-    # a session that expired but keeps talking is tracked again (nothing is lost)
+    # a session that expired but keeps talking is tracked again once the backend's answer
+    # shows it is alive (nothing is lost)
     _post(table, "e2", b'42["still here"]', 101.0)
+    _answer_post(table, "e2", 101.01)
     assert table.session_count() == 1 and rec.packets()[-1].session_id == "e2"
 
 
@@ -250,21 +272,61 @@ def test_eviction_of_the_least_recently_active() -> None:
     assert table.session_count() == 2 and table.stats().evicted == 1
 
 
-def test_unknown_sid_error_reply_creates_nothing_but_traffic_does() -> None:
+def test_unknown_sid_is_tracked_only_once_the_backend_accepted_it() -> None:
     table, rec = _table()
     _get(table, "ghost", b'{"code":1,"message":"Session ID unknown"}', 1.0, status=400)
+    _post(table, "made-up", b'42["hello",{}]', 1.5)
+    assert rec.events == [] and table.stats().unconfirmed == 1  # held, not decoded
+    _answer_post(table, "made-up", 1.6, status=400)
     assert rec.events == [] and table.session_count() == 0
-    assert table.stats().error_replies == 1 and table.stats().decode_failures == 0
+    stats = table.stats()
+    assert (stats.refused, stats.unconfirmed, stats.error_replies) == (2, 0, 2)
+    assert stats.decode_failures == stats.lazily_opened == 0
+    # A session picked up mid-way: its POST is held until the backend says "ok", then the
+    # packets are seen with their own time, after the session opened at that time.
     _post(table, "midway", b'42["hello",{}]', 2.0)
-    (opened,) = rec.of(SessionOpened)
-    assert opened.session_id == "midway" and table.stats().lazily_opened == 1
-    assert rec.packets()[0].packet.event == "hello"
+    _post(table, "midway", b'42["again",{}]', 2.1)
+    assert rec.events == []
+    _answer_post(table, "midway", 2.2)
+    opened, first, second = rec.events
+    assert isinstance(opened, SessionOpened) and (opened.session_id, opened.at) == ("midway", 2.0)
+    assert opened.lazily and table.stats().lazily_opened == 1
+    assert isinstance(first, PacketObserved) and isinstance(second, PacketObserved)
+    assert [(p.packet.event, p.at) for p in (first, second)] == [("hello", 2.0), ("again", 2.1)]
+    assert table.stats().unconfirmed == 0
+
+
+def test_a_reply_or_a_101_for_the_sid_confirms_what_was_held() -> None:
+    table, rec = _table()
+    _post(table, "p", b'42["first"]', 1.0)
+    _get(table, "p", b'42["reply"]', 1.1)  # a 200 poll names the sid: the backend knows it
+    assert [p.packet.event for p in rec.packets()] == ["first", "reply"]
+    _post(table, "w", b'42["before upgrade"]', 2.0)
+    leg = table.websocket_opened(
+        WebSocketOpened(RequestInfo("GET", _q("w", "4", "websocket")), 2.1, 0)
+    )
+    assert [p.packet.event for p in rec.packets()][-1] == "before upgrade"
+    assert leg.session_id == "w" and table.session_count() == 2
+
+
+def test_held_bodies_are_bounded_and_expire() -> None:
+    table, rec = _table(max_unconfirmed=3, max_unconfirmed_bytes=100, unconfirmed_max_age_s=10.0)
+    for i in range(5):
+        _post(table, f"s{i}", b'42["x"]', float(i))
+    assert table.stats().unconfirmed == 3 and table.stats().unconfirmed_dropped == 2
+    _post(table, "big", b"4" + b"x" * 200, 5.0)  # larger than the byte bound on its own
+    assert table.stats().unconfirmed_dropped == 3
+    table.tick(13.5, 0)  # s2 (held at 2.0) and s3 (3.0) waited 10 s or more
+    assert table.stats().unconfirmed == 1 and table.stats().unconfirmed_dropped == 5
+    _answer_post(table, "s4", 14.0)
+    assert [p.session_id for p in rec.packets()] == ["s4"]
+    assert table.stats().unconfirmed == 0
 
 
 def test_post_answer_ok_is_not_a_payload() -> None:
     table, rec = _table()
     _handshake(table, "k")
-    table.polling_response(RequestInfo("POST", _q("k")), 200, "text/html", None, b"ok", 1, 0)
+    table.polling_reply(PollingReply(RequestInfo("POST", _q("k")), 200, None, b"ok", 1, 0))
     assert rec.of(DecodeFailed) == []
 
 
@@ -311,7 +373,7 @@ def test_v3_session_polling_heartbeat_and_binary() -> None:
     table, rec = _table()
     handshake = _open("v3sid", 25000, 5000).decode()
     body = f"{len(handshake)}:{handshake}2:40".encode()
-    table.polling_response(RequestInfo("GET", _q(eio="3")), 200, "text/plain", None, body, 0, 0)
+    table.polling_reply(PollingReply(RequestInfo("GET", _q(eio="3")), 200, None, body, 0, 0))
     (opened,) = rec.of(SessionOpened)
     assert (opened.session_id, opened.eio_version, opened.ping_timeout_s) == ("v3sid", 3, 5.0)
     _post(table, "v3sid", b"1:2", 1.0, eio="3")  # v3: the client pings
@@ -337,11 +399,15 @@ def test_v3_session_polling_heartbeat_and_binary() -> None:
     ]
     assert parse_args(packets[1]) == [b"\x00\x01\x02"] and parse_args(packets[3]) == [b"zz"]
     # v3 WebSocket: binary frames carry the 0x04 type byte
-    ws = table.websocket_opened(RequestInfo("GET", _q("v3sid", "3", "websocket")), 4.0, 0)
-    table.websocket_message(ws, C2S, "2probe", 4.0, 0)
-    table.websocket_message(ws, C2S, "5", 4.1, 0)
-    table.websocket_message(ws, S2C, '451-["ws",{"_placeholder":true,"num":0}]', 4.2, 0)
-    table.websocket_message(ws, S2C, b"\x04\xaa", 4.3, 0)
+    ws = table.websocket_opened(
+        WebSocketOpened(RequestInfo("GET", _q("v3sid", "3", "websocket")), 4.0, 0)
+    )
+    table.websocket_message(ws, WebSocketMessage(C2S, "2probe", 4.0, 0))
+    table.websocket_message(ws, WebSocketMessage(C2S, "5", 4.1, 0))
+    table.websocket_message(
+        ws, WebSocketMessage(S2C, '451-["ws",{"_placeholder":true,"num":0}]', 4.2, 0)
+    )
+    table.websocket_message(ws, WebSocketMessage(S2C, b"\x04\xaa", 4.3, 0))
     last = rec.packets()[-1]
     assert (last.transport, last.packet.event, last.packet.attachments) == (
         Transport.WEBSOCKET,
@@ -359,10 +425,12 @@ def test_binary_attachments_across_polling_payloads_and_websocket() -> None:
     )
     _post(table, "b", b"b" + base64.b64encode(b"first"), 1.1)
     assert rec.packets() == []
-    ws = table.websocket_opened(RequestInfo("GET", _q("b", transport="websocket")), 1.2, 0)
-    table.websocket_message(ws, C2S, "2probe", 1.2, 0)
-    table.websocket_message(ws, C2S, "5", 1.3, 0)
-    table.websocket_message(ws, C2S, b"second", 1.4, 0)
+    ws = table.websocket_opened(
+        WebSocketOpened(RequestInfo("GET", _q("b", transport="websocket")), 1.2, 0)
+    )
+    table.websocket_message(ws, WebSocketMessage(C2S, "2probe", 1.2, 0))
+    table.websocket_message(ws, WebSocketMessage(C2S, "5", 1.3, 0))
+    table.websocket_message(ws, WebSocketMessage(C2S, b"second", 1.4, 0))
     (p,) = rec.packets()
     assert p.packet.attachments == (b"first", b"second") and p.packet.ack_id == 1
     assert p.transport is Transport.WEBSOCKET
@@ -382,10 +450,12 @@ def test_attachment_limits_are_counted() -> None:
 def test_garbage_frames_are_counted_and_never_raise() -> None:
     table, rec = _table()
     _handshake(table, "g")
-    ws = table.websocket_opened(RequestInfo("GET", _q("g", transport="websocket")), 0, 0)
+    ws = table.websocket_opened(
+        WebSocketOpened(RequestInfo("GET", _q("g", transport="websocket")), 0, 0)
+    )
     junk_frames: list[str | bytes] = ["", "9", "4", "4zzz", '42["unterminated', b"\x00\x01", "b!!"]
     for junk in junk_frames:
-        table.websocket_message(ws, C2S, junk, 1.0, 0)
+        table.websocket_message(ws, WebSocketMessage(C2S, junk, 1.0, 0))
     _post(table, "g", b"\xff\xfe\x1e\x1e", 1.0)
     _post(table, "g", bytes([0x84, 0xA4]) + b"type", 1.0)  # msgpack-style custom parser
     failures = rec.of(DecodeFailed)
@@ -435,13 +505,17 @@ def test_random_operations_never_raise_and_keep_the_books(
         elif op == "ws":
             legs.append(
                 table.websocket_opened(
-                    RequestInfo("GET", _q(sid if eio == "4" else None, eio, "websocket")), at, 0
+                    WebSocketOpened(
+                        RequestInfo("GET", _q(sid if eio == "4" else None, eio, "websocket")), at, 0
+                    )
                 )
             )
         elif op == "msg" and legs:
-            table.websocket_message(legs[-1], C2S if len(raw) % 2 else S2C, data, at, 0)
+            table.websocket_message(
+                legs[-1], WebSocketMessage(C2S if len(raw) % 2 else S2C, data, at, 0)
+            )
         elif op == "close" and legs:
-            table.websocket_closed(legs.pop(0), None, None, at, 0)
+            table.websocket_closed(legs.pop(0), WebSocketClosed(None, None, at, 0))
         else:
             table.tick(at, 0)
     stats = table.stats()
@@ -465,10 +539,16 @@ def test_idle_websocket_session_memory_stays_small() -> None:
     try:
         before = tracemalloc.get_traced_memory()[0]
         for i in range(1000):
-            leg = table.websocket_opened(RequestInfo("GET", _q(transport="websocket")), 0, 0)
-            table.websocket_message(leg, S2C, _open(f"idle-session-{i:08d}").decode(), 0, 0)
-            table.websocket_message(leg, C2S, "40", 0, 0)
-            table.websocket_message(leg, S2C, '40{"sid":"socket-sid-0123456789"}', 0, 0)
+            leg = table.websocket_opened(
+                WebSocketOpened(RequestInfo("GET", _q(transport="websocket")), 0, 0)
+            )
+            table.websocket_message(
+                leg, WebSocketMessage(S2C, _open(f"idle-session-{i:08d}").decode(), 0, 0)
+            )
+            table.websocket_message(leg, WebSocketMessage(C2S, "40", 0, 0))
+            table.websocket_message(
+                leg, WebSocketMessage(S2C, '40{"sid":"socket-sid-0123456789"}', 0, 0)
+            )
             legs.append(leg)
         per_session = (tracemalloc.get_traced_memory()[0] - before) / 1000
     finally:

@@ -8,7 +8,7 @@ import re
 import pytest
 
 from socketio_trace_proxy.tracking.traffic import Direction
-from socketio_trace_proxy.tracking.wire.engineio import decode_payload, decode_ws_frame
+from socketio_trace_proxy.tracking.wire.engineio import decode_ws_frame
 from socketio_trace_proxy.tracking.wire.packets import (
     DecodeFailure,
     EnginePacket,
@@ -16,6 +16,7 @@ from socketio_trace_proxy.tracking.wire.packets import (
     SocketPacket,
     SocketPacketType,
 )
+from socketio_trace_proxy.tracking.wire.payload import decode_payload
 from socketio_trace_proxy.tracking.wire.socketio import SocketIOStreamDecoder, parse_args
 from tests.fixtures.recordings import (
     EVENT_PROBE,
