@@ -12,7 +12,6 @@ from typing import Any
 
 from socketio_trace_proxy.config.tracking import CaptureSettings, Predicate
 from socketio_trace_proxy.tracking.wire.packets import SocketPacket, SocketPacketType
-from socketio_trace_proxy.tracking.wire.socketio import first_arg as _first_arg
 
 REDACTED = "[REDACTED]"
 _MISSING = object()
@@ -32,11 +31,6 @@ def event_args(packet: SocketPacket) -> list[Any] | None:
     if packet.type in _EVENT_TYPES and value and value[0] == packet.event:
         return value[1:]
     return value
-
-
-def first_arg(packet: SocketPacket) -> Any:
-    """The first argument (attachments put back), or None; what keys and predicates read."""
-    return _first_arg(packet)
 
 
 def lookup(value: Any, path: Sequence[str]) -> Any:

@@ -47,10 +47,6 @@ class EnginePacket(NamedTuple):
     data: str | bytes
     size: int
 
-    @property
-    def binary(self) -> bool:
-        return isinstance(self.data, bytes)
-
 
 class SocketPacket(NamedTuple):
     """One Socket.IO packet, with binary attachments already reassembled.

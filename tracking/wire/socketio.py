@@ -29,7 +29,6 @@ _BINARY_EVENT = SocketPacketType.BINARY_EVENT
 _BINARY_ACK = SocketPacketType.BINARY_ACK
 _CONNECT = SocketPacketType.CONNECT
 _CONNECT_ERROR = SocketPacketType.CONNECT_ERROR
-_DISCONNECT = SocketPacketType.DISCONNECT
 _MAX_ID_DIGITS = 16  # JavaScript numbers stay exact up to 2**53
 _MAX_COUNT_DIGITS = 9
 #: Longest namespace (query included) taken as one; a longer one is a decode failure.
@@ -292,20 +291,6 @@ class SocketIOStreamDecoder:
         except Exception as exc:  # pragma: no cover - defensive
             self._reset()
             return (_fail(f"internal decoder error: {type(exc).__name__}", b""),)
-
-    def feed_text(
-        self, text: str, size: int | None = None
-    ) -> tuple[SocketPacket | DecodeFailure, ...]:
-        """Shortcut for a text MESSAGE's data (the hot path: no EnginePacket allocation)."""
-        if self._pending is None and not self._skip:
-            result = parse_header(text, size)
-            if isinstance(result, DecodeFailure):
-                return (result,)
-            packet, count = result
-            if not count:
-                return (packet,)
-            return self._start(packet, count)
-        return self.feed(EnginePacket(EnginePacketType.MESSAGE, text, size or len(text)))
 
     def _feed(self, packet: EnginePacket) -> tuple[SocketPacket | DecodeFailure, ...]:
         if packet.type is not EnginePacketType.MESSAGE:
