@@ -7,6 +7,7 @@ Nothing here runs for an event no rule asks about unless capture is on.
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Iterable, Sequence
 from typing import Any
 
@@ -14,6 +15,16 @@ from socketio_trace_proxy.config.tracking import CaptureSettings, Predicate
 from socketio_trace_proxy.tracking.wire.packets import SocketPacket, SocketPacketType
 
 REDACTED = "[REDACTED]"
+#: Containers nested deeper than this in a captured payload are cut and marked.
+MAX_DEPTH = 32
+DEPTH_CUT = f"[CUT: nested deeper than {MAX_DEPTH} levels]"
+#: Payloads longer than this (characters) are not parsed for capture.
+MAX_CAPTURE_PARSE = 1024 * 1024
+# ``Authorization: <credentials>`` (also Proxy-Authorization, ``=``) up to the end of the
+# header value, and a bare ``Bearer <token>``: the names are kept, the credentials masked.
+_CREDENTIAL_HINT = re.compile(r"authorization|bearer", re.IGNORECASE)
+_AUTHORIZATION = re.compile(r"""((?:proxy-)?authorization\s*[:=]\s*)[^\r\n"',;]+""", re.IGNORECASE)
+_BEARER = re.compile(r"(\bbearer\s+)(?!\[REDACTED\])[A-Za-z0-9._~+/=-]+", re.IGNORECASE)
 _MISSING = object()
 _EVENT_TYPES = (SocketPacketType.EVENT, SocketPacketType.BINARY_EVENT)
 
@@ -21,15 +32,16 @@ _EVENT_TYPES = (SocketPacketType.EVENT, SocketPacketType.BINARY_EVENT)
 def event_args(packet: SocketPacket) -> list[Any] | None:
     """The arguments of an EVENT/ACK packet (without the event name), or None if the
     payload is not a JSON array.  Binary attachments stay as their placeholders, so the
-    result can be serialised again for capture."""
+    result can be serialised again for capture.  Raises ``RecursionError`` on nesting too
+    deep for the JSON parser."""
     try:
         value = json.loads(packet.payload) if packet.payload else []
     except ValueError:
         return None
     if not isinstance(value, list):
         return None
-    if packet.type in _EVENT_TYPES and value and value[0] == packet.event:
-        return value[1:]
+    if packet.type in _EVENT_TYPES and value and packet.event is not None:
+        return value[1:]  # the event name (which the packet may carry cut short)
     return value
 
 
@@ -91,7 +103,15 @@ def describe_predicate(p: Predicate) -> str:
 
 
 class Capturer:
-    """Turns a packet payload into the string a record carries (or None when off)."""
+    """Turns a packet payload into the string a record carries (or None when off).
+
+    Redaction: object keys containing any of ``redact_keys`` (case-insensitive substrings,
+    at any depth), the configured per-event paths of the first argument, and credentials
+    inside any string (``Authorization: ...``, ``Bearer ...``).  Bounded: a payload over
+    :data:`MAX_CAPTURE_PARSE` bytes is not parsed, nesting deeper than :data:`MAX_DEPTH`
+    is cut and marked (never recursing on the payload's own depth), and the result is cut
+    at ``max_bytes``.
+    """
 
     def __init__(self, settings: CaptureSettings) -> None:
         self.enabled = settings.enabled
@@ -105,10 +125,15 @@ class Capturer:
     def capture(self, packet: SocketPacket, event: str | None, label: str | None) -> str | None:
         if not self.enabled:
             return None
-        args = event_args(packet)
+        if len(packet.payload) > MAX_CAPTURE_PARSE:
+            return f"[NOT CAPTURED: payload of {len(packet.payload)} characters]"
+        try:
+            args = event_args(packet)
+        except RecursionError:
+            return f"[NOT CAPTURED: {DEPTH_CUT}]"
         if args is None:  # not a JSON array: nothing we can redact field by field
             return REDACTED
-        redacted = [self._redact_keys(a) for a in args]
+        redacted = [self._redact(a, 1) for a in args]
         paths = self._paths.get(event or "", ()) + (
             self._paths.get(label, ()) if label and label != event else ()
         )
@@ -117,24 +142,40 @@ class Capturer:
                 redacted[0] = _mask_path(redacted[0], path)
         return self._truncate(json.dumps(redacted, ensure_ascii=False, separators=(",", ":")))
 
-    def _redact_keys(self, value: Any) -> Any:
-        if isinstance(value, dict):
-            return {
-                k: (REDACTED if self._secret(k) else self._redact_keys(v)) for k, v in value.items()
-            }
+    def _redact(self, value: Any, depth: int) -> Any:
+        """``value`` with secret keys and credentials in strings masked; containers nested
+        deeper than :data:`MAX_DEPTH` cut (the recursion is bounded by it)."""
+        if isinstance(value, str):
+            return _scrub(value)
+        if not isinstance(value, dict | list):
+            return value
+        if depth >= MAX_DEPTH:
+            return DEPTH_CUT
         if isinstance(value, list):
-            return [self._redact_keys(v) for v in value]
-        return value
+            return [self._redact(v, depth + 1) for v in value]
+        return {
+            k: (REDACTED if self._secret(k) else self._redact(v, depth + 1))
+            for k, v in value.items()
+        }
 
     def _secret(self, key: str) -> bool:
         low = key.lower()
         return any(k in low for k in self._keys)
 
     def _truncate(self, text: str) -> str:
-        raw = text.encode()
+        # "replace": a lone surrogate (``"\\ud800"`` in the JSON) must not reach a record
+        raw = text.encode("utf-8", "replace")
         if len(raw) <= self._max:
-            return text
+            return raw.decode()
         return raw[: self._max].decode(errors="ignore") + "…"
+
+
+def _scrub(text: str) -> str:
+    """``text`` with the credentials of ``Authorization: ...`` and ``Bearer ...`` masked."""
+    if _CREDENTIAL_HINT.search(text) is None:
+        return text
+    text = _AUTHORIZATION.sub(lambda m: m.group(1) + REDACTED, text)
+    return _BEARER.sub(lambda m: m.group(1) + REDACTED, text)
 
 
 def _mask_path(value: Any, path: Sequence[str]) -> Any:
