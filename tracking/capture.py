@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import re
+import zlib
 from collections.abc import Iterable, Sequence
 from typing import Any
 
@@ -18,8 +19,11 @@ REDACTED = "[REDACTED]"
 #: Containers nested deeper than this in a captured payload are cut and marked.
 MAX_DEPTH = 32
 DEPTH_CUT = f"[CUT: nested deeper than {MAX_DEPTH} levels]"
-#: Payloads longer than this (characters) are not parsed for capture.
-MAX_CAPTURE_PARSE = 1024 * 1024
+#: Payloads longer than this (characters) are never parsed: no match key, no error
+#: predicate, no capture (so that one message costs bounded work).
+MAX_PARSE = 1024 * 1024
+#: Match keys longer than this are cut (with a checksum of the whole, to keep them apart).
+MAX_KEY = 256
 # ``Authorization: <credentials>`` (also Proxy-Authorization, ``=``) up to the end of the
 # header value, and a bare ``Bearer <token>``: the names are kept, the credentials masked.
 _CREDENTIAL_HINT = re.compile(r"authorization|bearer", re.IGNORECASE)
@@ -72,6 +76,10 @@ def key_value(arg: Any, path: Sequence[str] | None, ignored: Iterable[str]) -> s
     text = value if isinstance(value, str) else json.dumps(value)
     if not text or text in ignored:
         return None
+    if len(text) > MAX_KEY:
+        # A key is held by every pending request and record that carries it.
+        crc = zlib.crc32(text.encode("utf-8", "surrogatepass"))
+        return f"{text[: MAX_KEY - 9]}…{crc:08x}"
     return text
 
 
@@ -108,7 +116,7 @@ class Capturer:
     Redaction: object keys containing any of ``redact_keys`` (case-insensitive substrings,
     at any depth), the configured per-event paths of the first argument, and credentials
     inside any string (``Authorization: ...``, ``Bearer ...``).  Bounded: a payload over
-    :data:`MAX_CAPTURE_PARSE` bytes is not parsed, nesting deeper than :data:`MAX_DEPTH`
+    :data:`MAX_PARSE` bytes is not parsed, nesting deeper than :data:`MAX_DEPTH`
     is cut and marked (never recursing on the payload's own depth), and the result is cut
     at ``max_bytes``.
     """
@@ -125,7 +133,7 @@ class Capturer:
     def capture(self, packet: SocketPacket, event: str | None, label: str | None) -> str | None:
         if not self.enabled:
             return None
-        if len(packet.payload) > MAX_CAPTURE_PARSE:
+        if len(packet.payload) > MAX_PARSE:
             return f"[NOT CAPTURED: payload of {len(packet.payload)} characters]"
         try:
             args = event_args(packet)

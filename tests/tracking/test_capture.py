@@ -210,3 +210,22 @@ def test_payloads_too_large_to_parse_are_not_captured() -> None:
 
 def test_a_lone_surrogate_is_replaced_not_raised() -> None:
     assert _captured(["\ud800 ok"]) == ["? ok"]
+
+
+def test_long_match_keys_are_cut_but_kept_apart() -> None:
+    a, b = "k" * 5000 + "a", "k" * 5000 + "b"
+    ka, kb = key_value({"id": a}, ("id",), ()), key_value({"id": b}, ("id",), ())
+    assert ka is not None and kb is not None and ka != kb
+    assert len(ka) == len(kb) == 256 and ka.startswith("k" * 200)
+    assert key_value({"id": "short"}, ("id",), ()) == "short"
+
+
+def test_payloads_too_large_to_read_match_first_in_first_out() -> None:
+    h = Harness(settings(rules=[{"request": "q", "responses": ["r"], "match": "id"}]))
+    h.open()
+    big = {"id": "A", "blob": "x" * (1024 * 1024)}
+    h.send(event("q", big))
+    h.reply(event("r", {"id": "B"}))  # its key does not matter: the request had none
+    (pair,) = h.pairs()
+    assert (pair.outcome, pair.match_key) == (Outcome.OK, None)
+    assert h.engine.snapshot().extra["payloads_too_large_to_read"] == 1

@@ -16,6 +16,7 @@ from typing import Any
 
 from socketio_trace_proxy.config.tracking import TrackingSettings
 from socketio_trace_proxy.tracking.capture import (
+    MAX_PARSE,
     Capturer,
     describe_predicate,
     first_error,
@@ -130,8 +131,14 @@ class PacketDispatch:
             if not roles.aggregate:  # the common one-way case: no parsing at all
                 self._one_way(s, ev, p, name, roles.label)
             return
-        # The first argument, parsed once, and only if a binding of this name reads it.
-        arg = first_arg(p) if roles.needs_arg else None
+        # The first argument, parsed once, and only if a binding of this name reads it
+        # (and the payload is not too large to read: then no key, first in, first out).
+        arg = None
+        if roles.needs_arg:
+            if len(p.payload) <= MAX_PARSE:
+                arg = first_arg(p)
+            else:
+                self._metrics.extra["payloads_too_large_to_read"] += 1
         handled = False
         if self._acks and p.ack_id is not None:
             self._open_ack(s, ev, p, roles.label)

@@ -35,6 +35,8 @@ _MAX_COUNT_DIGITS = 9
 MAX_NAMESPACE = 4096
 #: Longest event name kept as seen; longer ones are cut (and end in "…").
 MAX_EVENT_NAME = 1024
+#: Deepest nesting in which binary attachment placeholders are put back.
+MAX_PLACEHOLDER_DEPTH = 64
 _NO_ATTACHMENTS: tuple[bytes, ...] = ()
 
 
@@ -413,14 +415,18 @@ def parse_args(packet: SocketPacket) -> list[object]:
     return [] if isinstance(result, DecodeFailure) else result
 
 
-def _reconstruct(value: object, attachments: tuple[bytes, ...]) -> object:
+def _reconstruct(value: object, attachments: tuple[bytes, ...], depth: int = 0) -> object:
+    """``value`` with attachments in place of their placeholders; the recursion is bounded
+    by :data:`MAX_PLACEHOLDER_DEPTH` (deeper raises ``RecursionError``), not by the payload."""
+    if depth > MAX_PLACEHOLDER_DEPTH:
+        raise RecursionError("attachment placeholders nested too deeply")
     if isinstance(value, list):
-        return [_reconstruct(v, attachments) for v in value]
+        return [_reconstruct(v, attachments, depth + 1) for v in value]
     if isinstance(value, dict):
         if value.get("_placeholder") is True and "num" in value:
             num = value["num"]
             if not isinstance(num, int) or isinstance(num, bool) or num < 0:
                 raise IndexError(num)
             return attachments[num]
-        return {k: _reconstruct(v, attachments) for k, v in value.items()}
+        return {k: _reconstruct(v, attachments, depth + 1) for k, v in value.items()}
     return value
