@@ -1,4 +1,4 @@
-"""The composition root: ``socketio-trace-proxy serve | demo | check-config``.
+"""The composition root: ``socketio-trace-proxy serve | demo | check-config | replay``.
 
 Only this module wires the pieces together (:func:`start_proxy`): settings -> exporter
 sinks -> tracker -> relay (+ admin app).  Bad configuration is reported (file, line,
@@ -40,8 +40,10 @@ from socketio_trace_proxy.proxy.admin import (
 from socketio_trace_proxy.proxy.demo import EventPrinter, TeeObserver
 from socketio_trace_proxy.proxy.logging import configure_logging, redact_url
 from socketio_trace_proxy.proxy.relay import RelayServer
+from socketio_trace_proxy.proxy.replay import command as replay_command
 from socketio_trace_proxy.tracking.events import SessionEvent
 from socketio_trace_proxy.tracking.observer import TrafficObserver
+from socketio_trace_proxy.tracking.recording.recorder import Recorder
 from socketio_trace_proxy.tracking.runtime import Tracker
 from socketio_trace_proxy.tracking.sink import RecordSink
 
@@ -87,6 +89,7 @@ def apply_overrides(
     listen: str | None = None,
     upstream: str | None = None,
     admin: str | None = None,
+    record: str | None = None,
 ) -> Settings:
     """Command-line flags win over the file; the result is validated again."""
     proxy_update: dict[str, Any] = {}
@@ -108,6 +111,9 @@ def apply_overrides(
     except ValidationError as exc:
         raise UsageError(f"command line: {exc}") from None
     settings = settings.model_copy(update={"proxy": proxy, "admin": admin_settings})
+    if record is not None:
+        recording = settings.record.model_copy(update={"path": record})
+        settings = settings.model_copy(update={"record": recording})
     check_settings(settings)
     return settings
 
@@ -144,6 +150,7 @@ class RunningProxy:
     admin_address: tuple[str, int] | None = None
     tracker: _Lifecycle | None = None
     sinks: Sequence[RecordSink] = field(default_factory=tuple)
+    recorder: Recorder | None = None
 
     @property
     def url(self) -> str:
@@ -157,6 +164,8 @@ class RunningProxy:
         await self.relay_runner.cleanup()
         if self.admin_runner is not None:
             await self.admin_runner.cleanup()
+        if self.recorder is not None:
+            await asyncio.to_thread(self.recorder.stop)
         if self.tracker is not None:
             try:
                 await asyncio.wait_for(self.tracker.stop(deadline), deadline + 1.0)
@@ -224,8 +233,11 @@ async def start_proxy(
     if settings.tracking.enabled:
         sinks = _build_sinks(settings, environ)
         tracker = Tracker(settings.tracking, sinks, on_session_event=on_session_event)
-    observers: list[TrafficObserver] = ([tracker] if tracker is not None else []) + list(
-        extra_observers
+    recorder = _build_recorder(settings)
+    observers: list[TrafficObserver] = (
+        ([tracker] if tracker is not None else [])
+        + ([recorder] if recorder is not None else [])
+        + list(extra_observers)
     )
     observer: TrafficObserver | None
     if not observers:
@@ -235,6 +247,11 @@ async def start_proxy(
     else:
         observer = TeeObserver(observers)
 
+    if recorder is not None and settings.record.path is not None:
+        try:
+            recorder.start()
+        except OSError as exc:
+            raise UsageError(f"record.path: cannot write {settings.record.path}: {exc}") from None
     if tracker is not None:
         await tracker.start()
     relay = RelayServer(settings.proxy, observer)
@@ -246,7 +263,9 @@ async def start_proxy(
         if tracker is not None:
             await tracker.stop(shutdown_s)
         raise
-    running = RunningProxy(settings, relay, relay_runner, address, tracker=tracker, sinks=sinks)
+    running = RunningProxy(
+        settings, relay, relay_runner, address, tracker=tracker, sinks=sinks, recorder=recorder
+    )
     log.info(
         "relay listening",
         extra={
@@ -279,7 +298,7 @@ async def _start_admin(
         return
     source = TrackerMonitorSource(tracker, relay.stats)
     probe = _upstream_probe(upstream, min(2.0, settings.proxy.connect_timeout_s))
-    admin_app = build_admin_app(source, settings.admin, probe)
+    admin_app = build_admin_app(source, settings.admin, probe, recorder=running.recorder)
     runner = web.AppRunner(
         admin_app, handler_cancellation=True, access_log=None, shutdown_timeout=2.0
     )
@@ -371,6 +390,17 @@ async def _demo(args: argparse.Namespace, environ: Mapping[str, str]) -> int:
     return status
 
 
+def _build_recorder(settings: Settings) -> Recorder | None:
+    """The recorder, when recording is configured or the admin API may start it (the
+    admin listener needs the tracker); ``None`` keeps a plain relay plain."""
+    admin = settings.admin.listen is not None and settings.tracking.enabled
+    if settings.record.path is None and not admin:
+        return None
+    return Recorder(
+        settings.record, settings.tracking, settings.proxy.socketio_path, version=version()
+    )
+
+
 def _check_config(path: Path, environ: Mapping[str, str]) -> int:
     settings = load_configuration(path, environ)
     print(describe_settings(settings), end="")
@@ -396,6 +426,7 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument("--upstream", help="base URL of the Socket.IO backend")
     serve.add_argument("--config", type=Path, help="YAML configuration file")
     serve.add_argument("--admin", help="HOST:PORT of the admin listener, or 'off'")
+    serve.add_argument("--record", metavar="FILE", help="record every relayed session to FILE")
     serve.add_argument("--log-level", default="info", choices=("debug", "info", "warning", "error"))
 
     demo = sub.add_parser("demo", help="run the demo backend behind the proxy")
@@ -412,6 +443,7 @@ def _parser() -> argparse.ArgumentParser:
 
     check = sub.add_parser("check-config", help="validate a configuration file and explain it")
     check.add_argument("file", type=Path)
+    replay_command.add_parser(sub)
     return parser
 
 
@@ -437,10 +469,14 @@ def main(argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = 
                 listen=args.listen,
                 upstream=args.upstream,
                 admin=args.admin,
+                record=args.record,
             )
             return _run(_serve(settings, env))
         if args.command == "demo":
             return _run(_demo(args, env))
+        if args.command == "replay":
+            settings = load_configuration(args.config, env)
+            return replay_command.run(args, settings, _run)
     except UsageError as exc:
         print(f"socketio-trace-proxy: {exc}", file=sys.stderr)
         return EXIT_CONFIG

@@ -141,6 +141,14 @@ class Capturer:
             return f"[NOT CAPTURED: {DEPTH_CUT}]"
         if args is None:  # not a JSON array: nothing we can redact field by field
             return REDACTED
+        redacted = self.redact(args, event, label)
+        return self._truncate(json.dumps(redacted, ensure_ascii=False, separators=(",", ":")))
+
+    def redact(self, args: list[Any], event: str | None, label: str | None) -> list[Any]:
+        """``args`` (an event's or ack's arguments) with the configured keys masked at any
+        depth, credentials inside strings masked, nesting deeper than :data:`MAX_DEPTH`
+        cut, and the configured paths of ``event``/``label`` masked in the first argument;
+        whether capture is enabled or not (recordings redact with the same rules)."""
         redacted = [self._redact(a, 1) for a in args]
         paths = self._paths.get(event or "", ()) + (
             self._paths.get(label, ()) if label and label != event else ()
@@ -148,7 +156,22 @@ class Capturer:
         if paths and redacted:
             for path in paths:
                 redacted[0] = _mask_path(redacted[0], path)
-        return self._truncate(json.dumps(redacted, ensure_ascii=False, separators=(",", ":")))
+        return redacted
+
+    def might_redact(self, text: str, event: str | None, label: str | None) -> bool:
+        """False only when :meth:`redact` certainly leaves the arguments in ``text`` (a
+        packet's JSON) unchanged: no configured key and no credential pattern occurs in it
+        (JSON escapes aside), it has too few brackets to nest past :data:`MAX_DEPTH`, and
+        no path is configured for ``event``/``label``."""
+        if event in self._paths or (label is not None and label in self._paths):
+            return True
+        low = text.lower()
+        return (
+            "\\u" in low
+            or any(k in low for k in self._keys)
+            or _CREDENTIAL_HINT.search(low) is not None
+            or low.count("[") + low.count("{") >= MAX_DEPTH
+        )
 
     def _redact(self, value: Any, depth: int) -> Any:
         """``value`` with secret keys and credentials in strings masked; containers nested

@@ -22,6 +22,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_l
 from socketio_trace_proxy.config.admin import AdminSettings
 from socketio_trace_proxy.proxy.admin.live import LiveHub, scan_activity
 from socketio_trace_proxy.proxy.admin.metrics import DurationHistograms, MonitorCollector
+from socketio_trace_proxy.proxy.admin.record import record_routes
 from socketio_trace_proxy.proxy.admin.security import (
     auth_middleware,
     check_admin_binding,
@@ -37,6 +38,7 @@ from socketio_trace_proxy.proxy.admin.serialize import (
     to_jsonable,
 )
 from socketio_trace_proxy.proxy.admin.source import MonitorSource
+from socketio_trace_proxy.tracking.recording.recorder import Recorder
 
 log = logging.getLogger(__name__)
 
@@ -96,6 +98,7 @@ def build_admin_app(
     readiness: Callable[[], Awaitable[bool]],
     *,
     clock: Callable[[], float] = time.time,
+    recorder: Recorder | None = None,
 ) -> web.Application:
     """The admin application.  ``readiness`` answers "is the upstream reachable?"; ``/readyz``
     also requires every exporter to be healthy.  Raises
@@ -326,6 +329,7 @@ def build_admin_app(
             web.get("/static/dashboard.js", static_handler("dashboard.js")),
             web.get("/static/dashboard.css", static_handler("dashboard.css")),
             *login_handlers(token),
+            *(record_routes(recorder) if recorder is not None else ()),
         ]
     )
     return app
