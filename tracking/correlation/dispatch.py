@@ -204,11 +204,12 @@ class PacketDispatch:
         namespace = p.namespace
 
         def answers(o: TimedOut) -> bool:
+            q = o.request
             return (
-                o.kind is _KIND_ACK
-                and o.namespace == namespace
-                and o.initiator is initiator
-                and o.ack_id == ack_id
+                q.kind is _KIND_ACK
+                and q.namespace == namespace
+                and q.initiator is initiator
+                and q.ack_id == ack_id
             )
 
         t = self._table.take_timed_out(s, ev.at, answers)
@@ -364,11 +365,12 @@ def _late_reply_test(
     rule: Rule, namespace: str, key: str | None, b: Binding
 ) -> Callable[[TimedOut], bool]:
     def test(o: TimedOut) -> bool:
+        q = o.request
         return (
-            o.rule is rule
-            and o.namespace == namespace
-            and (key is None or o.key is None or o.key == key)
-            and all(o.captures.get(n) == v for n, v in b.captures)
+            q.rule is rule
+            and q.namespace == namespace
+            and (key is None or q.key is None or q.key == key)
+            and q.fits(b.captures)
         )
 
     return test

@@ -117,39 +117,40 @@ class Outcomes:
         self, s: SessionState, o: TimedOut, ev: PacketObserved, p: SocketPacket, template: str
     ) -> None:
         """The reply to the timed-out request ``o`` arrived after all."""
-        duration = max(0.0, ev.at - o.at)
+        q = o.request
+        duration = max(0.0, ev.at - q.at)
         record = new_pair_record(
             # The late span joins the timed-out span's trace, so its link resolves.
             trace_id=o.trace_id,
             span_id=self._span_id(),
             session=s.ref,
-            namespace=o.namespace,
-            kind=o.kind,
-            rule=o.label,
-            operation=o.operation,
-            initiator=o.initiator,
-            request_event=o.request_event,
+            namespace=q.namespace,
+            kind=q.kind,
+            rule=q.label,
+            operation=q.operation,
+            initiator=q.initiator,
+            request_event=q.request_event,
             response_event=p.event if p.event is not None else template,
-            ack_id=o.ack_id,
-            match_key=o.key,
+            ack_id=q.ack_id,
+            match_key=q.key,
             outcome=Outcome.LATE,
             error_type=Outcome.LATE.value,
-            slow=duration >= o.slow_s,
-            start_wall=o.wall,
+            slow=duration >= q.slow_s,
+            start_wall=q.wall,
             duration_s=duration,
             first_chunk_s=None,
             chunk_count=0,
-            request_transport=o.transport,
+            request_transport=q.transport,
             response_transport=ev.transport,
-            request_size=o.size,
+            request_size=q.size,
             response_size=p.size,
             request_payload=None,
             response_payload=self._capture.capture(p, p.event, template),
-            linked_span_id=o.span_id,
+            linked_span_id=q.span_id,
             sampled=True,
-            parent_span_id=o.parent_span_id,
+            parent_span_id=q.parent[1] if q.parent else None,
         )
-        self._metrics.pair(o.label, Outcome.LATE, duration, record.slow)
+        self._metrics.pair(q.label, Outcome.LATE, duration, record.slow)
         self._emit(record)
 
     def _sampled(self, span_id: str) -> bool:

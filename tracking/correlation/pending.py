@@ -103,26 +103,8 @@ class PendingTable:
         while len(memory) >= limit:
             memory.popitem(last=False)
             self._metrics.drops["timed_out_memory"] += 1
-        memory[q.id] = TimedOut(
-            trace_id=trace_id,
-            span_id=q.span_id,
-            parent_span_id=q.parent[1] if q.parent else None,
-            namespace=q.namespace,
-            kind=q.kind,
-            rule=q.rule,
-            label=q.label,
-            operation=q.operation,
-            request_event=q.request_event,
-            initiator=q.initiator,
-            ack_id=q.ack_id,
-            key=q.key,
-            captures=q.captures,
-            at=q.at,
-            wall=q.wall,
-            transport=q.transport,
-            size=q.size,
-            slow_s=q.slow_s,
-        )
+        q.payload = None  # a late record does not repeat the request's payload
+        memory[q.id] = TimedOut(trace_id, q)
 
     def take_timed_out(
         self, s: SessionState, at: float, test: Callable[[TimedOut], bool]
@@ -133,7 +115,7 @@ class PendingTable:
         if not memory:
             return None
         horizon = at - self._late_window
-        for tid in [tid for tid, o in memory.items() if o.at < horizon]:
+        for tid in [tid for tid, o in memory.items() if o.request.at < horizon]:
             del memory[tid]
         for tid, o in memory.items():
             if test(o):

@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections import OrderedDict, deque
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from typing import NamedTuple
 
 from socketio_trace_proxy.tracking.records import PairKind, SessionRef
 from socketio_trace_proxy.tracking.rules import Rule
@@ -93,28 +94,12 @@ class Group:
         return None
 
 
-@dataclass(slots=True, eq=False)
-class TimedOut:
-    """A timed-out request remembered so that its late reply can be linked to it."""
+class TimedOut(NamedTuple):
+    """A timed-out request remembered so that its late reply can be linked to it: the
+    request itself (no longer pending) and the trace its timeout record went to."""
 
     trace_id: str
-    span_id: str
-    parent_span_id: str | None
-    namespace: str
-    kind: PairKind
-    rule: Rule | None
-    label: str
-    operation: str
-    request_event: str
-    initiator: Direction
-    ack_id: int | None
-    key: str | None
-    captures: Mapping[str, str]
-    at: float
-    wall: float
-    transport: Transport
-    size: int
-    slow_s: float
+    request: Pending
 
 
 @dataclass(slots=True, eq=False)
