@@ -103,8 +103,14 @@ class PacketReader:
             data = p.data
             if isinstance(data, str):
                 self.message(s, data, 0, p.size, direction, transport, traceparent, at, wall)
+                return
+            # A binary attachment: only a decoder waiting for one can take it.
+            dec = s.dec_c2s if direction is _C2S else s.dec_s2c
+            if dec is None:
+                reason = "unexpected binary attachment"
+                self.failed(s.sid, direction, transport, reason, p.size, at, wall)
             else:
-                self._binary(s, p, direction, transport, traceparent, at, wall)
+                self._stream(s, dec, p, direction, transport, traceparent, at, wall)
         elif t is _PING:
             if p.data != "probe":
                 s.ping_at = at
@@ -188,23 +194,6 @@ class PacketReader:
         pkt = EnginePacket(_MESSAGE, text, engine_size if engine_size > 0 else len(text))
         decoder = self._decoder(s, direction)
         self._stream(s, decoder, pkt, direction, transport, traceparent, at, wall)
-
-    def _binary(  # noqa: PLR0917
-        self,
-        s: EngineSession,
-        p: EnginePacket,
-        direction: Direction,
-        transport: Transport,
-        traceparent: str | None,
-        at: float,
-        wall: float,
-    ) -> None:
-        dec = s.dec_c2s if direction is _C2S else s.dec_s2c
-        if dec is None:
-            reason = "unexpected binary attachment"
-            self.failed(s.sid, direction, transport, reason, p.size, at, wall)
-            return
-        self._stream(s, dec, p, direction, transport, traceparent, at, wall)
 
     def _decoder(self, s: EngineSession, direction: Direction) -> SocketIOStreamDecoder:
         dec = s.dec_c2s if direction is _C2S else s.dec_s2c
