@@ -41,12 +41,10 @@ from socketio_trace_proxy.tracking.sessions import SessionTable, WebSocketLeg  #
 from socketio_trace_proxy.tracking.sessions.observations import (  # noqa: E402
     PollingReply,
     PollingRequest,
-    WebSocketMessage,
     WebSocketOpened,
 )
 from socketio_trace_proxy.tracking.traffic import Direction  # noqa: E402
 
-new_tuple = tuple.__new__
 C2S = Direction.CLIENT_TO_SERVER
 S2C = Direction.SERVER_TO_CLIENT
 WALL0 = 1_700_000_000.0
@@ -199,9 +197,7 @@ class Rig:
         return leg
 
     def send(self, leg: WebSocketLeg, direction: Direction, frame: str) -> None:
-        self.table.websocket_message(
-            leg, WebSocketMessage(direction, frame, self.now, WALL0 + self.now)
-        )
+        self.table.websocket_message(leg, direction, frame, self.now, WALL0 + self.now)
 
 
 def _drop(event: SessionEvent) -> None:
@@ -240,8 +236,7 @@ def time_workload(
         wall = WALL0 + now
         t0 = time.thread_time_ns()
         for direction, data in chunk:
-            # as the tracker's driver does per message: one stamped value
-            table_message(leg, new_tuple(WebSocketMessage, (direction, data, now, wall)))
+            table_message(leg, direction, data, now, wall)
         elapsed_ns += time.thread_time_ns() - t0
         done += len(chunk)
         rig.now += 0.001  # time moves on between batches, far from any timeout

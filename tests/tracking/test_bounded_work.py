@@ -21,7 +21,6 @@ from socketio_trace_proxy.tracking.sessions import SessionTable
 from socketio_trace_proxy.tracking.sessions.observations import (
     PollingReply,
     PollingRequest,
-    WebSocketMessage,
     WebSocketOpened,
 )
 from socketio_trace_proxy.tracking.traffic import Direction
@@ -110,9 +109,7 @@ def _table_with_session() -> tuple[SessionTable, Any]:
     table = SessionTable(lambda event: None)
     q = {"EIO": "4", "transport": "websocket"}
     leg = table.websocket_opened(WebSocketOpened(RequestInfo("GET", q), 0.0, 0.0))
-    table.websocket_message(
-        leg, WebSocketMessage(Direction.SERVER_TO_CLIENT, open_packet("S"), 0.0, 0.0)
-    )
+    table.websocket_message(leg, Direction.SERVER_TO_CLIENT, open_packet("S"), 0.0, 0.0)
     return table, leg
 
 
@@ -120,8 +117,8 @@ def test_hostile_messages_of_a_live_session_cost_bounded_work() -> None:
     table, leg = _table_with_session()
 
     def websocket(n: int) -> Callable[[], object]:
-        msg = WebSocketMessage(Direction.CLIENT_TO_SERVER, "42" + "1" * n + "[]", 1.0, 0.0)
-        return lambda: table.websocket_message(leg, msg)
+        frame = "42" + "1" * n + "[]"
+        return lambda: table.websocket_message(leg, Direction.CLIENT_TO_SERVER, frame, 1.0, 0.0)
 
     def polling_v3(n: int) -> Callable[[], object]:
         text = "4" + "é" * (n // 2)

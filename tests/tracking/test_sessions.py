@@ -27,7 +27,6 @@ from socketio_trace_proxy.tracking.sessions.observations import (
     PollingReply,
     PollingRequest,
     WebSocketClosed,
-    WebSocketMessage,
     WebSocketOpened,
 )
 from socketio_trace_proxy.tracking.traffic import Direction, Transport
@@ -169,8 +168,8 @@ def test_websocket_only_session_learns_its_sid_from_open() -> None:
             RequestInfo("GET", _q(transport="websocket"), remote="1.2.3.4"), 0.0, 1000.0
         )
     )
-    table.websocket_message(leg, WebSocketMessage(S2C, _open("wsonly").decode(), 0.01, 1000.01))
-    table.websocket_message(leg, WebSocketMessage(C2S, '42["hi"]', 0.02, 1000.02))
+    table.websocket_message(leg, S2C, _open("wsonly").decode(), 0.01, 1000.01)
+    table.websocket_message(leg, C2S, '42["hi"]', 0.02, 1000.02)
     (opened,) = rec.of(SessionOpened)
     assert (opened.session_id, opened.transport, opened.remote) == (
         "wsonly",
@@ -190,7 +189,7 @@ def test_failed_probe_websocket_does_not_end_the_polling_session() -> None:
     probe = table.websocket_opened(
         WebSocketOpened(RequestInfo("GET", _q("p1", transport="websocket")), 0.1, 0)
     )
-    table.websocket_message(probe, WebSocketMessage(C2S, "2probe", 0.2, 0))
+    table.websocket_message(probe, C2S, "2probe", 0.2, 0)
     table.websocket_closed(probe, WebSocketClosed(S2C, None, 0.3, 0))
     assert rec.of(SessionClosed) == []
     assert table.session_transport("p1") is Transport.POLLING
@@ -198,10 +197,10 @@ def test_failed_probe_websocket_does_not_end_the_polling_session() -> None:
     ws = table.websocket_opened(
         WebSocketOpened(RequestInfo("GET", _q("p1", transport="websocket")), 1.0, 0)
     )
-    table.websocket_message(ws, WebSocketMessage(C2S, "2probe", 1.0, 0))
-    table.websocket_message(ws, WebSocketMessage(S2C, "3probe", 1.01, 0))
+    table.websocket_message(ws, C2S, "2probe", 1.0, 0)
+    table.websocket_message(ws, S2C, "3probe", 1.01, 0)
     _get(table, "p1", b"6", 1.02)
-    table.websocket_message(ws, WebSocketMessage(C2S, "5", 1.25, 0))
+    table.websocket_message(ws, C2S, "5", 1.25, 0)
     (up,) = rec.of(SessionUpgraded)
     assert up.duration_s == pytest.approx(0.25)
     _get(table, "p1", b'{"code":3,"message":"Bad request"}', 1.3, status=400)  # late poll
@@ -402,12 +401,10 @@ def test_v3_session_polling_heartbeat_and_binary() -> None:
     ws = table.websocket_opened(
         WebSocketOpened(RequestInfo("GET", _q("v3sid", "3", "websocket")), 4.0, 0)
     )
-    table.websocket_message(ws, WebSocketMessage(C2S, "2probe", 4.0, 0))
-    table.websocket_message(ws, WebSocketMessage(C2S, "5", 4.1, 0))
-    table.websocket_message(
-        ws, WebSocketMessage(S2C, '451-["ws",{"_placeholder":true,"num":0}]', 4.2, 0)
-    )
-    table.websocket_message(ws, WebSocketMessage(S2C, b"\x04\xaa", 4.3, 0))
+    table.websocket_message(ws, C2S, "2probe", 4.0, 0)
+    table.websocket_message(ws, C2S, "5", 4.1, 0)
+    table.websocket_message(ws, S2C, '451-["ws",{"_placeholder":true,"num":0}]', 4.2, 0)
+    table.websocket_message(ws, S2C, b"\x04\xaa", 4.3, 0)
     last = rec.packets()[-1]
     assert (last.transport, last.packet.event, last.packet.attachments) == (
         Transport.WEBSOCKET,
@@ -428,9 +425,9 @@ def test_binary_attachments_across_polling_payloads_and_websocket() -> None:
     ws = table.websocket_opened(
         WebSocketOpened(RequestInfo("GET", _q("b", transport="websocket")), 1.2, 0)
     )
-    table.websocket_message(ws, WebSocketMessage(C2S, "2probe", 1.2, 0))
-    table.websocket_message(ws, WebSocketMessage(C2S, "5", 1.3, 0))
-    table.websocket_message(ws, WebSocketMessage(C2S, b"second", 1.4, 0))
+    table.websocket_message(ws, C2S, "2probe", 1.2, 0)
+    table.websocket_message(ws, C2S, "5", 1.3, 0)
+    table.websocket_message(ws, C2S, b"second", 1.4, 0)
     (p,) = rec.packets()
     assert p.packet.attachments == (b"first", b"second") and p.packet.ack_id == 1
     assert p.transport is Transport.WEBSOCKET
@@ -455,7 +452,7 @@ def test_garbage_frames_are_counted_and_never_raise() -> None:
     )
     junk_frames: list[str | bytes] = ["", "9", "4", "4zzz", '42["unterminated', b"\x00\x01", "b!!"]
     for junk in junk_frames:
-        table.websocket_message(ws, WebSocketMessage(C2S, junk, 1.0, 0))
+        table.websocket_message(ws, C2S, junk, 1.0, 0)
     _post(table, "g", b"\xff\xfe\x1e\x1e", 1.0)
     _post(table, "g", bytes([0x84, 0xA4]) + b"type", 1.0)  # msgpack-style custom parser
     failures = rec.of(DecodeFailed)
@@ -511,9 +508,7 @@ def test_random_operations_never_raise_and_keep_the_books(
                 )
             )
         elif op == "msg" and legs:
-            table.websocket_message(
-                legs[-1], WebSocketMessage(C2S if len(raw) % 2 else S2C, data, at, 0)
-            )
+            table.websocket_message(legs[-1], C2S if len(raw) % 2 else S2C, data, at, 0)
         elif op == "close" and legs:
             table.websocket_closed(legs.pop(0), WebSocketClosed(None, None, at, 0))
         else:
@@ -542,13 +537,9 @@ def test_idle_websocket_session_memory_stays_small() -> None:
             leg = table.websocket_opened(
                 WebSocketOpened(RequestInfo("GET", _q(transport="websocket")), 0, 0)
             )
-            table.websocket_message(
-                leg, WebSocketMessage(S2C, _open(f"idle-session-{i:08d}").decode(), 0, 0)
-            )
-            table.websocket_message(leg, WebSocketMessage(C2S, "40", 0, 0))
-            table.websocket_message(
-                leg, WebSocketMessage(S2C, '40{"sid":"socket-sid-0123456789"}', 0, 0)
-            )
+            table.websocket_message(leg, S2C, _open(f"idle-session-{i:08d}").decode(), 0, 0)
+            table.websocket_message(leg, C2S, "40", 0, 0)
+            table.websocket_message(leg, S2C, '40{"sid":"socket-sid-0123456789"}', 0, 0)
             legs.append(leg)
         per_session = (tracemalloc.get_traced_memory()[0] - before) / 1000
     finally:

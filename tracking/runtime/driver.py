@@ -2,7 +2,8 @@
 
 :class:`Tracker` implements :class:`tracking.observer.TrafficObserver`.  It reads its clock
 once per observation and stamps a :mod:`tracking.sessions.observations` value with it,
-which the sans-IO session table turns into session events; each event goes to the
+(a relayed WebSocket message passes its stamp as two arguments instead), which the sans-IO
+session table turns into session events; each event goes to the
 session's timeline and to the correlation engine, whose records go to the record hub this
 class extends (:mod:`tracking.runtime.hub`).  It owns the one timer task (sleeping until
 the next deadline, at most :data:`MAX_SLEEP_S`) and keeps a reference to every task it
@@ -30,7 +31,6 @@ from socketio_trace_proxy.tracking.sessions.observations import (
     PollingReply,
     PollingRequest,
     WebSocketClosed,
-    WebSocketMessage,
     WebSocketOpened,
 )
 from socketio_trace_proxy.tracking.sink import RecordSink
@@ -38,7 +38,6 @@ from socketio_trace_proxy.tracking.traffic import Direction
 from socketio_trace_proxy.tracking.views import MetricsSnapshot, PendingView, SessionView
 
 MAX_SLEEP_S = 1.0  # the timer wakes at least this often (session heartbeat expiry)
-_tuple_new = tuple.__new__  # builds a NamedTuple without its Python-level ``__new__``
 
 
 class Clock(Protocol):
@@ -62,7 +61,9 @@ class SessionLayer(Protocol):
 
     def websocket_opened(self, obs: WebSocketOpened) -> Any: ...
 
-    def websocket_message(self, leg: Any, obs: WebSocketMessage) -> None: ...
+    def websocket_message(
+        self, leg: Any, direction: Direction, data: str | bytes, at: float, wall: float
+    ) -> None: ...
 
     def websocket_closed(self, leg: Any, obs: WebSocketClosed) -> None: ...
 
@@ -95,8 +96,7 @@ class _WebSocketObserver:
     def message(self, direction: Direction, data: str | bytes) -> None:
         t = self._tracker
         try:
-            msg = _tuple_new(WebSocketMessage, (direction, data, t._monotonic(), t._time()))
-            t._ws_message(self._leg, msg)
+            t._ws_message(self._leg, direction, data, t._monotonic(), t._time())
         except Exception:
             t.fault("websocket_message")
 

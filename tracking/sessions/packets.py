@@ -68,6 +68,7 @@ class PacketReader:
         self._registry = registry
         self._max_att = max_attachments
         self._max_att_bytes = max_attachment_bytes
+        self.packets = 0  # Socket.IO packets decoded (its own counter: read per packet)
 
     def failed(  # noqa: PLR0917
         self,
@@ -167,7 +168,7 @@ class PacketReader:
         if idle:
             fast = fast_message(frame, start, engine_size - 1 if engine_size > 0 else None)
             if fast is not None:
-                self._counters.packets += 1
+                self.packets += 1
                 event: PacketObserved = _tuple_new(
                     PacketObserved, (s.sid, direction, transport, fast, at, wall, traceparent)
                 )
@@ -183,7 +184,7 @@ class PacketReader:
                 return
             packet, count = result
             if not count:
-                self._counters.packets += 1
+                self.packets += 1
                 self._emit(
                     _tuple_new(
                         PacketObserved,
@@ -223,7 +224,7 @@ class PacketReader:
         self._counters.attachment_overflows += dec.overflows - before
         for r in results:
             if isinstance(r, SocketPacket):
-                self._counters.packets += 1
+                self.packets += 1
                 self._emit(PacketObserved(s.sid, direction, transport, r, at, wall, traceparent))
             else:
                 self.failed(s.sid, direction, transport, r.reason, len(r.raw), at, wall)

@@ -134,7 +134,6 @@ class SessionCounters:
         "internal_errors",
         "lazily_opened",
         "opened",
-        "packets",
         "refused",
         "unattributed",
         "unconfirmed_dropped",
@@ -148,7 +147,6 @@ class SessionCounters:
         self.upgrades = 0
         self.evicted = 0
         self.heartbeat_expired = 0
-        self.packets = 0
         self.decode_failures = 0
         self.attachment_overflows = 0
         self.decompress_failures = 0
@@ -158,7 +156,7 @@ class SessionCounters:
         self.refused = 0
         self.unconfirmed_dropped = 0
 
-    def stats(self, sessions: int, unconfirmed: int) -> SessionTableStats:
+    def stats(self, sessions: int, unconfirmed: int, packets: int) -> SessionTableStats:
         return SessionTableStats(
             sessions=sessions,
             opened=self.opened,
@@ -167,7 +165,7 @@ class SessionCounters:
             upgrades=self.upgrades,
             evicted=self.evicted,
             heartbeat_expired=self.heartbeat_expired,
-            packets=self.packets,
+            packets=packets,
             decode_failures=self.decode_failures,
             attachment_overflows=self.attachment_overflows,
             decompress_failures=self.decompress_failures,

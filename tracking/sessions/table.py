@@ -18,7 +18,6 @@ from socketio_trace_proxy.tracking.sessions.observations import (
     PollingReply,
     PollingRequest,
     WebSocketClosed,
-    WebSocketMessage,
     WebSocketOpened,
 )
 from socketio_trace_proxy.tracking.sessions.packets import PacketReader
@@ -31,7 +30,7 @@ from socketio_trace_proxy.tracking.sessions.state import (
 )
 from socketio_trace_proxy.tracking.sessions.unconfirmed import UnconfirmedBodies
 from socketio_trace_proxy.tracking.sessions.websocket import WebSocketReader
-from socketio_trace_proxy.tracking.traffic import Transport
+from socketio_trace_proxy.tracking.traffic import Direction, Transport
 
 
 class SessionTable:
@@ -49,7 +48,7 @@ class SessionTable:
     polling_request: Callable[[PollingRequest], None]
     polling_reply: Callable[[PollingReply], None]
     websocket_opened: Callable[[WebSocketOpened], WebSocketLeg]
-    websocket_message: Callable[[WebSocketLeg, WebSocketMessage], None]
+    websocket_message: Callable[[WebSocketLeg, Direction, str | bytes, float, float], None]
     websocket_closed: Callable[[WebSocketLeg, WebSocketClosed], None]
 
     def __init__(
@@ -78,7 +77,7 @@ class SessionTable:
             default_ping_timeout_s=default_ping_timeout_s,
             max_tombstones=max_tombstones,
         )
-        packets = PacketReader(
+        self._packets = packets = PacketReader(
             emit,
             counters,
             registry,
@@ -111,7 +110,8 @@ class SessionTable:
         return None if s is None else s.transport
 
     def stats(self) -> SessionTableStats:
-        return self._counters.stats(len(self._registry.sessions), len(self._unconfirmed))
+        sessions, unconfirmed = len(self._registry.sessions), len(self._unconfirmed)
+        return self._counters.stats(sessions, unconfirmed, self._packets.packets)
 
     # --- time -----------------------------------------------------------------------------
 

@@ -14,7 +14,6 @@ from socketio_trace_proxy.tracking.events import CloseReason
 from socketio_trace_proxy.tracking.observer import RequestInfo
 from socketio_trace_proxy.tracking.sessions.observations import (
     WebSocketClosed,
-    WebSocketMessage,
     WebSocketOpened,
 )
 from socketio_trace_proxy.tracking.sessions.packets import PacketReader
@@ -71,10 +70,11 @@ class WebSocketReader:
             self._counters.internal_errors += 1
         return leg
 
-    def message(self, leg: WebSocketLeg, msg: WebSocketMessage) -> None:
-        """A WebSocket message was forwarded."""
+    def message(
+        self, leg: WebSocketLeg, direction: Direction, data: str | bytes, at: float, wall: float
+    ) -> None:
+        """A WebSocket message was forwarded (``at``/``wall``: its stamp)."""
         try:
-            direction, data, at, wall = msg
             s = leg.session
             if s is None or s.closed:
                 s = self._leg_session(leg, direction, data, at, wall)
