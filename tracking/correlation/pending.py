@@ -10,6 +10,7 @@ bounded memory of timed-out requests that a late reply can still be linked to.
 from __future__ import annotations
 
 import heapq
+import itertools
 from collections import OrderedDict
 from collections.abc import Callable
 
@@ -39,11 +40,8 @@ class PendingTable:
         self._max_timed_out = max_timed_out_per_session
         self.pending: OrderedDict[int, Pending] = OrderedDict()
         self.heap: list[tuple[float, int, Pending]] = []
-        self._last_id = 0
-
-    def new_id(self) -> int:
-        self._last_id += 1
-        return self._last_id
+        #: The next request id (1, 2, 3, ...; a C-level counter: called per request).
+        self.new_id: Callable[[], int] = itertools.count(1).__next__
 
     def add(self, q: Pending) -> None:
         q.session.pending[q.id] = q
