@@ -357,7 +357,9 @@ class PacketDispatch:
             self._capture.capture(p, p.event, label if rule else None) if self._capturing else None,
             cached_traceparent(traceparent) if traceparent else None,
         )
-        table.add(q)
+        s.pending[q.id] = q
+        table.pending[q.id] = q
+        table.push(q)
         return q
 
 

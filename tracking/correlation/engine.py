@@ -73,6 +73,7 @@ class CorrelationEngine:
             emit, ids, metrics, outcomes, max_sessions=limits.max_sessions
         )
         self._sessions = book.sessions
+        self._heap = table.heap  # the same list for good (compacted in place)
         dispatch = PacketDispatch(
             settings, emit, ids, self.rules, metrics, capture, book, table, outcomes
         )
@@ -81,7 +82,7 @@ class CorrelationEngine:
     # --- input ------------------------------------------------------------------------------
 
     def handle(self, event: SessionEvent) -> None:
-        heap = self._table.heap
+        heap = self._heap
         if heap and heap[0][0] <= event.at:
             # Deadlines that passed before this event happened fire first, whether or not the
             # timer has run yet: a reply after its deadline is late, not ok.

@@ -1,10 +1,11 @@
 """The pending table: every unanswered request, its deadline heap, and remembered timeouts.
 
-Owns the bookkeeping of requests in flight: adding one to all its indexes, forgetting it
-(answered or ended) from all of them, the min-heap of deadlines that says which times out
-next (stale entries of answered requests are skipped, and the heap is rebuilt when they
-dominate, so memory follows the pending count, not the pair rate), and per session a
-bounded memory of timed-out requests that a late reply can still be linked to.
+Owns the bookkeeping of requests in flight (the dispatch puts a new one in the indexes):
+forgetting one (answered or ended) from all of them, the min-heap of deadlines that says
+which times out next (stale entries of answered requests are skipped, and the heap is
+rebuilt when they dominate, so memory follows the pending count, not the pair rate), and
+per session a bounded memory of timed-out requests that a late reply can still be linked
+to.
 """
 
 from __future__ import annotations
@@ -43,11 +44,6 @@ class PendingTable:
         #: The next request id (1, 2, 3, ...; a C-level counter: called per request).
         self.new_id: Callable[[], int] = itertools.count(1).__next__
 
-    def add(self, q: Pending) -> None:
-        q.session.pending[q.id] = q
-        self.pending[q.id] = q
-        self.push(q)
-
     def push(self, q: Pending) -> None:
         """(Re)schedule ``q`` at its deadline (a stream chunk pushes it on)."""
         heap = self.heap
@@ -84,10 +80,12 @@ class PendingTable:
         return None
 
     def compact(self) -> None:
-        """Rebuild the heap when stale entries dominate it."""
-        if len(self.heap) > 2 * len(self.pending) + 64:
-            self.heap = [(q.deadline, q.id, q) for q in self.pending.values()]
-            heapq.heapify(self.heap)
+        """Rebuild the heap when stale entries dominate it (in place: the engine holds the
+        list itself)."""
+        heap = self.heap
+        if len(heap) > 2 * len(self.pending) + 64:
+            heap[:] = [(q.deadline, q.id, q) for q in self.pending.values()]
+            heapq.heapify(heap)
             self._metrics.extra["heap_compactions"] += 1
 
     # --- timed-out memory -------------------------------------------------------------------
