@@ -38,6 +38,7 @@ from socketio_trace_proxy.tracking.traffic import Direction
 from socketio_trace_proxy.tracking.views import MetricsSnapshot, PendingView, SessionView
 
 MAX_SLEEP_S = 1.0  # the timer wakes at least this often (session heartbeat expiry)
+_tuple_new = tuple.__new__  # builds a NamedTuple without its Python-level ``__new__``
 
 
 class Clock(Protocol):
@@ -179,7 +180,7 @@ class Tracker(RecordHub):
 
     def polling_request(self, info: RequestInfo, body: bytes) -> None:
         try:
-            obs = PollingRequest(info, body, self._monotonic(), self._time())
+            obs = _tuple_new(PollingRequest, (info, body, self._monotonic(), self._time()))
             self._sessions.polling_request(obs)
         except Exception:
             self.fault("polling_request")
@@ -193,10 +194,8 @@ class Tracker(RecordHub):
         body: bytes,
     ) -> None:
         try:
-            obs = PollingReply(
-                info, status, content_encoding, body, self._monotonic(), self._time()
-            )
-            self._sessions.polling_reply(obs)
+            values = (info, status, content_encoding, body, self._monotonic(), self._time())
+            self._sessions.polling_reply(_tuple_new(PollingReply, values))
         except Exception:
             self.fault("polling_response")
 

@@ -98,11 +98,9 @@ class PollingReader:
                 self._counters.refused += 1
                 self._unconfirmed.refuse(info)
             return
-        s = (
-            self.accept(sid, eio_version(info.query), _POLLING, info, obs.at, obs.wall)
-            if sid
-            else None
-        )
+        s = self._sessions.get(sid) if sid else None
+        if s is None and sid:
+            s = self.accept(sid, eio_version(info.query), _POLLING, info, obs.at, obs.wall)
         if s is not None:
             s.last = obs.at
         if info.method.upper() != "GET":
