@@ -35,6 +35,7 @@ _ENV_OVERRIDES: tuple[tuple[str, tuple[str, ...], bool], ...] = (
     ("OPENOBSERVE_ORG", ("exporters", "openobserve", "org"), False),
     ("OPENOBSERVE_USER", ("exporters", "openobserve", "user"), True),
     ("OPENOBSERVE_PASS", ("exporters", "openobserve", "password"), True),
+    ("OPENOBSERVE_UI_URL", ("admin", "openobserve_ui_url"), False),
 )
 _TRUE = frozenset({"1", "true", "yes", "on"})
 _FALSE = frozenset({"0", "false", "no", "off"})

@@ -31,8 +31,13 @@ from socketio_trace_proxy.config.loader import ConfigError, describe_settings, l
 from socketio_trace_proxy.config.proxy import ProxySettings
 from socketio_trace_proxy.config.settings import Settings
 from socketio_trace_proxy.exporters import ExporterConfigError, build_sinks
+from socketio_trace_proxy.exporters.openobserve import openobserve_target
 from socketio_trace_proxy.proxy.admin import (
     AdminBindError,
+    DashboardInfo,
+    MonitorSource,
+    RelayOnlySource,
+    TraceLink,
     TrackerMonitorSource,
     build_admin_app,
     check_admin_binding,
@@ -293,19 +298,39 @@ async def _start_admin(
     upstream: str,
 ) -> None:
     assert settings.admin.listen is not None
-    if tracker is None:
-        log.warning("admin listener not started: it needs the tracker (tracking is off)")
-        return
-    source = TrackerMonitorSource(tracker, relay.stats)
+    source: MonitorSource
+    if tracker is None:  # a plain relay still has health checks and counters
+        source = RelayOnlySource(relay.stats)
+    else:
+        source = TrackerMonitorSource(tracker, relay.stats)
     probe = _upstream_probe(upstream, min(2.0, settings.proxy.connect_timeout_s))
-    admin_app = build_admin_app(source, settings.admin, probe, recorder=running.recorder)
+    info = DashboardInfo(
+        capture=tracker is not None and settings.tracking.capture.enabled,
+        trace_link=openobserve_trace_link(settings) if tracker is not None else None,
+    )
+    admin_app = build_admin_app(source, settings.admin, probe, info=info, recorder=running.recorder)
     runner = web.AppRunner(
         admin_app, handler_cancellation=True, access_log=None, shutdown_timeout=2.0
     )
     address = await _listen(runner, settings.admin.listen)
     running.admin_runner = runner
     running.admin_address = address
-    log.info("admin listening", extra={"fields": {"listen": f"{address[0]}:{address[1]}"}})
+    log.info(
+        "admin listening",
+        extra={"fields": {"listen": f"{address[0]}:{address[1]}", "tracking": tracker is not None}},
+    )
+
+
+def openobserve_trace_link(settings: Settings) -> TraceLink | None:
+    """Where the dashboard opens a record's trace: OpenObserve's trace view, when the
+    OpenObserve traces exporter is on (its web UI at ``admin.openobserve_ui_url``, else at the
+    exporter's endpoint, without any credentials in it)."""
+    oo = settings.exporters.openobserve
+    if not oo.endpoint or not oo.traces:
+        return None
+    target = openobserve_target(oo.endpoint, oo.org)
+    ui = settings.admin.openobserve_ui_url or str(URL(target.base).with_user(None))
+    return TraceLink.openobserve(ui, target.org, oo.traces_stream)
 
 
 # --- running ----------------------------------------------------------------------------

@@ -1,16 +1,20 @@
 """Live metrics of the tracker: counters and fixed-bucket latency histograms, all bounded.
 
 Histograms use fixed logarithmic buckets (10 per decade, 10 us .. 1000 s), so memory does
-not depend on traffic and quantiles are answered to within one bucket (about 26 %).
-Event names are capped: past ``max_event_names`` distinct names, new ones fold into
-``(other)``.  The per-frame counters are keyed by plain strings and split by direction with
-an identity test: hashing an ``Enum`` member runs Python code.
+not depend on traffic and quantiles are answered to within one bucket (about 26 %);
+:meth:`Histogram.with_bounds` makes the same histogram over other fixed bounds (the admin
+listener's Prometheus buckets).  Every bounded name table folds what is past its cap into
+one label, :data:`OTHER`.  Event names are capped: past ``max_event_names`` distinct names,
+new ones fold into it.  The per-frame counters are keyed by plain strings and split by
+direction with an identity test: hashing an ``Enum`` member runs Python code.
 """
 
 from __future__ import annotations
 
 from bisect import bisect_left as _bisect_left
 from collections import Counter
+from collections.abc import Sequence
+from itertools import pairwise
 
 from socketio_trace_proxy.tracking.records import Outcome
 from socketio_trace_proxy.tracking.traffic import Direction
@@ -22,37 +26,51 @@ from socketio_trace_proxy.tracking.views import (
 )
 
 OTHER = "(other)"
+"""The one label that names everything folded away by a bounded table (events, series)."""
 _BOUNDS: tuple[float, ...] = tuple(10 ** (e / 10) for e in range(-50, 31))  # 1e-5 .. 1e3 s
 
 
 class Histogram:
-    """Counts per fixed log bucket, plus count, sum and max."""
+    """Counts per fixed bucket (upper bounds ``bounds``, one overflow bucket after them),
+    plus count, sum and max."""
 
     __slots__ = ("count", "counts", "max", "sum")
-    bounds: tuple[float, ...] = _BOUNDS  # upper bounds; one overflow bucket after them
+    bounds: tuple[float, ...] = _BOUNDS  # upper bounds (inclusive); one overflow bucket after
 
     def __init__(self) -> None:
-        self.counts = [0] * (len(_BOUNDS) + 1)
+        self.counts = [0] * (len(self.bounds) + 1)
         self.count = 0
         self.sum = 0.0
         self.max = 0.0
 
+    @classmethod
+    def with_bounds(cls, bounds: Sequence[float]) -> type[Histogram]:
+        """A histogram type over ``bounds`` (positive, strictly increasing) instead of the
+        log buckets; its instances are ``Histogram`` instances."""
+        upper = tuple(float(b) for b in bounds)
+        if not upper or upper[0] <= 0 or any(a >= b for a, b in pairwise(upper)):
+            raise ValueError("histogram bounds must be positive and strictly increasing")
+        return type(cls.__name__, (cls,), {"__slots__": (), "bounds": upper})
+
     def observe(self, value: float) -> None:
-        value = max(value, 0.0)
-        self.counts[_bisect_left(_BOUNDS, value)] += 1
+        if value < 0.0:  # noqa: PLR1730 - clock oddities; max() would cost a call per pair
+            value = 0.0
+        self.counts[_bisect_left(self.bounds, value)] += 1
         self.count += 1
         self.sum += value
-        self.max = max(self.max, value)
+        if value > self.max:  # noqa: PLR1730 - as above
+            self.max = value
 
     def quantile(self, q: float) -> float | None:
         if self.count == 0:
             return None
+        bounds = self.bounds
         rank = q * self.count
         seen = 0
         for i, n in enumerate(self.counts):
             seen += n
             if seen >= rank and n:
-                upper = _BOUNDS[i] if i < len(_BOUNDS) else self.max
+                upper = bounds[i] if i < len(bounds) else self.max
                 return min(upper, self.max)
         return self.max
 

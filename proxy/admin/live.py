@@ -5,7 +5,10 @@ latency point per rule, sink and relay health) and adds, per client, the newest 
 items matching that client's filter.  Each client has a bounded queue of updates; a client
 that reads too slowly loses its oldest updates, which are counted (and reported to it).
 Finished requests reach :meth:`LiveHub.on_record` through the tracker's subscription and
-only touch bounded per-interval buckets.
+only touch bounded per-interval buckets; a session's close is queued for the closed-session
+table, summarized before the next tick.  Each activity item is encoded once per tick, whatever
+the number of clients.  With tracking off the updates carry the relay's counters only
+(``tracking`` false).
 """
 
 from __future__ import annotations
@@ -22,7 +25,9 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from socketio_trace_proxy.config.admin import AdminSettings
-from socketio_trace_proxy.proxy.admin.metrics import AdminCounters, DurationHistograms
+from socketio_trace_proxy.proxy.admin.activity import scan_activity
+from socketio_trace_proxy.proxy.admin.closed import ClosedSessions
+from socketio_trace_proxy.proxy.admin.metrics import DurationHistograms
 from socketio_trace_proxy.proxy.admin.serialize import (
     JSON,
     ActivityFilter,
@@ -30,9 +35,9 @@ from socketio_trace_proxy.proxy.admin.serialize import (
     item_json,
     to_jsonable,
 )
-from socketio_trace_proxy.proxy.admin.source import MonitorSource, TrackerSource
+from socketio_trace_proxy.proxy.admin.source import MonitorSource
 from socketio_trace_proxy.tracking.records import Outcome, PairRecord
-from socketio_trace_proxy.tracking.views import ActivityItem
+from socketio_trace_proxy.tracking.views import ActivityItem, MetricsSnapshot
 
 log = logging.getLogger(__name__)
 
@@ -41,32 +46,20 @@ LATENCY_SAMPLES_PER_RULE = 512
 LATENCY_RULES_PER_POINT = 40
 TOP_EVENTS = 50
 RECENT_TIMEOUTS = 20
-_PAGE = 1000
 
 
-def scan_activity(
-    source: TrackerSource, since_seq: int, max_items: int | None = None
-) -> tuple[list[ActivityItem], int]:
-    """Items with ``seq > since_seq`` in ascending order, paging through the ring, and how
-    many sequence numbers were skipped (items that left the ring before they were read)."""
-    items: list[ActivityItem] = []
-    gaps = 0
-    cursor = since_seq
-    while max_items is None or len(items) < max_items:
-        page = sorted(source.recent_activity(since_seq=cursor, limit=_PAGE), key=lambda i: i.seq)
-        page = [i for i in page if i.seq > cursor]
-        if not page:
-            break
-        for item in page:
-            if item.seq > cursor + 1:
-                gaps += item.seq - cursor - 1
-            items.append(item)
-            cursor = item.seq
-        if len(page) < _PAGE:
-            break
-    if max_items is not None and len(items) > max_items:
-        items = items[:max_items]
-    return items, gaps
+@dataclass(frozen=True, slots=True)
+class StreamCounters:
+    """The live stream's counters (part of the admin listener's counters)."""
+
+    stream_clients: int
+    stream_updates_dropped: int
+    stream_clients_refused: int
+    stream_tick_errors: int
+    subscription_errors: int
+    histogram_series_folded: int
+    closed_sessions: int
+    closed_sessions_evicted: int
 
 
 @dataclass(slots=True, eq=False)  # identity: clients live in a set
@@ -112,11 +105,13 @@ class LiveHub:
         settings: AdminSettings,
         histograms: DurationHistograms,
         clock: Callable[[], float] = time.time,
+        closed: ClosedSessions | None = None,
     ) -> None:
         self._source = source
         self._settings = settings
         self._histograms = histograms
         self._clock = clock
+        self.closed = closed if closed is not None else ClosedSessions(settings.closed_sessions)
         self._clients: set[LiveClient] = set()
         self._buckets: dict[str, _LatencyBucket] = {}
         self._history: deque[JSON] = deque(maxlen=LATENCY_HISTORY_POINTS)
@@ -134,7 +129,8 @@ class LiveHub:
     # -- lifecycle -------------------------------------------------------------------
 
     def start(self) -> None:
-        self._unsubscribe = self._source.subscribe(self.on_record)
+        if self._source.tracking_enabled:
+            self._unsubscribe = self._source.subscribe(self.on_record)
         self._task = asyncio.create_task(self._run(), name="admin-live-hub")
 
     async def stop(self) -> None:
@@ -156,10 +152,12 @@ class LiveHub:
         while True:
             await asyncio.sleep(self._settings.stream_interval_s)
             try:
+                await self.closed.settle(self._source)
                 self.tick()
             except Exception:  # a bad snapshot must not end the stream for good
                 self.tick_errors += 1
-                log.exception("admin live stream: building an update failed")
+                if self.tick_errors == 1:
+                    log.exception("admin live stream: building an update failed (counted)")
 
     # -- records (called by the tracker for every record) ------------------------------
 
@@ -168,6 +166,7 @@ class LiveHub:
             if isinstance(record, ActivityItem):
                 record = record.record
             if not isinstance(record, PairRecord):
+                self.closed.on_record(record)
                 return
             self._histograms.observe(record)
             bucket = self._buckets.get(record.rule)
@@ -216,6 +215,7 @@ class LiveHub:
             {
                 "type": "hello",
                 "t": self._clock(),
+                "tracking": self._source.tracking_enabled,
                 "interval_s": self._settings.stream_interval_s,
                 "latency_history": list(self._history),
                 "activity": {
@@ -226,13 +226,16 @@ class LiveHub:
             separators=(",", ":"),
         )
 
-    def counters(self) -> AdminCounters:
-        return AdminCounters(
+    def counters(self) -> StreamCounters:
+        return StreamCounters(
             stream_clients=len(self._clients),
             stream_updates_dropped=self.updates_dropped,
             stream_clients_refused=self.clients_refused,
+            stream_tick_errors=self.tick_errors,
             subscription_errors=self.subscription_errors,
             histogram_series_folded=self._histograms.folded,
+            closed_sessions=len(self.closed),
+            closed_sessions_evicted=self.closed.evicted,
         )
 
     # -- one update ------------------------------------------------------------------
@@ -251,19 +254,16 @@ class LiveHub:
         if new_items:
             self._last_seq = new_items[-1].seq
         shared = json.dumps(self._shared(now, point), separators=(",", ":"))
+        encoded: dict[int, str] = {}  # seq -> JSON, each item encoded once per tick
         per_client_cap = self._settings.stream_activity_items
         for client in list(self._clients):
             matching = filter_items(new_items, client.filter)
             sent = matching[-per_client_cap:]
-            activity = {
-                "items": [item_json(i) for i in sent],
-                "skipped": len(matching) - len(sent),
-                "lost": lost,
-                "last_seq": self._last_seq,
-            }
             head = (
-                f'{{"type":"update","shared":{shared},'
-                f'"activity":{json.dumps(activity, separators=(",", ":"))},'
+                f'{{"type":"update","shared":{shared},"activity":{{"items":['
+                f"{','.join(_encoded(i, encoded) for i in sent)}],"
+                f'"skipped":{len(matching) - len(sent)},"lost":{lost},'
+                f'"last_seq":{self._last_seq}}},'
             )
             if not client.push(functools.partial(_finish_update, head)):
                 self.updates_dropped += 1
@@ -287,7 +287,29 @@ class LiveHub:
         return point
 
     def _shared(self, now: float, latency_point: JSON) -> JSON:
+        common = {
+            "t": now,
+            "tracking": self._source.tracking_enabled,
+            "relay": to_jsonable(self._source.relay_counters()),
+            "admin": to_jsonable(self.counters()),
+        }
+        if not self._source.tracking_enabled:
+            return common | {"metrics": None, "pending": {"total": 0, "items": []}}
         snap = self._source.get_metrics()
+        pending = self._source.get_pending_requests()
+        oldest = heapq.nsmallest(
+            self._settings.stream_pending_items, pending, key=lambda p: p.started_wall
+        )
+        return common | {
+            "metrics": _metrics_json(snap),
+            "rates": self._rates(now, snap),
+            "pending": {"total": len(pending), "items": to_jsonable(oldest)},
+            "latency": latency_point,
+            "timeouts": to_jsonable(list(self._timeouts)),
+            "sinks": to_jsonable(self._source.sink_health()),
+        }
+
+    def _rates(self, now: float, snap: MetricsSnapshot) -> JSON:
         rates: dict[str, JSON] = {}
         totals = (now, dict(snap.messages_by_direction), dict(snap.bytes_by_direction))
         if self._prev_totals is not None and now > self._prev_totals[0]:
@@ -303,32 +325,29 @@ class LiveHub:
                 },
             }
         self._prev_totals = totals
-        pending = self._source.get_pending_requests()
-        oldest = heapq.nsmallest(
-            self._settings.stream_pending_items, pending, key=lambda p: p.started_wall
-        )
-        top_events = heapq.nlargest(TOP_EVENTS, snap.events, key=lambda e: e.messages)
-        return {
-            "t": now,
-            "metrics": {
-                "rules": to_jsonable(snap.rules),
-                "events": to_jsonable(top_events),
-                "pending": snap.pending,
-                "sessions_by_transport": snap.sessions_by_transport,
-                "messages_by_direction": snap.messages_by_direction,
-                "bytes_by_direction": snap.bytes_by_direction,
-                "heartbeat_rtt": to_jsonable(snap.heartbeat_rtt),
-                "upgrade_duration": to_jsonable(snap.upgrade_duration),
-                "decode_errors": snap.decode_errors,
-                "evictions": snap.evictions,
-                "drops": snap.drops,
-                "extra": snap.extra,
-            },
-            "rates": rates,
-            "pending": {"total": len(pending), "items": to_jsonable(oldest)},
-            "latency": latency_point,
-            "timeouts": to_jsonable(list(self._timeouts)),
-            "sinks": to_jsonable(self._source.sink_health()),
-            "relay": to_jsonable(self._source.relay_counters()),
-            "admin": to_jsonable(self.counters()),
-        }
+        return rates
+
+
+def _encoded(item: ActivityItem, memo: dict[int, str]) -> str:
+    text = memo.get(item.seq)
+    if text is None:
+        text = memo[item.seq] = json.dumps(item_json(item), separators=(",", ":"))
+    return text
+
+
+def _metrics_json(snap: MetricsSnapshot) -> JSON:
+    top_events = heapq.nlargest(TOP_EVENTS, snap.events, key=lambda e: e.messages)
+    return {
+        "rules": to_jsonable(snap.rules),
+        "events": to_jsonable(top_events),
+        "pending": snap.pending,
+        "sessions_by_transport": snap.sessions_by_transport,
+        "messages_by_direction": snap.messages_by_direction,
+        "bytes_by_direction": snap.bytes_by_direction,
+        "heartbeat_rtt": to_jsonable(snap.heartbeat_rtt),
+        "upgrade_duration": to_jsonable(snap.upgrade_duration),
+        "decode_errors": snap.decode_errors,
+        "evictions": snap.evictions,
+        "drops": snap.drops,
+        "extra": snap.extra,
+    }

@@ -1,16 +1,15 @@
 """``/metrics``: a prometheus_client collector that reads snapshots at scrape time.
 
 Nothing here is called per frame.  The only per-record work is
-:meth:`DurationHistograms.observe` (one bisect and two additions per finished request);
+:meth:`DurationHistograms.observe` (one bisect and a few additions per finished request);
 everything else is read from the tracker's :class:`~tracking.views.MetricsSnapshot`, the
-sinks' health and the relay's counters when Prometheus scrapes.
+sinks' health, the relay's counters and the admin listener's own counters when Prometheus
+scrapes.  With tracking off only the relay's and the admin listener's families are served.
 """
 
 from __future__ import annotations
 
-import bisect
-from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Iterator, Mapping, Sequence
 
 from prometheus_client.core import (
     CounterMetricFamily,
@@ -20,24 +19,28 @@ from prometheus_client.core import (
 )
 
 from socketio_trace_proxy.proxy.admin.source import MonitorSource
+from socketio_trace_proxy.tracking.metrics import OTHER, Histogram
 from socketio_trace_proxy.tracking.records import PairRecord
 from socketio_trace_proxy.tracking.views import LatencySummary, MetricsSnapshot
 
+__all__ = ["ADMIN_METRICS", "OTHER", "AdminCounters", "DurationHistograms", "MonitorCollector"]
+
 PREFIX = "socketio_proxy"
-OTHER = "_other"
 
 
 class DurationHistograms:
     """Request duration histograms per (rule, outcome), bounded in series count.
 
-    Past ``max_series`` new (rule, outcome) pairs are folded into rule ``_other`` and
-    counted in ``folded``.
+    Each series is a :class:`tracking.metrics.Histogram` over the configured bounds.  Past
+    ``max_series`` new (rule, outcome) pairs are folded into rule :data:`OTHER` (the label
+    the tracker folds event names into) and counted in ``folded``.
     """
 
     def __init__(self, bounds: Sequence[float], max_series: int) -> None:
-        self.bounds = tuple(bounds)
+        self._histogram = Histogram.with_bounds(bounds)
+        self.bounds = self._histogram.bounds
         self._max_series = max_series
-        self._series: dict[tuple[str, str], _Series] = {}
+        self._series: dict[tuple[str, str], Histogram] = {}
         self.folded = 0
 
     def observe(self, record: PairRecord) -> None:
@@ -49,33 +52,50 @@ class DurationHistograms:
                 key = (OTHER, record.outcome.value)
                 series = self._series.get(key)
             if series is None:
-                series = self._series[key] = _Series([0] * (len(self.bounds) + 1))
-        series.counts[bisect.bisect_left(self.bounds, record.duration_s)] += 1
-        series.total += record.duration_s
+                series = self._series[key] = self._histogram()
+        series.observe(record.duration_s)
 
     def series(self) -> list[tuple[str, str, list[int], float]]:
         """(rule, outcome, per-bucket counts incl. +Inf, sum) for every series."""
-        return [(r, o, list(s.counts), s.total) for (r, o), s in sorted(self._series.items())]
+        return [(r, o, list(h.counts), h.sum) for (r, o), h in sorted(self._series.items())]
 
     def __len__(self) -> int:
         return len(self._series)
 
 
-@dataclass(slots=True)
-class _Series:
-    counts: list[int]
-    total: float = 0.0
+AdminCounters = Mapping[str, int]
+"""The admin listener's own counters by name (keys of :data:`ADMIN_METRICS`)."""
 
-
-@dataclass(frozen=True, slots=True)
-class AdminCounters:
-    """The admin listener's own counters, read at scrape time."""
-
-    stream_clients: int
-    stream_updates_dropped: int
-    stream_clients_refused: int
-    subscription_errors: int
-    histogram_series_folded: int
+ADMIN_METRICS: dict[str, tuple[bool, str]] = {  # name -> (is a gauge, help)
+    "stream_clients": (True, "Connected live-stream clients"),
+    "stream_updates_dropped": (
+        False,
+        "Live-stream updates dropped because a client read too slowly",
+    ),
+    "stream_clients_refused": (False, "Live-stream connections refused (too many clients)"),
+    "stream_tick_errors": (False, "Live-stream updates that could not be built"),
+    "subscription_errors": (False, "Records the admin listener failed to take in"),
+    "histogram_series_folded": (
+        False,
+        f"Observations folded into rule {OTHER} (series limit reached)",
+    ),
+    "closed_sessions": (True, "Closed sessions kept browsable"),
+    "closed_sessions_evicted": (False, "Closed sessions forgotten to keep the most recent"),
+    "exports_active": (True, "/api/export downloads in progress"),
+    "exports_refused": (False, "/api/export downloads refused (too many at once)"),
+    "hosts_refused": (
+        False,
+        "Requests refused for their Host header (no token: DNS rebinding guard)",
+    ),
+    "login_failures": (False, "Wrong admin tokens given (login form or bearer header)"),
+    "login_refused": (False, "Token checks refused by the guess rate limit"),
+    "login_sessions": (True, "Live login sessions"),
+    "login_sessions_evicted": (
+        False,
+        "Login sessions revoked early to stay within max_login_sessions",
+    ),
+    "login_clients_evicted": (False, "Clients forgotten by the guess rate limit (table full)"),
+}
 
 
 def _fmt_bound(bound: float) -> str:
@@ -112,10 +132,11 @@ class MonitorCollector:
         self._admin_counters = admin_counters
 
     def collect(self) -> Iterator[Metric]:
-        snap = self._source.get_metrics()
-        yield from self._requests(snap)
-        yield from self._traffic(snap)
-        yield from self._exporters()
+        if self._source.tracking_enabled:
+            snap = self._source.get_metrics()
+            yield from self._requests(snap)
+            yield from self._traffic(snap)
+            yield from self._exporters()
         yield from self._relay()
         yield from self._admin()
 
@@ -261,32 +282,10 @@ class MonitorCollector:
                 yield gauge
 
     def _admin(self) -> Iterator[Metric]:
-        c = self._admin_counters()
-        yield GaugeMetricFamily(
-            f"{PREFIX}_admin_stream_clients",
-            "Connected live-stream clients",
-            value=c.stream_clients,
-        )
-        yield CounterMetricFamily(
-            f"{PREFIX}_admin_stream_updates_dropped",
-            "Live-stream updates dropped because a client read too slowly",
-            value=c.stream_updates_dropped,
-        )
-        yield CounterMetricFamily(
-            f"{PREFIX}_admin_stream_clients_refused",
-            "Live-stream connections refused (too many clients)",
-            value=c.stream_clients_refused,
-        )
-        yield CounterMetricFamily(
-            f"{PREFIX}_admin_subscription_errors",
-            "Records the admin listener failed to take in",
-            value=c.subscription_errors,
-        )
-        yield CounterMetricFamily(
-            f"{PREFIX}_admin_histogram_series_folded",
-            "Observations folded into rule _other (series limit reached)",
-            value=c.histogram_series_folded,
-        )
+        counters = self._admin_counters()
+        for name, (gauge, doc) in ADMIN_METRICS.items():
+            family = GaugeMetricFamily if gauge else CounterMetricFamily
+            yield family(f"{PREFIX}_admin_{name}", doc, value=counters.get(name, 0))
 
 
 def _sanitize(name: str) -> str:

@@ -1,28 +1,23 @@
-"""Who may use the admin listener: the loopback rule, the bearer token and the login cookie.
+"""Who may reach the admin listener: the loopback rule and, without a token, the Host rule.
 
 Bound to a non-loopback address the listener needs a token (``SOCKET_TRACE_ADMIN_TOKEN``);
 without one :func:`check_admin_binding` raises :class:`AdminBindError` (the CLI exits 2).
-With a token configured every endpoint but the health checks and the login form asks for
-``Authorization: Bearer <token>`` or the cookie the login form sets.  The cookie holds an
-HMAC of the token, never the token itself.
+Without a token, loopback alone is not enough: a page on another origin can rebind its own
+host name to 127.0.0.1 (DNS rebinding) and read the API with the browser's help.  Such a
+request still names the attacker's host in ``Host``, so :class:`HostGuard` answers only
+requests for a loopback address, ``localhost`` (or ``*.localhost``, which browsers resolve
+to loopback themselves) or a name in ``admin.allowed_hosts``.  With a token the token guards
+the listener (see :mod:`proxy.admin.auth`).
 """
 
 from __future__ import annotations
 
-import asyncio
-import hashlib
-import hmac
-import html
 import ipaddress
 
 from aiohttp import web
 from aiohttp.typedefs import Handler, Middleware
 
 from socketio_trace_proxy.config.admin import ADMIN_TOKEN_ENV, AdminSettings
-
-COOKIE_NAME = "sitp_admin"
-PUBLIC_PATHS = frozenset({"/healthz", "/readyz", "/login"})
-_LOGIN_FAILURE_DELAY_S = 0.25
 
 
 class AdminBindError(Exception):
@@ -64,94 +59,45 @@ def check_admin_binding(settings: AdminSettings) -> None:
         )
 
 
-def cookie_value(token: str) -> str:
-    return hmac.new(
-        token.encode(), b"socketio-trace-proxy admin cookie v1", hashlib.sha256
-    ).hexdigest()
+def host_name(host_header: str) -> str:
+    """The name or address in a ``Host`` header value, without port or IPv6 brackets."""
+    host = host_header.strip().lower()
+    if host.startswith("["):
+        return host[1:].partition("]")[0]
+    if host.count(":") == 1:
+        host = host.partition(":")[0]
+    return host.rstrip(".")
 
 
-def is_authorized(request: web.Request, token: str) -> bool:
-    header = request.headers.get("Authorization", "")
-    scheme, _, given = header.partition(" ")
-    if scheme.lower() == "bearer" and hmac.compare_digest(given.strip().encode(), token.encode()):
-        return True
-    cookie = request.cookies.get(COOKIE_NAME)
-    return cookie is not None and hmac.compare_digest(cookie.encode(), cookie_value(token).encode())
+class HostGuard:
+    """Refuses (421, counted) a request whose ``Host`` is neither loopback nor allowed."""
 
+    def __init__(self, settings: AdminSettings) -> None:
+        self._allowed = frozenset(settings.allowed_hosts)
+        self.refused = 0
 
-def auth_middleware(token: str) -> Middleware:
-    @web.middleware
-    async def middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
-        if request.path in PUBLIC_PATHS or is_authorized(request, token):
-            return await handler(request)
-        if request.method == "GET" and request.path == "/":
-            raise web.HTTPSeeOther("/login")
-        return web.json_response(
-            {"error": "unauthorized: send Authorization: Bearer <token> or log in at /login"},
-            status=401,
-            headers={"WWW-Authenticate": 'Bearer realm="socketio-trace-proxy admin"'},
-        )
+    def allows(self, host_header: str | None) -> bool:
+        if host_header is None:  # HTTP/1.0 without Host: no browser sends that
+            return True
+        name = host_name(host_header)
+        return name in self._allowed or name.endswith(".localhost") or is_loopback_host(name)
 
-    return middleware
-
-
-_LOGIN_PAGE = """<!doctype html>
-<html lang="en"><head><meta charset="utf-8"><title>socketio-trace-proxy: log in</title>
-<meta name="viewport" content="width=device-width, initial-scale=1">
-<style>body{{font:15px system-ui,sans-serif;background:#10151c;color:#dde3ea;display:grid;
-place-items:center;height:100vh;margin:0}}form{{background:#19212b;padding:24px 28px;
-border-radius:8px;min-width:300px}}input{{width:100%;box-sizing:border-box;padding:8px;
-margin:8px 0 14px;background:#0d1117;color:inherit;border:1px solid #3a4656;border-radius:4px}}
-button{{padding:8px 16px;background:#2f81f7;color:#fff;border:0;border-radius:4px}}
-.err{{color:#ff7b72}}</style></head>
-<body><form method="post" action="/login"><h2>Socket.IO trace monitor</h2>{error}
-<label for="token">Admin token</label>
-<input id="token" name="token" type="password" autocomplete="current-password" autofocus>
-<button type="submit">Log in</button></form></body></html>"""
-
-
-def login_page(error: str | None = None, status: int = 200) -> web.Response:
-    err = f'<p class="err">{html.escape(error)}</p>' if error else ""
-    return web.Response(
-        text=_LOGIN_PAGE.format(error=err),
-        status=status,
-        content_type="text/html",
-        headers={"Cache-Control": "no-store", "X-Frame-Options": "DENY"},
-    )
-
-
-def login_handlers(token: str | None) -> list[web.RouteDef]:
-    async def get_login(request: web.Request) -> web.StreamResponse:
-        if token is None:
-            raise web.HTTPSeeOther("/")
-        return login_page()
-
-    async def post_login(request: web.Request) -> web.StreamResponse:
-        if token is None:
-            raise web.HTTPSeeOther("/")
-        form = await request.post()
-        given = form.get("token")
-        if isinstance(given, str) and hmac.compare_digest(given.encode(), token.encode()):
-            response = web.HTTPSeeOther("/")
-            response.set_cookie(
-                COOKIE_NAME,
-                cookie_value(token),
-                httponly=True,
-                samesite="Strict",
-                path="/",
-                secure=request.secure,
+    def middleware(self) -> Middleware:
+        @web.middleware
+        async def middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+            host = request.headers.get("Host")
+            if self.allows(host):
+                return await handler(request)
+            self.refused += 1
+            return web.json_response(
+                {
+                    "error": f"Host {host!r} is not served: without an admin token this "
+                    "listener answers only loopback addresses and localhost (DNS rebinding "
+                    "guard); add the name to admin.allowed_hosts, or set "
+                    f"{ADMIN_TOKEN_ENV}"
+                },
+                status=421,
+                headers={"Cache-Control": "no-store"},
             )
-            raise response
-        await asyncio.sleep(_LOGIN_FAILURE_DELAY_S)  # slows down guessing
-        return login_page("That token is not right.", status=401)
 
-    async def post_logout(request: web.Request) -> web.StreamResponse:
-        response = web.HTTPSeeOther("/login" if token is not None else "/")
-        response.del_cookie(COOKIE_NAME, path="/")
-        raise response
-
-    return [
-        web.get("/login", get_login),
-        web.post("/login", post_login),
-        web.post("/logout", post_logout),
-    ]
+        return middleware

@@ -1,7 +1,9 @@
 """JSON/CSV shapes of views and records, and the activity filters the API and stream share.
 
-Records gain a ``type`` key (``pair``, ``message``, ``lifecycle``) so clients can tell them
-apart; enums become their values; non-finite floats become ``null``.
+Records gain a ``type`` key (``pair``, ``message``, ``lifecycle``; a record class added
+later, ``HeartbeatRecord`` say, gets ``heartbeat``) so clients can tell them apart; enums
+become their values; non-finite floats become ``null``.  Session ids are searched without
+regard to case, and a copied shortened id (``abc123…``) finds its session.
 """
 
 from __future__ import annotations
@@ -45,7 +47,7 @@ def to_jsonable(value: object) -> JSON:
         return to_jsonable(value.value)
     if dataclasses.is_dataclass(value) and not isinstance(value, type):
         out: dict[str, JSON] = {}
-        kind = _RECORD_TYPES.get(type(value))
+        kind = _record_type(type(value))
         if kind is not None:
             out["type"] = kind
         for f in dataclasses.fields(value):
@@ -58,6 +60,20 @@ def to_jsonable(value: object) -> JSON:
     if isinstance(value, bytes):
         return f"<{len(value)} bytes>"
     return str(value)
+
+
+def _record_type(cls: type) -> str | None:
+    kind = _RECORD_TYPES.get(cls)
+    if kind is None and cls.__name__.endswith("Record") and len(cls.__name__) > len("Record"):
+        kind = cls.__name__.removesuffix("Record").lower()
+    return kind
+
+
+def session_query(text: str | None) -> str | None:
+    """A session id (or the start of one) as typed or copied: trimmed, a trailing ellipsis
+    of a shortened id dropped, lower-cased for a case-blind match; ``None`` when empty."""
+    query = (text or "").strip().removesuffix("…").removesuffix("...").strip().lower()
+    return query or None
 
 
 def record_outcome(record: Record) -> str | None:
@@ -92,15 +108,26 @@ def record_wall(record: Record) -> float:
     return record.wall if isinstance(record, MessageRecord) else record.start_wall
 
 
+def record_end_wall(record: Record) -> float:
+    """When the record's span ended (a message's time): the order records are made in."""
+    if isinstance(record, MessageRecord):
+        return record.wall
+    return record.start_wall + record.duration_s
+
+
 @dataclass(frozen=True, slots=True)
 class ActivityFilter:
-    """``session`` is a session id prefix, ``event`` a substring of any of the record's
-    names, ``outcome`` and ``direction`` exact values; unset fields match everything."""
+    """``session`` is a session id prefix (see :func:`session_query`), ``event`` a substring
+    of any of the record's names, ``outcome`` and ``direction`` exact values; unset fields
+    match everything."""
 
     session: str | None = None
     event: str | None = None
     outcome: str | None = None
     direction: str | None = None
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "session", session_query(self.session))
 
     @classmethod
     def from_query(cls, query: Mapping[str, str]) -> ActivityFilter:
@@ -115,14 +142,21 @@ class ActivityFilter:
             raise ValueError(f"outcome must be one of {sorted(OUTCOMES)}, not {outcome!r}")
         if direction is not None and direction not in DIRECTIONS:
             raise ValueError(f"direction must be one of {sorted(DIRECTIONS)}, not {direction!r}")
-        return cls(session=get("session"), event=get("event"), outcome=outcome, direction=direction)
+        return cls(
+            session=get("session"),
+            event=get("event"),
+            outcome=outcome,
+            direction=direction,
+        )
 
     @property
     def active(self) -> bool:
         return any(v is not None for v in (self.session, self.event, self.outcome, self.direction))
 
     def matches(self, record: Record) -> bool:
-        if self.session is not None and not record.session.session_id.startswith(self.session):
+        if self.session is not None and not (
+            record.session.session_id.lower().startswith(self.session)
+        ):
             return False
         if self.outcome is not None and record_outcome(record) != self.outcome:
             return False

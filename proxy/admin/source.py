@@ -2,7 +2,9 @@
 
 The composition root hands :func:`proxy.admin.build_admin_app` a :class:`MonitorSource`;
 :class:`TrackerMonitorSource` builds one from the tracker (``tracking.runtime.Tracker``)
-and a getter for the relay's counters.  Tests use fakes fed with real views and records.
+and a getter for the relay's counters, :class:`RelayOnlySource` one for a plain relay
+(tracking off: only the relay's counters, ``tracking_enabled`` false).  Tests use fakes fed
+with real views and records.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from socketio_trace_proxy.tracking.records import Record
 from socketio_trace_proxy.tracking.sink import SinkHealth
 from socketio_trace_proxy.tracking.views import (
     ActivityItem,
+    LatencySummary,
     MetricsSnapshot,
     PendingView,
     SessionView,
@@ -48,7 +51,10 @@ class TrackerSource(Protocol):
 
 
 class MonitorSource(TrackerSource, Protocol):
-    """The tracker's API plus the relay's own counters."""
+    """The tracker's API plus the relay's own counters.  With ``tracking_enabled`` false
+    the tracker's part answers empty and the admin listener says tracking is off."""
+
+    tracking_enabled: bool
 
     def relay_counters(self) -> RelayCounters: ...
 
@@ -89,6 +95,8 @@ class TrackerMonitorSource:
     ``RelayStats``); ``None`` when there is no relay to report on.
     """
 
+    tracking_enabled = True
+
     def __init__(
         self, tracker: TrackerSource, relay_stats: Callable[[], object] | None = None
     ) -> None:
@@ -120,3 +128,57 @@ class TrackerMonitorSource:
         if self._relay_stats is None:
             return {}
         return flatten_counters(self._relay_stats())
+
+
+_NO_LATENCY = LatencySummary(count=0, p50_s=None, p95_s=None, p99_s=None, max_s=None)
+_NO_METRICS = MetricsSnapshot(
+    rules=(),
+    events=(),
+    pending=0,
+    sessions_by_transport={},
+    messages_by_direction={},
+    bytes_by_direction={},
+    heartbeat_rtt=_NO_LATENCY,
+    upgrade_duration=_NO_LATENCY,
+    decode_errors=0,
+    evictions={},
+    drops={},
+)
+
+
+class RelayOnlySource:
+    """A :class:`MonitorSource` for a plain relay (``tracking.enabled: false``): the relay's
+    counters, and an empty tracker part (no records, sessions, pending requests or sinks)."""
+
+    tracking_enabled = False
+
+    def __init__(self, relay_stats: Callable[[], object]) -> None:
+        self._relay_stats = relay_stats
+
+    def get_metrics(self) -> MetricsSnapshot:
+        return _NO_METRICS
+
+    def get_pending_requests(self) -> Sequence[PendingView]:
+        return ()
+
+    def get_sessions(self) -> Sequence[SessionView]:
+        return ()
+
+    def get_session_timeline(self, session_id: str) -> object:
+        return None
+
+    def recent_activity(self, since_seq: int, limit: int) -> Sequence[ActivityItem]:
+        return ()
+
+    def subscribe(self, callback: Callable[[Record], None]) -> Callable[[], None]:
+        return _nothing
+
+    def sink_health(self) -> Sequence[SinkHealth]:
+        return ()
+
+    def relay_counters(self) -> RelayCounters:
+        return flatten_counters(self._relay_stats())
+
+
+def _nothing() -> None:
+    return None

@@ -6,6 +6,7 @@ import pytest
 from pydantic import ValidationError
 
 from socketio_trace_proxy.config.admin import ADMIN_TOKEN_ENV, AdminSettings, token_from_environ
+from socketio_trace_proxy.config.loader import ConfigError, load_settings
 
 
 def test_token_comes_from_the_environment() -> None:
@@ -31,3 +32,12 @@ def test_histogram_buckets_must_increase(buckets: tuple[float, ...]) -> None:
 def test_unknown_keys_are_refused() -> None:
     with pytest.raises(ValidationError):
         AdminSettings.model_validate({"listen": "127.0.0.1:1", "tokn": "x"})
+
+
+def test_openobserve_ui_url_from_the_environment_and_checked() -> None:
+    settings = load_settings(None, {"OPENOBSERVE_UI_URL": "http://127.0.0.1:5080/"})
+    assert settings.admin.openobserve_ui_url == "http://127.0.0.1:5080"
+    with pytest.raises(ConfigError, match="OPENOBSERVE_UI_URL"):
+        load_settings(None, {"OPENOBSERVE_UI_URL": "openobserve:5080"})
+    with pytest.raises(ValidationError, match="credentials"):
+        AdminSettings(openobserve_ui_url="http://root:pw@127.0.0.1:5080")

@@ -12,7 +12,8 @@ from pathlib import Path
 import aiohttp
 from aiohttp import web
 
-from socketio_trace_proxy.proxy.cli import main
+from socketio_trace_proxy.config.settings import Settings
+from socketio_trace_proxy.proxy.cli import main, openobserve_trace_link
 from tests.proxy.peers import free_port, runner_port
 
 REPO = Path(__file__).resolve().parents[2]
@@ -134,3 +135,25 @@ async def test_demo_drive_runs_the_script_and_prints_decoded_traffic() -> None:
     assert "[traffic] C->S" in out
     assert "create_terminal" in out
     assert "terminal_ready" in out
+
+
+def test_the_dashboard_links_traces_to_openobserve_when_it_is_the_exporter() -> None:
+    def settings(**openobserve: object) -> Settings:
+        admin = openobserve.pop("admin", {})
+        return Settings.model_validate({"exporters": {"openobserve": openobserve}, "admin": admin})
+
+    link = openobserve_trace_link(settings(endpoint="http://u:secret@openobserve:5080/api/acme"))
+    assert link is not None
+    assert link.url == "http://openobserve:5080/web/traces/trace-details"  # no credentials
+    assert dict(link.query) == {"stream": "default", "org_identifier": "acme"}
+    link = openobserve_trace_link(
+        settings(
+            endpoint="http://openobserve:5080",
+            traces_stream="socketio",
+            admin={"openobserve_ui_url": "http://127.0.0.1:5080/"},
+        )
+    )
+    assert link is not None and link.url == "http://127.0.0.1:5080/web/traces/trace-details"
+    assert dict(link.query) == {"stream": "socketio", "org_identifier": "default"}
+    assert openobserve_trace_link(settings()) is None  # OpenObserve is not the exporter
+    assert openobserve_trace_link(settings(endpoint="http://o:5080", traces=False)) is None

@@ -49,3 +49,16 @@ def test_event_names_fold_and_directions_are_counted() -> None:
     assert {(e.event, e.messages) for e in snap.events} == {("a", 2), ("b", 1), (OTHER, 2)}
     assert snap.messages_by_direction == {"c2s": 5} and snap.bytes_by_direction == {"c2s": 50}
     assert snap.drops == {"x": 1} and snap.extra["event_names_folded"] == 2
+
+
+def test_histogram_over_other_bounds_keeps_the_api() -> None:
+    prometheus_buckets = Histogram.with_bounds((0.1, 1.0))
+    h = prometheus_buckets()
+    assert isinstance(h, Histogram) and h.bounds == (0.1, 1.0)
+    assert Histogram.bounds != h.bounds and len(Histogram().counts) == len(Histogram.bounds) + 1
+    for v in (0.1, 0.5, 2.0):  # an upper bound is inclusive, as Prometheus' ``le``
+        h.observe(v)
+    assert h.counts == [1, 1, 1] and h.count == 3 and h.max == 2.0
+    assert h.quantile(0.5) == 1.0 and h.quantile(1.0) == 2.0
+    with pytest.raises(ValueError, match="increasing"):
+        Histogram.with_bounds((1.0, 1.0))

@@ -1,73 +1,26 @@
-// Socket.IO trace monitor dashboard: no build step, no external assets.
-// Every string that comes from the traffic is put into the page with textContent only.
+// Socket.IO trace monitor dashboard, dashboard.js: the live stream and the panels it feeds
+// (header, pending, rules, latency chart, activity log, relay counters), and start-up.
 "use strict";
 
-const LOG_MAX = 2000;        // activity rows kept in the browser
-const LOG_SHOWN = 300;       // activity rows rendered
-const PAUSED_MAX = 5000;     // items held while the log is paused
-const SESSIONS_PAGE = 50;
-const TIMEOUT_SHOWN_S = 60;  // how long a timed-out request stays highlighted in "pending"
-
-const $ = (id) => document.getElementById(id);
-
-const state = {
-  clockOffset: 0,            // browser time minus server time, seconds
-  pending: [],
-  timeouts: [],
-  history: [],
-  rules: [],
-  log: [],
-  maxSeq: 0,
-  paused: false,
-  pausedBuf: [],
-  pausedDropped: 0,
-  skipped: 0,
-  sessionsOffset: 0,
-  selectedSid: null,
-  source: null,
-  renderQueued: false,
-};
-
-// ---- formatting ----
-function fmtDur(s) {
-  if (s === null || s === undefined) return "–";
-  if (s < 1) return (s * 1000).toFixed(s < 0.01 ? 2 : 1) + " ms";
-  if (s < 120) return s.toFixed(2) + " s";
-  return Math.floor(s / 60) + " min " + Math.floor(s % 60) + " s";
+// ---- what the server is configured for ----
+async function loadInfo() {
+  try { state.info = await getJson("/api/info"); } catch (e) { return; }
+  $("logout-form").hidden = !state.info.auth;  // nothing to log out of without a token
+  applyTracking(state.info.tracking);
 }
-function fmtBytes(n) {
-  if (n === null || n === undefined) return "–";
-  if (n < 1024) return n + " B";
-  if (n < 1048576) return (n / 1024).toFixed(1) + " KiB";
-  return (n / 1048576).toFixed(1) + " MiB";
-}
-function fmtTime(wall) {
-  const d = new Date(wall * 1000);
-  return d.toLocaleTimeString([], { hour12: false }) + "." + String(d.getMilliseconds()).padStart(3, "0");
-}
-function shortSid(sid) { return sid && sid.length > 12 ? sid.slice(0, 12) + "…" : (sid || ""); }
-function serverNow() { return Date.now() / 1000 - state.clockOffset; }
-function sum(obj) { return Object.values(obj || {}).reduce((a, b) => a + b, 0); }
-
-function el(tag, attrs, ...children) {
-  const node = document.createElement(tag);
-  if (attrs) {
-    for (const [k, v] of Object.entries(attrs)) {
-      if (v === undefined || v === null) continue;
-      if (k === "class") node.className = v;
-      else if (k === "title") node.title = v;
-      else if (k.startsWith("data-")) node.setAttribute(k, v);
-      else node[k] = v;
-    }
+function applyTracking(on) {
+  state.tracking = on;
+  $("tracking-badge").hidden = on;
+  document.body.classList.toggle("tracking-off", !on);
+  $("tracking-off-banner").hidden = on;
+  $("tracking-off-banner").textContent = on ? "" : TRACKING_OFF_TEXT;
+  for (const panel of document.querySelectorAll(".needs-tracking")) {
+    panel.classList.toggle("off", !on);
+    const note = panel.querySelector(".tracking-off-note");
+    note.hidden = on;
+    note.textContent = on ? "" : TRACKING_OFF_NOTE;
   }
-  for (const c of children) {
-    if (c === null || c === undefined) continue;
-    node.append(c instanceof Node ? c : document.createTextNode(String(c)));
-  }
-  return node;
 }
-function td(text, cls) { return el("td", { class: cls }, text); }
-function replaceRows(tbody, rows) { tbody.replaceChildren(...rows); }
 
 // ---- filters & export links ----
 function filterParams() {
@@ -109,6 +62,7 @@ function setConn(on) {
 
 function onHello(msg) {
   state.clockOffset = Date.now() / 1000 - msg.t;
+  if (msg.tracking !== undefined && msg.tracking !== state.tracking) applyTracking(msg.tracking);
   state.history = msg.latency_history || [];
   state.log = msg.activity.items.slice(-LOG_MAX);
   state.maxSeq = Math.max(msg.activity.last_seq || 0, ...state.log.map((i) => i.seq));
@@ -122,15 +76,19 @@ function onHello(msg) {
 function onUpdate(msg) {
   const shared = msg.shared;
   state.clockOffset = Date.now() / 1000 - shared.t;
-  state.pending = shared.pending.items;
-  state.pendingTotal = shared.pending.total;
-  state.timeouts = shared.timeouts || [];
-  state.rules = shared.metrics.rules;
-  state.metrics = shared.metrics;
-  state.rates = shared.rates;
-  state.sinks = shared.sinks;
-  state.history.push(shared.latency);
-  if (state.history.length > 600) state.history.splice(0, state.history.length - 600);
+  state.relay = shared.relay;
+  if (shared.tracking !== undefined && shared.tracking !== state.tracking) applyTracking(shared.tracking);
+  if (shared.metrics) {
+    state.pending = shared.pending.items;
+    state.pendingTotal = shared.pending.total;
+    state.timeouts = shared.timeouts || [];
+    state.rules = shared.metrics.rules;
+    state.metrics = shared.metrics;
+    state.rates = shared.rates;
+    state.sinks = shared.sinks;
+    state.history.push(shared.latency);
+    if (state.history.length > 600) state.history.splice(0, state.history.length - 600);
+  }
   const fresh = msg.activity.items.filter((i) => i.seq > state.maxSeq);
   if (fresh.length) state.maxSeq = fresh[fresh.length - 1].seq;
   state.skipped += (msg.activity.skipped || 0) + (msg.activity.lost || 0);
@@ -161,7 +119,9 @@ function scheduleRender() {
   state.renderQueued = true;
   requestAnimationFrame(() => {
     state.renderQueued = false;
-    renderHeader(); renderPending(); renderRules(); renderChart();
+    renderHeader(); renderRelay();
+    if (!state.tracking) return;
+    renderPending(); renderRules(); renderChart();
     if (!state.paused) renderLog();
     renderPausedCount();
   });
@@ -170,7 +130,13 @@ function scheduleRender() {
 // ---- header ----
 function renderHeader() {
   const m = state.metrics;
-  if (!m) return;
+  if (!state.tracking || !m) {
+    for (const id of ["stat-sessions", "stat-pending", "stat-rtt", "stat-decode"]) $(id).textContent = "–";
+    $("stat-rate").textContent = "–";
+    $("stat-transports").textContent = "";
+    $("stat-exporters").replaceChildren("none");
+    return;
+  }
   $("stat-sessions").textContent = sum(m.sessions_by_transport);
   $("stat-transports").textContent = Object.entries(m.sessions_by_transport)
     .map(([t, n]) => t + " " + n).join(" · ");
@@ -187,31 +153,59 @@ function renderHeader() {
   $("stat-exporters").replaceChildren(...(sinks.length ? sinks : ["none"]));
 }
 
-// ---- pending ----
+function renderRelay() {
+  if (!state.relay) return;
+  const cells = Object.entries(state.relay).sort(([a], [b]) => a.localeCompare(b)).map(([k, v]) => {
+    const value = typeof v === "object" && v !== null
+      ? Object.entries(v).map(([kk, vv]) => kk + " " + vv).join(" · ") : String(v);
+    return el("div", { class: "counter", "data-counter": k },
+      el("span", { class: "k", title: k }, k.replace(/_/g, " ")), el("span", { class: "v" }, value));
+  });
+  $("relay-counters").replaceChildren(...(cells.length ? cells : [el("p", { class: "empty" }, "No relay counters.")]));
+}
+
+// ---- pending: live requests first, recent timeouts in their own (collapsed) group ----
 function renderPending() {
-  const now = serverNow();
-  const rows = [];
-  for (const t of state.timeouts) {
-    if (now - (t.start_wall + t.duration_s) > TIMEOUT_SHOWN_S) continue;
-    rows.push(el("tr", { class: "pending-row timed-out", "data-span": t.span_id },
-      td("timed out", "num"), td(fmtDur(t.duration_s), "num"), td(t.operation), td(t.request_event),
-      td(t.ack_id ?? ""), td(t.initiator), td(shortSid(t.session.session_id), "mono")));
-  }
-  for (const p of state.pending) {
+  const live = state.pending.map((p) => {
     const tr = el("tr", { class: "pending-row", "data-span": p.span_id },
       el("td", { class: "num age", "data-start": p.started_wall, "data-timeout": p.timeout_s }),
-      td(fmtDur(p.timeout_s), "num"), td(p.operation), td(p.request_event), td(p.ack_id ?? ""),
-      td(p.initiator), td(shortSid(p.session_id), "mono"));
-    rows.push(tr);
+      td(fmtDur(p.timeout_s), "num"), nameTd(p.operation), nameTd(p.request_event), td(p.ack_id ?? "", "num"),
+      td(p.initiator), sidTd(p.session_id));
+    tr.addEventListener("click", () => openPendingDetail(p));
+    return tr;
+  });
+  const total = state.pendingTotal || 0;
+  if (total > live.length) {
+    live.push(el("tr", { class: "more-row" }, el("td", { colSpan: 7 },
+      `… and ${total - live.length} younger ones (the ${live.length} oldest are shown)`)));
   }
-  replaceRows($("pending-table").tBodies[0], rows);
-  $("pending-total").textContent = state.pendingTotal || 0;
-  $("pending-empty").hidden = rows.length > 0;
+  replaceRows($("pending-live"), live);
+  $("pending-total").textContent = total;
+  const now = serverNow();
+  const recent = state.timeouts.filter((t) => now - endWall(t) <= TIMEOUT_SHOWN_S).reverse();
+  replaceRows($("pending-timedout"), recent.map((t) => {
+    const tr = el("tr", { class: "timeout-row timed-out", "data-span": t.span_id },
+      el("td", { class: "num", title: "timed out at " + fmtTime(endWall(t)) }, fmtDur(now - endWall(t)) + " ago"),
+      td(fmtDur(t.duration_s), "num"), nameTd(t.operation),
+      nameTd(t.request_event), td(t.ack_id ?? "", "num"), td(t.initiator), sidTd(t.session.session_id));
+    tr.addEventListener("click", () => openDetail(t));
+    return tr;
+  }));
+  $("timedout-count").textContent = recent.length;
+  $("pending-timedout-head").hidden = recent.length === 0;
+  $("pending-timedout").hidden = !state.timedOutOpen || recent.length === 0;
+  $("pending-empty").hidden = total > 0;
   tickAges();
+}
+function toggleTimedOut() {
+  state.timedOutOpen = !state.timedOutOpen;
+  $("timedout-toggle").setAttribute("aria-expanded", String(state.timedOutOpen));
+  $("timedout-toggle").firstChild.textContent = (state.timedOutOpen ? "▾" : "▸") + " timed out recently ";
+  renderPending();
 }
 function tickAges() {
   const now = serverNow();
-  for (const cell of document.querySelectorAll("#pending-table td.age")) {
+  for (const cell of document.querySelectorAll("#pending-live td.age")) {
     const age = Math.max(0, now - Number(cell.dataset.start));
     cell.textContent = fmtDur(age);
     cell.parentElement.classList.toggle("overdue", age >= Number(cell.dataset.timeout));
@@ -225,9 +219,8 @@ function renderRules() {
   const rows = state.rules.map((r) => {
     if (!known.has(r.rule)) sel.append(el("option", { value: r.rule }, r.rule));
     const o = r.outcomes;
-    const count = sum(o);
     const tr = el("tr", { class: "rule-row", "data-rule": r.rule },
-      td(r.rule), td(count, "num"), td(o.error || 0, "num"), td(o.timeout || 0, "num"),
+      nameTd(r.rule), td(sum(o), "num"), td(o.error || 0, "num"), td(o.timeout || 0, "num"),
       td(o.late || 0, "num"), td(r.slow, "num"), td(fmtDur(r.latency.p50_s), "num"),
       td(fmtDur(r.latency.p95_s), "num"), td(fmtDur(r.latency.p99_s), "num"),
       td(fmtDur(r.latency.max_s), "num"));
@@ -236,6 +229,7 @@ function renderRules() {
     return tr;
   });
   replaceRows($("rules-table").tBodies[0], rows);
+  $("rules-empty").hidden = rows.length > 0;
 }
 
 // ---- latency chart (canvas) ----
@@ -244,6 +238,7 @@ function renderChart() {
   const canvas = $("latency-chart");
   const dpr = window.devicePixelRatio || 1;
   const w = canvas.clientWidth, h = canvas.clientHeight || 220;
+  if (!w) return;
   if (canvas.width !== Math.round(w * dpr)) { canvas.width = Math.round(w * dpr); canvas.height = Math.round(h * dpr); }
   const ctx = canvas.getContext("2d");
   ctx.setTransform(dpr, 0, 0, dpr, 0, 0);
@@ -298,105 +293,32 @@ function renderChart() {
   });
 }
 
-// ---- sessions & waterfall ----
-async function getJson(url) {
-  const r = await fetch(url, { headers: { Accept: "application/json" } });
-  if (r.status === 401) { location.href = "/login"; throw new Error("unauthorized"); }
-  if (!r.ok) throw new Error(url + ": " + r.status);
-  return r.json();
-}
-async function loadSessions() {
-  if (document.hidden) return;
-  const p = new URLSearchParams({ limit: SESSIONS_PAGE, offset: state.sessionsOffset });
-  const q = $("sessions-search").value.trim();
-  if (q) p.set("q", q);
-  let data;
-  try { data = await getJson("/api/sessions?" + p.toString()); } catch (e) { return; }
-  const now = serverNow();
-  const rows = data.items.map((s) => {
-    const tr = el("tr", { class: "session-row", "data-sid": s.session_id, title: s.session_id },
-      td(shortSid(s.session_id), "mono"), td(s.transport + (s.upgraded ? " ↑" : "")), td(s.remote || ""),
-      td(fmtDur(now - s.opened_wall), "num"), td(s.namespaces.join(" ")), td(s.pending, "num"),
-      td(s.messages_in + " / " + s.messages_out, "num"), td(fmtBytes(s.bytes_in) + " / " + fmtBytes(s.bytes_out), "num"),
-      td(fmtDur(s.heartbeat_rtt_s), "num"));
-    if (s.session_id === state.selectedSid) tr.classList.add("selected");
-    tr.addEventListener("click", () => selectSession(s.session_id));
-    return tr;
-  });
-  replaceRows($("sessions-table").tBodies[0], rows);
-  $("sessions-total").textContent = data.total;
-  $("sessions-page").textContent = Math.floor(state.sessionsOffset / SESSIONS_PAGE) + 1;
-}
-function selectSession(sid) {
-  state.selectedSid = sid;
-  for (const tr of document.querySelectorAll("tr.session-row")) tr.classList.toggle("selected", tr.dataset.sid === sid);
-  loadWaterfall();
-}
-function collectPairs(node, out) {
-  if (Array.isArray(node)) { for (const v of node) collectPairs(v, out); return; }
-  if (node && typeof node === "object") {
-    if (node.type === "pair" && typeof node.duration_s === "number") { out.push(node); return; }
-    for (const v of Object.values(node)) collectPairs(v, out);
-  }
-}
-async function loadWaterfall() {
-  const sid = state.selectedSid;
-  if (!sid || document.hidden) return;
-  let data;
-  try { data = await getJson("/api/sessions/" + encodeURIComponent(sid)); } catch (e) { return; }
-  if (sid !== state.selectedSid) return;
-  $("waterfall-sid").textContent = sid;
-  const s = data.session;
-  $("waterfall-meta").textContent = s
-    ? `${s.transport}${s.upgraded ? " (upgraded)" : ""} · ${s.remote || "?"} · heartbeat RTT ${fmtDur(s.heartbeat_rtt_s)} · ${s.pending} pending`
-    : "closed session";
-  const pairs = [];
-  collectPairs(data.timeline, pairs);
-  const seen = new Set();
-  const uniq = pairs.filter((p) => !seen.has(p.span_id) && seen.add(p.span_id));
-  uniq.sort((a, b) => a.start_wall - b.start_wall);
-  const shown = uniq.slice(-100);
-  if (!shown.length) { $("waterfall").replaceChildren(el("p", { class: "empty" }, "No request/reply pairs yet.")); return; }
-  const t0 = shown[0].start_wall;
-  const t1 = Math.max(...shown.map((p) => p.start_wall + p.duration_s));
-  const span = Math.max(t1 - t0, 0.001);
-  const rows = shown.map((p) => {
-    const bar = el("div", { class: "wf-bar outcome-" + p.outcome, title: `${p.operation} · ${p.outcome} · ${fmtDur(p.duration_s)}` });
-    bar.style.left = (100 * (p.start_wall - t0) / span) + "%";
-    bar.style.width = Math.max(0.3, 100 * p.duration_s / span) + "%";
-    return el("div", { class: "wf-row", "data-span": p.span_id },
-      el("span", { class: "wf-label", title: p.operation }, p.operation),
-      el("div", { class: "wf-track" }, bar),
-      el("span", { class: "wf-dur" }, fmtDur(p.duration_s)));
-  });
-  $("waterfall").replaceChildren(...rows);
-}
-
-// ---- activity log ----
+// ---- sessions (open, or recently closed) ----
+// ---- activity log: newest end first, in the order of the time shown ----
 function describe(rec) {
   if (rec.type === "pair") {
     return { dir: rec.initiator, name: rec.operation, outcome: rec.outcome, dur: rec.duration_s,
-      size: rec.request_size + rec.response_size, wall: rec.start_wall };
+      size: rec.request_size + rec.response_size };
   }
-  if (rec.type === "message") {
-    return { dir: rec.direction, name: rec.event, outcome: null, dur: null, size: rec.size, wall: rec.wall };
-  }
-  return { dir: "", name: rec.kind + (rec.namespace ? " " + rec.namespace : "") + (rec.error ? ": " + rec.error : ""),
-    outcome: rec.ok ? "ok" : "error", dur: rec.duration_s, size: null, wall: rec.start_wall };
+  if (rec.type === "message") return { dir: rec.direction, name: rec.event, outcome: null, dur: null, size: rec.size };
+  return { dir: "", name: (rec.kind || rec.type) + (rec.namespace ? " " + rec.namespace : "") + (rec.error ? ": " + rec.error : ""),
+    outcome: rec.ok === false ? "error" : "ok", dur: rec.duration_s, size: null };
 }
 function renderLog() {
-  const items = state.log.slice(-LOG_SHOWN).reverse();
-  const rows = items.map((item) => {
+  const items = state.log.map((item) => [endWall(item.record), item])
+    .sort((a, b) => (b[0] - a[0]) || (b[1].seq - a[1].seq)).slice(0, LOG_SHOWN);
+  const rows = items.map(([end, item]) => {
     const rec = item.record, d = describe(rec);
-    const tr = el("tr", { class: "act-row type-" + rec.type + (d.outcome ? " outcome-" + d.outcome : ""), "data-seq": item.seq },
-      td(item.seq, "num"), td(fmtTime(d.wall), "mono"), td(rec.type), td(d.dir), td(d.name),
+    const tr = el("tr", { class: "act-row type-" + rec.type + (d.outcome ? " outcome-" + d.outcome : ""), "data-seq": item.seq, "data-end": end },
+      td(item.seq, "num"), td(fmtTime(end), "mono"), td(rec.type), td(d.dir), nameTd(d.name),
       el("td", null, d.outcome ? el("span", { class: "pill " + d.outcome }, d.outcome) : ""),
-      td(d.dur === null ? "" : fmtDur(d.dur), "num"), td(d.size === null ? "" : fmtBytes(d.size), "num"),
-      td(shortSid(rec.session.session_id), "mono"));
-    tr.title = rec.session.session_id;
+      td(d.dur === null || d.dur === undefined ? "" : fmtDur(d.dur), "num"), td(d.size === null ? "" : fmtBytes(d.size), "num"),
+      sidTd(rec.session.session_id));
+    tr.addEventListener("click", () => openDetail(rec));
     return tr;
   });
   replaceRows($("activity-table").tBodies[0], rows);
+  showEmpty("activity-empty", rows.length ? "" : (filterParams().toString() ? "Nothing matches these filters." : "No activity yet."));
 }
 function renderPausedCount() {
   $("paused-count").textContent = state.paused
@@ -423,16 +345,24 @@ function onFilterChange() {
 }
 
 // ---- start ----
-document.addEventListener("DOMContentLoaded", () => {
+document.addEventListener("DOMContentLoaded", async () => {
   for (const id of ["f-session", "f-event"]) $(id).addEventListener("input", onFilterChange);
   for (const id of ["f-outcome", "f-direction"]) $(id).addEventListener("change", onFilterChange);
   $("pause-btn").addEventListener("click", togglePause);
   $("latency-rule").addEventListener("change", renderChart);
+  $("timedout-toggle").addEventListener("click", toggleTimedOut);
   $("sessions-search").addEventListener("input", () => { state.sessionsOffset = 0; loadSessions(); });
+  $("sessions-open").addEventListener("click", () => showSessions("open"));
+  $("sessions-closed").addEventListener("click", () => showSessions("closed"));
   $("sessions-prev").addEventListener("click", () => { state.sessionsOffset = Math.max(0, state.sessionsOffset - SESSIONS_PAGE); loadSessions(); });
   $("sessions-next").addEventListener("click", () => { state.sessionsOffset += SESSIONS_PAGE; loadSessions(); });
+  $("waterfall-reset").addEventListener("click", () => { state.zoom = null; renderWaterfall(); });
+  $("waterfall").addEventListener("mousedown", onWaterfallDown);
+  window.addEventListener("mousemove", onWaterfallMove);
+  window.addEventListener("mouseup", onWaterfallUp);
   window.addEventListener("resize", renderChart);
   updateExportLinks();
+  await loadInfo();
   connect();
   loadSessions();
   setInterval(tickAges, 200);

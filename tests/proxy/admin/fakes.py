@@ -107,6 +107,35 @@ def handshake(sid: str, wall: float = 1_700_000_000.0) -> LifecycleRecord:
     )
 
 
+def lifecycle(
+    sid: str,
+    kind: LifecycleKind,
+    wall: float = 1_700_000_000.0,
+    *,
+    duration_s: float = 0.0,
+    namespace: str | None = None,
+    ok: bool = True,
+    error: str | None = None,
+    detail: str | None = None,
+    transport: Transport = Transport.POLLING,
+    span: str = "00000000000000b1",
+) -> LifecycleRecord:
+    return LifecycleRecord(
+        trace_id=session_ref(sid).trace_id,
+        span_id=span,
+        parent_span_id=session_ref(sid).span_id,
+        session=session_ref(sid),
+        kind=kind,
+        namespace=namespace,
+        transport=transport,
+        ok=ok,
+        error=error,
+        start_wall=wall,
+        duration_s=duration_s,
+        detail=detail,
+    )
+
+
 def session_view(
     sid: str, transport: str = "websocket", opened: float = 1_700_000_000.0
 ) -> SessionView:
@@ -181,6 +210,7 @@ class FakeSource:
     sinks: list[SinkHealth] = field(default_factory=list)
     relay: dict[str, float | dict[str, float]] = field(default_factory=dict)
     ring_size: int = 10_000
+    tracking_enabled: bool = True
     subscribers: list[Callable[[Record], None]] = field(default_factory=list)
     next_seq: int = 1
 

@@ -5,14 +5,20 @@ from __future__ import annotations
 import csv
 import io
 import json
+import re
+from dataclasses import dataclass
 
-from socketio_trace_proxy.tracking.records import Outcome
+from socketio_trace_proxy.config.admin import AdminSettings
+from socketio_trace_proxy.proxy.admin import DashboardInfo, RelayOnlySource, TraceLink
+from socketio_trace_proxy.proxy.admin.serialize import to_jsonable
+from socketio_trace_proxy.tracking.records import LifecycleKind, Outcome
 from socketio_trace_proxy.tracking.sink import SinkHealth
-from socketio_trace_proxy.tracking.traffic import Direction
+from socketio_trace_proxy.tracking.traffic import Direction, Transport
 from tests.proxy.admin.conftest import MakeClient
 from tests.proxy.admin.fakes import (
     FakeSource,
     handshake,
+    lifecycle,
     message,
     pair,
     pending_view,
@@ -196,7 +202,109 @@ async def test_dashboard_is_served_offline(make_client: MakeClient) -> None:
     assert "Socket.IO trace monitor" in page
     assert "http://" not in page and "https://" not in page  # nothing from a CDN
     assert "default-src 'self'" in resp.headers["Content-Security-Policy"]
-    for asset in ("/static/dashboard.js", "/static/dashboard.css"):
+    scripts = re.findall(r'<script src="([^"]+)"', page)
+    assert scripts[-1] == "/static/dashboard.js" and len(scripts) == 4
+    for asset in (*scripts, "/static/dashboard.css"):
         resp = await client.get(asset)
         assert resp.status == 200
         assert "https://" not in await resp.text()
+
+
+def close(source: FakeSource, sid: str, wall: float, reason: str = "websocket_closed") -> None:
+    """A session's handshake, namespace connect, upgrade and close, as the tracker records
+    them (the tracker's session table has forgotten it then)."""
+    source.emit(lifecycle(sid, LifecycleKind.HANDSHAKE, wall - 60, detail="EIO=4"))
+    source.emit(lifecycle(sid, LifecycleKind.NAMESPACE_CONNECT, wall - 59, namespace="/chat"))
+    source.emit(lifecycle(sid, LifecycleKind.UPGRADE, wall - 58, transport=Transport.WEBSOCKET))
+    source.emit(
+        lifecycle(
+            sid,
+            LifecycleKind.CLOSE,
+            wall,
+            detail=reason,
+            ok=reason != "heartbeat_timeout",
+            error=reason if reason == "heartbeat_timeout" else None,
+            transport=Transport.WEBSOCKET,
+        )
+    )
+    source.sessions = [s for s in source.sessions if s.session_id != sid]
+
+
+async def test_closed_sessions_stay_browsable_most_recent_first(make_client: MakeClient) -> None:
+    source = FakeSource(sessions=[session_view("open-one", opened=10.0)])
+    client = await make_client(source, AdminSettings(closed_sessions=2))
+    for i, sid in enumerate(("Gone-A", "Gone-B", "Gone-C")):
+        close(source, sid, 1000.0 + i, reason="heartbeat_timeout" if i == 2 else "close_packet")
+    body = await (await client.get("/api/sessions?state=closed")).json()
+    assert body["state"] == "closed" and body["total"] == 2  # the most recent 2 are kept
+    newest, older = body["items"]
+    assert [newest["session_id"], older["session_id"]] == ["Gone-C", "Gone-B"]
+    assert newest["state"] == "closed" and newest["closed_wall"] == 1002.0
+    assert newest["close_reason"] == "heartbeat_timeout" and newest["close_ok"] is False
+    assert older["close_reason"] == "close_packet" and older["close_ok"] is True
+    assert newest["opened_wall"] == 942.0 and newest["upgraded"] is True
+    assert newest["namespaces"] == ["/chat"] and newest["transport"] == "websocket"
+    assert newest["close"]["type"] == "lifecycle" and newest["close"]["kind"] == "close"
+
+    body = await (await client.get("/api/sessions?state=all")).json()
+    assert [s["session_id"] for s in body["items"]] == ["open-one", "Gone-C", "Gone-B"]
+    assert [s["state"] for s in body["items"]] == ["open", "closed", "closed"]
+    body = await (await client.get("/api/sessions?state=closed&q=gone-b")).json()
+    assert [s["session_id"] for s in body["items"]] == ["Gone-B"]
+
+    detail = await (await client.get("/api/sessions/Gone-C")).json()
+    assert detail["session"]["state"] == "closed"
+    assert [i["kind"] for i in detail["timeline"]["items"]][-1] == "close"
+    assert (await client.get("/api/sessions?state=gone")).status == 400
+    counters = (await (await client.get("/api/metrics")).json())["admin"]
+    assert counters["closed_sessions"] == 2 and counters["closed_sessions_evicted"] == 1
+
+
+async def test_session_search_is_case_blind_and_takes_a_shortened_id(
+    make_client: MakeClient,
+) -> None:
+    sessions = [session_view("AbCdEfGhIjKlMnOp"), session_view("zzzzzzzz")]
+    source = FakeSource(sessions=sessions)
+    source.emit(message("AbCdEfGhIjKlMnOp", "x", Direction.CLIENT_TO_SERVER))
+    source.pending = [pending_view("AbCdEfGhIjKlMnOp", "a" * 16, started=1.0)]
+    client = await make_client(source)
+    for q in ("AbCdEfGhIjKlMnOp", "ABCDEFGHIJKLMNOP", "abcdefghijklmnop", "AbCdEfGh…", " abcd "):
+        body = await (await client.get("/api/sessions", params={"q": q})).json()
+        assert [s["session_id"] for s in body["items"]] == ["AbCdEfGhIjKlMnOp"], q
+    body = await (await client.get("/api/events", params={"session": "ABCDEF"})).json()
+    assert len(body["items"]) == 1
+    body = await (await client.get("/api/pending", params={"session": "abcdef…"})).json()
+    assert body["total"] == 1
+
+
+async def test_info_tells_the_dashboard_what_is_configured(make_client: MakeClient) -> None:
+    link = TraceLink.openobserve("http://oo.example:5080/", "acme", "traces")
+    client = await make_client(FakeSource(), info=DashboardInfo(capture=True, trace_link=link))
+    info = await (await client.get("/api/info")).json()
+    assert info["tracking"] is True and info["auth"] is False and info["capture"] is True
+    assert info["trace_link"] == {
+        "name": "OpenObserve",
+        "url": "http://oo.example:5080/web/traces/trace-details",
+        "query": {"stream": "traces", "org_identifier": "acme"},
+    }
+    assert info["closed_sessions_kept"] == 200
+    plain = await make_client(FakeSource())
+    assert (await (await plain.get("/api/info")).json())["trace_link"] is None
+
+
+async def test_relay_only_source_says_tracking_is_off(make_client: MakeClient) -> None:
+    client = await make_client(RelayOnlySource(lambda: {"http_requests": 3}))
+    resp = await client.get("/api/sessions/abc")
+    assert resp.status == 503
+    assert "tracking is off" in (await resp.json())["error"]
+    body = await (await client.get("/api/metrics")).json()
+    assert body["relay"] == {"http_requests": 3.0} and body["tracking"] is False
+    assert (await client.get("/readyz")).status == 200
+
+
+def test_a_record_type_added_later_is_named_after_its_class() -> None:
+    @dataclass(frozen=True)
+    class HeartbeatRecord:
+        start_wall: float
+
+    assert to_jsonable(HeartbeatRecord(1.0)) == {"type": "heartbeat", "start_wall": 1.0}

@@ -2,46 +2,28 @@
 
 Needs ``apt-get install chromium`` and ``pip install playwright`` (never ``playwright
 install``: its browser download does not work here).  The screenshot is saved as
-``dashboard.png`` in the test's tmp dir.
+``live-traffic.png`` in the test's tmp dir (and in ``$DASHBOARD_SCREENSHOTS``).
 """
 
 from __future__ import annotations
 
 import asyncio
 import csv
-import os
 from pathlib import Path
 from typing import Any
 
-import pytest
 from pydantic import SecretStr
 
 from socketio_trace_proxy.config.admin import AdminSettings
+from tests.proxy.admin.browser import CHROMIUM, CHROMIUM_ARGS, WIDTH, needs_browser, shot
 from tests.proxy.admin.stack import live_stack
-
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
 
 try:
     from playwright.async_api import async_playwright, expect
 except ImportError:  # pragma: no cover - depends on the environment
     async_playwright = None  # type: ignore[assignment]
 
-pytestmark = [
-    pytest.mark.skipif(async_playwright is None, reason="playwright is not installed (pip)"),
-    pytest.mark.skipif(
-        not os.access(CHROMIUM, os.X_OK), reason=f"{CHROMIUM} is missing (apt-get install chromium)"
-    ),
-]
+pytestmark = needs_browser
 
 
 async def test_dashboard_live(tmp_path: Path) -> None:
@@ -49,7 +31,7 @@ async def test_dashboard_live(tmp_path: Path) -> None:
         browser = await pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
         client = await stack.client()
         try:
-            page = await browser.new_page(viewport={"width": 1400, "height": 1500})
+            page = await browser.new_page(viewport={"width": WIDTH, "height": 1500})
             errors: list[str] = []
             page.on("pageerror", lambda exc: errors.append(str(exc)))
             page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
@@ -125,9 +107,11 @@ async def test_dashboard_live(tmp_path: Path) -> None:
             await page.locator("#sessions-table tr.session-row").first.click()
             await expect(page.locator("#waterfall .wf-bar.outcome-timeout")).to_have_count(1)
             await expect(page.locator("#waterfall .wf-bar.outcome-ok").first).to_be_visible()
+            for lane in ("handshake", "upgrade", "namespace_connect", "packets"):
+                lane_row = page.locator(f"#waterfall .wf-row.lane[data-lane='{lane}']")
+                await expect(lane_row).to_have_count(1)
             await _wait_for_chart(page)
-            await page.screenshot(path=str(tmp_path / "dashboard.png"), full_page=True)
-            print(f"screenshot: {tmp_path / 'dashboard.png'}")
+            await shot(page, tmp_path, "live-traffic", full_page=True)
             assert not errors, errors
         finally:
             await client.disconnect()

@@ -8,7 +8,8 @@ from prometheus_client.parser import text_string_to_metric_families
 from prometheus_client.samples import Sample
 
 from socketio_trace_proxy.config.admin import AdminSettings
-from socketio_trace_proxy.proxy.admin.metrics import OTHER, DurationHistograms
+from socketio_trace_proxy.proxy.admin.metrics import ADMIN_METRICS, OTHER, DurationHistograms
+from socketio_trace_proxy.tracking.metrics import OTHER as TRACKER_OTHER
 from socketio_trace_proxy.tracking.records import Outcome
 from socketio_trace_proxy.tracking.sink import SinkHealth
 from tests.proxy.admin.conftest import MakeClient
@@ -103,3 +104,21 @@ def test_histogram_series_are_bounded() -> None:
     assert set(series) == {("a", "ok"), ("b", "ok"), (OTHER, "ok")}
     assert series[(OTHER, "ok")] == [2, 0]
     assert hist.folded == 2
+
+
+def test_one_histogram_and_one_other_label_for_tracker_and_admin() -> None:
+    """The admin listener's series are the tracker's Histogram over the configured bounds,
+    and a folded series carries the tracker's own folding label."""
+    hist = DurationHistograms((0.1, 1.0), max_series=1)
+    hist.observe(pair("s", "a", duration_s=0.5))
+    hist.observe(pair("s", "b", duration_s=5.0))
+    assert OTHER == TRACKER_OTHER == "(other)"
+    assert hist.series() == [("(other)", "ok", [0, 0, 1], 5.0), ("a", "ok", [0, 1, 0], 0.5)]
+
+
+async def test_admin_counters_are_exported(make_client: MakeClient) -> None:
+    client = await make_client(FakeSource())
+    metrics = await scrape(client)
+    for name in ADMIN_METRICS:
+        family = metrics[f"socketio_proxy_admin_{name}"]
+        assert [s.value for s in family] == [0.0], name

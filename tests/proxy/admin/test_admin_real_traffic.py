@@ -136,3 +136,35 @@ async def _pending_for(
 async def _first(items: Awaitable[list[dict[str, Any]]]) -> dict[str, Any] | None:
     found = await items
     return found[0] if found else None
+
+
+async def test_lifecycle_of_a_real_session_open_and_closed() -> None:
+    """Handshake, upgrade and namespace connect reach the session's timeline (the handshake
+    and the upgrade come before its first packet); after the client leaves, the session
+    stays browsable with its close reason."""
+    async with live_stack() as stack, aiohttp.ClientSession() as http:
+        client = await stack.client()  # polling, then the upgrade to WebSocket
+        await client.call("echo", {"n": 1}, timeout=10)
+        sid = await until(lambda: _only_session(http, stack), "the session is listed")
+        detail = await get_json(http, f"{stack.admin_url}/api/sessions/{sid}")
+        kinds = [i["kind"] for i in detail["timeline"]["items"] if i.get("type") == "lifecycle"]
+        assert kinds[:3] == ["handshake", "upgrade", "namespace_connect"], kinds
+        await client.disconnect()
+
+        async def closed() -> dict[str, Any] | None:
+            body = await get_json(http, f"{stack.admin_url}/api/sessions?state=closed")
+            return next((s for s in body["items"] if s["session_id"] == sid), None)
+
+        entry = await until(closed, "the closed session is listed")
+        assert entry["close_reason"] in ("close_packet", "websocket_closed")
+        assert entry["opened_wall"] is not None and entry["upgraded"] is True
+        assert entry["namespaces"] == ["/"]
+        detail = await get_json(http, f"{stack.admin_url}/api/sessions/{sid}")
+        assert detail["session"]["state"] == "closed"
+        kinds = [i["kind"] for i in detail["timeline"]["items"] if i.get("type") == "lifecycle"]
+        assert kinds[0] == "handshake" and kinds[-1] == "close"
+
+
+async def _only_session(http: aiohttp.ClientSession, stack: Stack) -> str | None:
+    body = await get_json(http, f"{stack.admin_url}/api/sessions")
+    return str(body["items"][0]["session_id"]) if body["items"] else None
