@@ -38,11 +38,6 @@ from socketio_trace_proxy.tracking.ids import SequentialIds  # noqa: E402
 from socketio_trace_proxy.tracking.observer import RequestInfo  # noqa: E402
 from socketio_trace_proxy.tracking.records import Outcome, PairRecord, Record  # noqa: E402
 from socketio_trace_proxy.tracking.sessions import SessionTable, WebSocketLeg  # noqa: E402
-from socketio_trace_proxy.tracking.sessions.observations import (  # noqa: E402
-    PollingReply,
-    PollingRequest,
-    WebSocketOpened,
-)
 from socketio_trace_proxy.tracking.traffic import Direction  # noqa: E402
 
 C2S = Direction.CLIENT_TO_SERVER
@@ -179,9 +174,7 @@ class Rig:
         """A WebSocket-only session, handshake and namespace connect included."""
         self._sid += 1
         sid = f"bench{self._sid:08d}AAAA"
-        leg = self.table.websocket_opened(
-            WebSocketOpened(RequestInfo("GET", WS_QUERY, "127.0.0.1"), 1.0, WALL0)
-        )
+        leg = self.table.websocket_opened(RequestInfo("GET", WS_QUERY, "127.0.0.1"), 1.0, WALL0)
         open_packet = json.dumps(
             {
                 "sid": sid,
@@ -254,22 +247,20 @@ def time_polling(settings: TrackingSettings, *, correlate: bool, max_bodies: int
     sid = "pollbench0000AAAA"
     query = {"EIO": "4", "transport": "polling"}
     rig.table.polling_reply(
-        PollingReply(
-            RequestInfo("GET", query),
-            200,
-            None,
-            (
-                '0{"sid":"' + sid + '","upgrades":["websocket"],"pingInterval":25000,'
-                '"pingTimeout":20000,"maxPayload":1000000}'
-            ).encode(),
-            1.0,
-            WALL0,
-        )
+        RequestInfo("GET", query),
+        200,
+        None,
+        (
+            '0{"sid":"' + sid + '","upgrades":["websocket"],"pingInterval":25000,'
+            '"pingTimeout":20000,"maxPayload":1000000}'
+        ).encode(),
+        1.0,
+        WALL0,
     )
     info = RequestInfo("POST", {**query, "sid": sid})
     get = RequestInfo("GET", {**query, "sid": sid})
-    rig.table.polling_request(PollingRequest(info, b"40", 1.0, WALL0))
-    rig.table.polling_reply(PollingReply(get, 200, None, b'40{"sid":"x"}', 1.0, WALL0))
+    rig.table.polling_request(info, b"40", 1.0, WALL0)
+    rig.table.polling_reply(get, 200, None, b'40{"sid":"x"}', 1.0, WALL0)
     small = "x" * 100
     bodies: list[tuple[bytes, bytes]] = []
     for i in range(max_bodies):
@@ -280,10 +271,9 @@ def time_polling(settings: TrackingSettings, *, correlate: bool, max_bodies: int
     base_ok = rig.ok_pairs
     gc.collect()
     t0 = time.thread_time_ns()
-    new = tuple.__new__  # as the tracker's driver builds its stamped values
     for req, resp in bodies:
-        rig.table.polling_request(new(PollingRequest, (info, req, rig.now, WALL0)))
-        rig.table.polling_reply(new(PollingReply, (get, 200, None, resp, rig.now, WALL0)))
+        rig.table.polling_request(info, req, rig.now, WALL0)
+        rig.table.polling_reply(get, 200, None, resp, rig.now, WALL0)
     elapsed = time.thread_time_ns() - t0
     frames = len(bodies) * 8
     return Timing(elapsed / frames, frames, rig.records, rig.ok_pairs - base_ok)

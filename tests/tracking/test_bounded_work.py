@@ -18,11 +18,6 @@ import pytest
 
 from socketio_trace_proxy.tracking.observer import RequestInfo
 from socketio_trace_proxy.tracking.sessions import SessionTable
-from socketio_trace_proxy.tracking.sessions.observations import (
-    PollingReply,
-    PollingRequest,
-    WebSocketOpened,
-)
 from socketio_trace_proxy.tracking.traffic import Direction
 from socketio_trace_proxy.tracking.wire.packets import DecodeFailure
 from socketio_trace_proxy.tracking.wire.payload import decode_payload
@@ -108,7 +103,7 @@ def test_jsonp_full_of_escaped_newlines_is_bounded() -> None:
 def _table_with_session() -> tuple[SessionTable, Any]:
     table = SessionTable(lambda event: None)
     q = {"EIO": "4", "transport": "websocket"}
-    leg = table.websocket_opened(WebSocketOpened(RequestInfo("GET", q), 0.0, 0.0))
+    leg = table.websocket_opened(RequestInfo("GET", q), 0.0, 0.0)
     table.websocket_message(leg, Direction.SERVER_TO_CLIENT, open_packet("S"), 0.0, 0.0)
     return table, leg
 
@@ -124,12 +119,12 @@ def test_hostile_messages_of_a_live_session_cost_bounded_work() -> None:
         text = "4" + "é" * (n // 2)
         body = f"{len(text)}:{text}".encode()
         info = RequestInfo("POST", {"EIO": "3", "transport": "polling", "sid": "S"})
-        return lambda: table.polling_request(PollingRequest(info, body, 1.0, 0.0))
+        return lambda: table.polling_request(info, body, 1.0, 0.0)
 
     def polling_reply(n: int) -> Callable[[], object]:
         body = ("42" + "7" * n + "[]").encode()
         info = RequestInfo("GET", {"EIO": "4", "transport": "polling", "sid": "S"})
-        return lambda: table.polling_reply(PollingReply(info, 200, None, body, 1.0, 0.0))
+        return lambda: table.polling_reply(info, 200, None, body, 1.0, 0.0)
 
     for make in (websocket, polling_v3, polling_reply):
         assert_bounded(make)

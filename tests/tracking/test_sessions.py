@@ -23,12 +23,6 @@ from socketio_trace_proxy.tracking.events import (
 )
 from socketio_trace_proxy.tracking.observer import RequestInfo
 from socketio_trace_proxy.tracking.sessions import SessionTable
-from socketio_trace_proxy.tracking.sessions.observations import (
-    PollingReply,
-    PollingRequest,
-    WebSocketClosed,
-    WebSocketOpened,
-)
 from socketio_trace_proxy.tracking.traffic import Direction, Transport
 from socketio_trace_proxy.tracking.wire.packets import SocketPacketType
 from socketio_trace_proxy.tracking.wire.socketio import parse_args
@@ -82,9 +76,7 @@ def _q(
 
 
 def _handshake(table: SessionTable, sid: str, at: float = 0.0, **kw: int) -> None:
-    table.polling_reply(
-        PollingReply(RequestInfo("GET", _q()), 200, None, _open(sid, **kw), at, 1000.0 + at)
-    )
+    table.polling_reply(RequestInfo("GET", _q()), 200, None, _open(sid, **kw), at, 1000.0 + at)
 
 
 def _get(
@@ -97,20 +89,18 @@ def _get(
     status: int = 200,
     encoding: str | None = None,
 ) -> None:
-    table.polling_reply(
-        PollingReply(RequestInfo("GET", _q(sid, eio)), status, encoding, body, at, 1000.0 + at)
-    )
+    table.polling_reply(RequestInfo("GET", _q(sid, eio)), status, encoding, body, at, 1000.0 + at)
 
 
 def _post(table: SessionTable, sid: str, body: bytes, at: float, eio: str = "4") -> None:
-    table.polling_request(PollingRequest(RequestInfo("POST", _q(sid, eio)), body, at, 1000.0 + at))
+    table.polling_request(RequestInfo("POST", _q(sid, eio)), body, at, 1000.0 + at)
 
 
 def _answer_post(table: SessionTable, sid: str, at: float, status: int = 200) -> None:
     """The backend's answer to a POST for ``sid``: ``ok``, or its refusal."""
     body = b"ok" if status == 200 else b'{"code":1,"message":"Session ID unknown"}'
     info = RequestInfo("POST", _q(sid))
-    table.polling_reply(PollingReply(info, status, None, body, at, 1000.0 + at))
+    table.polling_reply(info, status, None, body, at, 1000.0 + at)
 
 
 # --- recordings ------------------------------------------------------------------------------
@@ -164,9 +154,7 @@ def test_python_client_recording_handshake_and_upgrade() -> None:
 def test_websocket_only_session_learns_its_sid_from_open() -> None:
     table, rec = _table()
     leg = table.websocket_opened(
-        WebSocketOpened(
-            RequestInfo("GET", _q(transport="websocket"), remote="1.2.3.4"), 0.0, 1000.0
-        )
+        RequestInfo("GET", _q(transport="websocket"), remote="1.2.3.4"), 0.0, 1000.0
     )
     table.websocket_message(leg, S2C, _open("wsonly").decode(), 0.01, 1000.01)
     table.websocket_message(leg, C2S, '42["hi"]', 0.02, 1000.02)
@@ -177,7 +165,7 @@ def test_websocket_only_session_learns_its_sid_from_open() -> None:
         "1.2.3.4",
     )
     assert rec.packets()[0].session_id == "wsonly"
-    table.websocket_closed(leg, WebSocketClosed(C2S, 1000, 1.0, 1001.0))
+    table.websocket_closed(leg, C2S, 1000, 1.0, 1001.0)
     (closed,) = rec.of(SessionClosed)
     assert (closed.session_id, closed.reason) == ("wsonly", CloseReason.WEBSOCKET_CLOSED)
     assert table.session_count() == 0
@@ -186,17 +174,13 @@ def test_websocket_only_session_learns_its_sid_from_open() -> None:
 def test_failed_probe_websocket_does_not_end_the_polling_session() -> None:
     table, rec = _table()
     _handshake(table, "p1")
-    probe = table.websocket_opened(
-        WebSocketOpened(RequestInfo("GET", _q("p1", transport="websocket")), 0.1, 0)
-    )
+    probe = table.websocket_opened(RequestInfo("GET", _q("p1", transport="websocket")), 0.1, 0)
     table.websocket_message(probe, C2S, "2probe", 0.2, 0)
-    table.websocket_closed(probe, WebSocketClosed(S2C, None, 0.3, 0))
+    table.websocket_closed(probe, S2C, None, 0.3, 0)
     assert rec.of(SessionClosed) == []
     assert table.session_transport("p1") is Transport.POLLING
     # a second, successful upgrade; then closing that WebSocket ends the session
-    ws = table.websocket_opened(
-        WebSocketOpened(RequestInfo("GET", _q("p1", transport="websocket")), 1.0, 0)
-    )
+    ws = table.websocket_opened(RequestInfo("GET", _q("p1", transport="websocket")), 1.0, 0)
     table.websocket_message(ws, C2S, "2probe", 1.0, 0)
     table.websocket_message(ws, S2C, "3probe", 1.01, 0)
     _get(table, "p1", b"6", 1.02)
@@ -205,7 +189,7 @@ def test_failed_probe_websocket_does_not_end_the_polling_session() -> None:
     assert up.duration_s == pytest.approx(0.25)
     _get(table, "p1", b'{"code":3,"message":"Bad request"}', 1.3, status=400)  # late poll
     assert table.stats().error_replies == 1 and rec.of(DecodeFailed) == []
-    table.websocket_closed(ws, WebSocketClosed(None, None, 2.0, 0))
+    table.websocket_closed(ws, None, None, 2.0, 0)
     assert [(c.session_id, c.reason) for c in rec.of(SessionClosed)] == [
         ("p1", CloseReason.WEBSOCKET_CLOSED)
     ]
@@ -301,9 +285,7 @@ def test_a_reply_or_a_101_for_the_sid_confirms_what_was_held() -> None:
     _get(table, "p", b'42["reply"]', 1.1)  # a 200 poll names the sid: the backend knows it
     assert [p.packet.event for p in rec.packets()] == ["first", "reply"]
     _post(table, "w", b'42["before upgrade"]', 2.0)
-    leg = table.websocket_opened(
-        WebSocketOpened(RequestInfo("GET", _q("w", "4", "websocket")), 2.1, 0)
-    )
+    leg = table.websocket_opened(RequestInfo("GET", _q("w", "4", "websocket")), 2.1, 0)
     assert [p.packet.event for p in rec.packets()][-1] == "before upgrade"
     assert leg.session_id == "w" and table.session_count() == 2
 
@@ -325,7 +307,7 @@ def test_held_bodies_are_bounded_and_expire() -> None:
 def test_post_answer_ok_is_not_a_payload() -> None:
     table, rec = _table()
     _handshake(table, "k")
-    table.polling_reply(PollingReply(RequestInfo("POST", _q("k")), 200, None, b"ok", 1, 0))
+    table.polling_reply(RequestInfo("POST", _q("k")), 200, None, b"ok", 1, 0)
     assert rec.of(DecodeFailed) == []
 
 
@@ -372,7 +354,7 @@ def test_v3_session_polling_heartbeat_and_binary() -> None:
     table, rec = _table()
     handshake = _open("v3sid", 25000, 5000).decode()
     body = f"{len(handshake)}:{handshake}2:40".encode()
-    table.polling_reply(PollingReply(RequestInfo("GET", _q(eio="3")), 200, None, body, 0, 0))
+    table.polling_reply(RequestInfo("GET", _q(eio="3")), 200, None, body, 0, 0)
     (opened,) = rec.of(SessionOpened)
     assert (opened.session_id, opened.eio_version, opened.ping_timeout_s) == ("v3sid", 3, 5.0)
     _post(table, "v3sid", b"1:2", 1.0, eio="3")  # v3: the client pings
@@ -398,9 +380,7 @@ def test_v3_session_polling_heartbeat_and_binary() -> None:
     ]
     assert parse_args(packets[1]) == [b"\x00\x01\x02"] and parse_args(packets[3]) == [b"zz"]
     # v3 WebSocket: binary frames carry the 0x04 type byte
-    ws = table.websocket_opened(
-        WebSocketOpened(RequestInfo("GET", _q("v3sid", "3", "websocket")), 4.0, 0)
-    )
+    ws = table.websocket_opened(RequestInfo("GET", _q("v3sid", "3", "websocket")), 4.0, 0)
     table.websocket_message(ws, C2S, "2probe", 4.0, 0)
     table.websocket_message(ws, C2S, "5", 4.1, 0)
     table.websocket_message(ws, S2C, '451-["ws",{"_placeholder":true,"num":0}]', 4.2, 0)
@@ -422,9 +402,7 @@ def test_binary_attachments_across_polling_payloads_and_websocket() -> None:
     )
     _post(table, "b", b"b" + base64.b64encode(b"first"), 1.1)
     assert rec.packets() == []
-    ws = table.websocket_opened(
-        WebSocketOpened(RequestInfo("GET", _q("b", transport="websocket")), 1.2, 0)
-    )
+    ws = table.websocket_opened(RequestInfo("GET", _q("b", transport="websocket")), 1.2, 0)
     table.websocket_message(ws, C2S, "2probe", 1.2, 0)
     table.websocket_message(ws, C2S, "5", 1.3, 0)
     table.websocket_message(ws, C2S, b"second", 1.4, 0)
@@ -447,9 +425,7 @@ def test_attachment_limits_are_counted() -> None:
 def test_garbage_frames_are_counted_and_never_raise() -> None:
     table, rec = _table()
     _handshake(table, "g")
-    ws = table.websocket_opened(
-        WebSocketOpened(RequestInfo("GET", _q("g", transport="websocket")), 0, 0)
-    )
+    ws = table.websocket_opened(RequestInfo("GET", _q("g", transport="websocket")), 0, 0)
     junk_frames: list[str | bytes] = ["", "9", "4", "4zzz", '42["unterminated', b"\x00\x01", "b!!"]
     for junk in junk_frames:
         table.websocket_message(ws, C2S, junk, 1.0, 0)
@@ -502,15 +478,13 @@ def test_random_operations_never_raise_and_keep_the_books(
         elif op == "ws":
             legs.append(
                 table.websocket_opened(
-                    WebSocketOpened(
-                        RequestInfo("GET", _q(sid if eio == "4" else None, eio, "websocket")), at, 0
-                    )
+                    RequestInfo("GET", _q(sid if eio == "4" else None, eio, "websocket")), at, 0
                 )
             )
         elif op == "msg" and legs:
             table.websocket_message(legs[-1], C2S if len(raw) % 2 else S2C, data, at, 0)
         elif op == "close" and legs:
-            table.websocket_closed(legs.pop(0), WebSocketClosed(None, None, at, 0))
+            table.websocket_closed(legs.pop(0), None, None, at, 0)
         else:
             table.tick(at, 0)
     stats = table.stats()
@@ -534,9 +508,7 @@ def test_idle_websocket_session_memory_stays_small() -> None:
     try:
         before = tracemalloc.get_traced_memory()[0]
         for i in range(1000):
-            leg = table.websocket_opened(
-                WebSocketOpened(RequestInfo("GET", _q(transport="websocket")), 0, 0)
-            )
+            leg = table.websocket_opened(RequestInfo("GET", _q(transport="websocket")), 0, 0)
             table.websocket_message(leg, S2C, _open(f"idle-session-{i:08d}").decode(), 0, 0)
             table.websocket_message(leg, C2S, "40", 0, 0)
             table.websocket_message(leg, S2C, '40{"sid":"socket-sid-0123456789"}', 0, 0)

@@ -1,14 +1,13 @@
 """The tracker's driver: what the relay calls, the one clock, the timer task.
 
 :class:`Tracker` implements :class:`tracking.observer.TrafficObserver`.  It reads its clock
-once per observation and stamps a :mod:`tracking.sessions.observations` value with it,
-(a relayed WebSocket message passes its stamp as two arguments instead), which the sans-IO
-session table turns into session events; each event goes to the
-session's timeline and to the correlation engine, whose records go to the record hub this
-class extends (:mod:`tracking.runtime.hub`).  It owns the one timer task (sleeping until
-the next deadline, at most :data:`MAX_SLEEP_S`) and keeps a reference to every task it
-starts.  Nothing here raises into the relay: every entry point is guarded and counts what
-escaped.
+once per observation and passes that stamp (``at`` monotonic, ``wall`` epoch) with the
+observation to the sans-IO session table, which passes it down to the session events it
+causes; each event goes to the session's timeline and to the correlation engine, whose
+records go to the record hub this class extends (:mod:`tracking.runtime.hub`).  It owns the
+one timer task (sleeping until the next deadline, at most :data:`MAX_SLEEP_S`) and keeps a
+reference to every task it starts.  Nothing here raises into the relay: every entry point
+is guarded and counts what escaped.
 """
 
 from __future__ import annotations
@@ -27,18 +26,11 @@ from socketio_trace_proxy.tracking.ids import IdSource
 from socketio_trace_proxy.tracking.observer import RequestInfo, WebSocketObserver
 from socketio_trace_proxy.tracking.runtime.hub import RecordHub, log
 from socketio_trace_proxy.tracking.runtime.timelines import SessionTimeline, Timelines
-from socketio_trace_proxy.tracking.sessions.observations import (
-    PollingReply,
-    PollingRequest,
-    WebSocketClosed,
-    WebSocketOpened,
-)
 from socketio_trace_proxy.tracking.sink import RecordSink
 from socketio_trace_proxy.tracking.traffic import Direction
 from socketio_trace_proxy.tracking.views import MetricsSnapshot, PendingView, SessionView
 
 MAX_SLEEP_S = 1.0  # the timer wakes at least this often (session heartbeat expiry)
-_tuple_new = tuple.__new__  # builds a NamedTuple without its Python-level ``__new__``
 
 
 class Clock(Protocol):
@@ -56,17 +48,27 @@ class SystemClock:
 class SessionLayer(Protocol):
     """What the tracker needs of :class:`tracking.sessions.table.SessionTable`."""
 
-    def polling_request(self, obs: PollingRequest) -> None: ...
+    def polling_request(self, info: RequestInfo, body: bytes, at: float, wall: float) -> None: ...
 
-    def polling_reply(self, obs: PollingReply) -> None: ...
+    def polling_reply(  # noqa: PLR0917
+        self,
+        info: RequestInfo,
+        status: int,
+        content_encoding: str | None,
+        body: bytes,
+        at: float,
+        wall: float,
+    ) -> None: ...
 
-    def websocket_opened(self, obs: WebSocketOpened) -> Any: ...
+    def websocket_opened(self, info: RequestInfo, at: float, wall: float) -> Any: ...
 
     def websocket_message(
         self, leg: Any, direction: Direction, data: str | bytes, at: float, wall: float
     ) -> None: ...
 
-    def websocket_closed(self, leg: Any, obs: WebSocketClosed) -> None: ...
+    def websocket_closed(
+        self, leg: Any, initiator: Direction | None, code: int | None, at: float, wall: float
+    ) -> None: ...
 
     def tick(self, at: float, wall: float) -> None: ...
 
@@ -104,8 +106,7 @@ class _WebSocketObserver:
     def closed(self, initiator: Direction | None, code: int | None) -> None:
         t = self._tracker
         try:
-            obs = WebSocketClosed(initiator, code, t._monotonic(), t._time())
-            t._sessions.websocket_closed(self._leg, obs)
+            t._sessions.websocket_closed(self._leg, initiator, code, t._monotonic(), t._time())
         except Exception:
             t.fault("websocket_closed")
 
@@ -155,7 +156,6 @@ class Tracker(RecordHub):
             activity=limits.activity_buffer,
             subscriber_queue=limits.subscriber_queue,
         )
-        self._live_timelines = timelines.live
         emit: Callable[[SessionEvent], None] = self._on_event
         if on_session_event is not None:
             emit = self._tapped(on_session_event)
@@ -180,8 +180,7 @@ class Tracker(RecordHub):
 
     def polling_request(self, info: RequestInfo, body: bytes) -> None:
         try:
-            obs = _tuple_new(PollingRequest, (info, body, self._monotonic(), self._time()))
-            self._sessions.polling_request(obs)
+            self._sessions.polling_request(info, body, self._monotonic(), self._time())
         except Exception:
             self.fault("polling_request")
 
@@ -194,16 +193,14 @@ class Tracker(RecordHub):
         body: bytes,
     ) -> None:
         try:
-            values = (info, status, content_encoding, body, self._monotonic(), self._time())
-            self._sessions.polling_reply(_tuple_new(PollingReply, values))
+            at, wall = self._monotonic(), self._time()
+            self._sessions.polling_reply(info, status, content_encoding, body, at, wall)
         except Exception:
             self.fault("polling_response")
 
     def websocket_opened(self, info: RequestInfo) -> WebSocketObserver:
         try:
-            leg = self._sessions.websocket_opened(
-                WebSocketOpened(info, self._monotonic(), self._time())
-            )
+            leg = self._sessions.websocket_opened(info, self._monotonic(), self._time())
             return _WebSocketObserver(self, leg)
         except Exception:
             self.fault("websocket_opened")

@@ -43,6 +43,7 @@ class RecordHub:
     ) -> None:
         self._sinks = tuple(sinks)
         self._timelines = timelines
+        self._live_timelines = timelines.live  # read per record
         self._extra = extra
         self._activity: deque[Record] = deque(maxlen=activity)
         self._activity_max = activity
@@ -74,7 +75,12 @@ class RecordHub:
         if len(activity) == self._activity_max:
             self._extra["activity_rotated"] += 1
         activity.append(record)
-        self._timelines.add_record(record.session.session_id, record)
+        sid = record.session.session_id
+        tl = self._live_timelines.get(sid)
+        if tl is not None:
+            tl.append(record)
+        else:
+            self._timelines.add_record(sid, record)  # a session just retired (its close)
         pair = record if type(record) is PairRecord else None
         if pair is None or pair.sampled:
             for sink in self._sinks:

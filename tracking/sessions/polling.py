@@ -13,11 +13,10 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 from socketio_trace_proxy.tracking.observer import RequestInfo
-from socketio_trace_proxy.tracking.sessions.observations import PollingReply, PollingRequest
 from socketio_trace_proxy.tracking.sessions.packets import PacketReader
 from socketio_trace_proxy.tracking.sessions.registry import SessionRegistry
 from socketio_trace_proxy.tracking.sessions.state import EngineSession, SessionCounters
-from socketio_trace_proxy.tracking.sessions.unconfirmed import UnconfirmedBodies
+from socketio_trace_proxy.tracking.sessions.unconfirmed import HeldBody, UnconfirmedBodies
 from socketio_trace_proxy.tracking.traffic import Direction, Transport
 from socketio_trace_proxy.tracking.wire.engineio import decode_open, decompress
 from socketio_trace_proxy.tracking.wire.packets import DecodeFailure, EnginePacket, EnginePacketType
@@ -52,10 +51,11 @@ class PollingReader:
         self._unconfirmed = unconfirmed
         self._max_body = max_body_bytes
 
-    def request(self, obs: PollingRequest) -> None:
-        """A polling POST body (client to server) was forwarded."""
+    def request(self, info: RequestInfo, body: bytes, at: float, wall: float) -> None:
+        """A polling POST body (client to server) was forwarded (``at``/``wall``: its
+        stamp)."""
         try:
-            sid = obs.info.query.get("sid")
+            sid = info.query.get("sid")
             if not sid:
                 # The server refuses a POST without sid; nothing to attribute it to.
                 self._counters.unattributed += 1
@@ -65,61 +65,77 @@ class PollingReader:
                 if self._registry.closed_recently(sid):
                     self._counters.unattributed += 1  # a straggler of a closed session
                 else:
-                    self._unconfirmed.hold(sid, obs)
+                    self._unconfirmed.hold(sid, HeldBody(info, body, at, wall))
                 return
-            self._body(s, obs)
+            self._body(s, info, body, at, wall)
         except Exception:
             self._counters.internal_errors += 1
 
-    def _body(self, s: EngineSession, obs: PollingRequest) -> None:
-        s.last = obs.at
-        q = obs.info.query
-        tp = obs.info.traceparent
-        self._payload(s, obs.body, eio_version(q), "j" in q, _C2S, tp, obs.at, obs.wall)
+    def _body(
+        self, s: EngineSession, info: RequestInfo, body: bytes, at: float, wall: float
+    ) -> None:
+        s.last = at
+        q = info.query
+        self._payload(s, body, eio_version(q), "j" in q, _C2S, info.traceparent, at, wall)
 
-    def reply(self, obs: PollingReply) -> None:
-        """A polling response was forwarded."""
+    def reply(  # noqa: PLR0917
+        self,
+        info: RequestInfo,
+        status: int,
+        content_encoding: str | None,
+        body: bytes,
+        at: float,
+        wall: float,
+    ) -> None:
+        """A polling response was forwarded (``body`` as the upstream sent it;
+        ``at``/``wall``: its stamp)."""
         try:
-            self._reply(obs)
+            self._reply(info, status, content_encoding, body, at, wall)
         except Exception:
             self._counters.internal_errors += 1
 
-    def _reply(self, obs: PollingReply) -> None:
-        info = obs.info
+    def _reply(  # noqa: PLR0917
+        self,
+        info: RequestInfo,
+        status: int,
+        content_encoding: str | None,
+        body: bytes,
+        at: float,
+        wall: float,
+    ) -> None:
         sid = info.query.get("sid")
-        if obs.status != 200:
+        if status != 200:
             # 400/403/413 carry a JSON error object, not a payload (e.g. a late poll after
             # the upgrade, or an unknown sid): count it, never decode it, never create.
             self._counters.error_replies += 1
             known = self._sessions.get(sid) if sid else None
             if known is not None:
-                known.last = obs.at
+                known.last = at
             elif sid and not self._registry.closed_recently(sid):
                 self._counters.refused += 1
                 self._unconfirmed.refuse(info)
             return
         s = self._sessions.get(sid) if sid else None
         if s is None and sid:
-            s = self.accept(sid, eio_version(info.query), _POLLING, info, obs.at, obs.wall)
+            s = self.accept(sid, eio_version(info.query), _POLLING, info, at, wall)
         if s is not None:
-            s.last = obs.at
+            s.last = at
         if info.method.upper() != "GET":
             return  # the answer to a POST is "ok", not a payload
-        body = obs.body
-        if obs.content_encoding:
-            plain = decompress(body, obs.content_encoding, max_size=self._max_body)
+        if content_encoding:
+            plain = decompress(body, content_encoding, max_size=self._max_body)
             if isinstance(plain, DecodeFailure):
                 self._counters.decompress_failures += 1
                 reason = plain.reason
-                self._packets.failed(sid, _S2C, _POLLING, reason, len(body), obs.at, obs.wall)
+                self._packets.failed(sid, _S2C, _POLLING, reason, len(body), at, wall)
                 return
             body = plain
         if not sid:
-            self._handshake(info, body, obs.at, obs.wall)
+            self._handshake(info, body, at, wall)
         elif s is not None:
             q = info.query
             tp = info.traceparent
-            self._payload(s, body, eio_version(q), "j" in q, _S2C, tp, obs.at, obs.wall)
+            self._payload(s, body, eio_version(q), "j" in q, _S2C, tp, at, wall)
 
     def accept(  # noqa: PLR0917
         self, sid: str, eio: int, transport: Transport, info: RequestInfo, at: float, wall: float
@@ -143,10 +159,10 @@ class PollingReader:
             first.at if first is not None else at,
             first.wall if first is not None else wall,
         )
-        for request in held:
+        for held_info, held_body, held_at, held_wall in held:
             if s.closed:
                 break
-            self._body(s, request)
+            self._body(s, held_info, held_body, held_at, held_wall)
         return None if s.closed else s
 
     def _handshake(self, info: RequestInfo, body: bytes, at: float, wall: float) -> None:

@@ -1,8 +1,9 @@
 """The session table: the sans-IO step from relayed traffic to session events.
 
-:class:`SessionTable` is what the tracker's driver feeds, one stamped observation value
-(:mod:`tracking.sessions.observations`) per relayed fact, and what emits
-:mod:`tracking.events`.  It wires the parts: the live sessions and their bounds
+:class:`SessionTable` is what the tracker's driver feeds, one call per relayed fact with
+the stamp the driver read once for it (``at`` monotonic, ``wall`` epoch; the table keeps
+no time of its own and passes the stamp down to every event the fact causes), and what
+emits :mod:`tracking.events`.  It wires the parts: the live sessions and their bounds
 (:mod:`.registry`), per-packet reading (:mod:`.packets`), long-polling (:mod:`.polling`)
 with bodies of not-yet-accepted sids held aside (:mod:`.unconfirmed`), and WebSockets
 (:mod:`.websocket`).  No clock, no asyncio: the driver stamps every observation and calls
@@ -14,12 +15,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from socketio_trace_proxy.tracking.events import CloseReason, SessionEvent
-from socketio_trace_proxy.tracking.sessions.observations import (
-    PollingReply,
-    PollingRequest,
-    WebSocketClosed,
-    WebSocketOpened,
-)
+from socketio_trace_proxy.tracking.observer import RequestInfo
 from socketio_trace_proxy.tracking.sessions.packets import PacketReader
 from socketio_trace_proxy.tracking.sessions.polling import PollingReader
 from socketio_trace_proxy.tracking.sessions.registry import SessionRegistry
@@ -44,12 +40,18 @@ class SessionTable:
     (``max_unconfirmed``, ``max_unconfirmed_bytes``, ``unconfirmed_max_age_s``).
     """
 
-    # The per-message entry points are the parts' own bound methods (no extra call).
-    polling_request: Callable[[PollingRequest], None]
-    polling_reply: Callable[[PollingReply], None]
-    websocket_opened: Callable[[WebSocketOpened], WebSocketLeg]
+    # The entry points are the parts' own bound methods (no extra call per observation).
+    # Each takes the observation's stamp, ``at`` (monotonic) and ``wall`` (epoch), last.
+    polling_request: Callable[[RequestInfo, bytes, float, float], None]
+    """A polling POST body (client to server) was forwarded."""
+    polling_reply: Callable[[RequestInfo, int, str | None, bytes, float, float], None]
+    """A polling response (status, content encoding, body as sent) was forwarded."""
+    websocket_opened: Callable[[RequestInfo, float, float], WebSocketLeg]
+    """A WebSocket was accepted on both legs; returns the handle of its messages."""
     websocket_message: Callable[[WebSocketLeg, Direction, str | bytes, float, float], None]
-    websocket_closed: Callable[[WebSocketLeg, WebSocketClosed], None]
+    """A text or binary message was forwarded on that WebSocket."""
+    websocket_closed: Callable[[WebSocketLeg, Direction | None, int | None, float, float], None]
+    """The WebSocket ended: who closed first (``None``: the proxy gave up), the code."""
 
     def __init__(
         self,

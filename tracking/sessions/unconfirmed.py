@@ -13,10 +13,19 @@ with their own stamps; refused, they are dropped and counted.  Bounded by count 
 from __future__ import annotations
 
 from collections import OrderedDict
+from typing import NamedTuple
 
 from socketio_trace_proxy.tracking.observer import RequestInfo
-from socketio_trace_proxy.tracking.sessions.observations import PollingRequest
 from socketio_trace_proxy.tracking.sessions.state import SessionCounters
+
+
+class HeldBody(NamedTuple):
+    """A POST body waiting for the backend's verdict on its sid, with its own stamp."""
+
+    info: RequestInfo
+    body: bytes
+    at: float
+    wall: float
 
 
 class UnconfirmedBodies:
@@ -29,14 +38,14 @@ class UnconfirmedBodies:
         self._max_bodies = max(0, max_bodies)
         self._max_bytes = max_bytes
         self._max_age = max_age_s
-        self._held: OrderedDict[int, tuple[str, PollingRequest]] = OrderedDict()
+        self._held: OrderedDict[int, tuple[str, HeldBody]] = OrderedDict()
         self._bytes = 0
         self._seq = 0
 
     def __len__(self) -> int:
         return len(self._held)
 
-    def hold(self, sid: str, request: PollingRequest) -> None:
+    def hold(self, sid: str, request: HeldBody) -> None:
         size = len(request.body)
         if size > self._max_bytes or self._max_bodies == 0:
             self._counters.unconfirmed_dropped += 1
@@ -47,7 +56,7 @@ class UnconfirmedBodies:
         while len(self._held) > self._max_bodies or self._bytes > self._max_bytes:
             self._drop_oldest()
 
-    def take(self, sid: str) -> list[PollingRequest]:
+    def take(self, sid: str) -> list[HeldBody]:
         """The held bodies of ``sid`` (the backend accepted it), oldest first."""
         if not self._held:
             return []

@@ -12,10 +12,6 @@ from __future__ import annotations
 
 from socketio_trace_proxy.tracking.events import CloseReason
 from socketio_trace_proxy.tracking.observer import RequestInfo
-from socketio_trace_proxy.tracking.sessions.observations import (
-    WebSocketClosed,
-    WebSocketOpened,
-)
 from socketio_trace_proxy.tracking.sessions.packets import PacketReader
 from socketio_trace_proxy.tracking.sessions.polling import PollingReader, eio_version
 from socketio_trace_proxy.tracking.sessions.registry import SessionRegistry
@@ -53,18 +49,17 @@ class WebSocketReader:
         self._engine = packets.engine
         self._pong = packets.pong
 
-    def opened(self, obs: WebSocketOpened) -> WebSocketLeg:
+    def opened(self, info: RequestInfo, at: float, wall: float) -> WebSocketLeg:
         """A WebSocket was accepted on both legs (the 101 is the backend accepting its
-        sid, if it named one)."""
-        info = obs.info
+        sid, if it named one); ``at``/``wall``: its stamp."""
         q = info.query
         sid = q.get("sid") or None
         leg = WebSocketLeg(sid, eio_version(q), info.remote, info.traceparent, info.arrived_at)
         try:
             if sid:
-                s = self._polling.accept(sid, leg.eio, _POLLING, info, obs.at, obs.wall)
+                s = self._polling.accept(sid, leg.eio, _POLLING, info, at, wall)
                 if s is not None:
-                    s.last = obs.at
+                    s.last = at
                     leg.session = s
         except Exception:
             self._counters.internal_errors += 1
@@ -97,15 +92,23 @@ class WebSocketReader:
         except Exception:
             self._counters.internal_errors += 1
 
-    def closed(self, leg: WebSocketLeg, obs: WebSocketClosed) -> None:
-        """The WebSocket ended; the session ends with it only if it was its transport."""
+    def closed(
+        self,
+        leg: WebSocketLeg,
+        initiator: Direction | None,
+        code: int | None,
+        at: float,
+        wall: float,
+    ) -> None:
+        """The WebSocket ended (``initiator`` closed first, with ``code``; ``at``/``wall``:
+        its stamp); the session ends with it only if it was its transport."""
         try:
             s = leg.session
             leg.session = None
             leg.state = LegState.CLOSED
             if s is not None and not s.closed and s.ws is leg:
                 reason = CloseReason.WEBSOCKET_CLOSED
-                self._registry.close(s, reason, obs.at, obs.wall, obs.code, obs.initiator)
+                self._registry.close(s, reason, at, wall, code, initiator)
         except Exception:
             self._counters.internal_errors += 1
 
