@@ -39,8 +39,8 @@ from socketio_trace_proxy.tracking.records import (  # noqa: E402
     Record,
     SessionRef,
 )
+from socketio_trace_proxy.tracking.traffic import Direction, Transport  # noqa: E402
 from socketio_trace_proxy.tracking.views import ActivityItem  # noqa: E402
-from socketio_trace_proxy.tracking.wire.packets import Direction, Transport  # noqa: E402
 
 PAYLOAD = '["terminal_output",{"data":"' + "x" * 1000 + '"}]'
 

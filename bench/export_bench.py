@@ -37,7 +37,7 @@ from socketio_trace_proxy.exporters.http import GZIP_LEVEL  # noqa: E402
 from socketio_trace_proxy.exporters.otlp_wire import SpanEncoder, export_request, resource, scope  # noqa: E402
 from socketio_trace_proxy.exporters.spans import pair_span  # noqa: E402
 from socketio_trace_proxy.tracking.records import Outcome, PairKind, PairRecord, SessionRef  # noqa: E402
-from socketio_trace_proxy.tracking.wire.packets import Direction, Transport  # noqa: E402
+from socketio_trace_proxy.tracking.traffic import Direction, Transport  # noqa: E402
 
 USER, PASSWORD = "bench@example.com", "bench-password"
 
@@ -73,14 +73,14 @@ def make_records(count: int) -> list[PairRecord]:
                 namespace="/",
                 kind=PairKind.ACK if ack else PairKind.EVENT_PAIR,
                 rule=rule,
-                operation=f"{rule} -> timeout" if timed_out else operation,
+                operation=operation,  # one name per operation, whatever its outcome
                 initiator=Direction.CLIENT_TO_SERVER,
                 request_event=rule,
                 response_event=None if timed_out else response,
                 ack_id=n % 1000 if ack else None,
                 match_key=None if ack else f"t{n % 97}",
                 outcome=Outcome.TIMEOUT if timed_out else Outcome.OK,
-                error_type=None,
+                error_type="timeout" if timed_out else None,
                 slow=n % 50 == 0,
                 start_wall=now - 1.0 + n * 1e-6,
                 duration_s=5.0 if timed_out else 0.011,

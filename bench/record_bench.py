@@ -17,7 +17,7 @@ from pathlib import Path
 from socketio_trace_proxy.config.loader import load_settings
 from socketio_trace_proxy.tracking.observer import RequestInfo
 from socketio_trace_proxy.tracking.recording.recorder import Recorder
-from socketio_trace_proxy.tracking.wire.packets import Direction
+from socketio_trace_proxy.tracking.traffic import Direction
 
 OPEN = '0{"sid":"BENCH","upgrades":[],"pingTimeout":20000,"pingInterval":25000}'
 MSG = '42["terminal_output",{"session":"session_1795613910760","data":"hello-from-probe\\r\\n"}]'

@@ -32,12 +32,13 @@ if str(ROOT) not in sys.path:
 
 from socketio_trace_proxy.config.loader import load_settings  # noqa: E402
 from socketio_trace_proxy.config.tracking import TrackingSettings  # noqa: E402
-from socketio_trace_proxy.tracking.correlation import CorrelationEngine, SequentialIds  # noqa: E402
+from socketio_trace_proxy.tracking.correlation import CorrelationEngine  # noqa: E402
 from socketio_trace_proxy.tracking.events import SessionEvent  # noqa: E402
+from socketio_trace_proxy.tracking.ids import SequentialIds  # noqa: E402
 from socketio_trace_proxy.tracking.observer import RequestInfo  # noqa: E402
 from socketio_trace_proxy.tracking.records import Outcome, PairRecord, Record  # noqa: E402
 from socketio_trace_proxy.tracking.sessions import SessionTable, WebSocketLeg  # noqa: E402
-from socketio_trace_proxy.tracking.wire.packets import Direction  # noqa: E402
+from socketio_trace_proxy.tracking.traffic import Direction  # noqa: E402
 
 C2S = Direction.CLIENT_TO_SERVER
 S2C = Direction.SERVER_TO_CLIENT
@@ -245,10 +246,9 @@ def time_polling(settings: TrackingSettings, *, correlate: bool, max_bodies: int
     rig = Rig(settings, correlate)
     sid = "pollbench0000AAAA"
     query = {"EIO": "4", "transport": "polling"}
-    rig.table.polling_response(
+    rig.table.polling_reply(
         RequestInfo("GET", query),
         200,
-        "text/plain; charset=UTF-8",
         None,
         (
             '0{"sid":"' + sid + '","upgrades":["websocket"],"pingInterval":25000,'
@@ -260,7 +260,7 @@ def time_polling(settings: TrackingSettings, *, correlate: bool, max_bodies: int
     info = RequestInfo("POST", {**query, "sid": sid})
     get = RequestInfo("GET", {**query, "sid": sid})
     rig.table.polling_request(info, b"40", 1.0, WALL0)
-    rig.table.polling_response(get, 200, "text/plain", None, b'40{"sid":"x"}', 1.0, WALL0)
+    rig.table.polling_reply(get, 200, None, b'40{"sid":"x"}', 1.0, WALL0)
     small = "x" * 100
     bodies: list[tuple[bytes, bytes]] = []
     for i in range(max_bodies):
@@ -273,7 +273,7 @@ def time_polling(settings: TrackingSettings, *, correlate: bool, max_bodies: int
     t0 = time.thread_time_ns()
     for req, resp in bodies:
         rig.table.polling_request(info, req, rig.now, WALL0)
-        rig.table.polling_response(get, 200, "text/plain", None, resp, rig.now, WALL0)
+        rig.table.polling_reply(get, 200, None, resp, rig.now, WALL0)
     elapsed = time.thread_time_ns() - t0
     frames = len(bodies) * 8
     return Timing(elapsed / frames, frames, rig.records, rig.ok_pairs - base_ok)

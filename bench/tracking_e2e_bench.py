@@ -50,10 +50,15 @@ from socketio_trace_proxy.exporters.batching import BatchingSink  # noqa: E402
 from socketio_trace_proxy.proxy.admin.live import LiveHub  # noqa: E402
 from socketio_trace_proxy.proxy.admin.metrics import DurationHistograms  # noqa: E402
 from socketio_trace_proxy.proxy.admin.source import TrackerMonitorSource  # noqa: E402
-from socketio_trace_proxy.tracking.observer import RequestInfo, TrafficObserver, WebSocketObserver  # noqa: E402
+from socketio_trace_proxy.tracking.observer import (  # noqa: E402
+    RequestInfo,
+    TrafficObserver,
+    UnstampedRequests,
+    WebSocketObserver,
+)
 from socketio_trace_proxy.tracking.runtime import Tracker  # noqa: E402
 from socketio_trace_proxy.tracking.sink import RecordSink  # noqa: E402
-from socketio_trace_proxy.tracking.wire.packets import Direction  # noqa: E402
+from socketio_trace_proxy.tracking.traffic import Direction  # noqa: E402
 
 C2S = Direction.CLIENT_TO_SERVER
 S2C = Direction.SERVER_TO_CLIENT
@@ -69,7 +74,7 @@ class _NullWs:
         pass
 
 
-class NullObserver:
+class NullObserver(UnstampedRequests):
     """Observes nothing: the driver's own cost."""
 
     def polling_request(self, info: RequestInfo, body: bytes) -> None:

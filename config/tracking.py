@@ -154,9 +154,11 @@ class CaptureSettings(Section):
     enabled: bool = Field(False, description="attach (redacted, truncated) payloads to records")
     max_bytes: int = Field(1024, gt=0, description="captured payload size cap, UTF-8 bytes")
     redact_keys: tuple[str, ...] = Field(
-        ("password", "token", "secret", "auth", "unlock_key"),
+        ("pass", "pwd", "secret", "token", "auth", "key", "cred", "cookie"),
         description="object keys whose values are masked at any depth (case-insensitive "
-        "substring match)",
+        "substring match: 'pass' masks password, passwd, passphrase; 'key' apikey, "
+        "api_key, unlock_key; 'cred' credential(s)); 'Authorization: ...' and 'Bearer ...' "
+        "inside any string are masked too",
     )
     redact_paths: dict[str, tuple[str, ...]] = Field(
         default_factory=_default_redact_paths,

@@ -51,7 +51,7 @@ from socketio_trace_proxy.tracking.records import (
     PairRecord,
     Record,
 )
-from socketio_trace_proxy.tracking.wire.packets import Direction
+from socketio_trace_proxy.tracking.traffic import Direction
 
 AttrValue = str | bool | int | float
 
@@ -247,8 +247,8 @@ def pair_span(record: PairRecord) -> SpanSpec:
     return SpanSpec(
         record.trace_id,
         record.span_id,
-        # a traceparent sent on the request that carried this one (when the tracker keeps it)
-        getattr(record, "parent_span_id", None),
+        # the span of a traceparent sent on the request (or WebSocket) that carried this one
+        record.parent_span_id,
         record.operation,
         _INTERNAL,
         start,

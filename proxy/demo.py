@@ -8,7 +8,7 @@ tracker decodes, so a newcomer sees the decoded traffic next to the tracker's pa
 from __future__ import annotations
 
 import sys
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import TextIO
 
 from socketio_trace_proxy.tracking.events import (
@@ -21,7 +21,7 @@ from socketio_trace_proxy.tracking.events import (
     SessionUpgraded,
 )
 from socketio_trace_proxy.tracking.observer import RequestInfo, TrafficObserver, WebSocketObserver
-from socketio_trace_proxy.tracking.wire.packets import Direction
+from socketio_trace_proxy.tracking.traffic import Direction
 
 _ARROW = {Direction.CLIENT_TO_SERVER: "C->S", Direction.SERVER_TO_CLIENT: "S->C"}
 
@@ -99,6 +99,18 @@ class TeeObserver:
 
     def __init__(self, observers: Sequence[TrafficObserver]) -> None:
         self._observers = tuple(observers)
+
+    def request_arrived(
+        self,
+        method: str,
+        query: Mapping[str, str],
+        remote: str | None,
+        traceparent: str | None,
+    ) -> RequestInfo:
+        """Every observer is told; the request's info is the first observer's (its arrival
+        stamp is on that observer's clock)."""
+        infos = [o.request_arrived(method, query, remote, traceparent) for o in self._observers]
+        return infos[0] if infos else RequestInfo(method, query, remote, traceparent)
 
     def polling_request(self, info: RequestInfo, body: bytes) -> None:
         for o in self._observers:

@@ -45,7 +45,7 @@ from socketio_trace_proxy.proxy.wsclose import (
 )
 from socketio_trace_proxy.proxy.wstunnel import WebSocketTunnel
 from socketio_trace_proxy.tracking.observer import RequestInfo, TrafficObserver, WebSocketObserver
-from socketio_trace_proxy.tracking.wire.packets import Direction
+from socketio_trace_proxy.tracking.traffic import Direction
 
 log = logging.getLogger(__name__)
 
@@ -522,14 +522,6 @@ class _Relay:
     def _url(self, request: web.BaseRequest) -> URL:
         return URL(self._prefix + _origin_form(request), encoded=True)
 
-    def _info(self, request: web.BaseRequest) -> RequestInfo:
-        return RequestInfo(
-            method=request.method,
-            query=request.query,
-            remote=request.remote,
-            traceparent=request.headers.get(_TRACEPARENT),
-        )
-
     def _upstream_failed(self, exc: BaseException) -> web.Response:
         self.counters.upstream_errors += 1
         log.warning("upstream request failed: %s", type(exc).__name__)
@@ -571,6 +563,7 @@ class _Relay:
         observer = self._observer
         pool = self._pool
         assert pool is not None
+        info = self._arrival(request)
         body: bytes | None = None
         if request.body_exists:
             try:
@@ -579,7 +572,6 @@ class _Relay:
                 counters.rejected_too_large += 1
                 return _text(413, "Payload Too Large")
             counters.polling_bytes_c2s += len(body)
-        info = self._info(request) if observer is not None else None
         if observer is not None and info is not None and body is not None:
             # Observed before the upstream answers, not after: the reply to this body can
             # come back on another connection (a pending GET or the new WebSocket, as the
@@ -678,18 +670,34 @@ class _Relay:
             return await self._tunnel(request, sio)
         return await self._terminate(request, sio)
 
-    def _websocket_observer(self, request: web.BaseRequest) -> WebSocketObserver | None:
+    def _arrival(self, request: web.BaseRequest) -> RequestInfo | None:
+        """The observer's :class:`RequestInfo` of a Socket.IO-path request, stamped on its
+        clock as the head arrives: before the body is read, before an upgrade is forwarded
+        (the handshake's duration runs from here).  ``None``: not observed."""
         observer = self._observer
         if observer is None:
             return None
         try:
-            return observer.websocket_opened(self._info(request))
+            return observer.request_arrived(
+                request.method, request.query, request.remote, request.headers.get(_TRACEPARENT)
+            )
+        except Exception:
+            self.counters.observer_errors += 1
+            return None
+
+    def _websocket_observer(self, info: RequestInfo | None) -> WebSocketObserver | None:
+        observer = self._observer
+        if observer is None or info is None:
+            return None
+        try:
+            return observer.websocket_opened(info)
         except Exception:
             self.counters.observer_errors += 1
             return None
 
     async def _tunnel(self, request: web.BaseRequest, sio: bool) -> web.StreamResponse:
         """The handshake forwarded as sent, then the two connections joined frame for frame."""
+        info = self._arrival(request) if sio else None
         pool = self._pool
         assert pool is not None
         counters = self.counters
@@ -723,7 +731,7 @@ class _Relay:
             transport.close()
             raise
         extensions = headers.get(hdrs.SEC_WEBSOCKET_EXTENSIONS, "")
-        wobs = self._websocket_observer(request) if sio else None
+        wobs = self._websocket_observer(info)
         tunnel = WebSocketTunnel(
             client,
             transport,
@@ -755,6 +763,7 @@ class _Relay:
 
     async def _terminate(self, request: web.BaseRequest, sio: bool) -> web.StreamResponse:
         """One WebSocket per leg (each negotiated by the proxy), messages relayed."""
+        info = self._arrival(request) if sio else None
         session = self._session
         assert session is not None
         counters = self.counters
@@ -807,7 +816,7 @@ class _Relay:
             release_upstream_leg(upstream)
             raise
 
-        wobs = self._websocket_observer(request) if sio else None
+        wobs = self._websocket_observer(info)
         ws = _WsSession(request, client, upstream)
         counters.ws_opened += 1
         counters.ws_active += 1

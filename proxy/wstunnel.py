@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Final
 
 from socketio_trace_proxy.proxy.wsframes import FrameScanner, Scanned, close_frame
 from socketio_trace_proxy.tracking.observer import WebSocketObserver
-from socketio_trace_proxy.tracking.wire.packets import Direction
+from socketio_trace_proxy.tracking.traffic import Direction
 
 if TYPE_CHECKING:
     from socketio_trace_proxy.proxy.relay import RelayCounters

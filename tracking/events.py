@@ -1,7 +1,8 @@
 """What the session layer tells the correlation engine: typed, immutable, timestamped.
 
 Every event carries ``at`` (monotonic seconds, for durations) and ``wall`` (Unix epoch
-seconds, for record timestamps); tests drive both from a fake clock.
+seconds, for record timestamps): the stamp of the observation it came from, taken once by
+the tracker's driver; tests drive both from a fake clock.
 
 The events made per frame or per heartbeat (:class:`PacketObserved`, :class:`DecodeFailed`,
 :class:`HeartbeatObserved`) are ``typing.NamedTuple`` (immutable, typed, built at C speed);
@@ -14,7 +15,8 @@ from dataclasses import dataclass
 from enum import Enum
 from typing import NamedTuple
 
-from socketio_trace_proxy.tracking.wire.packets import Direction, SocketPacket, Transport
+from socketio_trace_proxy.tracking.traffic import Direction, Transport
+from socketio_trace_proxy.tracking.wire.packets import SocketPacket
 
 
 class CloseReason(Enum):
@@ -29,6 +31,13 @@ class CloseReason(Enum):
 
 @dataclass(frozen=True, slots=True)
 class SessionOpened:
+    """A session began: its OPEN packet was seen, or (``lazily``) traffic of a sid the
+    backend accepted (a 200 polling reply, a 101) although its handshake was not seen.
+
+    ``requested_at`` is when the handshake request (polling GET or WebSocket upgrade
+    without sid) arrived at the proxy, on the same clock as ``at``; ``None`` when unknown.
+    """
+
     session_id: str
     transport: Transport
     eio_version: int
@@ -38,6 +47,8 @@ class SessionOpened:
     wall: float
     remote: str | None = None
     traceparent: str | None = None
+    requested_at: float | None = None
+    lazily: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,7 +71,11 @@ class HeartbeatObserved(NamedTuple):
 
 
 class PacketObserved(NamedTuple):
-    """One decoded Socket.IO packet of an Engine.IO session."""
+    """One decoded Socket.IO packet of an Engine.IO session.
+
+    ``traceparent`` is the W3C trace context header of the HTTP request that carried the
+    packet (the polling request, or the WebSocket's upgrade request), if it had one.
+    """
 
     session_id: str
     direction: Direction
@@ -68,6 +83,7 @@ class PacketObserved(NamedTuple):
     packet: SocketPacket
     at: float
     wall: float
+    traceparent: str | None = None
 
 
 class DecodeFailed(NamedTuple):
@@ -84,10 +100,17 @@ class DecodeFailed(NamedTuple):
 
 @dataclass(frozen=True, slots=True)
 class SessionClosed:
+    """A session ended.  For ``WEBSOCKET_CLOSED``: ``initiator`` is the side whose close
+    frame came first (``None``: neither, the proxy gave up on a vanished leg) and ``code``
+    its close code; for ``CLOSE_PACKET``: ``initiator`` is the side that sent the Engine.IO
+    CLOSE packet.  Both are ``None`` for the reasons the proxy decides on its own."""
+
     session_id: str
     reason: CloseReason
     at: float
     wall: float
+    code: int | None = None
+    initiator: Direction | None = None
 
 
 SessionEvent = (

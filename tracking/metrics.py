@@ -17,13 +17,13 @@ from collections.abc import Sequence
 from itertools import pairwise
 
 from socketio_trace_proxy.tracking.records import Outcome
+from socketio_trace_proxy.tracking.traffic import Direction
 from socketio_trace_proxy.tracking.views import (
     EventStats,
     LatencySummary,
     MetricsSnapshot,
     RuleStats,
 )
-from socketio_trace_proxy.tracking.wire.packets import Direction
 
 OTHER = "(other)"
 """The one label that names everything folded away by a bounded table (events, series)."""

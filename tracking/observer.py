@@ -4,6 +4,10 @@ The relay (``proxy``) calls these methods inline, right after it has forwarded t
 they describe; implementations must be cheap, must never block, and must never raise (the
 relay still guards every call and counts what escapes).  With tracking disabled the relay
 holds no observer at all and decodes nothing.
+
+Per Socket.IO-path request the relay calls :meth:`TrafficObserver.request_arrived` once,
+as soon as the request head is in, and passes the :class:`RequestInfo` it returns to every
+later call about that request.
 """
 
 from __future__ import annotations
@@ -12,7 +16,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Protocol
 
-from socketio_trace_proxy.tracking.wire.packets import Direction
+from socketio_trace_proxy.tracking.traffic import Direction
 
 
 @dataclass(frozen=True, slots=True)
@@ -21,12 +25,15 @@ class RequestInfo:
 
     ``query`` holds the decoded query parameters (``EIO``, ``transport``, ``sid``, ``j``,
     ``b64``, ...).  ``traceparent`` is the W3C trace context header the client sent, if any.
+    ``arrived_at`` is when the request head arrived, on the observer's own monotonic clock
+    (set by :meth:`TrafficObserver.request_arrived`; ``None`` when not known).
     """
 
     method: str
     query: Mapping[str, str]
     remote: str | None = None
     traceparent: str | None = None
+    arrived_at: float | None = None
 
 
 class WebSocketObserver(Protocol):
@@ -42,6 +49,17 @@ class WebSocketObserver(Protocol):
 
 class TrafficObserver(Protocol):
     """Observes all Socket.IO-path traffic of one proxy."""
+
+    def request_arrived(
+        self,
+        method: str,
+        query: Mapping[str, str],
+        remote: str | None,
+        traceparent: str | None,
+    ) -> RequestInfo:
+        """A request head arrived on the Socket.IO path (before its body is read, before
+        a WebSocket upgrade is forwarded); returns the request's :class:`RequestInfo`,
+        stamped with the arrival on the observer's clock."""
 
     def polling_request(self, info: RequestInfo, body: bytes) -> None:
         """A long-polling POST body (client to server) was forwarded upstream."""
@@ -62,3 +80,17 @@ class TrafficObserver(Protocol):
 
     def websocket_opened(self, info: RequestInfo) -> WebSocketObserver:
         """A WebSocket was accepted on both legs; returns the observer for its messages."""
+
+
+class UnstampedRequests:
+    """``request_arrived`` for observers that keep no clock of their own: the request's
+    facts without an arrival stamp (inherit it beside the other observer methods)."""
+
+    def request_arrived(
+        self,
+        method: str,
+        query: Mapping[str, str],
+        remote: str | None,
+        traceparent: str | None,
+    ) -> RequestInfo:
+        return RequestInfo(method, query, remote, traceparent)

@@ -15,7 +15,7 @@ from dataclasses import MISSING, dataclass, field, fields, make_dataclass
 from enum import Enum
 from typing import Any, TypeVar, cast
 
-from socketio_trace_proxy.tracking.wire.packets import Direction, Transport
+from socketio_trace_proxy.tracking.traffic import Direction, Transport
 
 _T = TypeVar("_T")
 
@@ -82,12 +82,16 @@ class SessionRef:
 class PairRecord:
     """A request and what became of it.
 
-    ``operation`` is the low-cardinality name, ``"<request> -> <response>"`` using the
-    rule's templates (``"terminal_input -> ack"`` for acks, ``"<request> -> timeout"`` when
-    nothing answered).  ``request_event``/``response_event`` are the concrete names seen.
-    ``duration_s`` runs from the request frame to the response frame as seen at the proxy,
-    or to the timeout deadline.  ``linked_span_id`` on a LATE record is the span of the
-    TIMEOUT record it answers.
+    ``operation`` is the low-cardinality name, the same for every record of one operation
+    whatever its outcome: ``"<request> -> <first configured response>"`` for a rule (its
+    templates; the request alone for a rule that configures only error events), or
+    ``"<event> -> ack"`` for acks.  The outcome and ``error_type`` are fields of their own.
+    ``request_event``/``response_event`` are the concrete names seen.  ``duration_s`` runs
+    from the request frame to the response frame as seen at the proxy, or to the timeout
+    deadline.  ``linked_span_id`` on a LATE record is the span of the TIMEOUT record it
+    answers.  ``parent_span_id`` (and ``trace_id``) come from the ``traceparent`` of the
+    HTTP request that carried the request packet (a polling request, or the WebSocket's
+    upgrade request) when the client sent one; otherwise each pair has a trace of its own.
     """
 
     trace_id: str
@@ -117,6 +121,7 @@ class PairRecord:
     response_payload: str | None = None
     linked_span_id: str | None = None
     sampled: bool = True
+    parent_span_id: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -144,8 +149,12 @@ class LifecycleKind(Enum):
 class LifecycleRecord:
     """A short span per handshake, namespace connect and upgrade; a point at close.
 
-    For HANDSHAKE, ``span_id`` equals ``session.span_id`` and ``parent_span_id`` is taken
-    from the client's ``traceparent`` when it sent one.
+    For HANDSHAKE, ``span_id`` equals ``session.span_id``, ``parent_span_id`` is taken
+    from the client's ``traceparent`` when it sent one, and the span runs from the
+    handshake request's arrival to the OPEN packet.  For CLOSE, ``close_code`` and
+    ``close_initiator`` say how a WebSocket ended (the code of the first close frame and
+    the side that sent it; ``None``: the proxy gave up on a vanished leg) or which side
+    sent the Engine.IO CLOSE packet.
     """
 
     trace_id: str
@@ -160,6 +169,8 @@ class LifecycleRecord:
     start_wall: float
     duration_s: float
     detail: str | None = None
+    close_code: int | None = None
+    close_initiator: Direction | None = None
 
 
 Record = PairRecord | MessageRecord | LifecycleRecord

@@ -18,7 +18,7 @@ from socketio_trace_proxy.config.tracking import (
     template_captures,
 )
 from socketio_trace_proxy.tracking.records import PairKind
-from socketio_trace_proxy.tracking.wire.packets import Direction
+from socketio_trace_proxy.tracking.traffic import Direction
 
 Captures = tuple[tuple[str, str], ...]
 
@@ -32,10 +32,15 @@ class Role(Enum):
 
 @dataclass(frozen=True, slots=True)
 class Rule:
-    """A rule ready for matching; ``index`` is its position in the configuration."""
+    """A rule ready for matching; ``index`` is its position in the configuration.
+
+    ``operation`` names every record of the rule whatever its outcome: ``"<name> ->
+    <first response>"``, or the name alone when the rule configures only error events.
+    """
 
     index: int
     name: str
+    operation: str
     request: str
     kind: PairKind
     request_direction: Direction
@@ -93,6 +98,7 @@ def compile_rule(index: int, rule: RuleSettings, settings: TrackingSettings) -> 
     return Rule(
         index=index,
         name=rule.label,
+        operation=f"{rule.label} -> {rule.responses[0]}" if rule.responses else rule.label,
         request=rule.request,
         kind=PairKind.STREAM if rule.chunks else PairKind.EVENT_PAIR,
         request_direction=(

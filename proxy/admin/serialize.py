@@ -23,8 +23,8 @@ from socketio_trace_proxy.tracking.records import (
     PairRecord,
     Record,
 )
+from socketio_trace_proxy.tracking.traffic import Direction
 from socketio_trace_proxy.tracking.views import ActivityItem
-from socketio_trace_proxy.tracking.wire.packets import Direction
 
 JSON = Any  # what json.dumps accepts
 

@@ -21,8 +21,10 @@ import aiohttp
 from yarl import URL
 
 from socketio_trace_proxy.tracking.recording.splitter import packet_data
-from socketio_trace_proxy.tracking.wire.engineio import decode_payload, decode_ws_frame
-from socketio_trace_proxy.tracking.wire.packets import DecodeFailure, EnginePacket, Transport
+from socketio_trace_proxy.tracking.traffic import Transport
+from socketio_trace_proxy.tracking.wire.engineio import decode_ws_frame
+from socketio_trace_proxy.tracking.wire.packets import DecodeFailure, EnginePacket
+from socketio_trace_proxy.tracking.wire.payload import decode_payload
 
 PacketHandler = Callable[[str | bytes, Transport], None]
 

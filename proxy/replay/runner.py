@@ -32,7 +32,7 @@ from socketio_trace_proxy.tracking.replay.session import (
     Upgrade,
     Wait,
 )
-from socketio_trace_proxy.tracking.wire.packets import Transport
+from socketio_trace_proxy.tracking.traffic import Transport
 
 _MAX_WAIT_S = 1.0  # re-evaluate at least this often
 _SLACK_S = 30.0  # a session may overrun its recorded length by this much

@@ -30,7 +30,12 @@ from socketio_trace_proxy.proxy.cli import (
     load_configuration,
     start_proxy,
 )
-from socketio_trace_proxy.tracking.observer import RequestInfo, TrafficObserver, WebSocketObserver
+from socketio_trace_proxy.tracking.observer import (
+    RequestInfo,
+    TrafficObserver,
+    UnstampedRequests,
+    WebSocketObserver,
+)
 from socketio_trace_proxy.tracking.records import (
     LifecycleKind,
     LifecycleRecord,
@@ -41,7 +46,7 @@ from socketio_trace_proxy.tracking.records import (
     Record,
 )
 from socketio_trace_proxy.tracking.runtime import Tracker
-from socketio_trace_proxy.tracking.wire.packets import Direction, Transport
+from socketio_trace_proxy.tracking.traffic import Direction, Transport
 from tests.doubles.openobserve import OpenObserveDouble
 
 SHORT_TIMEOUT = 0.3  # seconds: ai_get_info and wrapper_session_sync time out after this
@@ -214,7 +219,7 @@ class _TapLeg:
 
 
 @dataclass
-class FrameTap:
+class FrameTap(UnstampedRequests):
     """An extra ``TrafficObserver`` (called after the tracker) noting when each polling body
     or WebSocket message passed the proxy, by wall clock."""
 
@@ -366,16 +371,19 @@ def check_scenario(
     connects = lifecycle(records, LifecycleKind.NAMESPACE_CONNECT)
     assert [(c.namespace, c.ok) for c in connects] == [("/", True)]
 
-    ready = out["terminal"] = _one(by_op.get("create_terminal -> terminal_ready", []), "ready")
+    # One operation, one name: the failed create is the same operation, ended in error.
+    creates = by_op.get("create_terminal -> terminal_ready", [])
+    assert len(creates) == 2, creates
+    ready = out["terminal"] = _one([p for p in creates if p.outcome is Outcome.OK], "ready")
     assert ready.outcome is Outcome.OK
     assert ready.kind is PairKind.EVENT_PAIR
     assert ready.initiator is Direction.CLIENT_TO_SERVER
     assert (ready.request_event, ready.response_event) == ("create_terminal", "terminal_ready")
     assert (ready.request_transport, ready.response_transport) == terminal_transports
 
-    error = out["error"] = _one(by_op.get("create_terminal -> terminal_error", []), "error")
+    error = out["error"] = _one([p for p in creates if p.outcome is Outcome.ERROR], "error")
     assert error.outcome is Outcome.ERROR
-    assert error.error_type == "terminal_error"
+    assert (error.error_type, error.response_event) == ("terminal_error", "terminal_error")
     assert error.match_key == "s-broken"
 
     echoes = by_op.get("echo -> ack", [])
@@ -416,17 +424,19 @@ def check_scenario(
     assert stream.first_chunk_s is not None
     assert 0.0 <= stream.first_chunk_s <= stream.duration_s
 
-    info = out["timeout"] = _one(by_op.get("ai_get_info -> timeout", []), "ai_get_info timeout")
+    info = out["timeout"] = _one(
+        by_op.get("ai_get_info -> ai_info_response", []), "ai_get_info timeout"
+    )
     assert info.outcome is Outcome.TIMEOUT
     assert info.error_type == "timeout"
     assert info.response_event is None
     assert abs(info.duration_s - SHORT_TIMEOUT) < 1e-6  # ends at the deadline
-    assert "ai_get_info -> ai_info_response" not in by_op
 
-    sync_timeout = _one(by_op.get("wrapper_session_sync -> timeout", []), "sync timeout")
-    late = out["late"] = _one(
-        by_op.get("wrapper_session_sync -> wrapper_session_sync_response", []), "late reply"
-    )
+    # The timed-out request and its late reply: one operation, two records.
+    syncs = by_op.get("wrapper_session_sync -> wrapper_session_sync_response", [])
+    assert [p.outcome for p in syncs] == [Outcome.TIMEOUT, Outcome.LATE], syncs
+    sync_timeout, late = syncs
+    out["late"] = late
     assert sync_timeout.outcome is Outcome.TIMEOUT
     assert late.outcome is Outcome.LATE
     assert late.linked_span_id == sync_timeout.span_id
@@ -436,14 +446,12 @@ def check_scenario(
 
     expected_ops = {
         "create_terminal -> terminal_ready",
-        "create_terminal -> terminal_error",
         "echo -> ack",
         "ask_client -> ack",
         "question -> ack",
         TEMPLATED_OPERATION,
         "ai_chat_message -> ai_chat_complete",
-        "ai_get_info -> timeout",
-        "wrapper_session_sync -> timeout",
+        "ai_get_info -> ai_info_response",
         "wrapper_session_sync -> wrapper_session_sync_response",
     }
     assert set(by_op) == expected_ops, sorted(set(by_op) ^ expected_ops)

@@ -23,7 +23,7 @@ from socketio_trace_proxy.config.loader import describe_settings
 from socketio_trace_proxy.exporters.spans import to_ns
 from socketio_trace_proxy.proxy.logging import OneLineFormatter
 from socketio_trace_proxy.tracking.records import LifecycleKind, Outcome, PairRecord, Record
-from socketio_trace_proxy.tracking.wire.packets import Direction, Transport
+from socketio_trace_proxy.tracking.traffic import Direction, Transport
 from tests.doubles.openobserve import ReceivedSpan
 from tests.e2e.stack import (
     TRACE_ID,
@@ -201,8 +201,8 @@ async def test_pair_spans_names_times_attributes_status(exported: Exported) -> N
     assert error.attributes["error.type"] == "terminal_error"
     assert error.attributes["socket.success"] is False
     timeout = exported.span(exported.pairs["timeout"].span_id)
-    # the span is named by the record's operation, whatever the tracker calls it
-    assert timeout.name == exported.pairs["timeout"].operation
+    # the span is named by the record's operation, which keeps the rule's name on timeout
+    assert timeout.name == exported.pairs["timeout"].operation == "ai_get_info -> ai_info_response"
     assert timeout.attributes["error.type"] == "timeout"
     assert timeout.status_code == STATUS_ERROR
     stream = exported.span(exported.pairs["stream"].span_id)
@@ -253,7 +253,8 @@ async def test_late_reply_span_links_to_the_timed_out_span(exported: Exported) -
     late = exported.span(exported.pairs["late"].span_id)
     timed_out = exported.span(exported.pairs["late_timeout"].span_id)
     assert timed_out.name == exported.pairs["late_timeout"].operation
-    assert timed_out.name.startswith("wrapper_session_sync")
+    assert timed_out.name == "wrapper_session_sync -> wrapper_session_sync_response"
+    assert late.name == timed_out.name
     assert (timed_out.trace_id, timed_out.span_id) in late.links
 
 

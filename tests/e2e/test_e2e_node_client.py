@@ -18,7 +18,7 @@ from typing import Any
 import pytest
 
 from socketio_trace_proxy.tracking.records import LifecycleKind
-from socketio_trace_proxy.tracking.wire.packets import Transport
+from socketio_trace_proxy.tracking.traffic import Transport
 from tests.e2e.stack import (
     CHUNKS,
     LATE_DELAY,

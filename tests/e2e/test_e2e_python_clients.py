@@ -7,7 +7,7 @@ from __future__ import annotations
 import pytest
 
 from socketio_trace_proxy.tracking.records import LifecycleKind, Outcome
-from socketio_trace_proxy.tracking.wire.packets import Transport
+from socketio_trace_proxy.tracking.traffic import Transport
 from tests.e2e.stack import (
     Proxy,
     check_scenario,

@@ -13,7 +13,7 @@ import pytest
 import socketio
 
 from socketio_trace_proxy.tracking.sink import SinkHealth
-from socketio_trace_proxy.tracking.wire.packets import Transport
+from socketio_trace_proxy.tracking.traffic import Transport
 from tests.doubles.openobserve import OpenObserveDouble, start_openobserve
 from tests.e2e.stack import (
     Proxy,

@@ -16,7 +16,7 @@ from socketio_trace_proxy.tracking.records import (
     PairRecord,
     SessionRef,
 )
-from socketio_trace_proxy.tracking.wire.packets import Direction, Transport
+from socketio_trace_proxy.tracking.traffic import Direction, Transport
 
 _ids = itertools.count(1)
 

@@ -17,7 +17,7 @@ from socketio_trace_proxy.exporters.spans import (
     pair_span,
 )
 from socketio_trace_proxy.tracking.records import LifecycleKind, Outcome, PairKind
-from socketio_trace_proxy.tracking.wire.packets import Direction, Transport
+from socketio_trace_proxy.tracking.traffic import Direction, Transport
 from tests.exporters.kit import lifecycle, message, pair, session
 
 

@@ -17,8 +17,13 @@ from aiohttp import web
 from socketio_trace_proxy.config.proxy import ProxySettings
 from socketio_trace_proxy.examples.demo_backend import exact_polling_reads
 from socketio_trace_proxy.proxy.relay import RelayCounters, RelayServer
-from socketio_trace_proxy.tracking.observer import RequestInfo, TrafficObserver, WebSocketObserver
-from socketio_trace_proxy.tracking.wire.packets import Direction
+from socketio_trace_proxy.tracking.observer import (
+    RequestInfo,
+    TrafficObserver,
+    UnstampedRequests,
+    WebSocketObserver,
+)
+from socketio_trace_proxy.tracking.traffic import Direction
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
@@ -187,7 +192,7 @@ class RecordingASGI:
         await self.app(scope, rec_receive, rec_send)
 
 
-class RecordingObserver:
+class RecordingObserver(UnstampedRequests):
     """A :class:`TrafficObserver` keeping everything it is told, in order."""
 
     def __init__(self) -> None:

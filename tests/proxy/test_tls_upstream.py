@@ -12,7 +12,7 @@ import socketio
 import trustme
 from aiohttp import web
 
-from socketio_trace_proxy.tracking.wire.packets import Direction
+from socketio_trace_proxy.tracking.traffic import Direction
 from tests.proxy.peers import RecordingObserver, build_sio, relay_in_front_of, runner_port
 
 TRANSPORTS = {"polling": ["polling"], "websocket": ["websocket"], "upgrade": None}

@@ -15,7 +15,7 @@ import pytest
 from aiohttp import WSMsgType, web
 
 from socketio_trace_proxy.config.proxy import WebSocketRelay
-from socketio_trace_proxy.tracking.wire.packets import Direction
+from socketio_trace_proxy.tracking.traffic import Direction
 from tests.proxy.peers import (
     RecordingObserver,
     Relay,

@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from socketio_trace_proxy.config.tracking import TrackingSettings
-from socketio_trace_proxy.tracking.correlation import CorrelationEngine, SequentialIds
+from socketio_trace_proxy.tracking.correlation import CorrelationEngine
 from socketio_trace_proxy.tracking.events import (
     CloseReason,
     PacketObserved,
@@ -15,13 +15,10 @@ from socketio_trace_proxy.tracking.events import (
     SessionEvent,
     SessionOpened,
 )
+from socketio_trace_proxy.tracking.ids import SequentialIds
 from socketio_trace_proxy.tracking.records import LifecycleRecord, MessageRecord, PairRecord, Record
-from socketio_trace_proxy.tracking.wire.packets import (
-    Direction,
-    SocketPacket,
-    SocketPacketType,
-    Transport,
-)
+from socketio_trace_proxy.tracking.traffic import Direction, Transport
+from socketio_trace_proxy.tracking.wire.packets import SocketPacket, SocketPacketType
 
 C2S = Direction.CLIENT_TO_SERVER
 S2C = Direction.SERVER_TO_CLIENT

@@ -7,7 +7,15 @@ import json
 import pytest
 
 from socketio_trace_proxy.config.tracking import CaptureSettings, Predicate
-from socketio_trace_proxy.tracking.capture import REDACTED, Capturer, first_error, key_value
+from socketio_trace_proxy.tracking.capture import (
+    DEPTH_CUT,
+    REDACTED,
+    Capturer,
+    first_error,
+    key_value,
+)
+from socketio_trace_proxy.tracking.records import Outcome
+from socketio_trace_proxy.tracking.wire.packets import SocketPacket, SocketPacketType
 from tests.tracking.engine_kit import Harness, event, settings
 
 
@@ -94,3 +102,130 @@ def test_predicates() -> None:
     assert first_error({"success": 0}, [failed]) is None  # 0 is not false
     assert first_error({"success": False}, [failed]) is failed
     assert first_error(None, [status, present]) is None
+
+
+# --- issue 17: what the defaults must not let through, and hostile nesting -----------------
+
+
+def _captured(args: list[object], **settings: object) -> list[object]:
+    cap = Capturer(CaptureSettings(enabled=True, **settings))  # type: ignore[arg-type]
+    text = cap.capture(event("login", *args), "login", None)
+    assert text is not None
+    value = json.loads(text)
+    assert isinstance(value, list)
+    return value
+
+
+def test_default_redaction_covers_the_common_credential_names() -> None:
+    secret_keys = [
+        "passwd",
+        "pwd",
+        "pass",
+        "Password",
+        "passphrase",
+        "credential",
+        "credentials",
+        "apikey",
+        "apiKey",
+        "api_key",
+        "X-API-KEY",
+        "secret",
+        "client_secret",
+        "accessToken",
+        "refresh_token",
+        "auth",
+        "Authorization",
+        "cookie",
+        "unlock_key",
+    ]
+    (got,) = _captured([{**dict.fromkeys(secret_keys, "s3cr3t"), "user": "ann", "n": 1}])
+    assert got == {**dict.fromkeys(secret_keys, REDACTED), "user": "ann", "n": 1}
+    assert "s3cr3t" not in json.dumps(got)
+
+
+def test_authorization_inside_strings_is_masked_anywhere() -> None:
+    got = _captured(
+        [
+            "GET / HTTP/1.1\r\nAuthorization: Basic dXNlcjpwYXNz\r\nHost: x",
+            {"headers": ["authorization=Bearer abc.def.ghi", "Accept: */*"]},
+            "token is Bearer eyJhbGciOiJIUzI1NiJ9.e30.x; keep this",
+            "nothing to see here",
+        ]
+    )
+    assert got == [
+        f"GET / HTTP/1.1\r\nAuthorization: {REDACTED}\r\nHost: x",
+        {"headers": [f"authorization={REDACTED}", "Accept: */*"]},
+        f"token is Bearer {REDACTED}; keep this",
+        "nothing to see here",
+    ]
+
+
+def test_positional_strings_stay_as_configured() -> None:
+    # A plain positional string is not a key: only redact_paths (or a credential pattern)
+    # masks it.
+    assert _captured(["my password is hunter2"]) == ["my password is hunter2"]
+
+
+def _nested(depth: int) -> str:
+    return "[" * depth + "]" * depth
+
+
+@pytest.mark.parametrize("depth", [40, 900, 5000])
+def test_deep_nesting_is_cut_and_marked_never_raised(depth: int) -> None:
+    payload = f'["ev",{_nested(depth)}]'
+    packet = SocketPacket(SocketPacketType.EVENT, "/", None, "ev", payload, (), len(payload))
+    text = Capturer(CaptureSettings(enabled=True)).capture(packet, "ev", None)
+    assert text is not None and "nested deeper than 32 levels" in text
+    if depth == 40:  # parseable: the outer levels are kept, the rest is one marker
+        value = json.loads(text)
+        for _ in range(31):
+            (value,) = value
+        assert value == [DEPTH_CUT]
+
+
+def test_deep_payloads_through_the_engine_cost_no_record() -> None:
+    h = Harness(
+        settings(
+            capture={"enabled": True},
+            rules=[{"request": "q", "responses": ["r"], "match": "id"}],
+        )
+    )
+    h.open()
+    deep = f'["q",{_nested(5000)}]'
+    h.send(SocketPacket(SocketPacketType.EVENT, "/", 1, "q", deep, (), len(deep)))
+    h.reply(SocketPacket(SocketPacketType.CONNECT_ERROR, "/x", None, None, _nested(5000), (), 1))
+    h.reply(SocketPacket(SocketPacketType.ACK, "/", 1, None, f"[{_nested(5000)}]", (), 1))
+    (pair,) = h.pairs()
+    assert pair.operation == "q -> ack" and pair.outcome is Outcome.OK
+    assert pair.request_payload is not None and "NOT CAPTURED" in pair.request_payload
+    assert h.lifecycle()[-1].error == "connect_error"
+
+
+def test_payloads_too_large_to_parse_are_not_captured() -> None:
+    big = '["ev","' + "x" * (2 * 1024 * 1024) + '"]'
+    packet = SocketPacket(SocketPacketType.EVENT, "/", None, "ev", big, (), len(big))
+    text = Capturer(CaptureSettings(enabled=True)).capture(packet, "ev", None)
+    assert text is not None and text.startswith("[NOT CAPTURED: payload of")
+
+
+def test_a_lone_surrogate_is_replaced_not_raised() -> None:
+    assert _captured(["\ud800 ok"]) == ["? ok"]
+
+
+def test_long_match_keys_are_cut_but_kept_apart() -> None:
+    a, b = "k" * 5000 + "a", "k" * 5000 + "b"
+    ka, kb = key_value({"id": a}, ("id",), ()), key_value({"id": b}, ("id",), ())
+    assert ka is not None and kb is not None and ka != kb
+    assert len(ka) == len(kb) == 256 and ka.startswith("k" * 200)
+    assert key_value({"id": "short"}, ("id",), ()) == "short"
+
+
+def test_payloads_too_large_to_read_match_first_in_first_out() -> None:
+    h = Harness(settings(rules=[{"request": "q", "responses": ["r"], "match": "id"}]))
+    h.open()
+    big = {"id": "A", "blob": "x" * (1024 * 1024)}
+    h.send(event("q", big))
+    h.reply(event("r", {"id": "B"}))  # its key does not matter: the request had none
+    (pair,) = h.pairs()
+    assert (pair.outcome, pair.match_key) == (Outcome.OK, None)
+    assert h.engine.snapshot().extra["payloads_too_large_to_read"] == 1

@@ -9,17 +9,14 @@ import pytest
 from socketio_trace_proxy import config
 from socketio_trace_proxy.config.loader import load_settings
 from socketio_trace_proxy.config.tracking import TrackingSettings
-from socketio_trace_proxy.tracking.correlation import (
-    CorrelationEngine,
-    SequentialIds,
-    parse_traceparent,
-)
+from socketio_trace_proxy.tracking.correlation import CorrelationEngine
 from socketio_trace_proxy.tracking.events import (
     CloseReason,
     DecodeFailed,
     HeartbeatObserved,
     SessionUpgraded,
 )
+from socketio_trace_proxy.tracking.ids import SequentialIds, parse_traceparent
 from socketio_trace_proxy.tracking.records import (
     LifecycleKind,
     Outcome,
@@ -27,7 +24,8 @@ from socketio_trace_proxy.tracking.records import (
     PairRecord,
     Record,
 )
-from socketio_trace_proxy.tracking.wire.packets import SocketPacketType, Transport
+from socketio_trace_proxy.tracking.traffic import Transport
+from socketio_trace_proxy.tracking.wire.packets import SocketPacketType
 from tests.tracking.engine_kit import (
     C2S,
     S2C,
@@ -102,11 +100,13 @@ def test_missing_or_empty_key_falls_back_to_fifo(aether: TrackingSettings) -> No
     h.send(event("create_terminal", {"session": ""}))
     h.reply(event("terminal_ready", {"session": "fresh-uuid", "status": "ready"}))
     h.reply(event("terminal_error", {"error": "no pty"}))  # carries no session: FIFO
+    # One operation, one name: the error reply shows in the outcome and error type.
     assert h.summary() == [
         ("create_terminal -> terminal_ready", "ok", None),
-        ("create_terminal -> terminal_error", "error", None),
+        ("create_terminal -> terminal_ready", "error", None),
     ]
     assert h.pairs()[1].error_type == "terminal_error"
+    assert h.pairs()[1].response_event == "terminal_error"
 
 
 def test_keyed_reply_for_unknown_key_is_one_way(aether: TrackingSettings) -> None:
@@ -201,8 +201,12 @@ def test_stream_error_and_stream_timeout(aether: TrackingSettings) -> None:
     h.reply(event("ai_chat_error", {"message_id": "m2", "error": "quota"}))
     h.advance(31.0)
     assert h.summary() == [
-        ("ai_chat_message -> ai_chat_error", "error", "m2"),
-        ("ai_chat_message -> timeout", "timeout", "m1"),
+        ("ai_chat_message -> ai_chat_complete", "error", "m2"),
+        ("ai_chat_message -> ai_chat_complete", "timeout", "m1"),
+    ]
+    assert [(p.response_event, p.error_type) for p in h.pairs()] == [
+        ("ai_chat_error", "ai_chat_error"),
+        (None, "timeout"),
     ]
 
 
@@ -216,7 +220,8 @@ def test_timeout_then_late_reply_is_linked(aether: TrackingSettings) -> None:
     h.advance(0.2)
     (timed_out,) = h.pairs()
     assert timed_out.outcome is Outcome.TIMEOUT
-    assert timed_out.operation == "ai_get_info -> timeout"
+    assert timed_out.operation == "ai_get_info -> ai_info_response"
+    assert (timed_out.rule, timed_out.error_type) == ("ai_get_info", "timeout")
     assert timed_out.duration_s == pytest.approx(5.0)
     assert timed_out.response_event is None
     h.advance(2.0)
@@ -224,6 +229,7 @@ def test_timeout_then_late_reply_is_linked(aether: TrackingSettings) -> None:
     late = h.pairs()[-1]
     assert late.outcome is Outcome.LATE
     assert late.linked_span_id == timed_out.span_id
+    assert late.operation == timed_out.operation and late.error_type == "late"
     assert late.span_id != timed_out.span_id
     assert late.duration_s == pytest.approx(7.1)
     assert late.sampled
@@ -283,9 +289,9 @@ def test_session_close_abandons_and_frees_state(aether: TrackingSettings) -> Non
     h.send(event("x", ack=1))
     h.advance(1.0)
     h.close()
-    assert [(p.operation, p.outcome) for p in h.pairs()] == [
-        ("get_wrapper_sessions -> abandoned", Outcome.ABANDONED),
-        ("x -> abandoned", Outcome.ABANDONED),
+    assert [(p.operation, p.outcome, p.error_type) for p in h.pairs()] == [
+        ("get_wrapper_sessions -> wrapper_sessions_response", Outcome.ABANDONED, "abandoned"),
+        ("x -> ack", Outcome.ABANDONED, "abandoned"),
     ]
     assert h.pairs()[0].duration_s == pytest.approx(1.0)
     close = h.lifecycle()[-1]

@@ -6,7 +6,7 @@ import pytest
 
 from socketio_trace_proxy.tracking.metrics import OTHER, Histogram, Metrics
 from socketio_trace_proxy.tracking.records import Outcome
-from socketio_trace_proxy.tracking.wire.packets import Direction
+from socketio_trace_proxy.tracking.traffic import Direction
 
 
 def test_histogram_quantiles_within_one_bucket() -> None:

@@ -19,7 +19,7 @@ from socketio_trace_proxy.tracking.records import (
     new_message_record,
     new_pair_record,
 )
-from socketio_trace_proxy.tracking.wire.packets import Direction, Transport
+from socketio_trace_proxy.tracking.traffic import Direction, Transport
 
 REF = SessionRef("sid", "a" * 32, "b" * 16)
 PAIR_ARGS = (

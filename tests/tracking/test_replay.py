@@ -9,7 +9,7 @@ from collections.abc import Iterable
 import pytest
 
 from socketio_trace_proxy.config.loader import load_settings
-from socketio_trace_proxy.tracking.correlation import SequentialIds
+from socketio_trace_proxy.tracking.ids import SequentialIds
 from socketio_trace_proxy.tracking.observer import RequestInfo, WebSocketObserver
 from socketio_trace_proxy.tracking.records import (
     LifecycleKind,
@@ -18,7 +18,7 @@ from socketio_trace_proxy.tracking.records import (
     PairRecord,
 )
 from socketio_trace_proxy.tracking.runtime import Tracker
-from socketio_trace_proxy.tracking.wire.packets import Direction, Transport
+from socketio_trace_proxy.tracking.traffic import Direction, Transport
 from tests.fixtures.recordings import (
     EVENT_PROBE,
     MULTI_SESSION_TABS,
@@ -113,7 +113,7 @@ def test_vue_frontend_request_by_polling_reply_over_websocket() -> None:
     assert pending.rule == "ai_get_info"
     clock.advance(5.0)
     tracker.tick()
-    assert pairs(sink)[-1] == ("ai_get_info -> timeout", "timeout", None)
+    assert pairs(sink)[-1] == ("ai_get_info -> ai_info_response", "timeout", None)
     # Keystrokes and echoes are aggregated: counted, not recorded one by one.
     assert not any(
         isinstance(r, MessageRecord) and r.event.startswith("terminal_") for r in sink.records
@@ -136,12 +136,15 @@ def test_event_probe_recording() -> None:
         ("get_wrapper_sessions -> wrapper_sessions_response", "ok", None),
         ("wrapper_session_sync -> wrapper_session_sync_response", "ok", "123"),
         ("create_terminal -> terminal_ready", "ok", "session_1795613910760"),
-        ("ai_get_info -> timeout", "timeout", None),
-        ("create_terminal -> terminal_closed", "ok", "session_1795613910760"),
-        ("terminal:create -> timeout", "timeout", "r1"),
+        ("ai_get_info -> ai_info_response", "timeout", None),
+        ("create_terminal -> terminal_ready", "ok", "session_1795613910760"),  # closed
+        ("terminal:create -> terminal:created", "timeout", "r1"),
         ("create_terminal -> terminal_ready", "ok", None),  # sent without a session: FIFO
-        ("ai_chat_message -> timeout", "timeout", "m1"),  # the stream rule allows 30 s
+        ("ai_chat_message -> ai_chat_complete", "timeout", "m1"),  # the stream rule: 30 s
     ]
+    # The operation is the rule's; the reply that ended it is the record's response event.
+    responses = [r.response_event for r in sink.records if isinstance(r, PairRecord)]
+    assert responses[8] == "terminal_closed" and responses[7] is None
     one_way = [r.event for r in sink.records if isinstance(r, MessageRecord)]
     assert one_way == ["connected", "terminal_resize", "wrapper_session_update"]
 
@@ -158,10 +161,10 @@ def test_multi_session_tabs_recording() -> None:
     tracker.tick()
     timed_out = {op for op, outcome, _ in pairs(sink) if outcome == "timeout"}
     assert timed_out == {
-        "workspace:sync:request -> timeout",
-        "workspace:initialize -> timeout",
-        "terminal:create -> timeout",
-        "create_terminal -> timeout",
+        "workspace:sync:request -> workspace:sync:response",
+        "workspace:initialize -> workspace:initialized",
+        "terminal:create -> terminal:created",
+        "create_terminal -> terminal_ready",
     }
     rules = {r.rule for r in tracker.get_metrics().rules}
     assert tmpl in rules

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from socketio_trace_proxy.tracking import correlation
+from socketio_trace_proxy.tracking.correlation import dispatch
 from socketio_trace_proxy.tracking.rules import Role, RuleBook
 from tests.tracking.engine_kit import Harness, event, settings
 
@@ -52,7 +52,7 @@ def test_unconfigured_events_are_never_parsed(monkeypatch: pytest.MonkeyPatch) -
     def forbidden(*args: object) -> object:
         raise AssertionError("payload parsed on the hot path")
 
-    monkeypatch.setattr(correlation, "first_arg", forbidden)
+    monkeypatch.setattr(dispatch, "first_arg", forbidden)
     h = Harness(settings(rules=[{"request": "q", "responses": ["r"]}], aggregate=["noise"]))
     h.open()
     for _ in range(3):

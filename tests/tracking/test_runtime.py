@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from socketio_trace_proxy.config.tracking import TrackingSettings
-from socketio_trace_proxy.tracking.correlation import SequentialIds
+from socketio_trace_proxy.tracking.ids import SequentialIds
 from socketio_trace_proxy.tracking.observer import RequestInfo, WebSocketObserver
 from socketio_trace_proxy.tracking.records import (
     LifecycleKind,
@@ -19,7 +19,7 @@ from socketio_trace_proxy.tracking.records import (
     Record,
 )
 from socketio_trace_proxy.tracking.runtime import PacketView, Tracker
-from socketio_trace_proxy.tracking.wire.packets import Direction
+from socketio_trace_proxy.tracking.traffic import Direction
 from tests.tracking.runtime_kit import FakeClock, RecordingSink
 
 C2S = Direction.CLIENT_TO_SERVER
@@ -98,7 +98,7 @@ def test_callbacks_timeout_slow_error_and_unsubscribe() -> None:
     off()
     emit(ws, C2S, "q")
     emit(ws, S2C, "bad")
-    assert seen == [("slow", 1.5), ("error", "bad"), ("timeout", "q -> timeout")]
+    assert seen == [("slow", 1.5), ("error", "bad"), ("timeout", "q -> r")]
 
 
 def test_a_failing_callback_or_sink_never_reaches_the_relay() -> None:
@@ -267,7 +267,8 @@ async def test_timer_is_rearmed_for_an_earlier_deadline() -> None:
         if any(isinstance(r, PairRecord) for r in sink.records):
             break
         await asyncio.sleep(0.005)
-    assert [r.operation for r in sink.records if isinstance(r, PairRecord)] == ["fastq -> timeout"]
+    timed_out = [(r.operation, r.outcome) for r in sink.records if isinstance(r, PairRecord)]
+    assert timed_out == [("fastq -> r2", Outcome.TIMEOUT)]
     await tracker.stop(1.0)
 
 

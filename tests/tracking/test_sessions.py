@@ -23,7 +23,8 @@ from socketio_trace_proxy.tracking.events import (
 )
 from socketio_trace_proxy.tracking.observer import RequestInfo
 from socketio_trace_proxy.tracking.sessions import SessionTable
-from socketio_trace_proxy.tracking.wire.packets import Direction, SocketPacketType, Transport
+from socketio_trace_proxy.tracking.traffic import Direction, Transport
+from socketio_trace_proxy.tracking.wire.packets import SocketPacketType
 from socketio_trace_proxy.tracking.wire.socketio import parse_args
 from tests.fixtures.recordings import PYTHON_CLIENT, VUE_FRONTEND, load_frames, replay_frames
 
@@ -75,9 +76,7 @@ def _q(
 
 
 def _handshake(table: SessionTable, sid: str, at: float = 0.0, **kw: int) -> None:
-    table.polling_response(
-        RequestInfo("GET", _q()), 200, "text/plain", None, _open(sid, **kw), at, 1000.0 + at
-    )
+    table.polling_reply(RequestInfo("GET", _q()), 200, None, _open(sid, **kw), at, 1000.0 + at)
 
 
 def _get(
@@ -90,13 +89,18 @@ def _get(
     status: int = 200,
     encoding: str | None = None,
 ) -> None:
-    table.polling_response(
-        RequestInfo("GET", _q(sid, eio)), status, "text/plain", encoding, body, at, 1000.0 + at
-    )
+    table.polling_reply(RequestInfo("GET", _q(sid, eio)), status, encoding, body, at, 1000.0 + at)
 
 
 def _post(table: SessionTable, sid: str, body: bytes, at: float, eio: str = "4") -> None:
     table.polling_request(RequestInfo("POST", _q(sid, eio)), body, at, 1000.0 + at)
+
+
+def _answer_post(table: SessionTable, sid: str, at: float, status: int = 200) -> None:
+    """The backend's answer to a POST for ``sid``: ``ok``, or its refusal."""
+    body = b"ok" if status == 200 else b'{"code":1,"message":"Session ID unknown"}'
+    info = RequestInfo("POST", _q(sid))
+    table.polling_reply(info, status, None, body, at, 1000.0 + at)
 
 
 # --- recordings ------------------------------------------------------------------------------
@@ -234,8 +238,10 @@ def test_missed_heartbeats_expire_on_a_fake_clock() -> None:
     table.tick(100.0, 0)
     assert table.session_count() == 0 and table.stats().heartbeat_expired == 2
     assert table.next_deadline() is None
-    # a session that expired but keeps talking is tracked again (nothing is lost)
+    # a session that expired but keeps talking is tracked again once the backend's answer
+    # shows it is alive (nothing is lost)
     _post(table, "e2", b'42["still here"]', 101.0)
+    _answer_post(table, "e2", 101.01)
     assert table.session_count() == 1 and rec.packets()[-1].session_id == "e2"
 
 
@@ -249,21 +255,59 @@ def test_eviction_of_the_least_recently_active() -> None:
     assert table.session_count() == 2 and table.stats().evicted == 1
 
 
-def test_unknown_sid_error_reply_creates_nothing_but_traffic_does() -> None:
+def test_unknown_sid_is_tracked_only_once_the_backend_accepted_it() -> None:
     table, rec = _table()
     _get(table, "ghost", b'{"code":1,"message":"Session ID unknown"}', 1.0, status=400)
+    _post(table, "made-up", b'42["hello",{}]', 1.5)
+    assert rec.events == [] and table.stats().unconfirmed == 1  # held, not decoded
+    _answer_post(table, "made-up", 1.6, status=400)
     assert rec.events == [] and table.session_count() == 0
-    assert table.stats().error_replies == 1 and table.stats().decode_failures == 0
+    stats = table.stats()
+    assert (stats.refused, stats.unconfirmed, stats.error_replies) == (2, 0, 2)
+    assert stats.decode_failures == stats.lazily_opened == 0
+    # A session picked up mid-way: its POST is held until the backend says "ok", then the
+    # packets are seen with their own time, after the session opened at that time.
     _post(table, "midway", b'42["hello",{}]', 2.0)
-    (opened,) = rec.of(SessionOpened)
-    assert opened.session_id == "midway" and table.stats().lazily_opened == 1
-    assert rec.packets()[0].packet.event == "hello"
+    _post(table, "midway", b'42["again",{}]', 2.1)
+    assert rec.events == []
+    _answer_post(table, "midway", 2.2)
+    opened, first, second = rec.events
+    assert isinstance(opened, SessionOpened) and (opened.session_id, opened.at) == ("midway", 2.0)
+    assert opened.lazily and table.stats().lazily_opened == 1
+    assert isinstance(first, PacketObserved) and isinstance(second, PacketObserved)
+    assert [(p.packet.event, p.at) for p in (first, second)] == [("hello", 2.0), ("again", 2.1)]
+    assert table.stats().unconfirmed == 0
+
+
+def test_a_reply_or_a_101_for_the_sid_confirms_what_was_held() -> None:
+    table, rec = _table()
+    _post(table, "p", b'42["first"]', 1.0)
+    _get(table, "p", b'42["reply"]', 1.1)  # a 200 poll names the sid: the backend knows it
+    assert [p.packet.event for p in rec.packets()] == ["first", "reply"]
+    _post(table, "w", b'42["before upgrade"]', 2.0)
+    leg = table.websocket_opened(RequestInfo("GET", _q("w", "4", "websocket")), 2.1, 0)
+    assert [p.packet.event for p in rec.packets()][-1] == "before upgrade"
+    assert leg.session_id == "w" and table.session_count() == 2
+
+
+def test_held_bodies_are_bounded_and_expire() -> None:
+    table, rec = _table(max_unconfirmed=3, max_unconfirmed_bytes=100, unconfirmed_max_age_s=10.0)
+    for i in range(5):
+        _post(table, f"s{i}", b'42["x"]', float(i))
+    assert table.stats().unconfirmed == 3 and table.stats().unconfirmed_dropped == 2
+    _post(table, "big", b"4" + b"x" * 200, 5.0)  # larger than the byte bound on its own
+    assert table.stats().unconfirmed_dropped == 3
+    table.tick(13.5, 0)  # s2 (held at 2.0) and s3 (3.0) waited 10 s or more
+    assert table.stats().unconfirmed == 1 and table.stats().unconfirmed_dropped == 5
+    _answer_post(table, "s4", 14.0)
+    assert [p.session_id for p in rec.packets()] == ["s4"]
+    assert table.stats().unconfirmed == 0
 
 
 def test_post_answer_ok_is_not_a_payload() -> None:
     table, rec = _table()
     _handshake(table, "k")
-    table.polling_response(RequestInfo("POST", _q("k")), 200, "text/html", None, b"ok", 1, 0)
+    table.polling_reply(RequestInfo("POST", _q("k")), 200, None, b"ok", 1, 0)
     assert rec.of(DecodeFailed) == []
 
 
@@ -310,7 +354,7 @@ def test_v3_session_polling_heartbeat_and_binary() -> None:
     table, rec = _table()
     handshake = _open("v3sid", 25000, 5000).decode()
     body = f"{len(handshake)}:{handshake}2:40".encode()
-    table.polling_response(RequestInfo("GET", _q(eio="3")), 200, "text/plain", None, body, 0, 0)
+    table.polling_reply(RequestInfo("GET", _q(eio="3")), 200, None, body, 0, 0)
     (opened,) = rec.of(SessionOpened)
     assert (opened.session_id, opened.eio_version, opened.ping_timeout_s) == ("v3sid", 3, 5.0)
     _post(table, "v3sid", b"1:2", 1.0, eio="3")  # v3: the client pings

@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from importlib import resources
 from typing import Any
 
-from socketio_trace_proxy.tracking.wire.packets import Direction, Transport
+from socketio_trace_proxy.tracking.traffic import Direction, Transport
 
 FORMAT = "socketio-trace-proxy/record"
 VERSION = 1

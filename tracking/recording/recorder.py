@@ -25,12 +25,12 @@ from typing import IO, Any
 
 from socketio_trace_proxy.config.record import DEFAULT_RECORD_PATH, RecordSettings
 from socketio_trace_proxy.config.tracking import TrackingSettings
-from socketio_trace_proxy.tracking.observer import RequestInfo
+from socketio_trace_proxy.tracking.observer import RequestInfo, UnstampedRequests
 from socketio_trace_proxy.tracking.recording.format import Header, Line, PacketLine, encode
 from socketio_trace_proxy.tracking.recording.redact import PacketRedactor
 from socketio_trace_proxy.tracking.recording.splitter import RecordSplitter
 from socketio_trace_proxy.tracking.rules import RuleBook
-from socketio_trace_proxy.tracking.wire.packets import Direction
+from socketio_trace_proxy.tracking.traffic import Direction
 
 log = logging.getLogger(__name__)
 
@@ -151,7 +151,7 @@ class RecorderStatus:
     last_error: str | None
 
 
-class Recorder:
+class Recorder(UnstampedRequests):
     """Records relayed sessions; see the module docstring.  ``start``/``stop``/``flush``
     block briefly (file open, thread join): call them off the event loop."""
 

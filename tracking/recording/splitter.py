@@ -23,19 +23,10 @@ from socketio_trace_proxy.tracking.recording.format import (
     SessionLine,
 )
 from socketio_trace_proxy.tracking.recording.redact import PacketRedactor
-from socketio_trace_proxy.tracking.wire.engineio import (
-    decode_open,
-    decode_payload,
-    decode_ws_frame,
-    decompress,
-)
-from socketio_trace_proxy.tracking.wire.packets import (
-    DecodeFailure,
-    Direction,
-    EnginePacket,
-    EnginePacketType,
-    Transport,
-)
+from socketio_trace_proxy.tracking.traffic import Direction, Transport
+from socketio_trace_proxy.tracking.wire.engineio import decode_open, decode_ws_frame, decompress
+from socketio_trace_proxy.tracking.wire.packets import DecodeFailure, EnginePacket, EnginePacketType
+from socketio_trace_proxy.tracking.wire.payload import decode_payload
 
 _C2S = Direction.CLIENT_TO_SERVER
 _S2C = Direction.SERVER_TO_CLIENT

@@ -13,12 +13,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from socketio_trace_proxy.config.tracking import CaptureSettings, TrackingSettings
-from socketio_trace_proxy.tracking.correlation import (
-    NAMESPACE_CONNECT_RULE,
-    CorrelationEngine,
-    SequentialIds,
-)
+from socketio_trace_proxy.tracking.correlation import NAMESPACE_CONNECT_RULE, CorrelationEngine
 from socketio_trace_proxy.tracking.events import PacketObserved, SessionOpened
+from socketio_trace_proxy.tracking.ids import SequentialIds
 from socketio_trace_proxy.tracking.records import (
     LifecycleKind,
     LifecycleRecord,
@@ -26,14 +23,13 @@ from socketio_trace_proxy.tracking.records import (
     PairRecord,
     Record,
 )
+from socketio_trace_proxy.tracking.traffic import Direction, Transport
 from socketio_trace_proxy.tracking.wire.packets import (
     DecodeFailure,
-    Direction,
     EnginePacket,
     EnginePacketType,
     SocketPacket,
     SocketPacketType,
-    Transport,
 )
 from socketio_trace_proxy.tracking.wire.socketio import SocketIOStreamDecoder
 

@@ -24,15 +24,14 @@ from socketio_trace_proxy.tracking.recording.format import (
 )
 from socketio_trace_proxy.tracking.replay.pairing import Pair, Pairer, SocketStream
 from socketio_trace_proxy.tracking.rules import RuleBook
+from socketio_trace_proxy.tracking.traffic import Direction, Transport
 from socketio_trace_proxy.tracking.wire.engineio import decode_text_packet
 from socketio_trace_proxy.tracking.wire.packets import (
     DecodeFailure,
-    Direction,
     EnginePacket,
     EnginePacketType,
     SocketPacket,
     SocketPacketType,
-    Transport,
 )
 from socketio_trace_proxy.tracking.wire.socketio import parse_header
 

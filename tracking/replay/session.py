@@ -29,13 +29,8 @@ from socketio_trace_proxy.tracking.replay.script import (
     Step,
     decode_packet,
 )
-from socketio_trace_proxy.tracking.wire.packets import (
-    DecodeFailure,
-    Direction,
-    SocketPacket,
-    SocketPacketType,
-    Transport,
-)
+from socketio_trace_proxy.tracking.traffic import Direction, Transport
+from socketio_trace_proxy.tracking.wire.packets import DecodeFailure, SocketPacket, SocketPacketType
 from socketio_trace_proxy.tracking.wire.socketio import parse_args, parse_header
 
 _C2S = Direction.CLIENT_TO_SERVER

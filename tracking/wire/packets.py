@@ -7,7 +7,7 @@ these are made for every frame the proxy relays).  Like any tuple they compare b
 
 from __future__ import annotations
 
-from enum import Enum, IntEnum
+from enum import IntEnum
 from typing import NamedTuple
 
 
@@ -35,26 +35,6 @@ class SocketPacketType(IntEnum):
     BINARY_ACK = 6
 
 
-class Direction(Enum):
-    """Which way a frame travelled through the proxy."""
-
-    CLIENT_TO_SERVER = "c2s"
-    SERVER_TO_CLIENT = "s2c"
-
-    @property
-    def opposite(self) -> Direction:
-        if self is Direction.CLIENT_TO_SERVER:
-            return Direction.SERVER_TO_CLIENT
-        return Direction.CLIENT_TO_SERVER
-
-
-class Transport(Enum):
-    """Engine.IO transport a frame was carried by."""
-
-    POLLING = "polling"
-    WEBSOCKET = "websocket"
-
-
 class EnginePacket(NamedTuple):
     """One Engine.IO packet.
 
@@ -66,10 +46,6 @@ class EnginePacket(NamedTuple):
     type: EnginePacketType
     data: str | bytes
     size: int
-
-    @property
-    def binary(self) -> bool:
-        return isinstance(self.data, bytes)
 
 
 class SocketPacket(NamedTuple):

@@ -29,9 +29,14 @@ _BINARY_EVENT = SocketPacketType.BINARY_EVENT
 _BINARY_ACK = SocketPacketType.BINARY_ACK
 _CONNECT = SocketPacketType.CONNECT
 _CONNECT_ERROR = SocketPacketType.CONNECT_ERROR
-_DISCONNECT = SocketPacketType.DISCONNECT
 _MAX_ID_DIGITS = 16  # JavaScript numbers stay exact up to 2**53
 _MAX_COUNT_DIGITS = 9
+#: Longest namespace (query included) taken as one; a longer one is a decode failure.
+MAX_NAMESPACE = 4096
+#: Longest event name kept as seen; longer ones are cut (and end in "…").
+MAX_EVENT_NAME = 1024
+#: Deepest nesting in which binary attachment placeholders are put back.
+MAX_PLACEHOLDER_DEPTH = 64
 _NO_ATTACHMENTS: tuple[bytes, ...] = ()
 
 
@@ -96,8 +101,8 @@ def fast_message(frame: str, start: int = 1, size: int | None = None) -> SocketP
     if frame[k + 1] != '"':
         return None
     end = frame.find('"', k + 2)
-    if end < 0:
-        return None
+    if end < 0 or end - k - 2 > MAX_EVENT_NAME:
+        return None  # (a long name is cut by the general path)
     name = frame[k + 2 : end]
     # JSON strings may not hold raw control characters (strict scanstring refuses them);
     # escapes and anything unusual take the general path.
@@ -137,26 +142,55 @@ def _parse_header(text: str, size: int | None) -> tuple[SocketPacket, int] | Dec
         i = dash + 1
     namespace = "/"
     if i < n and text[i] == "/":
-        comma = text.find(",", i)
-        end = n if comma < 0 else comma
-        namespace = text[i:end]
-        q = namespace.find("?")
-        if q >= 0:
-            # socket.io v2 (protocol v4) may append a query to the namespace of CONNECT;
-            # it is not part of the name (and may carry credentials).
-            namespace = namespace[:q]
-        i = end + 1 if comma >= 0 else n
-    ack_id: int | None = None
+        found = _namespace(text, i)
+        if isinstance(found, DecodeFailure):
+            return found
+        namespace, i = found
+    # The ack id: at most _MAX_ID_DIGITS digits, looked at before anything is scanned.
     j = i
-    while j < n and "0" <= text[j] <= "9":
+    limit = min(n, i + _MAX_ID_DIGITS + 1)
+    while j < limit and "0" <= text[j] <= "9":
         j += 1
+    ack_id: int | None = None
     if j > i:
         if j - i > _MAX_ID_DIGITS:
             return _fail("ack id too long", text)
         ack_id = int(text[i:j])
         i = j
     payload = text[i:] if i else text
-    event: str | None = None
+    checked = _check_payload(ptype, payload, ack_id, text)
+    if isinstance(checked, DecodeFailure):
+        return checked
+    if size is None:
+        size = n if text.isascii() else len(text.encode("utf-8", "surrogatepass"))
+    packet: SocketPacket = _tuple_new(
+        SocketPacket, (ptype, namespace, ack_id, checked, payload, _NO_ATTACHMENTS, size)
+    )
+    return packet, count
+
+
+def _namespace(text: str, i: int) -> tuple[str, int] | DecodeFailure:
+    """The namespace starting at ``text[i]`` (``/``) and where what follows it starts; the
+    comma that ends it is looked for within :data:`MAX_NAMESPACE` characters only."""
+    n = len(text)
+    comma = text.find(",", i, i + MAX_NAMESPACE + 1)
+    if comma < 0 and n - i > MAX_NAMESPACE:
+        return _fail("namespace too long", text)
+    end = n if comma < 0 else comma
+    namespace = text[i:end]
+    q = namespace.find("?")
+    if q >= 0:
+        # socket.io v2 (protocol v4) may append a query to the namespace of CONNECT;
+        # it is not part of the name (and may carry credentials).
+        namespace = namespace[:q]
+    return namespace, (end + 1 if comma >= 0 else n)
+
+
+def _check_payload(
+    ptype: SocketPacketType, payload: str, ack_id: int | None, text: str
+) -> str | DecodeFailure | None:
+    """Whether ``payload`` has the shape its packet type needs; for events, the event name
+    (``None`` when the first argument is not a string), cut at :data:`MAX_EVENT_NAME`."""
     if ptype is _EVENT or ptype is _BINARY_EVENT:
         if not payload or payload[0] != "[" or payload[-1] != "]":
             return _fail("event payload is not an array", text)
@@ -168,8 +202,9 @@ def _parse_header(text: str, size: int | None) -> tuple[SocketPacket, int] | Dec
                 name, _ = scanstring(payload, k + 1, True)
             except (ValueError, IndexError):
                 return _fail("invalid event name", text)
-            event = name
-    elif ptype is _ACK or ptype is _BINARY_ACK:
+            return _cut_name(name)
+        return None
+    if ptype is _ACK or ptype is _BINARY_ACK:
         if ack_id is None:
             return _fail("ack without id", text)
         if not payload or payload[0] != "[" or payload[-1] != "]":
@@ -183,12 +218,16 @@ def _parse_header(text: str, size: int | None) -> tuple[SocketPacket, int] | Dec
             return _fail("invalid connect_error payload", text)
     elif payload:
         return _fail("disconnect with a payload", text)
-    if size is None:
-        size = n if text.isascii() else len(text.encode("utf-8", "surrogatepass"))
-    packet: SocketPacket = _tuple_new(
-        SocketPacket, (ptype, namespace, ack_id, event, payload, _NO_ATTACHMENTS, size)
-    )
-    return packet, count
+    return None
+
+
+def _cut_name(name: str) -> str:
+    """An event name as records and metrics keep it: cut at :data:`MAX_EVENT_NAME`
+    characters and marked, so that a hostile name cannot pin megabytes in every table
+    that keeps names (activity, timelines, pending requests)."""
+    if len(name) <= MAX_EVENT_NAME:
+        return name
+    return name[:MAX_EVENT_NAME] + "…"
 
 
 def decode_packet(text: str, size: int | None = None) -> SocketPacket | DecodeFailure:
@@ -254,20 +293,6 @@ class SocketIOStreamDecoder:
         except Exception as exc:  # pragma: no cover - defensive
             self._reset()
             return (_fail(f"internal decoder error: {type(exc).__name__}", b""),)
-
-    def feed_text(
-        self, text: str, size: int | None = None
-    ) -> tuple[SocketPacket | DecodeFailure, ...]:
-        """Shortcut for a text MESSAGE's data (the hot path: no EnginePacket allocation)."""
-        if self._pending is None and not self._skip:
-            result = parse_header(text, size)
-            if isinstance(result, DecodeFailure):
-                return (result,)
-            packet, count = result
-            if not count:
-                return (packet,)
-            return self._start(packet, count)
-        return self.feed(EnginePacket(EnginePacketType.MESSAGE, text, size or len(text)))
 
     def _feed(self, packet: EnginePacket) -> tuple[SocketPacket | DecodeFailure, ...]:
         if packet.type is not EnginePacketType.MESSAGE:
@@ -390,14 +415,18 @@ def parse_args(packet: SocketPacket) -> list[object]:
     return [] if isinstance(result, DecodeFailure) else result
 
 
-def _reconstruct(value: object, attachments: tuple[bytes, ...]) -> object:
+def _reconstruct(value: object, attachments: tuple[bytes, ...], depth: int = 0) -> object:
+    """``value`` with attachments in place of their placeholders; the recursion is bounded
+    by :data:`MAX_PLACEHOLDER_DEPTH` (deeper raises ``RecursionError``), not by the payload."""
+    if depth > MAX_PLACEHOLDER_DEPTH:
+        raise RecursionError("attachment placeholders nested too deeply")
     if isinstance(value, list):
-        return [_reconstruct(v, attachments) for v in value]
+        return [_reconstruct(v, attachments, depth + 1) for v in value]
     if isinstance(value, dict):
         if value.get("_placeholder") is True and "num" in value:
             num = value["num"]
             if not isinstance(num, int) or isinstance(num, bool) or num < 0:
                 raise IndexError(num)
             return attachments[num]
-        return {k: _reconstruct(v, attachments) for k, v in value.items()}
+        return {k: _reconstruct(v, attachments, depth + 1) for k, v in value.items()}
     return value

@@ -20,6 +20,7 @@ from socketio_trace_proxy.tracking.records import (
 )
 from socketio_trace_proxy.tracking.runtime import SessionTimeline
 from socketio_trace_proxy.tracking.sink import SinkHealth
+from socketio_trace_proxy.tracking.traffic import Direction, Transport
 from socketio_trace_proxy.tracking.views import (
     ActivityItem,
     EventStats,
@@ -29,7 +30,6 @@ from socketio_trace_proxy.tracking.views import (
     RuleStats,
     SessionView,
 )
-from socketio_trace_proxy.tracking.wire.packets import Direction, Transport
 
 EMPTY_LATENCY = LatencySummary(count=0, p50_s=None, p95_s=None, p99_s=None, max_s=None)
 

@@ -8,8 +8,8 @@ import time
 from dataclasses import dataclass, replace
 
 from socketio_trace_proxy.tracking.records import LifecycleKind, Outcome, SessionRef
+from socketio_trace_proxy.tracking.traffic import Direction, Transport
 from socketio_trace_proxy.tracking.views import LatencySummary, RuleStats, SessionView
-from socketio_trace_proxy.tracking.wire.packets import Direction, Transport
 from tests.proxy.admin.fakes import (
     FakeSource,
     lifecycle,

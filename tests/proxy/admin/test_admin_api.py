@@ -13,7 +13,7 @@ from socketio_trace_proxy.proxy.admin import DashboardInfo, RelayOnlySource, Tra
 from socketio_trace_proxy.proxy.admin.serialize import to_jsonable
 from socketio_trace_proxy.tracking.records import LifecycleKind, Outcome
 from socketio_trace_proxy.tracking.sink import SinkHealth
-from socketio_trace_proxy.tracking.wire.packets import Direction, Transport
+from socketio_trace_proxy.tracking.traffic import Direction, Transport
 from tests.proxy.admin.conftest import MakeClient
 from tests.proxy.admin.fakes import (
     FakeSource,

@@ -19,7 +19,7 @@ from pydantic import SecretStr
 from socketio_trace_proxy.config.admin import AdminSettings
 from socketio_trace_proxy.proxy.admin import DashboardInfo, RelayOnlySource, TraceLink
 from socketio_trace_proxy.tracking.records import LifecycleKind, Outcome
-from socketio_trace_proxy.tracking.wire.packets import Transport
+from socketio_trace_proxy.tracking.traffic import Transport
 from tests.proxy.admin.browser import dashboard, needs_browser, shot
 from tests.proxy.admin.fakes import FakeSource, lifecycle, metrics_snapshot, pair
 from tests.proxy.admin.scenes import LONG_RULE, MIXED_CASE_SID, REDACTED_REQUEST, busy_source

@@ -12,7 +12,7 @@ from socketio_trace_proxy.proxy.admin.live import LiveHub
 from socketio_trace_proxy.proxy.admin.metrics import DurationHistograms
 from socketio_trace_proxy.proxy.admin.serialize import ActivityFilter
 from socketio_trace_proxy.tracking.records import Outcome
-from socketio_trace_proxy.tracking.wire.packets import Direction
+from socketio_trace_proxy.tracking.traffic import Direction
 from tests.proxy.admin.conftest import MakeClient
 from tests.proxy.admin.fakes import FakeSource, message, pair, pending_view, session_view
 

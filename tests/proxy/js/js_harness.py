@@ -19,8 +19,8 @@ from aiohttp import web
 
 from socketio_trace_proxy.config.proxy import ProxySettings
 from socketio_trace_proxy.proxy.relay import RelayServer
-from socketio_trace_proxy.tracking.observer import RequestInfo, WebSocketObserver
-from socketio_trace_proxy.tracking.wire.packets import Direction
+from socketio_trace_proxy.tracking.observer import RequestInfo, UnstampedRequests, WebSocketObserver
+from socketio_trace_proxy.tracking.traffic import Direction
 from tests.proxy.js.js_backend import ASGIApp, Exchange, RecordingASGI, describe
 
 JS_DIR = Path(__file__).resolve().parent
@@ -134,7 +134,7 @@ class _WsTap:
         pass
 
 
-class TapObserver:
+class TapObserver(UnstampedRequests):
     """A ``TrafficObserver`` keeping what the relay reports for requests tagged ``rec=<tag>``:
     polling bodies as (method, direction, body) and each WebSocket's messages in order."""
 

@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from socketio_trace_proxy.tracking.wire.packets import Direction
+from socketio_trace_proxy.tracking.traffic import Direction
 from tests.proxy.js.js_backend import MAX_HTTP_BUFFER_SIZE
 from tests.proxy.js.js_harness import (
     DIRECT,

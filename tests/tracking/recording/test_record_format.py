@@ -20,7 +20,7 @@ from socketio_trace_proxy.tracking.recording.format import (
     read_lines,
     schema,
 )
-from socketio_trace_proxy.tracking.wire.packets import Direction, Transport
+from socketio_trace_proxy.tracking.traffic import Direction, Transport
 from tests.fixtures.record_fixtures import fixture_text
 from tests.fixtures.recordings import EVENT_PROBE, MULTI_SESSION_TABS, PYTHON_CLIENT, VUE_FRONTEND
 

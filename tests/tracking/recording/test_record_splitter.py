@@ -15,7 +15,7 @@ from socketio_trace_proxy.tracking.recording.format import (
 from socketio_trace_proxy.tracking.recording.redact import PacketRedactor
 from socketio_trace_proxy.tracking.recording.splitter import RecordSplitter
 from socketio_trace_proxy.tracking.rules import RuleBook
-from socketio_trace_proxy.tracking.wire.packets import Direction, Transport
+from socketio_trace_proxy.tracking.traffic import Direction, Transport
 from tests.fixtures.record_fixtures import fixture_text
 from tests.fixtures.recordings import PYTHON_CLIENT, load_frames
 

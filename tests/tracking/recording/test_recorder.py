@@ -18,7 +18,7 @@ from socketio_trace_proxy.tracking.recording.format import (
 )
 from socketio_trace_proxy.tracking.recording.recorder import Recorder, part_paths
 from socketio_trace_proxy.tracking.replay.script import load_sessions
-from socketio_trace_proxy.tracking.wire.packets import Direction
+from socketio_trace_proxy.tracking.traffic import Direction
 
 C2S, S2C = Direction.CLIENT_TO_SERVER, Direction.SERVER_TO_CLIENT
 OPEN = '0{"sid":"SID","upgrades":[],"pingTimeout":20000,"pingInterval":25000}'

@@ -20,7 +20,7 @@ from socketio_trace_proxy.tracking.replay.session import (
     Upgrade,
     Wait,
 )
-from socketio_trace_proxy.tracking.wire.packets import Transport
+from socketio_trace_proxy.tracking.traffic import Transport
 from tests.fixtures.record_fixtures import fixture_text
 from tests.fixtures.recordings import PYTHON_CLIENT
 

@@ -15,14 +15,13 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from socketio_trace_proxy.tracking.wire.engineio import (
-    PollingPayloadDecoder,
     decode_open,
-    decode_payload,
     decode_text_packet,
     decode_ws_frame,
     decompress,
 )
 from socketio_trace_proxy.tracking.wire.packets import DecodeFailure, EnginePacket, EnginePacketType
+from socketio_trace_proxy.tracking.wire.payload import PollingPayloadDecoder, decode_payload
 
 T = EnginePacketType
 

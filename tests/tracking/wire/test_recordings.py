@@ -7,15 +7,16 @@ import re
 
 import pytest
 
-from socketio_trace_proxy.tracking.wire.engineio import decode_payload, decode_ws_frame
+from socketio_trace_proxy.tracking.traffic import Direction
+from socketio_trace_proxy.tracking.wire.engineio import decode_ws_frame
 from socketio_trace_proxy.tracking.wire.packets import (
     DecodeFailure,
-    Direction,
     EnginePacket,
     EnginePacketType,
     SocketPacket,
     SocketPacketType,
 )
+from socketio_trace_proxy.tracking.wire.payload import decode_payload
 from socketio_trace_proxy.tracking.wire.socketio import SocketIOStreamDecoder, parse_args
 from tests.fixtures.recordings import (
     EVENT_PROBE,

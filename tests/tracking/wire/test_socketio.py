@@ -14,7 +14,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from socketio_trace_proxy.tracking.wire import socketio as sio_wire
-from socketio_trace_proxy.tracking.wire.engineio import decode_payload, decode_ws_frame
+from socketio_trace_proxy.tracking.wire.engineio import decode_ws_frame
 from socketio_trace_proxy.tracking.wire.packets import (
     DecodeFailure,
     EnginePacket,
@@ -22,6 +22,7 @@ from socketio_trace_proxy.tracking.wire.packets import (
     SocketPacket,
     SocketPacketType,
 )
+from socketio_trace_proxy.tracking.wire.payload import decode_payload
 from socketio_trace_proxy.tracking.wire.socketio import (
     SocketIOStreamDecoder,
     decode_packet,

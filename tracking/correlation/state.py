@@ -1,0 +1,125 @@
+"""The correlation engine's state: sessions, pending requests, remembered timeouts.
+
+Plain mutable slots dataclasses, changed only by the modules of :mod:`tracking.correlation`.
+A :class:`Pending` request is indexed three ways at once: in the engine-wide table (by id,
+oldest first), in its session (by id), and by what answers it (the session's ``acks`` map
+for acks, a :class:`Group` per rule and namespace for configured pairs).
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict, deque
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import NamedTuple
+
+from socketio_trace_proxy.tracking.records import PairKind, SessionRef
+from socketio_trace_proxy.tracking.rules import Rule
+from socketio_trace_proxy.tracking.traffic import Direction, Transport
+
+
+@dataclass(slots=True, eq=False)
+class Pending:
+    """A request waiting for its reply.
+
+    ``label`` is its metrics name (the rule's name, or ``"<event> -> ack"``); ``operation``
+    the name every record of it carries whatever its outcome (the rule's
+    ``"<request> -> <first response>"``, or the ack label).  ``parent`` is the trace
+    context (trace id, span id) of the request that carried it, if the client sent one.
+    """
+
+    id: int
+    span_id: str
+    session: SessionState
+    namespace: str
+    kind: PairKind
+    rule: Rule | None  # None for acks
+    label: str
+    operation: str
+    request_event: str
+    initiator: Direction
+    ack_id: int | None
+    key: str | None
+    captures: Mapping[str, str]
+    at: float
+    wall: float
+    deadline: float
+    timeout_s: float
+    slow_s: float
+    transport: Transport
+    size: int
+    payload: str | None
+    parent: tuple[str, str] | None
+    first_chunk_at: float | None = None
+    chunks: int = 0
+
+    def fits(self, captures: tuple[tuple[str, str], ...]) -> bool:
+        return not captures or all(self.captures.get(n) == v for n, v in captures)
+
+
+@dataclass(slots=True, eq=False)
+class Group:
+    """Pending requests of one rule in one (session, namespace): FIFO order plus key index."""
+
+    order: OrderedDict[int, Pending] = field(default_factory=OrderedDict)
+    by_key: dict[str, deque[Pending]] = field(default_factory=dict)
+
+    def add(self, p: Pending) -> None:
+        self.order[p.id] = p
+        if p.key is not None:
+            self.by_key.setdefault(p.key, deque()).append(p)
+
+    def remove(self, p: Pending) -> None:
+        self.order.pop(p.id, None)
+        if p.key is not None:
+            dq = self.by_key.get(p.key)
+            if dq is not None:
+                dq.remove(p)
+                if not dq:
+                    del self.by_key[p.key]
+
+    def find(self, key: str | None, captures: tuple[tuple[str, str], ...]) -> Pending | None:
+        if key is not None:
+            for p in self.by_key.get(key, ()):
+                if p.fits(captures):
+                    return p
+            # A keyed reply answers a request that carried no key, first in first out.
+            for p in self.order.values():
+                if p.key is None and p.fits(captures):
+                    return p
+            return None
+        for p in self.order.values():
+            if p.fits(captures):
+                return p
+        return None
+
+
+class TimedOut(NamedTuple):
+    """A timed-out request remembered so that its late reply can be linked to it: the
+    request itself (no longer pending) and the trace its timeout record went to."""
+
+    trace_id: str
+    request: Pending
+
+
+@dataclass(slots=True, eq=False)
+class SessionState:
+    """One Engine.IO session as the engine sees it."""
+
+    ref: SessionRef
+    transport: Transport
+    remote: str | None
+    opened_wall: float
+    upgraded: bool = False
+    namespaces: dict[str, None] = field(default_factory=dict)
+    connecting: OrderedDict[str, float] = field(default_factory=OrderedDict)
+    pending: OrderedDict[int, Pending] = field(default_factory=OrderedDict)
+    # (namespace, ack id, initiated by the client?) -> request
+    acks: dict[tuple[str, int, bool], Pending] = field(default_factory=dict)
+    groups: dict[tuple[str, int], Group] = field(default_factory=dict)
+    timed_out: OrderedDict[int, TimedOut] = field(default_factory=OrderedDict)
+    messages_in: int = 0
+    messages_out: int = 0
+    bytes_in: int = 0
+    bytes_out: int = 0
+    heartbeat_rtt_s: float | None = None

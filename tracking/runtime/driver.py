@@ -1,0 +1,362 @@
+"""The tracker's driver: what the relay calls, the one clock, the timer task.
+
+:class:`Tracker` implements :class:`tracking.observer.TrafficObserver`.  It reads its clock
+once per observation and passes that stamp (``at`` monotonic, ``wall`` epoch) with the
+observation to the sans-IO session table, which passes it down to the session events it
+causes; each event goes to the session's timeline and to the correlation engine, whose
+records go to the record hub this class extends (:mod:`tracking.runtime.hub`).  It owns the
+one timer task (sleeping until the next deadline, at most :data:`MAX_SLEEP_S`) and keeps a
+reference to every task it starts.  Nothing here raises into the relay: every entry point
+is guarded and counts what escaped.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import math
+import time
+from collections.abc import Callable, Coroutine, Mapping, Sequence
+from typing import Any, Protocol
+
+from socketio_trace_proxy.config.tracking import TrackingSettings
+from socketio_trace_proxy.tracking.correlation.engine import CorrelationEngine
+from socketio_trace_proxy.tracking.events import PacketObserved, SessionClosed, SessionEvent
+from socketio_trace_proxy.tracking.ids import IdSource
+from socketio_trace_proxy.tracking.observer import RequestInfo, WebSocketObserver
+from socketio_trace_proxy.tracking.runtime.hub import RecordHub, log
+from socketio_trace_proxy.tracking.runtime.timelines import SessionTimeline, Timelines
+from socketio_trace_proxy.tracking.sink import RecordSink
+from socketio_trace_proxy.tracking.traffic import Direction
+from socketio_trace_proxy.tracking.views import MetricsSnapshot, PendingView, SessionView
+
+MAX_SLEEP_S = 1.0  # the timer wakes at least this often (session heartbeat expiry)
+
+
+class Clock(Protocol):
+    def monotonic(self) -> float: ...
+
+    def time(self) -> float: ...
+
+
+class SystemClock:
+    # The functions themselves, not wrappers: the tracker reads both per frame.
+    monotonic = staticmethod(time.monotonic)
+    time = staticmethod(time.time)
+
+
+class SessionLayer(Protocol):
+    """What the tracker needs of :class:`tracking.sessions.table.SessionTable`."""
+
+    def polling_request(self, info: RequestInfo, body: bytes, at: float, wall: float) -> None: ...
+
+    def polling_reply(  # noqa: PLR0917
+        self,
+        info: RequestInfo,
+        status: int,
+        content_encoding: str | None,
+        body: bytes,
+        at: float,
+        wall: float,
+    ) -> None: ...
+
+    def websocket_opened(self, info: RequestInfo, at: float, wall: float) -> Any: ...
+
+    def websocket_message(
+        self, leg: Any, direction: Direction, data: str | bytes, at: float, wall: float
+    ) -> None: ...
+
+    def websocket_closed(
+        self, leg: Any, initiator: Direction | None, code: int | None, at: float, wall: float
+    ) -> None: ...
+
+    def tick(self, at: float, wall: float) -> None: ...
+
+    def next_deadline(self) -> float | None: ...
+
+    def close_all(self, at: float, wall: float) -> None: ...
+
+
+SessionFactory = Callable[[Callable[[SessionEvent], None], TrackingSettings], SessionLayer]
+
+
+def _session_table(
+    emit: Callable[[SessionEvent], None], settings: TrackingSettings
+) -> SessionLayer:
+    from socketio_trace_proxy.tracking.sessions.table import SessionTable  # noqa: PLC0415 - the default, replaceable
+
+    table: SessionLayer = SessionTable(emit, max_sessions=settings.limits.max_sessions)
+    return table
+
+
+class _WebSocketObserver:
+    __slots__ = ("_leg", "_tracker")
+
+    def __init__(self, tracker: Tracker, leg: object) -> None:
+        self._tracker = tracker
+        self._leg = leg
+
+    def message(self, direction: Direction, data: str | bytes) -> None:
+        t = self._tracker
+        try:
+            t._ws_message(self._leg, direction, data, t._monotonic(), t._time())
+        except Exception:
+            t.fault("websocket_message")
+
+    def closed(self, initiator: Direction | None, code: int | None) -> None:
+        t = self._tracker
+        try:
+            t._sessions.websocket_closed(self._leg, initiator, code, t._monotonic(), t._time())
+        except Exception:
+            t.fault("websocket_closed")
+
+
+class _NullWebSocketObserver:
+    def message(self, direction: Direction, data: str | bytes) -> None:
+        pass
+
+    def closed(self, initiator: Direction | None, code: int | None) -> None:
+        pass
+
+
+class Tracker(RecordHub):
+    """Observer, clock and timer owner, record hub and query API (see the module docstring)."""
+
+    def __init__(
+        self,
+        settings: TrackingSettings,
+        sinks: Sequence[RecordSink],
+        *,
+        clock: Clock | None = None,
+        ids: IdSource | None = None,
+        session_factory: SessionFactory | None = None,
+        max_sleep_s: float = MAX_SLEEP_S,
+        on_session_event: Callable[[SessionEvent], None] | None = None,
+    ) -> None:
+        self.settings = settings
+        self._clock: Clock = clock if clock is not None else SystemClock()
+        self._monotonic = self._clock.monotonic
+        self._time = self._clock.time
+        self.engine = CorrelationEngine(
+            settings,
+            self.on_record,
+            ids,
+            wants_unsampled=self.wants_unsampled,
+            on_deadline=self._earlier_deadline,
+        )
+        metrics = self.engine.metrics
+        limits = settings.limits
+        timelines = Timelines(
+            limits.timeline_per_session, limits.max_sessions, limits.closed_timelines, metrics.drops
+        )
+        super().__init__(
+            sinks,
+            timelines,
+            metrics.extra,
+            activity=limits.activity_buffer,
+            subscriber_queue=limits.subscriber_queue,
+        )
+        emit: Callable[[SessionEvent], None] = self._on_event
+        if on_session_event is not None:
+            emit = self._tapped(on_session_event)
+        self._sessions = (session_factory or _session_table)(emit, settings)
+        self._ws_message = self._sessions.websocket_message
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._wake: asyncio.Event | None = None
+        self._armed = math.inf
+        self._stopped = False
+        self._max_sleep = max_sleep_s
+
+    # --- TrafficObserver --------------------------------------------------------------------
+
+    def request_arrived(
+        self,
+        method: str,
+        query: Mapping[str, str],
+        remote: str | None,
+        traceparent: str | None,
+    ) -> RequestInfo:
+        return RequestInfo(method, query, remote, traceparent, self._monotonic())
+
+    def polling_request(self, info: RequestInfo, body: bytes) -> None:
+        try:
+            self._sessions.polling_request(info, body, self._monotonic(), self._time())
+        except Exception:
+            self.fault("polling_request")
+
+    def polling_response(
+        self,
+        info: RequestInfo,
+        status: int,
+        content_type: str | None,
+        content_encoding: str | None,
+        body: bytes,
+    ) -> None:
+        try:
+            at, wall = self._monotonic(), self._time()
+            self._sessions.polling_reply(info, status, content_encoding, body, at, wall)
+        except Exception:
+            self.fault("polling_response")
+
+    def websocket_opened(self, info: RequestInfo) -> WebSocketObserver:
+        try:
+            leg = self._sessions.websocket_opened(info, self._monotonic(), self._time())
+            return _WebSocketObserver(self, leg)
+        except Exception:
+            self.fault("websocket_opened")
+            return _NullWebSocketObserver()
+
+    # --- lifecycle --------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        for sink in self._sinks:
+            try:
+                await sink.start()
+            except Exception:
+                self.fault(f"sink_start:{sink.name}")
+                log.exception("record sink %s failed to start", sink.name)
+        self._wake = asyncio.Event()
+        self._spawn(self._run_timer())
+
+    async def stop(self, deadline_s: float) -> None:
+        """End every session as SHUTDOWN (pending requests: abandoned), stop the timer,
+        then let the sinks flush for at most ``deadline_s`` seconds."""
+        if self._stopped:
+            return
+        self._stopped = True
+        at, wall = self._monotonic(), self._time()
+        try:
+            self._sessions.close_all(at, wall)
+            self.engine.shutdown(at, wall)
+        except Exception:
+            self.fault("shutdown")
+        self.close_streams()
+        for task in list(self._tasks):
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        if self._sinks:
+            flush = asyncio.gather(
+                *(self._shutdown_sink(s, deadline_s) for s in self._sinks),
+                return_exceptions=True,
+            )
+            try:
+                await asyncio.wait_for(flush, timeout=deadline_s + 0.5)
+            except TimeoutError:
+                self.fault("sink_shutdown_deadline")
+
+    async def _shutdown_sink(self, sink: RecordSink, deadline_s: float) -> None:
+        try:
+            await sink.shutdown(deadline_s)
+        except Exception:
+            self.fault(f"sink_shutdown:{sink.name}")
+            log.exception("record sink %s failed to shut down", sink.name)
+
+    def _spawn(self, coro: Coroutine[Any, Any, None]) -> asyncio.Task[None]:
+        task = asyncio.create_task(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+        return task
+
+    # --- timer ------------------------------------------------------------------------------
+
+    def _earlier_deadline(self, deadline: float) -> None:
+        """The engine's earliest deadline moved to ``deadline``: wake the timer if it
+        sleeps past it."""
+        if deadline < self._armed and self._wake is not None:
+            self._armed = deadline
+            self._wake.set()
+
+    async def _run_timer(self) -> None:
+        assert self._wake is not None
+        while not self._stopped:
+            self._wake.clear()
+            deadline = self.engine.next_deadline()
+            self._armed = deadline if deadline is not None else math.inf
+            delay = self._max_sleep
+            if deadline is not None:
+                delay = min(delay, max(0.0, deadline - self._monotonic()))
+            # asyncio.timeout, not wait_for: Python 3.11's wait_for swallows a cancellation
+            # that arrives just as the wake event fires, and stop() would wait forever.
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(delay):
+                    await self._wake.wait()
+            if not self._stopped:
+                self.tick()
+
+    def tick(self) -> None:
+        """Run due timers now (the timer task calls this; tests may too)."""
+        at, wall = self._monotonic(), self._time()
+        try:
+            self._sessions.tick(at, wall)
+        except Exception:
+            self.fault("session_tick")
+        try:
+            self.engine.tick(at, wall)
+        except Exception:
+            self.fault("engine_tick")
+
+    # --- session events ---------------------------------------------------------------------
+
+    def _on_event(self, event: SessionEvent) -> None:
+        try:
+            if type(event) is PacketObserved:
+                sid, direction, transport, p, _, wall, _ = event
+                tl = self._live_timelines.get(sid)
+                if tl is None:
+                    tl = self._timelines.open(sid)
+                tl.append(
+                    (wall, direction, transport, p.type, p.namespace, p.event, p.ack_id, p.size)
+                )
+            self.engine.handle(event)
+            if isinstance(event, SessionClosed):
+                self._timelines.retire(event.session_id)
+        except Exception:
+            self.fault("engine")
+
+    def _tapped(self, tap: Callable[[SessionEvent], None]) -> Callable[[SessionEvent], None]:
+        """``_on_event`` preceded by ``tap`` (e.g. the demo's packet printer), guarded."""
+        on_event = self._on_event
+
+        def emit(event: SessionEvent) -> None:
+            try:
+                tap(event)
+            except Exception:
+                self.fault("session_event_tap")
+            on_event(event)
+
+        return emit
+
+    # --- queries ----------------------------------------------------------------------------
+
+    def get_metrics(self) -> MetricsSnapshot:
+        snap = self.engine.snapshot(self.drops())
+        for where, n in self.faults.items():
+            snap.extra[f"fault:{where}"] = n
+        stats = getattr(self._sessions, "stats", None)
+        if callable(stats):
+            with contextlib.suppress(Exception):
+                for name, value in _int_fields(stats()).items():
+                    snap.extra[f"sessions.{name}"] = value
+        return snap
+
+    def get_pending_requests(self) -> list[PendingView]:
+        return self.engine.pending_views(self._monotonic())
+
+    def get_sessions(self) -> list[SessionView]:
+        return self.engine.session_views()
+
+    def get_session_timeline(self, session_id: str) -> SessionTimeline | None:
+        return self._timelines.get(session_id, self.engine.session_view(session_id))
+
+    def sizes(self) -> dict[str, int]:
+        """Sizes of the tracker's own tables plus the engine's (self-monitoring, tests)."""
+        return {**self.engine.sizes(), **super().sizes(), "tasks": len(self._tasks)}
+
+
+def _int_fields(stats: object) -> dict[str, int]:
+    fields = getattr(stats, "__dataclass_fields__", {})
+    return {
+        name: value
+        for name in fields
+        if isinstance(value := getattr(stats, name), int) and not isinstance(value, bool)
+    }

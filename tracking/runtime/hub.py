@@ -1,0 +1,234 @@
+"""The record hub: where every record the engine makes goes, and the queries on them.
+
+Owns the fan-out of each record, in this order: the recent-activity ring (bounded; each
+item's ``seq`` follows from its position), the session's timeline, the record sinks
+(exporters; pairs left out by sampling stay local), the subscribers, the live streams, and
+the timeout/slow/error callbacks.  Every call out is guarded: a failing sink or callback is
+counted per place (and logged once), never raised.  Per record it only stores references.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import Counter, deque
+from collections.abc import Callable, Iterable, Sequence
+
+from socketio_trace_proxy.tracking.records import MessageRecord, Outcome, PairRecord, Record
+from socketio_trace_proxy.tracking.runtime.feeds import (
+    ErrorCallback,
+    RecordCallback,
+    SlowCallback,
+    Subscription,
+    TimeoutCallback,
+    remover,
+)
+from socketio_trace_proxy.tracking.runtime.timelines import Timelines
+from socketio_trace_proxy.tracking.sink import RecordSink, SinkHealth
+from socketio_trace_proxy.tracking.views import ActivityItem, new_activity_item
+
+log = logging.getLogger("socketio_trace_proxy.tracking.runtime")
+
+
+class RecordHub:
+    """See the module docstring."""
+
+    def __init__(
+        self,
+        sinks: Sequence[RecordSink],
+        timelines: Timelines,
+        extra: Counter[str],
+        *,
+        activity: int,
+        subscriber_queue: int,
+    ) -> None:
+        self._sinks = tuple(sinks)
+        self._timelines = timelines
+        self._live_timelines = timelines.live  # read per record
+        self._extra = extra
+        self._activity: deque[Record] = deque(maxlen=activity)
+        self._activity_max = activity
+        self._seq = 0
+        self._subscriber_queue = subscriber_queue
+        self._subscribers: list[RecordCallback] = []
+        self._streams: list[Subscription] = []
+        self._on_timeout: list[TimeoutCallback] = []
+        self._on_slow: list[SlowCallback] = []
+        self._on_error: list[ErrorCallback] = []
+        self.faults: dict[str, int] = {}
+
+    def fault(self, where: str) -> None:
+        """Count a failure at ``where`` (logged the first time only)."""
+        n = self.faults.get(where, 0) + 1
+        self.faults[where] = n
+        if n == 1:  # once per place: a broken path must not flood the log
+            log.exception("tracker fault in %s (counted; traffic is unaffected)", where)
+
+    def wants_unsampled(self) -> bool:
+        """Whether a pair left out by sampling is seen at all (it never reaches the sinks)."""
+        return bool(self._activity_max or self._timelines or self._subscribers or self._streams)
+
+    # --- fan-out ----------------------------------------------------------------------------
+
+    def on_record(self, record: Record) -> None:
+        self._seq += 1
+        activity = self._activity
+        if len(activity) == self._activity_max:
+            self._extra["activity_rotated"] += 1
+        activity.append(record)
+        sid = record.session.session_id
+        tl = self._live_timelines.get(sid)
+        if tl is not None:
+            tl.append(record)
+        else:
+            self._timelines.add_record(sid, record)  # a session just retired (its close)
+        pair = record if type(record) is PairRecord else None
+        if pair is None or pair.sampled:
+            for sink in self._sinks:
+                try:
+                    sink.submit(record)
+                except Exception:
+                    self.fault(f"sink_submit:{sink.name}")
+        if self._subscribers:
+            for cb in self._subscribers:
+                try:
+                    cb(record)
+                except Exception:
+                    self.fault("subscriber")
+        if self._streams:
+            item = new_activity_item(self._seq, record)
+            for sub in self._streams:
+                sub.push(item)
+        if pair is not None and (self._on_timeout or self._on_slow or self._on_error):
+            self._callbacks(pair)
+
+    def _callbacks(self, record: PairRecord) -> None:
+        if record.outcome is Outcome.TIMEOUT:
+            for timeout_cb in self._on_timeout:
+                try:
+                    timeout_cb(record)
+                except Exception:
+                    self.fault("on_request_timeout")
+        if record.slow:
+            for slow_cb in self._on_slow:
+                try:
+                    slow_cb(record, record.duration_s)
+                except Exception:
+                    self.fault("on_slow_response")
+        if record.outcome is Outcome.ERROR:
+            for error_cb in self._on_error:
+                try:
+                    error_cb(record, record.error_type or "error")
+                except Exception:
+                    self.fault("on_error")
+
+    # --- queries and registrations ----------------------------------------------------------
+
+    def recent_activity(
+        self,
+        since_seq: int = 0,
+        limit: int = 100,
+        *,
+        session: str | None = None,
+        event: str | None = None,
+        outcome: str | None = None,
+        direction: str | None = None,
+    ) -> list[ActivityItem]:
+        """Items with ``seq > since_seq`` matching every given filter, oldest first."""
+        activity = self._activity
+        if not activity or limit <= 0:
+            return []
+        first = self._seq - len(activity) + 1
+        start = max(0, since_seq - first + 1)
+        out: list[ActivityItem] = []
+        for i in range(start, len(activity)):
+            record = activity[i]
+            if _matches(record, session, event, outcome, direction):
+                out.append(new_activity_item(first + i, record))
+                if len(out) >= limit:
+                    break
+        return out
+
+    def subscribe(self, callback: RecordCallback) -> Callable[[], None]:
+        """Call ``callback`` (synchronously, guarded) with every new record."""
+        self._subscribers.append(callback)
+        return remover(self._subscribers, callback)
+
+    def stream(self, maxlen: int | None = None) -> Subscription:
+        """A bounded async feed of new activity items (drops oldest when full)."""
+        sub = Subscription(maxlen or self._subscriber_queue, self._streams.remove)
+        self._streams.append(sub)
+        return sub
+
+    def on_request_timeout(self, callback: TimeoutCallback) -> Callable[[], None]:
+        self._on_timeout.append(callback)
+        return remover(self._on_timeout, callback)
+
+    def on_slow_response(self, callback: SlowCallback) -> Callable[[], None]:
+        self._on_slow.append(callback)
+        return remover(self._on_slow, callback)
+
+    def on_error(self, callback: ErrorCallback) -> Callable[[], None]:
+        self._on_error.append(callback)
+        return remover(self._on_error, callback)
+
+    def sink_health(self) -> list[SinkHealth]:
+        out: list[SinkHealth] = []
+        for sink in self._sinks:
+            try:
+                out.append(sink.health())
+            except Exception:
+                self.fault(f"sink_health:{sink.name}")
+                out.append(SinkHealth(sink.name, False, 0, 0, 0, 0, "health() failed"))
+        return out
+
+    def drops(self) -> dict[str, int]:
+        """What the sinks and the live streams dropped."""
+        drops = {f"sink:{h.name}": h.dropped for h in self.sink_health()}
+        dropped_stream = sum(s.dropped for s in self._streams)
+        if dropped_stream:
+            drops["subscribers"] = dropped_stream
+        return drops
+
+    def close_streams(self) -> None:
+        for sub in list(self._streams):
+            sub.close()
+
+    def sizes(self) -> dict[str, int]:
+        return {
+            "activity": len(self._activity),
+            **self._timelines.sizes(),
+            "streams": len(self._streams),
+        }
+
+
+def _matches(
+    record: Record,
+    session: str | None,
+    event: str | None,
+    outcome: str | None,
+    direction: str | None,
+) -> bool:
+    if session is not None and record.session.session_id != session:
+        return False
+    if isinstance(record, PairRecord):
+        names: Iterable[str | None] = (
+            record.request_event,
+            record.response_event,
+            record.rule,
+            record.operation,
+        )
+        rec_outcome: str | None = record.outcome.value
+        rec_direction: str | None = record.initiator.value
+    elif isinstance(record, MessageRecord):
+        names = (record.event,)
+        rec_outcome = None
+        rec_direction = record.direction.value
+    else:
+        names = (record.kind.value,)
+        rec_outcome = "ok" if record.ok else "error"
+        rec_direction = None
+    if event is not None and event not in names:
+        return False
+    if outcome is not None and outcome != rec_outcome:
+        return False
+    return direction is None or direction == rec_direction
