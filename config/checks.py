@@ -69,7 +69,7 @@ def _aggregate_warnings(entries: Iterable[str]) -> list[str]:
 
 
 def _aggregated_and_paired(settings: TrackingSettings) -> list[str]:
-    out = []
+    out: list[str] = []
     for i, rule in enumerate(settings.rules):
         if rule.kind is RuleKind.ECHO:
             continue  # echo rules measure aggregated events by design
