@@ -196,6 +196,13 @@ class TrackingSettings(Section):
         description="share of ok, not-slow pairs exported; "
         "errors, timeouts, late and slow pairs are always kept",
     )
+    session_sample_rate: float = Field(
+        1.0,
+        ge=0.0,
+        le=1.0,
+        description="share of Engine.IO sessions decoded and correlated, decided once per "
+        "session from its sid; the others are relayed undecoded and only counted",
+    )
     rules: tuple[RuleSettings, ...] = ()
     aggregate: tuple[str, ...] = Field(
         (), description="one-way events counted in metrics only, never recorded one by one"

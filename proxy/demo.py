@@ -127,5 +127,6 @@ class TeeObserver:
         for o in self._observers:
             o.polling_response(info, status, content_type, content_encoding, body)
 
-    def websocket_opened(self, info: RequestInfo) -> WebSocketObserver:
-        return _TeeLeg(tuple(o.websocket_opened(info) for o in self._observers))
+    def websocket_opened(self, info: RequestInfo) -> WebSocketObserver | None:
+        legs = tuple(w for o in self._observers if (w := o.websocket_opened(info)) is not None)
+        return _TeeLeg(legs) if legs else None

@@ -24,7 +24,7 @@ from socketio_trace_proxy.tracking.observer import WebSocketObserver
 from socketio_trace_proxy.tracking.traffic import Direction
 
 if TYPE_CHECKING:
-    from socketio_trace_proxy.proxy.relay import RelayCounters
+    from socketio_trace_proxy.proxy.counters import RelayCounters
 
 C2S: Final = Direction.CLIENT_TO_SERVER
 S2C: Final = Direction.SERVER_TO_CLIENT

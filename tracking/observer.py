@@ -78,8 +78,10 @@ class TrafficObserver(Protocol):
         ``content_encoding`` says so; decompressing a copy is the observer's business.
         """
 
-    def websocket_opened(self, info: RequestInfo) -> WebSocketObserver:
-        """A WebSocket was accepted on both legs; returns the observer for its messages."""
+    def websocket_opened(self, info: RequestInfo) -> WebSocketObserver | None:
+        """A WebSocket was accepted on both legs; returns the observer for its messages,
+        or ``None`` when nothing about it is wanted (an unsampled session): the relay then
+        forwards its frames without assembling or showing them to anyone."""
 
 
 class UnstampedRequests:

@@ -70,6 +70,21 @@ class EventStats:
 
 
 @dataclass(frozen=True, slots=True)
+class SamplingInfo:
+    """Head-based session sampling (``tracking.session_sample_rate``): metrics, pending
+    requests and records cover ``sampled_sessions`` of the ``sessions`` whose handshake was
+    seen; the unsampled ones are only counted (messages and bytes by direction, as the
+    tracker saw them: WebSocket messages of upgraded unsampled sessions are not shown to it
+    and are counted by the relay)."""
+
+    rate: float
+    sessions: int
+    sampled_sessions: int
+    unsampled_messages: dict[str, int]  # Direction.value -> count
+    unsampled_bytes: dict[str, int]
+
+
+@dataclass(frozen=True, slots=True)
 class MetricsSnapshot:
     rules: tuple[RuleStats, ...]
     events: tuple[EventStats, ...]
@@ -83,6 +98,7 @@ class MetricsSnapshot:
     evictions: dict[str, int]  # what -> count (sessions, pending, ...)
     drops: dict[str, int]  # what -> count (activity buffer, sink queues, ...)
     extra: dict[str, int] = field(default_factory=dict)
+    sampling: SamplingInfo | None = None  # None: every session is traced
 
 
 @dataclass(frozen=True, slots=True)

@@ -350,4 +350,5 @@ def _metrics_json(snap: MetricsSnapshot) -> JSON:
         "evictions": snap.evictions,
         "drops": snap.drops,
         "extra": snap.extra,
+        "sampling": to_jsonable(snap.sampling) if snap.sampling is not None else None,
     }

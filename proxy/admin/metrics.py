@@ -21,7 +21,7 @@ from prometheus_client.core import (
 from socketio_trace_proxy.proxy.admin.source import MonitorSource
 from socketio_trace_proxy.tracking.metrics import OTHER, Histogram
 from socketio_trace_proxy.tracking.records import PairRecord
-from socketio_trace_proxy.tracking.views import LatencySummary, MetricsSnapshot
+from socketio_trace_proxy.tracking.views import LatencySummary, MetricsSnapshot, SamplingInfo
 
 __all__ = ["ADMIN_METRICS", "OTHER", "AdminCounters", "DurationHistograms", "MonitorCollector"]
 
@@ -189,6 +189,8 @@ class MonitorCollector:
         for transport, n in sorted(snap.sessions_by_transport.items()):
             sessions.add_metric([transport], n)
         yield sessions
+        if snap.sampling is not None:
+            yield from _sampling(snap.sampling)
         messages = CounterMetricFamily(
             f"{PREFIX}_messages", "Socket.IO messages per direction", labels=["direction"]
         )
@@ -296,3 +298,36 @@ class MonitorCollector:
 
 def _sanitize(name: str) -> str:
     return "".join(ch if ch.isalnum() or ch == "_" else "_" for ch in name).strip("_") or "x"
+
+
+def _sampling(info: SamplingInfo) -> Iterator[Metric]:
+    """Session sampling: the metrics above cover a sample of N / M sessions."""
+    yield GaugeMetricFamily(
+        f"{PREFIX}_session_sample_rate",
+        "tracking.session_sample_rate: share of sessions decoded (metrics come from a sample)",
+        value=info.rate,
+    )
+    yield CounterMetricFamily(
+        f"{PREFIX}_handshakes", "Engine.IO sessions whose handshake was seen", value=info.sessions
+    )
+    yield CounterMetricFamily(
+        f"{PREFIX}_sampled_sessions",
+        "Sessions decoded and correlated (the sample the other metrics come from)",
+        value=info.sampled_sessions,
+    )
+    messages = CounterMetricFamily(
+        f"{PREFIX}_unsampled_messages",
+        "Engine.IO packets of unsampled sessions seen by the tracker, per direction",
+        labels=["direction"],
+    )
+    for direction, n in sorted(info.unsampled_messages.items()):
+        messages.add_metric([direction], n)
+    yield messages
+    nbytes = CounterMetricFamily(
+        f"{PREFIX}_unsampled_bytes",
+        "Bytes of unsampled sessions seen by the tracker, per direction",
+        labels=["direction"],
+    )
+    for direction, n in sorted(info.unsampled_bytes.items()):
+        nbytes.add_metric([direction], n)
+    yield nbytes

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import math
 import time
 from collections.abc import Callable, Coroutine, Mapping, Sequence
@@ -26,10 +27,13 @@ from socketio_trace_proxy.tracking.ids import IdSource
 from socketio_trace_proxy.tracking.observer import RequestInfo, WebSocketObserver
 from socketio_trace_proxy.tracking.runtime.hub import RecordHub, log
 from socketio_trace_proxy.tracking.runtime.timelines import SessionTimeline, Timelines
+from socketio_trace_proxy.tracking.sampling import SessionSampler
 from socketio_trace_proxy.tracking.sink import RecordSink
 from socketio_trace_proxy.tracking.traffic import Direction
 from socketio_trace_proxy.tracking.views import MetricsSnapshot, PendingView, SessionView
 
+_C2S = Direction.CLIENT_TO_SERVER
+_S2C = Direction.SERVER_TO_CLIENT
 MAX_SLEEP_S = 1.0  # the timer wakes at least this often (session heartbeat expiry)
 
 
@@ -85,7 +89,11 @@ def _session_table(
 ) -> SessionLayer:
     from socketio_trace_proxy.tracking.sessions.table import SessionTable  # noqa: PLC0415 - the default, replaceable
 
-    table: SessionLayer = SessionTable(emit, max_sessions=settings.limits.max_sessions)
+    table: SessionLayer = SessionTable(
+        emit,
+        max_sessions=settings.limits.max_sessions,
+        sampler=SessionSampler(settings.session_sample_rate),
+    )
     return table
 
 
@@ -161,6 +169,12 @@ class Tracker(RecordHub):
             emit = self._tapped(on_session_event)
         self._sessions = (session_factory or _session_table)(emit, settings)
         self._ws_message = self._sessions.websocket_message
+        # Session sampling: the table decides at each handshake; the driver skips the later
+        # traffic of an unsampled sid before anything is decoded (None: all sampled).
+        sampler = getattr(self._sessions, "sampler", None)
+        self._sampler: SessionSampler | None = (
+            sampler if isinstance(sampler, SessionSampler) else None
+        )
         self._tasks: set[asyncio.Task[None]] = set()
         self._wake: asyncio.Event | None = None
         self._armed = math.inf
@@ -180,6 +194,8 @@ class Tracker(RecordHub):
 
     def polling_request(self, info: RequestInfo, body: bytes) -> None:
         try:
+            if self._sampler is not None and self._unsampled(info, _C2S, body):
+                return
             self._sessions.polling_request(info, body, self._monotonic(), self._time())
         except Exception:
             self.fault("polling_request")
@@ -193,18 +209,35 @@ class Tracker(RecordHub):
         body: bytes,
     ) -> None:
         try:
+            if self._sampler is not None and self._unsampled(info, _S2C, body):
+                return
             at, wall = self._monotonic(), self._time()
             self._sessions.polling_reply(info, status, content_encoding, body, at, wall)
         except Exception:
             self.fault("polling_response")
 
-    def websocket_opened(self, info: RequestInfo) -> WebSocketObserver:
+    def websocket_opened(self, info: RequestInfo) -> WebSocketObserver | None:
+        """The observer of a new WebSocket; ``None`` for one of an unsampled session (the
+        relay then tunnels it without looking at its frames)."""
         try:
+            if self._sampler is not None and self._unsampled(info, None, b""):
+                return None
             leg = self._sessions.websocket_opened(info, self._monotonic(), self._time())
             return _WebSocketObserver(self, leg)
         except Exception:
             self.fault("websocket_opened")
             return _NullWebSocketObserver()
+
+    def _unsampled(self, info: RequestInfo, direction: Direction | None, body: bytes) -> bool:
+        """Whether ``info`` names a session that sampling left out (its body counted)."""
+        sid = info.query.get("sid")
+        sampler = self._sampler
+        if not sid or sampler is None or sampler.keeps(sid):
+            return False
+        # A polling body in either direction is traffic; the "ok" answering a POST is not.
+        if direction is _C2S or (direction is _S2C and info.method.upper() == "GET"):
+            sampler.unsampled_body(direction, body)
+        return True
 
     # --- lifecycle --------------------------------------------------------------------------
 
@@ -330,6 +363,8 @@ class Tracker(RecordHub):
 
     def get_metrics(self) -> MetricsSnapshot:
         snap = self.engine.snapshot(self.drops())
+        if self._sampler is not None:
+            snap = dataclasses.replace(snap, sampling=self._sampler.info())
         for where, n in self.faults.items():
             snap.extra[f"fault:{where}"] = n
         stats = getattr(self._sessions, "stats", None)

@@ -184,6 +184,11 @@ class PollingReader:
         s = self._registry.open_from_handshake(
             handshake, eio, _POLLING, info.remote, info.traceparent, info.arrived_at, at, wall
         )
+        if s is None:  # not sampled
+            sampler = self._registry.sampler
+            if sampler is not None:
+                sampler.unsampled_body(_S2C, body)
+            return
         s.last = at
         tp = info.traceparent
         for p in packets[1:]:

@@ -21,6 +21,7 @@ from socketio_trace_proxy.tracking.events import (
     SessionEvent,
     SessionOpened,
 )
+from socketio_trace_proxy.tracking.sampling import SessionSampler
 from socketio_trace_proxy.tracking.sessions.state import (
     EngineSession,
     LegState,
@@ -45,8 +46,11 @@ class SessionRegistry:
         default_ping_interval_s: float,
         default_ping_timeout_s: float,
         max_tombstones: int,
+        sampler: SessionSampler | None = None,
     ) -> None:
         self._emit = emit
+        # None when every session is traced: no check at all then.
+        self.sampler = sampler if sampler is not None and not sampler.everything else None
         self._counters = counters
         self._max_sessions = max(1, max_sessions)
         self.grace = heartbeat_grace_s
@@ -93,12 +97,15 @@ class SessionRegistry:
         requested_at: float | None,
         at: float,
         wall: float,
-    ) -> EngineSession:
-        """The session an OPEN packet names (the existing one if it is already tracked)."""
+    ) -> EngineSession | None:
+        """The session an OPEN packet names (the existing one if it is already tracked);
+        ``None``: session sampling left it out (it is counted, never tracked)."""
         sid = handshake.sid
         existing = self.sessions.get(sid)
         if existing is not None:
             return existing
+        if self.sampler is not None and not self.sampler.decide(sid):
+            return None
         self._tombstones.pop(sid, None)
         interval, timeout = handshake.ping_interval_s, handshake.ping_timeout_s
         s = self._create(sid, eio, transport, interval + timeout, at, wall)

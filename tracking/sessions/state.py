@@ -22,6 +22,7 @@ class LegState(IntEnum):
     PROBING = 1  # opened with sid: an upgrade candidate until the client sends ``5``
     ACTIVE = 2  # the session's transport
     CLOSED = 3
+    UNSAMPLED = 4  # its session was left out by session sampling: counted, never decoded
 
 
 class WebSocketLeg:

@@ -16,6 +16,7 @@ from collections.abc import Callable
 
 from socketio_trace_proxy.tracking.events import CloseReason, SessionEvent
 from socketio_trace_proxy.tracking.observer import RequestInfo
+from socketio_trace_proxy.tracking.sampling import SessionSampler
 from socketio_trace_proxy.tracking.sessions.packets import PacketReader
 from socketio_trace_proxy.tracking.sessions.polling import PollingReader
 from socketio_trace_proxy.tracking.sessions.registry import SessionRegistry
@@ -38,6 +39,8 @@ class SessionTable:
     memory of recently closed sids (``max_tombstones``) so that stragglers after a close do
     not resurrect the session, and the bodies held for sids not yet accepted by the backend
     (``max_unconfirmed``, ``max_unconfirmed_bytes``, ``unconfirmed_max_age_s``).
+    ``sampler``: session sampling, decided at each handshake (an unsampled session is never
+    created; the driver skips the later traffic of its sid).
     """
 
     # The entry points are the parts' own bound methods (no extra call per observation).
@@ -68,6 +71,7 @@ class SessionTable:
         max_unconfirmed: int = 256,
         max_unconfirmed_bytes: int = 32 * 1024 * 1024,
         unconfirmed_max_age_s: float = 60.0,
+        sampler: SessionSampler | None = None,
     ) -> None:
         self._counters = counters = SessionCounters()
         self._registry = registry = SessionRegistry(
@@ -78,6 +82,7 @@ class SessionTable:
             default_ping_interval_s=default_ping_interval_s,
             default_ping_timeout_s=default_ping_timeout_s,
             max_tombstones=max_tombstones,
+            sampler=sampler,
         )
         self._packets = packets = PacketReader(
             emit,
@@ -103,6 +108,11 @@ class SessionTable:
         self.websocket_closed = websocket.closed
 
     # --- queries --------------------------------------------------------------------------
+
+    @property
+    def sampler(self) -> SessionSampler | None:
+        """Session sampling, ``None`` when every session is traced."""
+        return self._registry.sampler
 
     def session_count(self) -> int:
         return len(self._registry.sessions)

@@ -116,6 +116,11 @@ class WebSocketReader:
         self, leg: WebSocketLeg, direction: Direction, data: str | bytes, at: float, wall: float
     ) -> EngineSession | None:
         """The session of a leg that has none (yet, or any more)."""
+        if leg.state is LegState.UNSAMPLED:
+            sampler = self._registry.sampler
+            if sampler is not None:
+                sampler.unsampled(direction, 1, len(data))
+            return None
         if leg.state is LegState.CLOSED:
             self._counters.unattributed += 1
             return None
@@ -152,6 +157,13 @@ class WebSocketReader:
                 at,
                 wall,
             )
+            if s is None:  # not sampled
+                leg.sid = handshake.sid
+                leg.state = LegState.UNSAMPLED
+                sampler = self._registry.sampler
+                if sampler is not None:
+                    sampler.unsampled(direction, 1, len(data))
+                return
             leg.sid = s.sid
             leg.session = s
             leg.state = LegState.ACTIVE

@@ -147,8 +147,11 @@ function renderHeader() {
     return;
   }
   $("stat-sessions").textContent = sum(m.sessions_by_transport);
+  const sampled = m.sampling
+    ? ["sample " + m.sampling.sampled_sessions + " / " + m.sampling.sessions + " sessions"]
+    : [];
   $("stat-transports").textContent = Object.entries(m.sessions_by_transport)
-    .map(([t, n]) => t + " " + n).join(" · ");
+    .map(([t, n]) => t + " " + n).concat(sampled).join(" · ");
   $("stat-pending").textContent = m.pending;
   const r = (state.rates && state.rates.messages_per_s) || {};
   $("stat-rate").textContent = Math.round(r.c2s || 0) + " · " + Math.round(r.s2c || 0);
