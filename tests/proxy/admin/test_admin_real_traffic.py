@@ -94,9 +94,9 @@ async def test_api_follows_real_traffic() -> None:
 
             async with http.get(f"{stack.admin_url}/api/export?format=ndjson") as resp:
                 lines = [json.loads(line) for line in (await resp.text()).splitlines()]
-            assert any(line["record"]["type"] == "lifecycle" for line in lines)
+            assert any(line["type"] == "lifecycle" for line in lines)
             assert {"create_terminal", "never", "open_file"} <= {
-                line["record"].get("request_event") for line in lines
+                line.get("request_event") for line in lines
             }
         finally:
             await client.disconnect()
