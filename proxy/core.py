@@ -18,20 +18,24 @@ from aiohttp import hdrs, web
 from multidict import CIMultiDict
 from yarl import URL
 
-from socketio_trace_proxy.config.proxy import ProxySettings
+from socketio_trace_proxy.config.proxy import AddressHeaders, ProxySettings
 from socketio_trace_proxy.proxy.counters import RelayCounters, RelayStats
 from socketio_trace_proxy.proxy.headers import (
+    ADDRESS_BYTES,
     DROP_REQUEST_BYTES,
     FORWARDED_BYTES,
     HOP_BY_HOP,
     METHODS_WITH_BODY,
     REQUEST_ONLY_DROP,
     TRACEPARENT,
+    address_values,
     connection_tokens,
     forwarded_values,
     origin_form,
     strip,
+    strip_address,
     text_response,
+    underscored,
     with_connection_tokens,
 )
 from socketio_trace_proxy.proxy.upstream import UpstreamPool
@@ -62,9 +66,12 @@ class RelayCore:
         self.sio_path_bare = settings.socketio_path.rstrip("/")
         self.max = settings.max_message_size
         self.forwarded = settings.forwarded_headers
-        self.request_drop = (
-            DROP_REQUEST_BYTES | FORWARDED_BYTES if self.forwarded else DROP_REQUEST_BYTES
-        )
+        drop = DROP_REQUEST_BYTES | FORWARDED_BYTES if self.forwarded else DROP_REQUEST_BYTES
+        # The client's Forwarded / X-Real-IP: replaced below, dropped, or passed (17.15).
+        self.address = settings.client_address_headers
+        self.guard_address = self.address is not AddressHeaders.PASS
+        self.rewrite_address = self.address is AddressHeaders.REWRITE
+        self.request_drop = drop | ADDRESS_BYTES if self.guard_address else drop
         self.counters = RelayCounters()
         self.session: aiohttp.ClientSession | None = None
         self.pool: UpstreamPool | None = None
@@ -122,8 +129,13 @@ class RelayCore:
             headers.popall(token, None)
         strip(headers, HOP_BY_HOP)
         strip(headers, REQUEST_ONLY_DROP)
+        if self.guard_address:
+            strip_address(headers)
         if self.forwarded:
             for name, value in forwarded_values(request):
+                headers[name] = value
+        if self.rewrite_address:
+            for name, value in address_values(request):
                 headers[name] = value
         return headers
 
@@ -152,12 +164,16 @@ class RelayCore:
         dropped = with_connection_tokens(self.request_drop, request.headers.get(hdrs.CONNECTION))
         if keep or drop:
             dropped = (dropped - keep) | drop
+        guard = self.guard_address
         for name, value in request.raw_headers:
-            if name.lower() not in dropped:
+            lname = name.lower()
+            if lname not in dropped and not (guard and underscored(lname)):
                 append(name + b": " + value + b"\r\n")
-        if self.forwarded:
-            for fname, fvalue in forwarded_values(request):
-                append(f"{fname}: {fvalue}\r\n".encode("latin-1"))
+        added = forwarded_values(request) if self.forwarded else []
+        if self.rewrite_address:
+            added += address_values(request)
+        for fname, fvalue in added:
+            append(f"{fname}: {fvalue}\r\n".encode("utf-8", "surrogateescape"))
         if body is not None or request.method in METHODS_WITH_BODY:
             append(b"Content-Length: %d\r\n" % (len(body) if body else 0))
         append(b"\r\n")

@@ -51,6 +51,12 @@ DROP_UPGRADE_BYTES: Final = frozenset({b"connection", b"upgrade"})
 EXTENSIONS_BYTES: Final = frozenset({b"sec-websocket-extensions"})
 METHODS_WITH_BODY: Final = frozenset({"POST", "PUT", "PATCH"})
 FORWARDED_BYTES: Final = frozenset({b"x-forwarded-for", b"x-forwarded-proto", b"x-forwarded-host"})
+# The client's other address headers (issue 17.15), and every name a server may read as one
+# of them once underscores become dashes (CGI-style environ keys make them equal).
+ADDRESS_BYTES: Final = frozenset({b"forwarded", b"x-real-ip"})
+_ADDRESS_LIKE: Final = ADDRESS_BYTES | FORWARDED_BYTES
+_FORWARDED: Final = istr("Forwarded")
+_XRI: Final = istr("X-Real-IP")
 _XFF: Final = istr("X-Forwarded-For")
 _XFP: Final = istr("X-Forwarded-Proto")
 _XFH: Final = istr("X-Forwarded-Host")
@@ -87,6 +93,47 @@ def forwarded_values(request: web.BaseRequest) -> list[tuple[istr, str]]:
     if host:
         out.append((_XFH, host))
     return out
+
+
+def underscored(lname: bytes) -> bool:
+    """Whether a lower-case header name is an address header spelled with underscores."""
+    return b"_" in lname and lname.replace(b"_", b"-") in _ADDRESS_LIKE
+
+
+def _forwarded_node(value: str) -> str:
+    """An RFC 7239 (section 4) value: a token as is, anything else quoted (IPv6 in brackets)."""
+    if ":" in value and not value.startswith("["):
+        value = f"[{value}]" if value.count(":") > 1 else value
+    if all(c.isalnum() or c in "!#$%&'*+-.^_`|~" for c in value):
+        return value
+    return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+def address_values(request: web.BaseRequest) -> list[tuple[istr, str]]:
+    """The rewritten ``Forwarded`` (the client's elements plus this hop) and ``X-Real-IP``
+    (the client's address), each only when the client sent it."""
+    out: list[tuple[istr, str]] = []
+    headers = request.headers
+    remote = request.remote
+    prior = headers.getall(_FORWARDED, ())
+    if prior:
+        hop = [f"proto={request.scheme}"]
+        if remote:
+            hop.insert(0, f"for={_forwarded_node(remote)}")
+        host = headers.get(hdrs.HOST)
+        if host:
+            hop.append(f"host={_forwarded_node(host)}")
+        out.append((_FORWARDED, ", ".join([*prior, ";".join(hop)])))
+    if remote and _XRI in headers:
+        out.append((_XRI, remote))
+    return out
+
+
+def strip_address(headers: CIMultiDict[str]) -> None:
+    """Drop the client's ``Forwarded``, ``X-Real-IP`` and underscore-spelled address headers."""
+    for name in [n for n in headers if underscored(n.lower().encode("latin-1"))]:
+        headers.popall(name, None)
+    strip(headers, (_FORWARDED, _XRI))
 
 
 def strip(headers: CIMultiDict[str], names: tuple[istr, ...]) -> None:
