@@ -123,6 +123,7 @@ _LIFECYCLE_ERRORS = {
 }
 _OUTCOME_ERRORS = {
     Outcome.ERROR: "error",
+    Outcome.REJECTED: "rejected",
     Outcome.TIMEOUT: "timeout",
     Outcome.ABANDONED: "abandoned",
     Outcome.EVICTED: "evicted",

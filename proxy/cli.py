@@ -25,6 +25,7 @@ from aiohttp import web
 from yarl import URL
 
 from socketio_trace_proxy.config.about import version
+from socketio_trace_proxy.config.checks import tracking_warnings
 from socketio_trace_proxy.config.loader import describe_settings
 from socketio_trace_proxy.config.settings import Settings
 from socketio_trace_proxy.exporters import ExporterConfigError, build_sinks
@@ -385,6 +386,8 @@ def _check_config(path: Path, environ: Mapping[str, str]) -> int:
     problems.extend(stored_stream_notes(settings.exporters.openobserve))
     for line in problems:
         print(f"note: {line}")
+    for line in tracking_warnings(settings.tracking):
+        print(f"warning: {line}")
     print(f"{path}: OK")
     return EXIT_OK
 

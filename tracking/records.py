@@ -57,6 +57,7 @@ class Outcome(Enum):
 
     OK = "ok"
     ERROR = "error"
+    REJECTED = "rejected"  # answered by one of the rule's configured negative replies
     TIMEOUT = "timeout"
     LATE = "late"  # a reply that arrived after its request had timed out
     ABANDONED = "abandoned"  # the session closed while the request was pending
@@ -67,6 +68,7 @@ class PairKind(Enum):
     ACK = "ack"  # EVENT with ack id N -> ACK with id N
     EVENT_PAIR = "event_pair"  # configured request event -> response event
     STREAM = "stream"  # configured request -> chunk events ... -> completion event
+    ECHO = "echo"  # an input -> the first following output (recorded only when slow)
 
 
 @dataclass(frozen=True, slots=True)

@@ -14,6 +14,7 @@ from __future__ import annotations
 import json
 from collections.abc import Callable
 
+from socketio_trace_proxy.tracking.correlation.echo import forget_echoes
 from socketio_trace_proxy.tracking.correlation.outcomes import Outcomes
 from socketio_trace_proxy.tracking.correlation.state import SessionState
 from socketio_trace_proxy.tracking.events import (
@@ -50,12 +51,14 @@ class SessionBook:
         outcomes: Outcomes,
         *,
         max_sessions: int,
+        echo_rules: dict[int, str] | None = None,
     ) -> None:
         self._emit = emit
         self._ids = ids
         self._metrics = metrics
         self._outcomes = outcomes
         self._max_sessions = max_sessions
+        self._echo_rules = echo_rules or {}
         self.sessions: dict[str, SessionState] = {}
 
     def opened(self, ev: SessionOpened) -> None:
@@ -137,6 +140,8 @@ class SessionBook:
         outcome = Outcome.EVICTED if reason is CloseReason.EVICTED else Outcome.ABANDONED
         for p in list(s.pending.values()):
             self._outcomes.unanswered(p, outcome, at)
+        if s.echoes:
+            forget_echoes(s, self._metrics, self._echo_rules)
         ok = reason not in _NOT_OK
         self._lifecycle(
             s,
