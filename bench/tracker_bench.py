@@ -79,10 +79,32 @@ def workloads(payload_kib: int) -> list[Workload]:
     small = "x" * 100
     return [
         Workload(
-            "one-way terminal_input/terminal_output (aggregated)",
+            "keystroke + echo terminal_input/terminal_output (aggregated, echo rule)",
             lambda i: [
                 (C2S, _ev("terminal_input", {"session": "session_1", "data": "e"})),
                 (S2C, _ev("terminal_output", {"session": "session_1", "data": "e"})),
+            ],
+            pairs=0,
+        ),
+        Workload(
+            "keystroke + echo + 3 more outputs (terminal_output, aggregated)",
+            lambda i: [
+                (C2S, _ev("terminal_input", {"session": "session_1", "data": "e"})),
+                *[(S2C, _ev("terminal_output", {"session": "session_1", "data": small}))] * 4,
+            ],
+            pairs=0,
+        ),
+        Workload(
+            "keystroke + echo ...:pane:{pane}:terminal:input/terminal:data (branch)",
+            lambda i: [
+                (
+                    C2S,
+                    _ev(
+                        f"workspace:tab:t{i % 3}:pane:p{i % 2}:terminal:input",
+                        {"terminalId": f"term{i % 6}", "data": "e", "_requestId": "noop"},
+                    ),
+                ),
+                (S2C, _ev("terminal:data", {"terminalId": f"term{i % 6}", "data": "e"})),
             ],
             pairs=0,
         ),

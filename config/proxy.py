@@ -16,6 +16,14 @@ class WebSocketRelay(Enum):
     TERMINATE = "terminate"  # one WebSocket per leg, each negotiated by the proxy
 
 
+class AddressHeaders(Enum):
+    """What becomes of the client's other address headers (``Forwarded``, ``X-Real-IP``)."""
+
+    REWRITE = "rewrite"  # Forwarded gains this hop, X-Real-IP becomes the client's address
+    DROP = "drop"  # neither reaches the upstream
+    PASS = "pass"  # both pass as the client sent them (spoofable)
+
+
 class ProxySettings(Section):
     listen: str = Field("127.0.0.1:8080", description="HOST:PORT the front end connects to")
     upstream: str | None = Field(
@@ -23,6 +31,13 @@ class ProxySettings(Section):
     )
     socketio_path: str = Field("/socket.io/", description="path relayed and observed")
     forwarded_headers: bool = Field(True, description="add X-Forwarded-For/Proto/Host")
+    client_address_headers: AddressHeaders = Field(
+        AddressHeaders.REWRITE,
+        description="the client's Forwarded and X-Real-IP headers: rewrite (Forwarded gains "
+        "this hop as for=/proto=/host=, X-Real-IP becomes the client's address), drop, or pass "
+        "as sent; unless pass, names spelled with underscores (X_Forwarded_For, X_Real_IP), "
+        "which many servers read as the dashed ones, are dropped",
+    )
     max_message_size: int = Field(
         16 * 1024 * 1024, gt=0, description="largest WebSocket message / polling body, bytes"
     )

@@ -1,8 +1,11 @@
 """Tracking settings: event-pair rules, timeouts, sampling, payload capture, limits.
 
 Durations accept a number of seconds or a string such as ``5s``, ``250ms``, ``2m``.
-Event names in rules may be templates: ``{name}`` matches one non-empty run of characters
-without ``:`` and is a capture; a response template's captures must equal the request's.
+Event names in rules and ``aggregate`` may be templates (:mod:`config.templates`): ``{name}``
+matches one non-empty run of characters without ``:`` and is a capture; a response
+template's captures must be the request's.  A rule is a request/reply ``pair`` (records per
+request) or an ``echo`` (input -> first following output latency: a histogram, and a record
+only for the slow ones).
 Field paths are dotted and address the first argument of the event (``session``,
 ``session.session_id``, ``items.0.id``).
 """
@@ -16,10 +19,10 @@ from typing import Annotated, Any
 from pydantic import BeforeValidator, Field, model_validator
 
 from socketio_trace_proxy.config.base import Section
+from socketio_trace_proxy.config.templates import template_captures, template_problem
 
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d*)?|\.\d+)\s*(ms|s|m|h)?\s*$")
 _UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, None: 1.0}
-_PLACEHOLDER = re.compile(r"\{([A-Za-z_][A-Za-z0-9_]*)\}")
 
 
 def parse_duration(value: Any) -> Any:
@@ -42,16 +45,20 @@ def parse_duration(value: Any) -> Any:
 Duration = Annotated[float, BeforeValidator(parse_duration), Field(gt=0)]
 
 
-def template_captures(template: str) -> tuple[str, ...]:
-    """The placeholder names of an event-name template, in order."""
-    return tuple(_PLACEHOLDER.findall(template))
-
-
 class Initiator(Enum):
     """Which side sends a rule's request."""
 
     CLIENT = "client"
     SERVER = "server"
+
+
+class RuleKind(Enum):
+    """``pair``: a request and its reply, one record each; ``echo``: the time from an input
+    to the first following output of the same key, as a histogram (records only when slow,
+    never a timeout record)."""
+
+    PAIR = "pair"
+    ECHO = "echo"
 
 
 class Predicate(Section):
@@ -87,17 +94,36 @@ class RuleSettings(Section):
     """One configured request/response pair (or stream)."""
 
     name: str | None = Field(None, description="metric/trace name; default: request template")
+    kind: RuleKind = Field(
+        RuleKind.PAIR, description="pair: request -> reply records; echo: input -> output latency"
+    )
     request: str = Field(min_length=1, description="request event name or template")
-    responses: tuple[str, ...] = Field((), description="events that complete it as ok")
+    responses: tuple[str, ...] = Field(
+        (), description="events that complete it as ok (echo: the outputs that answer an input)"
+    )
     errors: tuple[str, ...] = Field((), description="events that complete it as error")
+    rejections: tuple[str, ...] = Field(
+        (),
+        description="negative answers: events that complete it as 'rejected' (exported "
+        "as an error, counted apart from errors)",
+    )
     chunks: tuple[str, ...] = Field((), description="stream chunk events before completion")
     match: str | MatchKey | None = Field(
         None,
         description="field path equal on both sides (or request/response paths); "
         "none, or the value missing/empty: first in, first out",
     )
-    timeout: Duration | None = Field(None, description="default: defaults.timeout")
+    timeout: Duration | None = Field(
+        None,
+        description="default: defaults.timeout (echo: an input unanswered this long is "
+        "forgotten and counted, no record)",
+    )
     slow: Duration | None = Field(None, description="default: defaults.slow")
+    per_key: bool = Field(
+        True,
+        description="echo: one measurement per match-key value (terminal) at a time; "
+        "false: one per session",
+    )
     initiator: Initiator = Field(Initiator.CLIENT, description="side that sends the request")
     error_when: tuple[Predicate, ...] | None = Field(
         None, description="response payload predicates meaning error; default: defaults"
@@ -105,12 +131,28 @@ class RuleSettings(Section):
 
     @model_validator(mode="after")
     def _check(self) -> RuleSettings:
-        if not self.responses and not self.errors:
-            raise ValueError("a rule needs at least one of 'responses' or 'errors'")
+        if self.kind is RuleKind.ECHO:
+            if not self.responses:
+                raise ValueError("an echo rule needs 'responses' (the outputs it waits for)")
+            if self.errors or self.chunks or self.rejections or self.error_when:
+                raise ValueError(
+                    "an echo rule has no 'errors', 'rejections', 'chunks' or 'error_when'"
+                )
+            if any(template_captures(e) for e in self.responses):
+                raise ValueError(
+                    "an echo rule's outputs are told apart by its 'match' key: its "
+                    "responses cannot have placeholders"
+                )
+        elif not self.responses and not self.errors and not self.rejections:
+            raise ValueError(
+                "a rule needs at least one of 'responses' or 'errors' (or 'rejections')"
+            )
+        for event in (self.request, *self.responses, *self.errors, *self.rejections, *self.chunks):
+            problem = template_problem(event)
+            if problem is not None:
+                raise ValueError(f"event template {event!r}: {problem}")
         captures = set(template_captures(self.request))
-        if len(captures) != len(template_captures(self.request)):
-            raise ValueError(f"request template {self.request!r} repeats a placeholder")
-        for event in (*self.responses, *self.errors, *self.chunks):
+        for event in (*self.responses, *self.errors, *self.rejections, *self.chunks):
             extra = set(template_captures(event)) - captures
             if extra:
                 raise ValueError(
@@ -205,7 +247,9 @@ class TrackingSettings(Section):
     )
     rules: tuple[RuleSettings, ...] = ()
     aggregate: tuple[str, ...] = Field(
-        (), description="one-way events counted in metrics only, never recorded one by one"
+        (),
+        description="one-way events (names or templates) counted in metrics only, never "
+        "recorded one by one; a template's names share one metric",
     )
     capture: CaptureSettings = Field(default_factory=CaptureSettings)
     limits: LimitsSettings = Field(default_factory=LimitsSettings)
@@ -217,4 +261,8 @@ class TrackingSettings(Section):
             if rule.label in seen:
                 raise ValueError(f"two rules are named {rule.label!r}; give one a 'name'")
             seen.add(rule.label)
+        for name in self.aggregate:
+            problem = template_problem(name)
+            if problem is not None:
+                raise ValueError(f"aggregate entry {name!r}: {problem}")
         return self

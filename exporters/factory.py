@@ -32,11 +32,11 @@ from socketio_trace_proxy.exporters.local import ConsolePlugin, NdjsonFilePlugin
 from socketio_trace_proxy.exporters.openobserve import (
     AUTH_HINTS,
     OPENOBSERVE_RETRYABLE,
-    OpenObserveJsonPlugin,
     basic_auth,
     openobserve_target,
     stored_stream_name,
 )
+from socketio_trace_proxy.exporters.openobserve_json import OpenObserveJsonPlugin
 from socketio_trace_proxy.exporters.otlp import OtlpTracesPlugin, default_resource
 from socketio_trace_proxy.exporters.spans import AttrValue, export_filter
 from socketio_trace_proxy.tracking.records import Record

@@ -1,10 +1,9 @@
-"""OpenObserve: where to send (URL building, Basic auth), what it stores, and its JSON stream
-exporter.
+"""OpenObserve: where to send (URL building, Basic auth), what it stores, and what its
+refusals mean.
 
 Traces go over OTLP/HTTP (:class:`exporters.otlp.OtlpTracesPlugin`) to
-``{base}/api/{org}/v1/traces`` with the ``stream-name`` header.  The JSON stream exporter
-posts AetherTerm's in-app tracker records (design doc, "データ送信形式") to
-``{base}/api/{org}/{stream}/_json`` and checks each reply's per-stream ``failed`` count.
+``{base}/api/{org}/v1/traces`` with the ``stream-name`` header; records go to its JSON stream
+``{base}/api/{org}/{stream}/_json`` (:mod:`exporters.openobserve_json`).
 
 What OpenObserve does with it (read from its source, v0.14.4: ``config/src/utils/schema.rs``,
 ``config/src/utils/flatten.rs``, ``service/traces/mod.rs``, ``service/logs/ingest.rs``,
@@ -24,25 +23,12 @@ the body, 401, 403, 404) is permanent for the batch and explained by :data:`AUTH
 from __future__ import annotations
 
 import base64
-import json
 import re
-from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
 from urllib.parse import quote
 
-from socketio_trace_proxy.config.about import user_agent
 from socketio_trace_proxy.config.exporters import OpenObserveSettings
-from socketio_trace_proxy.exporters.http import RETRYABLE, HttpPoster, Reply, post_batch
-from socketio_trace_proxy.exporters.plugin import Encoded, SendResult, utf8
-from socketio_trace_proxy.exporters.spans import pair_error_type
-from socketio_trace_proxy.tracking.records import (
-    LifecycleRecord,
-    MessageRecord,
-    Outcome,
-    PairRecord,
-    Record,
-)
+from socketio_trace_proxy.exporters.http import RETRYABLE, Reply
 
 _API_ORG = re.compile(r"^(?P<base>.*?)/api/(?P<org>[^/]+)$")
 
@@ -137,195 +123,3 @@ def openobserve_target(endpoint: str, org: str) -> OpenObserveTarget:
 def basic_auth(user: str, password: str) -> str:
     token = base64.b64encode(f"{user}:{password}".encode()).decode("ascii")
     return f"Basic {token}"
-
-
-_STATUS = {Outcome.OK: "ok", Outcome.TIMEOUT: "timeout"}
-
-
-def pair_json(record: PairRecord, service: str) -> dict[str, Any]:
-    """The in-app tracker's record (same field names), plus what the proxy knows more."""
-    error_type = pair_error_type(record)
-    ok = error_type is None
-    status = "ok" if ok else _STATUS.get(record.outcome, "error")
-    level = "ERROR" if not ok else ("WARN" if record.slow else "INFO")
-    micros = round(record.start_wall * 1_000_000)
-    data: dict[str, Any] = {
-        "_timestamp": micros,
-        "timestamp": micros,
-        "message": f"Socket.IO Event: {record.operation}",
-        "level": level,
-        "service": service,
-        "trace_id": record.trace_id,
-        "span_id": record.span_id,
-        "operation_name": record.operation,
-        "duration_ms": round(record.duration_s * 1000.0, 3),
-        "status": status,
-        "socket.request.event": record.request_event,
-        "socket.response.event": record.response_event,
-        "socket.success": ok,
-        "socket.sid": record.session.session_id,
-        "socket.namespace": record.namespace,
-        "socket.rule": record.rule,
-        "socket.outcome": record.outcome.value,
-        "socket.slow": record.slow,
-        "socket.direction": record.initiator.value,
-        "socket.transport": record.request_transport.value,
-        "socket.request_size": record.request_size,
-        "socket.response_size": record.response_size,
-        "session_trace_id": record.session.trace_id,
-    }
-    if record.ack_id is not None:
-        data["socket.ack_id"] = record.ack_id
-    if record.match_key is not None:
-        data["socket.match_key"] = record.match_key
-    if error_type is not None:
-        data["error_type"] = error_type
-    if record.request_payload is not None:
-        data["socket.request.payload"] = record.request_payload
-    if record.response_payload is not None:
-        data["socket.response.payload"] = record.response_payload
-    return data
-
-
-def lifecycle_json(record: LifecycleRecord, service: str) -> dict[str, Any]:
-    name = f"socket:{record.kind.value}"
-    micros = round(record.start_wall * 1_000_000)
-    data: dict[str, Any] = {
-        "_timestamp": micros,
-        "timestamp": micros,
-        "message": f"Socket.IO {record.kind.value}"
-        + (f" {record.namespace}" if record.namespace else "")
-        + ("" if record.ok else f" failed: {record.error}"),
-        "level": "INFO" if record.ok else "ERROR",
-        "service": service,
-        "trace_id": record.trace_id,
-        "span_id": record.span_id,
-        "operation_name": name,
-        "duration_ms": round(record.duration_s * 1000.0, 3),
-        "status": "ok" if record.ok else "error",
-        "socket.success": record.ok,
-        "socket.sid": record.session.session_id,
-        "socket.transport": record.transport.value,
-    }
-    if record.namespace is not None:
-        data["socket.namespace"] = record.namespace
-    if record.error is not None:
-        data["error"] = record.error
-    if record.detail is not None:
-        data["detail"] = record.detail
-    return data
-
-
-def message_json(record: MessageRecord, service: str) -> dict[str, Any]:
-    micros = round(record.wall * 1_000_000)
-    data: dict[str, Any] = {
-        "_timestamp": micros,
-        "timestamp": micros,
-        "message": f"Socket.IO Event: {record.event}",
-        "level": "INFO",
-        "service": service,
-        "trace_id": record.session.trace_id,
-        "operation_name": record.event,
-        "status": "ok",
-        "socket.event": record.event,
-        "socket.sid": record.session.session_id,
-        "socket.namespace": record.namespace,
-        "socket.direction": record.direction.value,
-        "socket.transport": record.transport.value,
-        "socket.size": record.size,
-    }
-    if record.payload is not None:
-        data["socket.payload"] = record.payload
-    return data
-
-
-def record_json(record: Record, service: str) -> dict[str, Any]:
-    if isinstance(record, PairRecord):
-        return pair_json(record, service)
-    if isinstance(record, LifecycleRecord):
-        return lifecycle_json(record, service)
-    return message_json(record, service)
-
-
-class OpenObserveJsonPlugin:
-    """POSTs a JSON array per batch to ``/api/{org}/{stream}/_json``."""
-
-    def __init__(
-        self,
-        url: str,
-        stream: str,
-        service: str,
-        headers: Mapping[str, str],
-        *,
-        gzip: bool,
-        secrets: Collection[str] = (),
-    ) -> None:
-        all_headers = {"Content-Type": "application/json", "User-Agent": user_agent(), **headers}
-        if gzip:
-            all_headers["Content-Encoding"] = "gzip"
-        self._gzip = gzip
-        self.stream = stream
-        self._service = service
-        self._poster = HttpPoster(url, all_headers, secrets)
-
-    @property
-    def url(self) -> str:
-        return self._poster.safe_url
-
-    def encode(self, records: Sequence[Record]) -> Encoded:
-        rows: list[bytes] = []
-        skipped = replaced = 0
-        error: str | None = None
-        for record in records:  # one by one: a record that cannot be encoded is that one only
-            try:
-                text = json.dumps(
-                    record_json(record, self._service), separators=(",", ":"), ensure_ascii=False
-                )
-            except Exception as exc:
-                skipped += 1
-                error = repr(exc)
-                continue
-            row, repaired = utf8(text)
-            rows.append(row)
-            replaced += repaired
-        payload = b"[" + b",".join(rows) + b"]"
-        return Encoded(payload, len(rows), skipped, error, replaced)
-
-    def send(self, batch: Encoded, timeout_s: float) -> SendResult:
-        return post_batch(
-            self._poster,
-            batch.payload,
-            batch.count,
-            timeout_s,
-            compress=self._gzip,
-            rejected_in=lambda reply: _failed_records(reply.body),
-            what="records",
-            hints=AUTH_HINTS,
-            retryable=OPENOBSERVE_RETRYABLE,
-            transient=memtable_full,
-        )
-
-    def close(self) -> None:
-        self._poster.close()
-
-
-def _failed_records(body: bytes) -> tuple[int, str | None]:
-    """Sum of ``failed`` in ``{"code":200,"status":[{"name":..,"successful":n,"failed":m}]}``."""
-    try:
-        data = json.loads(body)
-    except ValueError:
-        return 0, None
-    if not isinstance(data, dict):
-        return 0, None
-    failed = 0
-    error: str | None = None
-    for entry in data.get("status") or []:
-        if not isinstance(entry, dict):
-            continue
-        count = entry.get("failed")
-        if isinstance(count, int) and count > 0:
-            failed += count
-            reason = entry.get("error")
-            if isinstance(reason, str) and reason:
-                error = reason
-    return failed, error

@@ -22,13 +22,11 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from aiohttp import web
-from pydantic import ValidationError
 from yarl import URL
 
 from socketio_trace_proxy.config.about import version
-from socketio_trace_proxy.config.admin import AdminSettings
-from socketio_trace_proxy.config.loader import ConfigError, describe_settings, load_settings
-from socketio_trace_proxy.config.proxy import ProxySettings
+from socketio_trace_proxy.config.checks import tracking_warnings
+from socketio_trace_proxy.config.loader import describe_settings
 from socketio_trace_proxy.config.settings import Settings
 from socketio_trace_proxy.exporters import ExporterConfigError, build_sinks
 from socketio_trace_proxy.exporters.openobserve import (
@@ -37,17 +35,22 @@ from socketio_trace_proxy.exporters.openobserve import (
     stored_stream_notes,
 )
 from socketio_trace_proxy.proxy.admin import (
-    AdminBindError,
     DashboardInfo,
     MonitorSource,
     RelayOnlySource,
     TraceLink,
     TrackerMonitorSource,
     build_admin_app,
-    check_admin_binding,
 )
 from socketio_trace_proxy.proxy.demo import EventPrinter, TeeObserver
 from socketio_trace_proxy.proxy.logging import configure_logging, redact_url
+from socketio_trace_proxy.proxy.options import (
+    UsageError,
+    apply_overrides,
+    check_settings,
+    load_configuration,
+    parse_hostport,
+)
 from socketio_trace_proxy.proxy.relay import RelayServer
 from socketio_trace_proxy.proxy.replay import command as replay_command
 from socketio_trace_proxy.tracking.compiled import compiled_core
@@ -57,6 +60,18 @@ from socketio_trace_proxy.tracking.recording.recorder import Recorder
 from socketio_trace_proxy.tracking.runtime import Tracker
 from socketio_trace_proxy.tracking.sink import RecordSink
 
+__all__ = [
+    "RunningProxy",
+    "UsageError",
+    "apply_overrides",
+    "check_settings",
+    "load_configuration",
+    "main",
+    "openobserve_trace_link",
+    "parse_hostport",
+    "start_proxy",
+]
+
 log = logging.getLogger(__name__)
 
 EXIT_OK = 0
@@ -64,85 +79,10 @@ EXIT_FAILURE = 1
 EXIT_CONFIG = 2
 
 
-class UsageError(Exception):
-    """Bad command line or configuration: printed as is, exit status 2."""
-
-
 class _Lifecycle(Protocol):
     async def start(self) -> None: ...
 
     async def stop(self, deadline_s: float) -> None: ...
-
-
-# --- configuration ----------------------------------------------------------------------
-
-
-def parse_hostport(value: str, what: str) -> tuple[str, int]:
-    """``HOST:PORT`` (``[v6]:PORT`` for IPv6) -> (host, port)."""
-    host, sep, port = value.rpartition(":")
-    if not sep or not host or not port.isdigit() or int(port) > 65535:
-        raise UsageError(f"{what}: expected HOST:PORT, got {value!r}")
-    return host.strip("[]"), int(port)
-
-
-def load_configuration(path: Path | None, environ: Mapping[str, str]) -> Settings:
-    """Settings from ``path`` (or the packaged default) and the environment."""
-    try:
-        return load_settings(path, environ)
-    except ConfigError as exc:
-        raise UsageError(str(exc)) from None
-
-
-def apply_overrides(
-    settings: Settings,
-    *,
-    listen: str | None = None,
-    upstream: str | None = None,
-    admin: str | None = None,
-    record: str | None = None,
-) -> Settings:
-    """Command-line flags win over the file; the result is validated again."""
-    proxy_update: dict[str, Any] = {}
-    if listen is not None:
-        parse_hostport(listen, "--listen")
-        proxy_update["listen"] = listen
-    if upstream is not None:
-        proxy_update["upstream"] = upstream
-    try:
-        proxy = ProxySettings.model_validate({**settings.proxy.model_dump(), **proxy_update})
-        admin_settings = settings.admin
-        if admin is not None:
-            admin_listen = None if admin.lower() in ("off", "none", "") else admin
-            if admin_listen is not None:
-                parse_hostport(admin_listen, "--admin")
-            admin_settings = AdminSettings.model_validate(
-                {**settings.admin.model_dump(), "listen": admin_listen}
-            )
-    except ValidationError as exc:
-        raise UsageError(f"command line: {exc}") from None
-    settings = settings.model_copy(update={"proxy": proxy, "admin": admin_settings})
-    if record is not None:
-        recording = settings.record.model_copy(update={"path": record})
-        settings = settings.model_copy(update={"record": recording})
-    check_settings(settings)
-    return settings
-
-
-def check_settings(settings: Settings) -> None:
-    """What the composition needs beyond the schema: an upstream URL and usable addresses."""
-    upstream = settings.proxy.upstream
-    if not upstream:
-        raise UsageError("proxy.upstream: no upstream set (use --upstream URL or the config)")
-    url = URL(upstream)
-    if url.scheme not in ("http", "https", "ws", "wss") or not url.host:
-        raise UsageError(f"proxy.upstream: expected an http(s) URL, got {redact_url(upstream)}")
-    parse_hostport(settings.proxy.listen, "proxy.listen")
-    if settings.admin.listen is not None:
-        parse_hostport(settings.admin.listen, "admin.listen")
-        try:
-            check_admin_binding(settings.admin)
-        except AdminBindError as exc:
-            raise UsageError(str(exc)) from None
 
 
 # --- composition ------------------------------------------------------------------------
@@ -227,6 +167,23 @@ async def _listen(runner: web.BaseRunner, listen: str) -> tuple[str, int]:
     return bound
 
 
+def _combined_observer(
+    tracker: Tracker | None, recorder: Recorder | None, extra: Sequence[TrafficObserver]
+) -> TrafficObserver | None:
+    """What the relay tells what it forwarded: ``None`` for a plain relay (nothing is
+    decoded), the one observer, or a tee of them."""
+    observers: list[TrafficObserver] = (
+        ([tracker] if tracker is not None else [])
+        + ([recorder] if recorder is not None else [])
+        + list(extra)
+    )
+    if not observers:
+        return None
+    if len(observers) == 1:
+        return observers[0]
+    return TeeObserver(observers)
+
+
 async def start_proxy(
     settings: Settings,
     environ: Mapping[str, str],
@@ -244,18 +201,7 @@ async def start_proxy(
         sinks = _build_sinks(settings, environ)
         tracker = Tracker(settings.tracking, sinks, on_session_event=on_session_event)
     recorder = _build_recorder(settings)
-    observers: list[TrafficObserver] = (
-        ([tracker] if tracker is not None else [])
-        + ([recorder] if recorder is not None else [])
-        + list(extra_observers)
-    )
-    observer: TrafficObserver | None
-    if not observers:
-        observer = None  # a plain relay: nothing is decoded
-    elif len(observers) == 1:
-        observer = observers[0]
-    else:
-        observer = TeeObserver(observers)
+    observer = _combined_observer(tracker, recorder, extra_observers)
 
     if recorder is not None and settings.record.path is not None:
         try:
@@ -442,6 +388,8 @@ def _check_config(path: Path, environ: Mapping[str, str]) -> int:
     problems.extend(stored_stream_notes(settings.exporters.openobserve))
     for line in problems:
         print(f"note: {line}")
+    for line in tracking_warnings(settings.tracking):
+        print(f"warning: {line}")
     print(f"{path}: OK")
     return EXIT_OK
 

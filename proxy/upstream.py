@@ -254,11 +254,13 @@ class UpstreamPool:
         self._max_idle = max_idle
         self._active: set[_Connection] = set()
         self._max_active = max_active
+        self._closed = False  # after close(): no new connection, no request sent again
         self.connections_opened = 0
-        self.exhausted = 0  # exchanges refused because max_active were in flight
         self.idle_discarded = 0  # idle connections closed because the idle pool was full
 
     async def _connect(self) -> _Connection:
+        if self._closed:
+            raise UpstreamError("the relay is shutting down")
         loop = asyncio.get_running_loop()
         try:
             _, conn = await asyncio.wait_for(
@@ -293,7 +295,6 @@ class UpstreamPool:
         not be reused.
         """
         if len(self._active) >= self._max_active:
-            self.exhausted += 1
             raise PoolExhausted(f"{self._max_active} upstream exchanges already in flight")
         data = head + body if body else head
         conn = self._checkout_idle()
@@ -305,7 +306,9 @@ class UpstreamPool:
             try:
                 response = await conn.exchange(data, limit)
             except UpstreamError as exc:
-                stale = reused and not conn.received_anything
+                # Not after close(): the exchanges in flight then (pending long-polls) are
+                # answered, not sent again on fresh connections.
+                stale = reused and not conn.received_anything and not self._closed
                 if not stale or isinstance(exc, ResponseTooLarge):
                     raise
                 conn.close()
@@ -349,7 +352,9 @@ class UpstreamPool:
         return response, None, b""
 
     def close(self) -> None:
-        """Close every connection, idle or busy (busy exchanges fail with UpstreamError)."""
+        """Close every connection, idle or busy (busy exchanges fail with UpstreamError);
+        from then on the pool opens none."""
+        self._closed = True
         while self._idle:
             self._idle.pop().close()
         for conn in list(self._active):

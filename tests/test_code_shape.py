@@ -13,7 +13,10 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
-CHECKED = ("tracking",)  # product folders held to the limits (add yours when it complies)
+CHECKED = ("tracking", "proxy")  # product folders held to the limits (add yours when it complies)
+# Modules known to break the limits, each with the work that fixes it: the check is expected
+# to fail for them (strictly: once fixed, the entry must go).
+PENDING: dict[str, str] = {}
 MAX_MODULE_LINES = 500
 MAX_FUNCTION_LINES = 60
 
@@ -32,7 +35,16 @@ def _name(path: Path) -> str:
     return str(path.relative_to(ROOT))
 
 
-@pytest.mark.parametrize("path", _modules(), ids=_name)
+def _cases() -> list[object]:
+    return [
+        pytest.param(p, marks=pytest.mark.xfail(strict=True, reason=PENDING[_name(p)]))
+        if _name(p) in PENDING
+        else p
+        for p in _modules()
+    ]
+
+
+@pytest.mark.parametrize("path", _cases(), ids=_name)
 def test_module_shape(path: Path) -> None:
     source = path.read_text(encoding="utf-8")
     lines = len(source.splitlines())

@@ -1,24 +1,29 @@
 """Live metrics of the tracker: counters and fixed-bucket latency histograms, all bounded.
 
 Histograms use fixed logarithmic buckets (10 per decade, 10 us .. 1000 s), so memory does
-not depend on traffic and quantiles are answered to within one bucket (about 26 %);
+not depend on traffic.  While a histogram has seen at most :data:`EXACT_SAMPLES` values it
+keeps them and its quantiles are exact; beyond, they are bucket estimates (the bucket's
+upper bound, within one bucket: about 26 %), and its summary says so (``exact``).
 :meth:`Histogram.with_bounds` makes the same histogram over other fixed bounds (the admin
-listener's Prometheus buckets).  Every bounded name table folds what is past its cap into
-one label, :data:`OTHER`.  Event names are capped: past ``max_event_names`` distinct names,
-new ones fold into it.  The per-frame counters are keyed by plain strings and split by
-direction with an identity test: hashing an ``Enum`` member runs Python code.
+listener's Prometheus buckets, :data:`ECHO_BOUNDS`).  Every bounded name table folds what
+is past its cap into one label, :data:`OTHER`.  Event names are capped: past
+``max_event_names`` distinct names, new ones fold into it.  The per-frame counters are
+keyed by plain strings and split by direction with an identity test: hashing an ``Enum``
+member runs Python code.
 """
 
 from __future__ import annotations
 
+import math
 from bisect import bisect_left as _bisect_left
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from itertools import pairwise
 
 from socketio_trace_proxy.tracking.records import Outcome
 from socketio_trace_proxy.tracking.traffic import Direction
 from socketio_trace_proxy.tracking.views import (
+    EchoStats,
     EventStats,
     LatencySummary,
     MetricsSnapshot,
@@ -28,29 +33,44 @@ from socketio_trace_proxy.tracking.views import (
 OTHER = "(other)"
 """The one label that names everything folded away by a bounded table (events, series)."""
 _BOUNDS: tuple[float, ...] = tuple(10 ** (e / 10) for e in range(-50, 31))  # 1e-5 .. 1e3 s
+ECHO_BOUNDS: tuple[float, ...] = (
+    *(
+        round(m * 10.0**e, 9)
+        for e in range(-4, 1)
+        for m in (1.0, 1.25, 1.6, 2.0, 2.5, 3.2, 4.0, 5.0, 6.3, 8.0)
+    ),
+    10.0,
+)
+"""Input-to-echo buckets: 10 per decade (0.1 ms .. 10 s) at round values, so that the
+Prometheus histogram of an echo rule is exactly the tracker's."""
+EXACT_SAMPLES = 256
+"""Values a histogram keeps for exact quantiles; past that many, quantiles are estimates."""
 
 
 class Histogram:
     """Counts per fixed bucket (upper bounds ``bounds``, one overflow bucket after them),
-    plus count, sum and max."""
+    plus count, sum, max and the first ``keep`` values (exact quantiles while they last)."""
 
-    __slots__ = ("count", "counts", "max", "sum")
+    __slots__ = ("count", "counts", "max", "samples", "sum")
     bounds: tuple[float, ...] = _BOUNDS  # upper bounds (inclusive); one overflow bucket after
+    keep: int = EXACT_SAMPLES
 
     def __init__(self) -> None:
         self.counts = [0] * (len(self.bounds) + 1)
         self.count = 0
         self.sum = 0.0
         self.max = 0.0
+        self.samples: list[float] = []
 
     @classmethod
-    def with_bounds(cls, bounds: Sequence[float]) -> type[Histogram]:
+    def with_bounds(cls, bounds: Sequence[float], keep: int = 0) -> type[Histogram]:
         """A histogram type over ``bounds`` (positive, strictly increasing) instead of the
-        log buckets; its instances are ``Histogram`` instances."""
+        log buckets, keeping ``keep`` values for exact quantiles; its instances are
+        ``Histogram`` instances."""
         upper = tuple(float(b) for b in bounds)
         if not upper or upper[0] <= 0 or any(a >= b for a, b in pairwise(upper)):
             raise ValueError("histogram bounds must be positive and strictly increasing")
-        return type(cls.__name__, (cls,), {"__slots__": (), "bounds": upper})
+        return type(cls.__name__, (cls,), {"__slots__": (), "bounds": upper, "keep": keep})
 
     def observe(self, value: float) -> None:
         if value < 0.0:  # noqa: PLR1730 - clock oddities; max() would cost a call per pair
@@ -60,10 +80,19 @@ class Histogram:
         self.sum += value
         if value > self.max:  # noqa: PLR1730 - as above
             self.max = value
+        if self.count <= self.keep:
+            self.samples.append(value)
+
+    @property
+    def exact(self) -> bool:
+        """Whether quantiles come from every value seen (not from the buckets)."""
+        return self.count <= self.keep
 
     def quantile(self, q: float) -> float | None:
         if self.count == 0:
             return None
+        if self.count <= self.keep:
+            return _nearest_rank(sorted(self.samples), q)
         bounds = self.bounds
         rank = q * self.count
         seen = 0
@@ -75,13 +104,43 @@ class Histogram:
         return self.max
 
     def summary(self) -> LatencySummary:
+        p50: float | None
+        p95: float | None
+        p99: float | None
+        if self.count and self.count <= self.keep:
+            ranked = sorted(self.samples)
+            p50, p95, p99 = (_nearest_rank(ranked, q) for q in (0.50, 0.95, 0.99))
+        else:
+            p50, p95, p99 = (self.quantile(q) for q in (0.50, 0.95, 0.99))
         return LatencySummary(
             count=self.count,
-            p50_s=self.quantile(0.50),
-            p95_s=self.quantile(0.95),
-            p99_s=self.quantile(0.99),
+            p50_s=p50,
+            p95_s=p95,
+            p99_s=p99,
             max_s=self.max if self.count else None,
+            exact=self.count <= self.keep,
         )
+
+
+def _nearest_rank(ranked: Sequence[float], q: float) -> float:
+    """The ``q`` quantile of sorted values by the nearest-rank method."""
+    return ranked[max(0, math.ceil(q * len(ranked)) - 1)]
+
+
+EchoHistogram = Histogram.with_bounds(ECHO_BOUNDS, keep=EXACT_SAMPLES)
+
+
+class EchoMetrics:
+    """One echo rule: its latency histogram, slow echoes, inputs never (or too late)
+    answered, and measurements evicted to keep a session's slots bounded."""
+
+    __slots__ = ("evicted", "latency", "slow", "unanswered")
+
+    def __init__(self) -> None:
+        self.latency = EchoHistogram()
+        self.slow = 0
+        self.unanswered = 0
+        self.evicted = 0
 
 
 class RuleMetrics:
@@ -98,14 +157,16 @@ _S2C = Direction.SERVER_TO_CLIENT
 _OK = Outcome.OK
 _ERROR = Outcome.ERROR
 _LATE = Outcome.LATE
+_REJECTED = Outcome.REJECTED
 
 
 class Metrics:
     """Everything counted; the engine and the runtime update it, views read it."""
 
-    def __init__(self, max_event_names: int) -> None:
+    def __init__(self, max_event_names: int, echo_rules: Iterable[str] = ()) -> None:
         self._max_names = max_event_names
         self.rules: dict[str, RuleMetrics] = {}
+        self.echo: dict[str, EchoMetrics] = {name: EchoMetrics() for name in echo_rules}
         # event name -> [messages, bytes], one table per direction
         self._events_c2s: dict[str, list[int]] = {}
         self._events_s2c: dict[str, list[int]] = {}
@@ -168,7 +229,7 @@ class Metrics:
         rm.outcomes[outcome._value_] += 1
         if slow:
             rm.slow += 1
-        if outcome is _OK or outcome is _ERROR or outcome is _LATE:
+        if outcome is _OK or outcome is _ERROR or outcome is _LATE or outcome is _REJECTED:
             rm.latency.observe(duration_s)
 
     def snapshot(
@@ -200,6 +261,18 @@ class Metrics:
             sessions_by_transport=sessions_by_transport,
             messages_by_direction={d.value: totals[0] for d, totals in self._totals() if totals[0]},
             bytes_by_direction={d.value: totals[1] for d, totals in self._totals() if totals[0]},
+            echo=tuple(
+                EchoStats(
+                    rule=name,
+                    slow=em.slow,
+                    unanswered=em.unanswered,
+                    evicted=em.evicted,
+                    latency=em.latency.summary(),
+                    buckets=tuple(em.latency.counts),
+                    sum_s=em.latency.sum,
+                )
+                for name, em in self.echo.items()
+            ),
             heartbeat_rtt=self.heartbeat.summary(),
             upgrade_duration=self.upgrade.summary(),
             decode_errors=self.decode_errors,

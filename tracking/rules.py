@@ -2,7 +2,9 @@
 
 The hot path asks one question per EVENT packet: "what roles does this event name play?"
 That is a dict lookup; names matching a template are resolved once (regex only over the
-templates sharing the name's first ``:`` segment) and cached in a bounded dict.
+templates sharing the name's first ``:`` segment) and cached in a bounded dict.  A name's
+metrics label is the template it matched (a rule's request: the rule's name), so the names
+of one template share one metric; ``aggregate`` entries may be templates too.
 """
 
 from __future__ import annotations
@@ -11,11 +13,17 @@ import re
 from dataclasses import dataclass
 from enum import Enum
 
+from socketio_trace_proxy.config.templates import (
+    first_segment,
+    is_template,
+    template_captures,
+    template_regex,
+)
 from socketio_trace_proxy.config.tracking import (
     Predicate,
+    RuleKind,
     RuleSettings,
     TrackingSettings,
-    template_captures,
 )
 from socketio_trace_proxy.tracking.records import PairKind
 from socketio_trace_proxy.tracking.traffic import Direction
@@ -27,6 +35,7 @@ class Role(Enum):
     REQUEST = "request"
     RESPONSE = "response"
     ERROR = "error"
+    REJECTION = "rejection"
     CHUNK = "chunk"
 
 
@@ -50,6 +59,7 @@ class Rule:
     slow_s: float
     error_when: tuple[Predicate, ...]
     error_paths: tuple[tuple[str, ...], ...] = ()  # each predicate's path, already split
+    per_key: bool = True  # echo rules: one measurement per match-key value
 
 
 @dataclass(frozen=True, slots=True)
@@ -68,9 +78,10 @@ class EventRoles:
 
     label: str  # template when the name matched one, else the concrete name
     requests: tuple[Binding, ...]
-    replies: tuple[Binding, ...]  # RESPONSE and ERROR bindings, rule order
+    replies: tuple[Binding, ...]  # RESPONSE, ERROR and REJECTION bindings, rule order
     chunks: tuple[Binding, ...]
     aggregate: bool
+    echo: tuple[Binding, ...] | None = None  # bindings of echo rules (inputs and outputs)
     # Derived (fields, not properties: read per frame).
     configured: bool = False  # any requests, replies or chunks
     needs_arg: bool = False  # some binding reads the first argument (match key, error test)
@@ -100,7 +111,13 @@ def compile_rule(index: int, rule: RuleSettings, settings: TrackingSettings) -> 
         name=rule.label,
         operation=f"{rule.label} -> {rule.responses[0]}" if rule.responses else rule.label,
         request=rule.request,
-        kind=PairKind.STREAM if rule.chunks else PairKind.EVENT_PAIR,
+        kind=(
+            PairKind.ECHO
+            if rule.kind is RuleKind.ECHO
+            else PairKind.STREAM
+            if rule.chunks
+            else PairKind.EVENT_PAIR
+        ),
         request_direction=(
             Direction.CLIENT_TO_SERVER
             if rule.initiator.value == "client"
@@ -112,6 +129,7 @@ def compile_rule(index: int, rule: RuleSettings, settings: TrackingSettings) -> 
         slow_s=rule.slow if rule.slow is not None else d.slow,
         error_when=error_when,
         error_paths=tuple(tuple(p.path.split(".")) for p in error_when),
+        per_key=rule.per_key,
     )
 
 
@@ -124,23 +142,6 @@ class _Template:
     role: Role
 
 
-def _template_regex(template: str) -> re.Pattern[str]:
-    out: list[str] = []
-    pos = 0
-    for m in re.finditer(r"\{([A-Za-z_][A-Za-z0-9_]*)\}", template):
-        out.append(re.escape(template[pos : m.start()]))
-        out.append(f"(?P<{m.group(1)}>[^:]+)")
-        pos = m.end()
-    out.append(re.escape(template[pos:]))
-    return re.compile("".join(out))
-
-
-def _first_segment(template: str) -> str | None:
-    """The literal text before the first ``:``, or None if a placeholder appears in it."""
-    head = template.split(":", 1)[0]
-    return None if "{" in head else head
-
-
 class RuleBook:
     """All rules of a configuration, indexed by event name."""
 
@@ -148,7 +149,10 @@ class RuleBook:
         self.rules: tuple[Rule, ...] = tuple(
             compile_rule(i, r, settings) for i, r in enumerate(settings.rules)
         )
-        self._aggregate = frozenset(settings.aggregate)
+        self._aggregate = frozenset(a for a in settings.aggregate if not is_template(a))
+        self._aggregate_templates = tuple(
+            (a, template_regex(a)) for a in settings.aggregate if is_template(a)
+        )
         self._cache_limit = settings.limits.max_template_cache
         exact: dict[str, list[tuple[Rule, Role]]] = {}
         self._by_head: dict[str, list[_Template]] = {}
@@ -157,14 +161,15 @@ class RuleBook:
             entries = [(spec.request, Role.REQUEST)]
             entries += [(e, Role.RESPONSE) for e in spec.responses]
             entries += [(e, Role.ERROR) for e in spec.errors]
+            entries += [(e, Role.REJECTION) for e in spec.rejections]
             entries += [(e, Role.CHUNK) for e in spec.chunks]
             for name, role in entries:
                 names = template_captures(name)
                 if not names:
                     exact.setdefault(name, []).append((rule, role))
                     continue
-                t = _Template(name, _template_regex(name), names, rule, role)
-                head = _first_segment(name)
+                t = _Template(name, template_regex(name), names, rule, role)
+                head = first_segment(name)
                 if head is None:
                     self._wild.append(t)
                 else:
@@ -203,12 +208,24 @@ class RuleBook:
             caps = tuple((n, m.group(n)) for n in t.names)
             bindings.append(Binding(t.rule, t.role, t.template, caps))
             if label == event:
-                label = t.rule.name if t.role is Role.REQUEST else t.template
+                request = t.role is Role.REQUEST and t.rule.kind is not PairKind.ECHO
+                label = t.rule.name if request else t.template
         bindings.sort(key=lambda b: b.rule.index)
+        aggregated = next((a for a, rx in self._aggregate_templates if rx.fullmatch(event)), None)
+        if aggregated is not None and label == event:
+            label = aggregated
+        echo = tuple(b for b in bindings if b.rule.kind is PairKind.ECHO)
+        pairs = [b for b in bindings if b.rule.kind is not PairKind.ECHO]
         return EventRoles(
             label=label,
-            requests=tuple(b for b in bindings if b.role is Role.REQUEST),
-            replies=tuple(b for b in bindings if b.role in (Role.RESPONSE, Role.ERROR)),
-            chunks=tuple(b for b in bindings if b.role is Role.CHUNK),
-            aggregate=event in self._aggregate or label in self._aggregate,
+            requests=tuple(b for b in pairs if b.role is Role.REQUEST),
+            replies=tuple(b for b in pairs if b.role in _REPLY_ROLES),
+            chunks=tuple(b for b in pairs if b.role is Role.CHUNK),
+            aggregate=(
+                event in self._aggregate or label in self._aggregate or aggregated is not None
+            ),
+            echo=echo or None,
         )
+
+
+_REPLY_ROLES = (Role.RESPONSE, Role.ERROR, Role.REJECTION)

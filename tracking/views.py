@@ -42,15 +42,37 @@ class SessionView:
     bytes_in: int
     bytes_out: int
     heartbeat_rtt_s: float | None
+    echo_count: int = 0
+    echo_avg_s: float | None = None
+    echo_max_s: float | None = None
 
 
 @dataclass(frozen=True, slots=True)
 class LatencySummary:
+    """Quantiles of a latency: ``exact`` while computed from every value seen, else bucket
+    estimates (each the upper bound of its bucket, capped at the max)."""
+
     count: int
     p50_s: float | None
     p95_s: float | None
     p99_s: float | None
     max_s: float | None
+    exact: bool = True
+
+
+@dataclass(frozen=True, slots=True)
+class EchoStats:
+    """An echo rule: input -> first output latency; ``unanswered`` inputs saw no output
+    within the rule's timeout; ``evicted`` were dropped to bound a session's slots;
+    ``buckets`` and ``sum_s`` are the histogram behind ``latency`` (for Prometheus)."""
+
+    rule: str
+    slow: int
+    unanswered: int
+    evicted: int
+    latency: LatencySummary
+    buckets: tuple[int, ...] = ()  # per bucket of tracking.metrics.ECHO_BOUNDS, then +Inf
+    sum_s: float = 0.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -98,6 +120,7 @@ class MetricsSnapshot:
     evictions: dict[str, int]  # what -> count (sessions, pending, ...)
     drops: dict[str, int]  # what -> count (activity buffer, sink queues, ...)
     extra: dict[str, int] = field(default_factory=dict)
+    echo: tuple[EchoStats, ...] = ()
     sampling: SamplingInfo | None = None  # None: every session is traced
 
 

@@ -38,12 +38,13 @@ from socketio_trace_proxy.proxy.admin.responses import (
 from socketio_trace_proxy.proxy.admin.serialize import (
     JSON,
     filter_items,
-    item_json,
+    item_text,
     session_query,
     to_jsonable,
 )
 from socketio_trace_proxy.proxy.admin.source import MonitorSource
 from socketio_trace_proxy.tracking.compiled import compiled_core
+from socketio_trace_proxy.tracking.record_json import schema_text
 from socketio_trace_proxy.tracking.views import SessionView
 
 SESSION_STATES = ("open", "closed", "all")
@@ -79,6 +80,7 @@ class TrackerApi:
             web.get("/api/sessions/{sid}", tracked(self.session)),
             web.get("/api/events", tracked(self.events)),
             web.get("/api/stream", self.stream),
+            web.get("/api/schema/record", record_schema),
         ]
 
     def _needs_tracking(self, handler: Handler) -> Handler:
@@ -200,7 +202,7 @@ class TrackerApi:
         tail = (
             f'],"next":{next_seq},"more":{dumps(more)},"lost":{lost if since is not None else 0}}}'
         )
-        return await stream_json(request, head, chunks(page), lambda i: dumps(item_json(i)), tail)
+        return await stream_json(request, head, chunks(page), item_text, tail)
 
     async def stream(self, request: web.Request) -> web.StreamResponse:
         """Server-sent events: ``hello`` (backlog and latency history), then ``update``."""
@@ -230,6 +232,15 @@ class TrackerApi:
         finally:
             self._hub.disconnect(client)
         return response
+
+
+async def record_schema(request: web.Request) -> web.StreamResponse:
+    """The JSON Schema of a record (``tracking/trace-record-v1.schema.json``), as shipped."""
+    return web.Response(
+        text=schema_text(),
+        content_type="application/schema+json",
+        headers={"Cache-Control": "no-store"},
+    )
 
 
 def _matches(view: SessionView, query: str | None, transport: str | None) -> bool:

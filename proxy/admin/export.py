@@ -33,10 +33,11 @@ from socketio_trace_proxy.proxy.admin.serialize import (
     CSV_COLUMNS,
     ActivityFilter,
     csv_row,
-    item_json,
+    item_text,
     to_jsonable,
 )
 from socketio_trace_proxy.proxy.admin.source import MonitorSource
+from socketio_trace_proxy.tracking.record_json import record_json
 from socketio_trace_proxy.tracking.views import ActivityItem
 
 _CONTENT_TYPES = {"json": "application/json", "csv": "text/csv", "ndjson": "application/x-ndjson"}
@@ -91,7 +92,7 @@ class Exports:
         lost = ExportLoss()
         records = self.records(flt, lost)
         if fmt == "ndjson":
-            await write_chunks(response, records, lambda part: "".join(map(_ndjson_line, part)))
+            await write_chunks(response, records, _ndjson_lines)
         elif fmt == "csv":
             await response.write(_csv_text([CSV_COLUMNS]).encode())
             await write_chunks(response, records, lambda part: _csv_text(map(csv_row, part)))
@@ -115,7 +116,7 @@ class Exports:
         pending = chunks(self._source.get_pending_requests())
         await write_chunks(response, pending, lambda part: ",".join(map(_json_of, part)), ",")
         await response.write(b'],"items":[')
-        await write_chunks(response, records, lambda part: ",".join(map(_item_text, part)), ",")
+        await write_chunks(response, records, lambda part: ",".join(map(item_text, part)), ",")
         await response.write(f'],"lost":{lost.count}}}'.encode())
 
     async def records(
@@ -142,12 +143,9 @@ class ExportLoss:
         self.count = 0
 
 
-def _item_text(item: ActivityItem) -> str:
-    return dumps(item_json(item))
-
-
-def _ndjson_line(item: ActivityItem) -> str:
-    return dumps(item_json(item)) + "\n"
+def _ndjson_lines(part: list[ActivityItem]) -> bytes:
+    """The records as NDJSON: the same lines the NDJSON file exporter writes."""
+    return b"".join([record_json(item.record) + b"\n" for item in part])
 
 
 def _json_of(value: object) -> str:

@@ -33,6 +33,7 @@ from socketio_trace_proxy.proxy.admin.serialize import (
     ActivityFilter,
     filter_items,
     item_json,
+    item_text,
     to_jsonable,
 )
 from socketio_trace_proxy.proxy.admin.source import MonitorSource
@@ -331,7 +332,7 @@ class LiveHub:
 def _encoded(item: ActivityItem, memo: dict[int, str]) -> str:
     text = memo.get(item.seq)
     if text is None:
-        text = memo[item.seq] = json.dumps(item_json(item), separators=(",", ":"))
+        text = memo[item.seq] = item_text(item)
     return text
 
 
@@ -351,4 +352,9 @@ def _metrics_json(snap: MetricsSnapshot) -> JSON:
         "drops": snap.drops,
         "extra": snap.extra,
         "sampling": to_jsonable(snap.sampling) if snap.sampling is not None else None,
+        # echo rules without their histogram buckets (Prometheus reads those)
+        "echo": [
+            {k: v for k, v in to_jsonable(e).items() if k not in ("buckets", "sum_s")}
+            for e in snap.echo
+        ],
     }

@@ -19,7 +19,7 @@ from prometheus_client.core import (
 )
 
 from socketio_trace_proxy.proxy.admin.source import MonitorSource
-from socketio_trace_proxy.tracking.metrics import OTHER, Histogram
+from socketio_trace_proxy.tracking.metrics import ECHO_BOUNDS, OTHER, Histogram
 from socketio_trace_proxy.tracking.records import PairRecord
 from socketio_trace_proxy.tracking.views import LatencySummary, MetricsSnapshot, SamplingInfo
 
@@ -172,6 +172,7 @@ class MonitorCollector:
             slow.add_metric([rule.rule], rule.slow)
         yield requests
         yield slow
+        yield from _echo(snap)
         yield from _quantiles(
             f"{PREFIX}_request_duration_quantile_seconds",
             "Request duration quantiles per rule, from the tracker (quantile 1 is the max)",
@@ -294,6 +295,40 @@ class MonitorCollector:
         for name, (gauge, doc) in ADMIN_METRICS.items():
             family = GaugeMetricFamily if gauge else CounterMetricFamily
             yield family(f"{PREFIX}_admin_{name}", doc, value=counters.get(name, 0))
+
+
+def _echo(snap: MetricsSnapshot) -> Iterator[Metric]:
+    """Input -> echo latency per echo rule (one series per configured rule: bounded)."""
+    hist = HistogramMetricFamily(
+        f"{PREFIX}_echo_seconds",
+        "Input -> first following output of the same key (echo rules), as seen at the proxy",
+        labels=["rule"],
+    )
+    unanswered = CounterMetricFamily(
+        f"{PREFIX}_echo_unanswered",
+        "Echo-rule inputs with no output within the rule's timeout",
+        labels=["rule"],
+    )
+    slow = CounterMetricFamily(
+        f"{PREFIX}_slow_echoes", "Echoes slower than their rule's threshold", labels=["rule"]
+    )
+    for e in snap.echo:
+        cumulative, buckets = 0, []
+        for bound, n in zip((*map(_fmt_bound, ECHO_BOUNDS), "+Inf"), e.buckets, strict=True):
+            cumulative += n
+            buckets.append((bound, float(cumulative)))
+        hist.add_metric([e.rule], buckets, e.sum_s)
+        unanswered.add_metric([e.rule], e.unanswered)
+        slow.add_metric([e.rule], e.slow)
+    yield hist
+    yield unanswered
+    yield slow
+    yield from _quantiles(
+        f"{PREFIX}_echo_quantile_seconds",
+        "Echo latency quantiles per echo rule, from the tracker (quantile 1 is the max)",
+        ["rule"],
+        [([e.rule], e.latency) for e in snap.echo],
+    )
 
 
 def _sanitize(name: str) -> str:

@@ -99,13 +99,16 @@ async def chunks(values: Iterable[T], size: int = ENCODE_CHUNK) -> AsyncIterator
 async def write_chunks(
     response: web.StreamResponse,
     parts: AsyncIterator[list[T]],
-    encode: Callable[[list[T]], str],
+    encode: Callable[[list[T]], str | bytes],
     sep: str = "",
 ) -> None:
     """Write each chunk of ``parts`` as ``encode(chunk)``, ``sep`` between chunks."""
     first = True
+    gap = sep.encode()
     async for part in parts:
-        await response.write(((sep if not first else "") + encode(part)).encode())
+        text = encode(part)
+        data = text if isinstance(text, bytes) else text.encode()
+        await response.write(data if first or not gap else gap + data)
         first = False
 
 

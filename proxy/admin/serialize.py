@@ -1,8 +1,8 @@
 """JSON/CSV shapes of views and records, and the activity filters the API and stream share.
 
-Records gain a ``type`` key (``pair``, ``message``, ``lifecycle``; a record class added
-later, ``HeartbeatRecord`` say, gets ``heartbeat``) so clients can tell them apart; enums
-become their values; non-finite floats become ``null``.  Session ids are searched without
+Records take their one JSON form (:mod:`tracking.record_json`, the schema served at
+``/api/schema/record``: a ``type`` key, then every field); other views become plain values,
+enums their values and non-finite floats ``null``.  Session ids are searched without
 regard to case, and a copied shortened id (``abc123…``) finds its session.
 """
 
@@ -11,11 +11,13 @@ from __future__ import annotations
 import dataclasses
 import datetime
 import math
+import typing
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from enum import Enum
 from typing import Any
 
+from socketio_trace_proxy.tracking.record_json import record_builtins, record_json, record_type
 from socketio_trace_proxy.tracking.records import (
     LifecycleRecord,
     MessageRecord,
@@ -28,11 +30,7 @@ from socketio_trace_proxy.tracking.views import ActivityItem
 
 JSON = Any  # what json.dumps accepts
 
-_RECORD_TYPES: dict[type, str] = {
-    PairRecord: "pair",
-    MessageRecord: "message",
-    LifecycleRecord: "lifecycle",
-}
+_RECORD_CLASSES: tuple[type, ...] = typing.get_args(Record)
 OUTCOMES = frozenset(o.value for o in Outcome)
 DIRECTIONS = frozenset(d.value for d in Direction)
 
@@ -45,11 +43,10 @@ def to_jsonable(value: object) -> JSON:
         return value if math.isfinite(value) else None
     if isinstance(value, Enum):
         return to_jsonable(value.value)
+    if isinstance(value, _RECORD_CLASSES) or _named_record(value):
+        return record_builtins(value)  # type: ignore[arg-type]  # a record class added later
     if dataclasses.is_dataclass(value) and not isinstance(value, type):
         out: dict[str, JSON] = {}
-        kind = _record_type(type(value))
-        if kind is not None:
-            out["type"] = kind
         for f in dataclasses.fields(value):
             out[f.name] = to_jsonable(getattr(value, f.name))
         return out
@@ -62,11 +59,9 @@ def to_jsonable(value: object) -> JSON:
     return str(value)
 
 
-def _record_type(cls: type) -> str | None:
-    kind = _RECORD_TYPES.get(cls)
-    if kind is None and cls.__name__.endswith("Record") and len(cls.__name__) > len("Record"):
-        kind = cls.__name__.removesuffix("Record").lower()
-    return kind
+def _named_record(value: object) -> bool:
+    name = type(value).__name__
+    return name.endswith("Record") and name != "Record" and dataclasses.is_dataclass(value)
 
 
 def session_query(text: str | None) -> str | None:
@@ -166,7 +161,13 @@ class ActivityFilter:
 
 
 def item_json(item: ActivityItem) -> JSON:
-    return {"seq": item.seq, "record": to_jsonable(item.record)}
+    """An activity item as plain values (see :func:`item_text`)."""
+    return {"seq": item.seq, "record": record_builtins(item.record)}
+
+
+def item_text(item: ActivityItem) -> str:
+    """An activity item as JSON text: ``{"seq": N, "record": <the record's JSON>}``."""
+    return f'{{"seq":{item.seq},"record":{record_json(item.record).decode()}}}'
 
 
 CSV_COLUMNS: tuple[str, ...] = (
@@ -210,7 +211,7 @@ def csv_row(item: ActivityItem) -> list[str | int | float]:
     time_utc = datetime.datetime.fromtimestamp(wall, tz=datetime.UTC).isoformat()
     common: dict[str, object] = {
         "seq": item.seq,
-        "type": _RECORD_TYPES[type(r)],
+        "type": record_type(type(r)),
         "time_utc": time_utc,
         "wall": wall,
         "session_id": r.session.session_id,

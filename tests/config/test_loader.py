@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from socketio_trace_proxy.config.loader import ConfigError, describe_settings, load_settings
-from socketio_trace_proxy.config.tracking import MatchKey, TrackingSettings
+from socketio_trace_proxy.config.tracking import MatchKey, RuleKind, TrackingSettings
 
 
 def write(tmp_path: Path, text: str) -> Path:
@@ -25,7 +25,12 @@ def error_of(tmp_path: Path, text: str, environ: dict[str, str] | None = None) -
 
 def test_packaged_default_has_every_aetherterm_rule() -> None:
     s = load_settings(None, {})
-    rules = {r.request: r for r in s.tracking.rules}
+    rules = {r.request: r for r in s.tracking.rules if r.kind is RuleKind.PAIR}
+    echoes = {r.request: r for r in s.tracking.rules if r.kind is RuleKind.ECHO}
+    assert {(r, e.responses, e.match) for r, e in echoes.items()} == {
+        ("terminal_input", ("terminal_output",), "session"),
+        ("workspace:tab:{tab}:pane:{pane}:terminal:input", ("terminal:data",), "terminalId"),
+    }
     assert set(rules) == {
         "create_terminal",
         "get_block_status",
@@ -42,10 +47,19 @@ def test_packaged_default_has_every_aetherterm_rule() -> None:
         "workspace:initialize",
     }
     assert rules["create_terminal"].errors == ("terminal_error",)
+    assert rules["create_terminal"].rejections == ("terminal_closed",)
     assert rules["ai_chat_message"].chunks == ("ai_chat_chunk",)
     assert rules["get_wrapper_sessions"].match is None
     assert s.tracking.defaults.timeout == 5.0 and s.tracking.defaults.slow == 1.0
-    assert set(s.tracking.aggregate) == {"terminal_output", "terminal_input"}
+    assert set(s.tracking.aggregate) == {
+        "terminal_output",
+        "terminal_input",
+        "terminal:data",
+        *(
+            f"workspace:tab:{{tab}}:pane:{{pane}}:terminal:{what}"
+            for what in ("input", "focus", "resize", "buffer_restore")
+        ),
+    }
     assert not s.tracking.capture.enabled
     assert s.tracking.capture.redact_paths["terminal_input"] == ("data",)
 

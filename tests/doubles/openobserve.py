@@ -210,7 +210,8 @@ class OpenObserveDouble:
         return app
 
     async def start(self, host: str = "127.0.0.1", port: int = 0) -> OpenObserveDouble:
-        runner = web.AppRunner(self.app(), access_log=None)
+        # A hung request (delay_s) must not hold the test's teardown for aiohttp's default 60 s.
+        runner = web.AppRunner(self.app(), access_log=None, shutdown_timeout=0.5)
         await runner.setup()
         site = web.TCPSite(runner, host, port)
         await site.start()

@@ -27,7 +27,7 @@ from socketio_trace_proxy.exporters import build_sinks
 from socketio_trace_proxy.exporters.batching import BatchingSink, ExportState
 from socketio_trace_proxy.exporters.http import HttpPoster
 from socketio_trace_proxy.exporters.local import NdjsonFilePlugin
-from socketio_trace_proxy.exporters.openobserve import OpenObserveJsonPlugin
+from socketio_trace_proxy.exporters.openobserve_json import OpenObserveJsonPlugin
 from socketio_trace_proxy.exporters.otlp import OtlpTracesPlugin
 from socketio_trace_proxy.exporters.spans import SCHEMA_URL
 from socketio_trace_proxy.tracking.sink import RecordSink

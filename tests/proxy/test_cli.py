@@ -184,3 +184,16 @@ def test_the_dashboard_links_traces_to_openobserve_when_it_is_the_exporter() -> 
     assert dict(link.query) == {"stream": "socketio", "org_identifier": "default"}
     assert openobserve_trace_link(settings()) is None  # OpenObserve is not the exporter
     assert openobserve_trace_link(settings(endpoint="http://o:5080", traces=False)) is None
+
+
+def test_check_config_warns_about_entries_that_cannot_match(tmp_path: Path, capsys: object) -> None:
+    config = tmp_path / "c.yaml"
+    config.write_text(
+        "tracking:\n  aggregate: ['terminal:*', 'terminal:data', 'terminal:data']\n",
+        encoding="utf-8",
+    )
+    assert main(["check-config", str(config)], environ={}) == 0
+    out = capsys.readouterr().out  # type: ignore[attr-defined]
+    assert "warning: tracking.aggregate: 'terminal:*': '*' and '?' are not wildcards" in out
+    assert "warning: tracking.aggregate: 'terminal:data' is listed 2 times" in out
+    assert out.rstrip().endswith(": OK")

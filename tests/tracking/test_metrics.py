@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from socketio_trace_proxy.tracking.metrics import OTHER, Histogram, Metrics
+from socketio_trace_proxy.tracking.metrics import EXACT_SAMPLES, OTHER, Histogram, Metrics
 from socketio_trace_proxy.tracking.records import Outcome
 from socketio_trace_proxy.tracking.traffic import Direction
 
@@ -27,7 +27,31 @@ def test_empty_histogram_and_extremes() -> None:
     h.observe(5000.0)  # beyond the last bucket
     h.observe(-1.0)  # clock oddities clamp to 0
     assert h.quantile(1.0) == 5000.0
-    assert h.quantile(0.01) == pytest.approx(1e-5)
+    assert h.quantile(0.01) == 0.0  # exact: the clamped value itself
+    estimates = Histogram.with_bounds(Histogram.bounds, keep=0)()
+    estimates.observe(5000.0)
+    estimates.observe(-1.0)
+    assert estimates.quantile(1.0) == 5000.0
+    assert estimates.quantile(0.01) == pytest.approx(1e-5)  # the first bucket's bound
+
+
+def test_quantiles_are_exact_while_few_then_honest_estimates() -> None:
+    h = Histogram()
+    values = [0.001 * (i + 1) for i in range(EXACT_SAMPLES)]  # 1 ms .. 256 ms
+    for v in reversed(values):
+        h.observe(v)
+    s = h.summary()
+    assert s.exact and s.count == EXACT_SAMPLES
+    # nearest rank: the ceil(q * n)-th smallest value, exactly
+    assert s.p50_s == values[127] and s.p95_s == values[243] and s.p99_s == values[253]
+    assert h.quantile(0.5) == values[127]
+    h.observe(0.0105)
+    s = h.summary()
+    assert not s.exact and s.count == EXACT_SAMPLES + 1
+    assert len(h.samples) == EXACT_SAMPLES  # nothing more is kept
+    # an estimate is the upper bound of the median's bucket: above the true median, by
+    # less than one bucket (10 per decade, a factor of 10 ** 0.1)
+    assert s.p50_s is not None and 0.128 <= s.p50_s <= 0.128 * 10**0.1
 
 
 def test_pair_latency_counts_only_answered_outcomes() -> None:

@@ -15,6 +15,7 @@ from socketio_trace_proxy.tracking.records import (
     LifecycleKind,
     LifecycleRecord,
     MessageRecord,
+    PairKind,
     PairRecord,
 )
 from socketio_trace_proxy.tracking.runtime import Tracker
@@ -137,7 +138,7 @@ def test_event_probe_recording() -> None:
         ("wrapper_session_sync -> wrapper_session_sync_response", "ok", "123"),
         ("create_terminal -> terminal_ready", "ok", "session_1795613910760"),
         ("ai_get_info -> ai_info_response", "timeout", None),
-        ("create_terminal -> terminal_ready", "ok", "session_1795613910760"),  # closed
+        ("create_terminal -> terminal_ready", "rejected", "session_1795613910760"),  # closed
         ("terminal:create -> terminal:created", "timeout", "r1"),
         ("create_terminal -> terminal_ready", "ok", None),  # sent without a session: FIFO
         ("ai_chat_message -> ai_chat_complete", "timeout", "m1"),  # the stream rule: 30 s
@@ -147,6 +148,15 @@ def test_event_probe_recording() -> None:
     assert responses[8] == "terminal_closed" and responses[7] is None
     one_way = [r.event for r in sink.records if isinstance(r, MessageRecord)]
     assert one_way == ["connected", "terminal_resize", "wrapper_session_update"]
+    # Input -> echo: each of the three keystroke lines is answered by the next
+    # terminal_output of its terminal (2, 3 and 3 ms), none slow, so none is a record.
+    echoes = {e.rule: e for e in tracker.get_metrics().echo}
+    assert echoes["terminal:input echo"].latency.count == 0  # the branch's rule: not here
+    echo = echoes["terminal echo"]
+    assert echo.latency.exact
+    assert echo.latency.count == 3 and echo.slow == 0 and echo.unanswered == 0
+    assert echo.latency.p50_s == pytest.approx(0.003) and echo.latency.max_s == pytest.approx(0.003)
+    assert not [r for r in sink.records if isinstance(r, PairRecord) and r.kind is PairKind.ECHO]
 
 
 def test_multi_session_tabs_recording() -> None:

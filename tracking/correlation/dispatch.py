@@ -22,6 +22,7 @@ from socketio_trace_proxy.tracking.capture import (
     first_error,
     key_value,
 )
+from socketio_trace_proxy.tracking.correlation.echo import EchoTracker
 from socketio_trace_proxy.tracking.correlation.lifecycle import SessionBook
 from socketio_trace_proxy.tracking.correlation.outcomes import Outcomes
 from socketio_trace_proxy.tracking.correlation.pending import PendingTable
@@ -47,6 +48,8 @@ _BINARY_EVENT = SocketPacketType.BINARY_EVENT
 _ACK = SocketPacketType.ACK
 _BINARY_ACK = SocketPacketType.BINARY_ACK
 _KIND_ACK = PairKind.ACK
+_REJECTION = Role.REJECTION
+_REJECTED = Outcome.REJECTED
 _NO_CAPTURES: Mapping[str, str] = MappingProxyType({})
 _PACKET_LABELS = {
     SocketPacketType.CONNECT: "(connect)",
@@ -83,6 +86,9 @@ class PacketDispatch:
         self._book = book
         self._table = table
         self._outcomes = outcomes
+        self._echo = EchoTracker(
+            emit, ids, metrics, frozenset(settings.defaults.ignore_key_values)
+        ).handle
         self._acks = settings.acks
         self._ignored = frozenset(settings.defaults.ignore_key_values)
         self._ack_timeout_s = settings.defaults.timeout
@@ -127,6 +133,9 @@ class PacketDispatch:
             return
         roles = self._cached_roles(name) or self._rules.roles(name)
         self._metrics.message(roles.label, ev.direction, p.size)
+        echo = roles.echo
+        if echo is not None:
+            self._echo(s, ev, p, echo)
         if not roles.configured and p.ack_id is None:
             if not roles.aggregate:  # the common one-way case: no parsing at all
                 self._one_way(s, ev, p, name, roles.label)
@@ -265,7 +274,10 @@ class PacketDispatch:
             group = s.groups.get((p.namespace, rule.index))
             q = group.find(key, b.captures) if group is not None else None
             if q is not None:
-                self._outcomes.answered(q, ev, p, b.template, self._error_type(b, arg))
+                if b.role is _REJECTION:
+                    self._outcomes.answered(q, ev, p, b.template, b.template, _REJECTED)
+                else:
+                    self._outcomes.answered(q, ev, p, b.template, self._error_type(b, arg))
                 return True
             t = self._table.take_timed_out(s, ev.at, _late_reply_test(rule, p.namespace, key, b))
             if t is not None:

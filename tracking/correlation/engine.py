@@ -34,7 +34,7 @@ from socketio_trace_proxy.tracking.events import (
 )
 from socketio_trace_proxy.tracking.ids import IdSource, RandomIds
 from socketio_trace_proxy.tracking.metrics import Metrics
-from socketio_trace_proxy.tracking.records import Record
+from socketio_trace_proxy.tracking.records import PairKind, Record
 from socketio_trace_proxy.tracking.rules import RuleBook
 from socketio_trace_proxy.tracking.traffic import Transport
 from socketio_trace_proxy.tracking.views import MetricsSnapshot, PendingView, SessionView
@@ -57,7 +57,8 @@ class CorrelationEngine:
         (:meth:`next_deadline` only ever moves earlier that way)."""
         ids = ids if ids is not None else RandomIds()
         self.rules = RuleBook(settings)
-        self.metrics = metrics = Metrics(settings.limits.max_event_names)
+        echo_rules = {r.index: r.name for r in self.rules.rules if r.kind is PairKind.ECHO}
+        self.metrics = metrics = Metrics(settings.limits.max_event_names, echo_rules.values())
         capture = Capturer(settings.capture)
         limits = settings.limits
         self._table = table = PendingTable(
@@ -70,7 +71,7 @@ class CorrelationEngine:
             emit, ids, metrics, capture, table, settings.sample_rate, wants_unsampled
         )
         self._book = book = SessionBook(
-            emit, ids, metrics, outcomes, max_sessions=limits.max_sessions
+            emit, ids, metrics, outcomes, max_sessions=limits.max_sessions, echo_rules=echo_rules
         )
         self._sessions = book.sessions
         self._heap = table.heap  # the same list for good (compacted in place)
@@ -92,10 +93,7 @@ class CorrelationEngine:
         elif isinstance(event, SessionOpened):
             self._book.opened(event)
         elif isinstance(event, HeartbeatObserved):
-            s = self._sessions.get(event.session_id)
-            if s is not None:
-                s.heartbeat_rtt_s = event.rtt_s
-            self.metrics.heartbeat.observe(event.rtt_s)
+            self._book.heartbeat(event)
         elif isinstance(event, SessionUpgraded):
             self._book.upgraded(event)
         elif isinstance(event, DecodeFailed):

@@ -1,7 +1,8 @@
 """How requests end: one pair record (and one metrics observation) per outcome.
 
 Owns the record of every request's end: answered (ok, or error when the reply is an error
-event or matches an error predicate), timed out (remembered so a late reply can link to
+event or matches an error predicate, or rejected when it is one of the rule's negative
+answers), timed out (remembered so a late reply can link to
 it), late, abandoned (its session or namespace went away) and evicted (limits).  Every
 record of one request carries the same ``operation`` whatever the outcome; the outcome
 and error type are fields of their own.  Ok pairs that are neither slow nor sampled are
@@ -50,22 +51,24 @@ class Outcomes:
         self._sample_rate = sample_rate
         self._wants_unsampled = wants_unsampled
 
-    def answered(
+    def answered(  # noqa: PLR0917 - positional: called per pair
         self,
         q: Pending,
         ev: PacketObserved,
         p: SocketPacket,
         template: str,
         error_type: str | None,
+        outcome: Outcome | None = None,
     ) -> None:
-        """``p`` (binding ``template``) answered ``q``: ok, or error with ``error_type``."""
+        """``p`` (binding ``template``) answered ``q``: ok, or error with ``error_type``
+        (or ``outcome``, REJECTED, when ``p`` is one of the rule's negative answers)."""
         table = self._table
         table.forget(q)
         duration = max(ev.at - q.at, 0.0)
         first_chunk_at = q.first_chunk_at
         self._pair(
             q,
-            _OK if error_type is None else _ERROR,
+            outcome if outcome is not None else _OK if error_type is None else _ERROR,
             p.event if p.event is not None else template,
             error_type,
             duration >= q.slow_s,

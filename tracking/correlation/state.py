@@ -94,6 +94,22 @@ class Group:
         return None
 
 
+class EchoStart(NamedTuple):
+    """An input of an echo rule waiting for its first output (the earliest unanswered one
+    of its slot: typing ahead does not restart the measurement)."""
+
+    at: float
+    wall: float
+    event: str
+    transport: Transport
+    size: int
+    traceparent: str | None
+
+
+EchoSlot = tuple[int, str, str | None]
+"""(rule index, namespace, match-key value or None) of an echo measurement."""
+
+
 class TimedOut(NamedTuple):
     """A timed-out request remembered so that its late reply can be linked to it: the
     request itself (no longer pending) and the trace its timeout record went to."""
@@ -123,3 +139,16 @@ class SessionState:
     bytes_in: int = 0
     bytes_out: int = 0
     heartbeat_rtt_s: float | None = None
+    # echo rules: the inputs awaiting their first output (bounded per session), and the
+    # session's own echo latency (count, sum, max)
+    echoes: dict[EchoSlot, EchoStart] = field(default_factory=dict)
+    echo_count: int = 0
+    echo_sum_s: float = 0.0
+    echo_max_s: float = 0.0
+    # heartbeats since the last HEARTBEAT record: count, RTT sum/min/max, first PING wall
+    hb_count: int = 0
+    hb_sum_s: float = 0.0
+    hb_min_s: float = 0.0
+    hb_max_s: float = 0.0
+    hb_start_wall: float = 0.0
+    hb_last_wall: float = 0.0  # the latest PONG

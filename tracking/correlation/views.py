@@ -42,15 +42,19 @@ def session_view(s: SessionState) -> SessionView:
         bytes_in=s.bytes_in,
         bytes_out=s.bytes_out,
         heartbeat_rtt_s=s.heartbeat_rtt_s,
+        echo_count=s.echo_count,
+        echo_avg_s=s.echo_sum_s / s.echo_count if s.echo_count else None,
+        echo_max_s=s.echo_max_s if s.echo_count else None,
     )
 
 
 def table_sizes(sessions: Iterable[SessionState]) -> dict[str, int]:
     """Sizes of the per-session tables, summed over ``sessions``."""
-    sizes = {"session_pending": 0, "acks": 0, "group_entries": 0, "timed_out": 0}
+    sizes = {"session_pending": 0, "acks": 0, "group_entries": 0, "timed_out": 0, "echoes": 0}
     for s in sessions:
         sizes["session_pending"] += len(s.pending)
         sizes["acks"] += len(s.acks)
         sizes["group_entries"] += sum(len(g.order) + len(g.by_key) for g in s.groups.values())
         sizes["timed_out"] += len(s.timed_out)
+        sizes["echoes"] += len(s.echoes)
     return sizes

@@ -9,8 +9,10 @@ import re
 from dataclasses import dataclass
 
 from socketio_trace_proxy.config.admin import AdminSettings
+from socketio_trace_proxy.exporters.local import NdjsonFilePlugin
 from socketio_trace_proxy.proxy.admin import DashboardInfo, RelayOnlySource, TraceLink
 from socketio_trace_proxy.proxy.admin.serialize import to_jsonable
+from socketio_trace_proxy.tracking.record_json import record_builtins, schema_text
 from socketio_trace_proxy.tracking.records import LifecycleKind, Outcome
 from socketio_trace_proxy.tracking.sink import SinkHealth
 from socketio_trace_proxy.tracking.traffic import Direction, Transport
@@ -169,8 +171,11 @@ async def test_export_formats(make_client: MakeClient) -> None:
     assert body["metrics"]["pending"] == 2
 
     resp = await client.get("/api/export?format=ndjson&session=s1")
-    lines = (await resp.text()).splitlines()
-    assert [json.loads(line)["seq"] for line in lines] == [1, 2]
+    body_bytes = await resp.read()
+    assert [json.loads(line)["type"] for line in body_bytes.splitlines()] == ["pair", "message"]
+    # the very lines the NDJSON file exporter writes for the same records
+    s1 = [i.record for i in source.activity if i.record.session.session_id == "s1"]
+    assert body_bytes == NdjsonFilePlugin("unused", 1 << 20).encode(s1).payload
 
     resp = await client.get("/api/export?format=csv")
     assert resp.headers["Content-Type"].startswith("text/csv")
@@ -322,3 +327,28 @@ def test_a_record_type_added_later_is_named_after_its_class() -> None:
         start_wall: float
 
     assert to_jsonable(HeartbeatRecord(1.0)) == {"type": "heartbeat", "start_wall": 1.0}
+
+
+async def test_record_schema_is_served(make_client: MakeClient) -> None:
+    client = await make_client(FakeSource())
+    resp = await client.get("/api/schema/record")
+    assert resp.status == 200
+    assert resp.headers["Content-Type"].startswith("application/schema+json")
+    assert await resp.text() == schema_text()
+    assert json.loads(schema_text())["$id"].endswith("trace-record-v1.schema.json")
+
+
+async def test_api_records_are_the_schema_form(make_client: MakeClient) -> None:
+    """/api/events, the JSON export and a session's timeline carry each record exactly as
+    :func:`tracking.record_json.record_builtins` gives it."""
+    source = FakeSource()
+    records = [
+        source.emit(pair("s1", "create_terminal", response="terminal_ready")).record,
+        source.emit(message("s1", "hello", Direction.CLIENT_TO_SERVER)).record,
+    ]
+    client = await make_client(source)
+    expected = [record_builtins(r) for r in records]
+    events = await (await client.get("/api/events")).json()
+    assert [i["record"] for i in events["items"]] == expected
+    export = await (await client.get("/api/export?format=json")).json()
+    assert [i["record"] for i in export["items"]] == expected

@@ -9,6 +9,7 @@ from prometheus_client.samples import Sample
 
 from socketio_trace_proxy.config.admin import AdminSettings
 from socketio_trace_proxy.proxy.admin.metrics import ADMIN_METRICS, OTHER, DurationHistograms
+from socketio_trace_proxy.tracking.metrics import ECHO_BOUNDS, Metrics
 from socketio_trace_proxy.tracking.metrics import OTHER as TRACKER_OTHER
 from socketio_trace_proxy.tracking.records import Outcome
 from socketio_trace_proxy.tracking.sink import SinkHealth
@@ -122,3 +123,32 @@ async def test_admin_counters_are_exported(make_client: MakeClient) -> None:
     for name in ADMIN_METRICS:
         family = metrics[f"socketio_proxy_admin_{name}"]
         assert [s.value for s in family] == [0.0], name
+
+
+async def test_echo_histogram_per_echo_rule(make_client: MakeClient) -> None:
+    tracker = Metrics(10, ["terminal echo", "terminal:input echo"])
+    echo = tracker.echo["terminal echo"]
+    for d in (0.002, 0.003, 0.3):
+        echo.latency.observe(d)
+    echo.slow, echo.unanswered = 1, 4
+    source = FakeSource()
+    source.metrics = replace(source.metrics, echo=tracker.snapshot(0, {}).echo)
+    client = await make_client(source)
+    m = await scrape(client)
+    name = "socketio_proxy_echo_seconds"
+    h = m[name]
+    assert value(h, name + "_bucket", rule="terminal echo", le="0.002") == 1  # le inclusive
+    assert value(h, name + "_bucket", rule="terminal echo", le="0.0032") == 2
+    assert value(h, name + "_bucket", rule="terminal echo", le="0.25") == 2
+    assert value(h, name + "_bucket", rule="terminal echo", le="+Inf") == 3
+    assert value(h, name + "_count", rule="terminal echo") == 3
+    assert abs(value(h, name + "_sum", rule="terminal echo") - 0.305) < 1e-9
+    assert value(h, name + "_count", rule="terminal:input echo") == 0
+    # one series per configured echo rule: the labels are the rules, nothing else
+    assert {s.labels["rule"] for s in h} == {"terminal echo", "terminal:input echo"}
+    assert len({s.labels["le"] for s in h if s.name == name + "_bucket"}) == len(ECHO_BOUNDS) + 1
+    p = "socketio_proxy_"
+    assert value(m[p + "echo_unanswered"], p + "echo_unanswered_total", rule="terminal echo") == 4
+    assert value(m[p + "slow_echoes"], p + "slow_echoes_total", rule="terminal echo") == 1
+    q = p + "echo_quantile_seconds"
+    assert value(m[q], q, rule="terminal echo", quantile="0.5") == 0.003  # exact: 3 samples

@@ -20,7 +20,10 @@ TOKEN = "t0ken-for-tests"
 
 
 async def test_start_stop_download(tmp_path: Path) -> None:
-    runner = web.AppRunner(demo_backend.create_app(), shutdown_timeout=1.0)
+    # Short pings: python-engineio's polling client waits on disconnect for its pending GET,
+    # which the server ends only after ping_interval + ping_timeout (45 s by default).
+    app = demo_backend.create_app(ping_interval=1, ping_timeout=3)
+    runner = web.AppRunner(app, shutdown_timeout=1.0)
     await runner.setup()
     await web.TCPSite(runner, "127.0.0.1", 0).start()
     port = next(a for a in runner.addresses if isinstance(a, tuple))[1]

@@ -41,7 +41,9 @@ async def serve_backend(app: web.Application) -> tuple[web.AppRunner, str]:
 
 @pytest_asyncio.fixture
 async def backend() -> AsyncIterator[str]:
-    runner, url = await serve_backend(demo_backend.create_app())
+    # Short pings: python-engineio's polling client waits on disconnect for its pending GET,
+    # which the server ends only after ping_interval + ping_timeout (45 s by default).
+    runner, url = await serve_backend(demo_backend.create_app(ping_interval=1, ping_timeout=3))
     yield url
     await runner.cleanup()
 

@@ -1,0 +1,183 @@
+"""Header rules of the relay: what is dropped, kept, or added on each leg.
+
+Owns the hop-by-hop sets (RFC 9110 7.6.1) as ``istr`` names and as lower-case bytes for raw
+header lines, the ``Connection``-token handling, the ``X-Forwarded-*`` values, the request
+target in origin form, and the small plain-text answers the proxy gives itself.
+"""
+
+from __future__ import annotations
+
+from typing import Final
+
+from aiohttp import hdrs, web
+from multidict import CIMultiDict, CIMultiDictProxy, istr
+
+from socketio_trace_proxy.proxy.upstream import UpstreamResponse
+
+# RFC 9110 7.6.1 hop-by-hop fields, plus the proxy ones; never forwarded either way.
+HOP_BY_HOP: Final = tuple(
+    istr(h)
+    for h in (
+        "Connection",
+        "Keep-Alive",
+        "Proxy-Authenticate",
+        "Proxy-Authorization",
+        "Proxy-Connection",
+        "TE",
+        "Trailer",
+        "Transfer-Encoding",
+        "Upgrade",
+    )
+)
+# Handled by the server leg itself (:func:`proxy.relay.expect` answers 100-continue) or renegotiated
+# per WebSocket leg.
+REQUEST_ONLY_DROP: Final = (istr("Expect"),)
+WS_HANDSHAKE: Final = tuple(
+    istr(h)
+    for h in (
+        "Sec-WebSocket-Key",
+        "Sec-WebSocket-Version",
+        "Sec-WebSocket-Extensions",
+        "Sec-WebSocket-Protocol",
+        "Sec-WebSocket-Accept",
+    )
+)
+# The same, as lower-case bytes for the raw header lines of the polling fast path; the
+# request's Content-Length is recomputed from the body read whole.
+DROP_RESPONSE_BYTES: Final = frozenset(h.lower().encode("latin-1") for h in HOP_BY_HOP)
+DROP_REQUEST_BYTES: Final = DROP_RESPONSE_BYTES | {b"expect", b"content-length"}
+# An upgrade request keeps the two headers that ask for it; a 101 keeps the two that grant it.
+DROP_UPGRADE_BYTES: Final = frozenset({b"connection", b"upgrade"})
+EXTENSIONS_BYTES: Final = frozenset({b"sec-websocket-extensions"})
+METHODS_WITH_BODY: Final = frozenset({"POST", "PUT", "PATCH"})
+FORWARDED_BYTES: Final = frozenset({b"x-forwarded-for", b"x-forwarded-proto", b"x-forwarded-host"})
+# The client's other address headers (issue 17.15), and every name a server may read as one
+# of them once underscores become dashes (CGI-style environ keys make them equal).
+ADDRESS_BYTES: Final = frozenset({b"forwarded", b"x-real-ip"})
+_ADDRESS_LIKE: Final = ADDRESS_BYTES | FORWARDED_BYTES
+_FORWARDED: Final = istr("Forwarded")
+_XRI: Final = istr("X-Real-IP")
+_XFF: Final = istr("X-Forwarded-For")
+_XFP: Final = istr("X-Forwarded-Proto")
+_XFH: Final = istr("X-Forwarded-Host")
+TRACEPARENT: Final = istr("traceparent")
+
+
+def _tokens(value: str | None) -> list[str]:
+    """The names a ``Connection`` value lists (RFC 9110 7.6.1)."""
+    if not value:
+        return []
+    return [t for t in (t.strip() for t in value.split(",")) if t]
+
+
+def connection_tokens(headers: CIMultiDictProxy[str]) -> list[str]:
+    return _tokens(headers.get(hdrs.CONNECTION))
+
+
+def with_connection_tokens(drop: frozenset[bytes], connection: str | None) -> frozenset[bytes]:
+    """``drop`` plus the header names a ``Connection`` value lists, as lower-case bytes."""
+    if not connection:
+        return drop
+    return drop | {t.lower().encode("latin-1") for t in _tokens(connection)}
+
+
+def forwarded_values(request: web.BaseRequest) -> list[tuple[istr, str]]:
+    """``X-Forwarded-For`` (the client's chain plus its address), ``-Proto`` and ``-Host``."""
+    out: list[tuple[istr, str]] = []
+    remote = request.remote
+    if remote:
+        prior = request.headers.get(_XFF)
+        out.append((_XFF, f"{prior}, {remote}" if prior else remote))
+    out.append((_XFP, request.scheme))
+    host = request.headers.get(hdrs.HOST)
+    if host:
+        out.append((_XFH, host))
+    return out
+
+
+def underscored(lname: bytes) -> bool:
+    """Whether a lower-case header name is an address header spelled with underscores."""
+    return b"_" in lname and lname.replace(b"_", b"-") in _ADDRESS_LIKE
+
+
+def _forwarded_node(value: str) -> str:
+    """An RFC 7239 (section 4) value: a token as is, anything else quoted (IPv6 in brackets)."""
+    if ":" in value and not value.startswith("["):
+        value = f"[{value}]" if value.count(":") > 1 else value
+    if all(c.isalnum() or c in "!#$%&'*+-.^_`|~" for c in value):
+        return value
+    return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+def address_values(request: web.BaseRequest) -> list[tuple[istr, str]]:
+    """The rewritten ``Forwarded`` (the client's elements plus this hop) and ``X-Real-IP``
+    (the client's address), each only when the client sent it."""
+    out: list[tuple[istr, str]] = []
+    headers = request.headers
+    remote = request.remote
+    prior = headers.getall(_FORWARDED, ())
+    if prior:
+        hop = [f"proto={request.scheme}"]
+        if remote:
+            hop.insert(0, f"for={_forwarded_node(remote)}")
+        host = headers.get(hdrs.HOST)
+        if host:
+            hop.append(f"host={_forwarded_node(host)}")
+        out.append((_FORWARDED, ", ".join([*prior, ";".join(hop)])))
+    if remote and _XRI in headers:
+        out.append((_XRI, remote))
+    return out
+
+
+def strip_address(headers: CIMultiDict[str]) -> None:
+    """Drop the client's ``Forwarded``, ``X-Real-IP`` and underscore-spelled address headers."""
+    for name in [n for n in headers if underscored(n.lower().encode("latin-1"))]:
+        headers.popall(name, None)
+    strip(headers, (_FORWARDED, _XRI))
+
+
+def strip(headers: CIMultiDict[str], names: tuple[istr, ...]) -> None:
+    for name in names:
+        if name in headers:
+            headers.popall(name)
+
+
+def response_headers(upstream: CIMultiDictProxy[str]) -> CIMultiDict[str]:
+    out = CIMultiDict(upstream)
+    for token in connection_tokens(upstream):
+        out.popall(token, None)
+    strip(out, HOP_BY_HOP)
+    return out
+
+
+def response_drop(
+    headers: list[tuple[bytes, bytes]], keep: frozenset[bytes] = frozenset()
+) -> frozenset[bytes]:
+    """Response header names not for the client: hop-by-hop ones and those the upstream's
+    ``Connection`` lists, less ``keep``."""
+    connection = [v for n, v in headers if n.lower() == b"connection"]
+    drop = DROP_RESPONSE_BYTES
+    if connection:
+        drop = with_connection_tokens(drop, b", ".join(connection).decode("latin-1"))
+    return drop - keep if keep else drop
+
+
+def switching_headers(upstream: UpstreamResponse) -> CIMultiDict[str]:
+    """A 101's header lines for the client: ``Connection`` and ``Upgrade`` are the upgrade's."""
+    drop = response_drop(upstream.headers, keep=DROP_UPGRADE_BYTES)
+    headers: CIMultiDict[str] = CIMultiDict()
+    for name, value in upstream.headers:
+        if name.lower() not in drop:
+            headers.add(name.decode("latin-1"), value.decode("latin-1"))
+    return headers
+
+
+def origin_form(request: web.BaseRequest) -> str:
+    """The request target as path and query.  A client may send the absolute form
+    (``GET http://host/x``, RFC 9112 3.2.2); the upstream is fixed, so only its path counts."""
+    raw = request.raw_path
+    return raw if raw[:1] == "/" else request.rel_url.raw_path_qs
+
+
+def text_response(status: int, reason: str) -> web.Response:
+    return web.Response(status=status, text=reason + "\n")

@@ -1,0 +1,226 @@
+"""Long-polling and the other whole-body requests on the Socket.IO path.
+
+Owns the polling leg: the client's body read whole (bounded by ``max_message_size``),
+shown to the observer before the upstream answers, sent through the lean upstream pool,
+and the upstream's reply serialized for the client in one buffer (:class:`RelayedReply`),
+which also carries what the observer reads (content type and encoding).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from email.utils import formatdate
+from http import HTTPStatus
+from typing import Final
+
+from aiohttp import hdrs, web
+from aiohttp.abc import AbstractStreamWriter
+from aiohttp.http import SERVER_SOFTWARE, HttpVersion10, HttpVersion11
+
+from socketio_trace_proxy.proxy.core import RelayCore, log
+from socketio_trace_proxy.proxy.headers import response_drop, text_response
+from socketio_trace_proxy.proxy.upstream import (
+    PoolExhausted,
+    ResponseTooLarge,
+    UpstreamError,
+    UpstreamResponse,
+)
+
+# What aiohttp's web.Response would add to a relayed polling response, which the relay now
+# serializes itself: the status line's default reason, Content-Length (dropped for statuses
+# that have no body), a default Content-Type, Date, Server, and Connection per the client.
+_REASONS: Final = {s.value: s.phrase.encode("latin-1") for s in HTTPStatus}
+_NO_BODY_STATUS: Final = frozenset((204, 304, *range(100, 200)))
+_OCTET_STREAM: Final = b"Content-Type: application/octet-stream\r\n"
+_SERVER: Final = f"Server: {SERVER_SOFTWARE}\r\n".encode()
+_KEEP_ALIVE_10: Final = b"Connection: keep-alive\r\n"
+_CLOSE_11: Final = b"Connection: close\r\n"
+
+
+class _Seen:
+    """The response header lines the serializer has to know about, as copied."""
+
+    __slots__ = ("content_encoding", "content_type", "date", "length", "server")
+
+    def __init__(self) -> None:
+        self.length: bytes | None = None
+        self.content_type: bytes | None = None
+        self.content_encoding: bytes | None = None
+        self.date = False
+        self.server = False
+
+
+def _copy_headers(
+    headers: list[tuple[bytes, bytes]], no_length: bool, append: Callable[[bytes], None]
+) -> _Seen:
+    """Append the upstream's header lines as received, in order, minus hop-by-hop ones (and
+    those its ``Connection`` lists, and ``Content-Length`` where no body may follow)."""
+    seen = _Seen()
+    drop = response_drop(headers)
+    for name, value in headers:
+        lname = name.lower()
+        if lname in drop:
+            continue
+        if lname == b"content-length":
+            if no_length:
+                continue
+            if seen.length is None:
+                seen.length = value
+        elif lname == b"content-type":
+            if seen.content_type is None:
+                seen.content_type = value
+        elif lname == b"content-encoding":
+            if seen.content_encoding is None:
+                seen.content_encoding = value
+        elif lname == b"date":
+            seen.date = True
+        elif lname == b"server":
+            seen.server = True
+        append(name + b": " + value + b"\r\n")
+    return seen
+
+
+class RelayedReply:
+    """A relayed whole-body response (long-polling, a refused upgrade) as the client gets it,
+    plus what the observer reads."""
+
+    __slots__ = ("content_encoding", "content_type", "data", "keep_alive")
+
+    def __init__(self, request: web.BaseRequest, upstream: UpstreamResponse) -> None:
+        """Serialize ``upstream`` for the client as ``web.Response`` would, in one buffer.
+
+        The upstream's header lines are kept as received, in order, minus hop-by-hop ones
+        (and those its ``Connection`` lists); then come the lines aiohttp would have added,
+        in its order.  Unlike ``web.Response`` (which re-encoded latin-1 as UTF-8), bytes
+        outside ASCII in the status line and header values pass through unchanged.
+        """
+        status = upstream.status
+        version = request.version
+        # Never a HEAD: :meth:`proxy.relay.Relay.handle` streams those.
+        no_length = status in _NO_BODY_STATUS or (
+            request.method == hdrs.METH_CONNECT and 200 <= status < 300
+        )
+        reason = upstream.reason or _REASONS.get(status, b"")
+        parts = [b"HTTP/%d.%d %d %s\r\n" % (version.major, version.minor, status, reason)]
+        if upstream.interim and version != HttpVersion10:  # RFC 9110 15.2: none to HTTP/1.0
+            parts.insert(0, upstream.interim)
+        append = parts.append
+        seen = _copy_headers(upstream.headers, no_length, append)
+        body = upstream.body
+        length = seen.length
+        if length is None and not no_length:
+            length = b"%d" % len(body)
+            append(b"Content-Length: " + length + b"\r\n")
+        if seen.content_type is None and length is not None and int(length) != 0:
+            append(_OCTET_STREAM)
+        if not seen.date:
+            append(b"Date: " + formatdate(usegmt=True).encode("latin-1") + b"\r\n")
+        if not seen.server:
+            append(_SERVER)
+        keep_alive = request.keep_alive
+        if keep_alive:
+            if version == HttpVersion10:
+                append(_KEEP_ALIVE_10)
+        elif version == HttpVersion11:
+            append(_CLOSE_11)
+        append(b"\r\n")
+        if not no_length:
+            append(body)
+        self.data = b"".join(parts)
+        self.keep_alive = keep_alive
+        ctype, cenc = seen.content_type, seen.content_encoding
+        self.content_type = None if ctype is None else ctype.decode("latin-1")
+        self.content_encoding = None if cenc is None else cenc.decode("latin-1")
+
+
+class Written(web.StreamResponse):
+    """What a handler returns once it has written the whole response itself."""
+
+    def __init__(self, status: int, keep_alive: bool, length: int) -> None:
+        super().__init__(status=status)
+        self._written_keep_alive = keep_alive
+        self._written_length = length
+
+    @property
+    def keep_alive(self) -> bool:
+        return self._written_keep_alive
+
+    @property
+    def body_length(self) -> int:
+        return self._written_length
+
+    async def prepare(self, request: web.BaseRequest) -> AbstractStreamWriter | None:
+        return None
+
+    async def write_eof(self, data: bytes = b"") -> None:
+        return None
+
+
+async def write_reply(
+    core: RelayCore, request: web.BaseRequest, upstream: UpstreamResponse
+) -> tuple[RelayedReply, Written]:
+    """Write ``upstream``'s whole response to the client in one go."""
+    reply = RelayedReply(request, upstream)
+    try:
+        await request.writer.write_eof(reply.data)
+    except ConnectionError:
+        # Gone while the reply was written: counted, not an error (issue 14).
+        core.counters.client_disconnects += 1
+        log.debug("client went away before its reply was written")
+        return reply, Written(upstream.status, False, 0)
+    except asyncio.CancelledError:
+        core.counters.client_disconnects += 1
+        raise
+    return reply, Written(upstream.status, reply.keep_alive, len(reply.data))
+
+
+async def relay_polling(core: RelayCore, request: web.BaseRequest) -> web.StreamResponse:
+    """One Socket.IO-path request (not an upgrade, not a HEAD): body read whole, observed,
+    relayed through the pool, the reply written whole and observed."""
+    counters = core.counters
+    counters.polling_requests += 1
+    observer = core.observer
+    pool = core.pool
+    assert pool is not None
+    info = core.arrival(request)
+    body: bytes | None = None
+    if request.body_exists:
+        try:
+            body = await request.read()
+        except web.HTTPRequestEntityTooLarge:
+            counters.rejected_too_large += 1
+            return text_response(413, "Payload Too Large")
+        counters.polling_bytes_c2s += len(body)
+    if observer is not None and info is not None and body is not None:
+        # Observed before the upstream answers, not after: the reply to this body can
+        # come back on another connection (a pending GET or the new WebSocket, as the
+        # AetherTerm front end does during the upgrade) before this POST's own "ok".
+        try:
+            observer.polling_request(info, body)
+        except Exception:
+            counters.observer_errors += 1
+    try:
+        upstream = await pool.request(core.request_head(request, body), body or b"", core.max)
+    except asyncio.CancelledError:
+        counters.client_disconnects += 1
+        raise
+    except PoolExhausted:
+        counters.refused_busy += 1
+        return text_response(503, "Service Unavailable: too many upstream exchanges in flight")
+    except ResponseTooLarge:
+        counters.rejected_too_large += 1
+        return text_response(502, "Bad Gateway: upstream response larger than max_message_size")
+    except UpstreamError as exc:
+        return core.upstream_failed(exc)
+    reply, written = await write_reply(core, request, upstream)
+    data = upstream.body
+    counters.polling_bytes_s2c += len(data)
+    if observer is not None and info is not None:
+        try:
+            observer.polling_response(
+                info, upstream.status, reply.content_type, reply.content_encoding, data
+            )
+        except Exception:
+            counters.observer_errors += 1
+    return written
