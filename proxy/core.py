@@ -38,6 +38,7 @@ from socketio_trace_proxy.proxy.headers import (
     underscored,
     with_connection_tokens,
 )
+from socketio_trace_proxy.proxy.serverlog import Throttled
 from socketio_trace_proxy.proxy.upstream import UpstreamPool
 from socketio_trace_proxy.tracking.observer import RequestInfo, TrafficObserver, WebSocketObserver
 
@@ -73,6 +74,7 @@ class RelayCore:
         self.rewrite_address = self.address is AddressHeaders.REWRITE
         self.request_drop = drop | ADDRESS_BYTES if self.guard_address else drop
         self.counters = RelayCounters()
+        self._outage = Throttled(log, "upstream requests failed (answered 502)")
         self.session: aiohttp.ClientSession | None = None
         self.pool: UpstreamPool | None = None
 
@@ -144,7 +146,7 @@ class RelayCore:
 
     def upstream_failed(self, exc: BaseException) -> web.Response:
         self.counters.upstream_errors += 1
-        log.warning("upstream request failed: %s", type(exc).__name__)
+        self._outage.hit(type(exc).__name__)
         return text_response(502, f"Bad Gateway: upstream unreachable ({type(exc).__name__})")
 
     def request_head(

@@ -20,6 +20,7 @@ class RelayStats:
     polling_requests: int
     upstream_errors: int
     client_disconnects: int
+    malformed_requests: int  # refused by the server leg's parser with 400
     rejected_too_large: int
     ws_opened: int
     ws_active: int
@@ -43,6 +44,7 @@ class RelayCounters:
     __slots__ = (
         "client_disconnects",
         "http_requests",
+        "malformed_requests",
         "observer_errors",
         "polling_bytes_c2s",
         "polling_bytes_s2c",
@@ -66,6 +68,7 @@ class RelayCounters:
         self.polling_requests = 0
         self.upstream_errors = 0
         self.client_disconnects = 0
+        self.malformed_requests = 0
         self.rejected_too_large = 0
         self.ws_opened = 0
         self.ws_active = 0

@@ -18,7 +18,7 @@ from aiohttp import hdrs, web
 from aiohttp.abc import AbstractStreamWriter
 from aiohttp.http import SERVER_SOFTWARE, HttpVersion10, HttpVersion11
 
-from socketio_trace_proxy.proxy.core import RelayCore
+from socketio_trace_proxy.proxy.core import RelayCore, log
 from socketio_trace_proxy.proxy.headers import response_drop, text_response
 from socketio_trace_proxy.proxy.upstream import (
     PoolExhausted,
@@ -164,7 +164,12 @@ async def write_reply(
     reply = RelayedReply(request, upstream)
     try:
         await request.writer.write_eof(reply.data)
-    except (ConnectionError, asyncio.CancelledError):
+    except ConnectionError:
+        # Gone while the reply was written: counted, not an error (issue 14).
+        core.counters.client_disconnects += 1
+        log.debug("client went away before its reply was written")
+        return reply, Written(upstream.status, False, 0)
+    except asyncio.CancelledError:
         core.counters.client_disconnects += 1
         raise
     return reply, Written(upstream.status, reply.keep_alive, len(reply.data))

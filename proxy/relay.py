@@ -22,12 +22,13 @@ from typing import Any
 
 from aiohttp import hdrs, web
 from aiohttp.http import HttpVersion11
-from aiohttp.log import access_logger
+from aiohttp.log import access_logger, server_logger
 
 from socketio_trace_proxy.config.proxy import ProxySettings
 from socketio_trace_proxy.proxy.core import RelayCore
 from socketio_trace_proxy.proxy.counters import RelayCounters, RelayStats
 from socketio_trace_proxy.proxy.polling import relay_polling
+from socketio_trace_proxy.proxy.serverlog import ServerLog
 from socketio_trace_proxy.proxy.streaming import relay_stream
 from socketio_trace_proxy.proxy.websocket import WebSocketLegs
 from socketio_trace_proxy.tracking.observer import TrafficObserver
@@ -161,6 +162,8 @@ class _RelayRunner(web.BaseRunner):
             self._relay.handle,
             request_factory=factory,
             handler_cancellation=True,
+            # Malformed requests and vanished clients counted, logged once per interval.
+            logger=ServerLog(server_logger, self._relay.counters),
             loop=loop,
             debug=loop.get_debug(),
             **self._kwargs,

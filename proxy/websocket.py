@@ -17,7 +17,7 @@ import aiohttp
 from aiohttp import WSMsgType, hdrs, web
 
 from socketio_trace_proxy.config.proxy import WebSocketRelay
-from socketio_trace_proxy.proxy.core import RelayCore
+from socketio_trace_proxy.proxy.core import RelayCore, log
 from socketio_trace_proxy.proxy.headers import (
     DROP_UPGRADE_BYTES,
     EXTENSIONS_BYTES,
@@ -26,7 +26,7 @@ from socketio_trace_proxy.proxy.headers import (
     switching_headers,
     text_response,
 )
-from socketio_trace_proxy.proxy.polling import write_reply
+from socketio_trace_proxy.proxy.polling import Written, write_reply
 from socketio_trace_proxy.proxy.upstream import UpstreamError, UpstreamResponse
 from socketio_trace_proxy.proxy.wsclose import (
     AnyWebSocket,
@@ -126,7 +126,10 @@ class WebSocketLegs:
             counters.ws_refused += 1
             _, written = await write_reply(core, request, upstream)
             return written
-        response, tunnel, wobs = await self._switch(request, upstream, transport, info)
+        switched = await self._switch(request, upstream, transport, info)
+        if switched is None:
+            return Written(101, False, 0)
+        response, tunnel, wobs = switched
         counters.ws_opened += 1
         counters.ws_active += 1
         self._tunnels.add(tunnel)
@@ -146,9 +149,9 @@ class WebSocketLegs:
         upstream: UpstreamResponse,
         transport: asyncio.Transport,
         info: RequestInfo | None,
-    ) -> tuple[web.StreamResponse, WebSocketTunnel, WebSocketObserver | None]:
+    ) -> tuple[web.StreamResponse, WebSocketTunnel, WebSocketObserver | None] | None:
         """The upstream's 101 sent to the client, and the tunnel joining the connections
-        (observed from here on)."""
+        (observed from here on); ``None`` if the client has gone."""
         core = self._core
         headers = switching_headers(upstream)
         response = web.StreamResponse(
@@ -160,6 +163,12 @@ class WebSocketLegs:
             if client is None:
                 raise ConnectionResetError("client gone")
             await response.prepare(request)
+        except ConnectionError:
+            # The client left during the handshake: counted, not an error (issue 14).
+            transport.close()
+            core.counters.client_disconnects += 1
+            log.debug("client went away during the WebSocket handshake")
+            return None
         except BaseException:
             transport.close()
             raise
