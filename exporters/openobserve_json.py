@@ -115,6 +115,10 @@ SCHEMA_MAPPING: tuple[FieldMapping, ...] = (
     ),
     FieldMapping("error", _L, "`error`", optional=True),
     FieldMapping("detail", _L, "`detail`", optional=True),
+    FieldMapping("socket.heartbeats", _L, "`rtt_count` (heartbeat records)", optional=True),
+    FieldMapping("socket.rtt_min_ms", _L, "`rtt_min_s` * 1000", optional=True),
+    FieldMapping("socket.rtt_avg_ms", _L, "`rtt_avg_s` * 1000", optional=True),
+    FieldMapping("socket.rtt_max_ms", _L, "`rtt_max_s` * 1000", optional=True),
     FieldMapping("socket.request.payload", _P, "`request_payload`", optional=True),
     FieldMapping("socket.response.payload", _P, "`response_payload`", optional=True),
     FieldMapping("socket.payload", _M, "`payload`", optional=True),
@@ -208,6 +212,15 @@ def lifecycle_json(record: LifecycleRecord, service: str) -> dict[str, Any]:
         data["error"] = record.error
     if record.detail is not None:
         data["detail"] = record.detail
+    if record.rtt_count is not None:
+        data["socket.heartbeats"] = record.rtt_count
+        for key, value in (
+            ("socket.rtt_min_ms", record.rtt_min_s),
+            ("socket.rtt_avg_ms", record.rtt_avg_s),
+            ("socket.rtt_max_ms", record.rtt_max_s),
+        ):
+            if value is not None:
+                data[key] = round(value * 1000.0, 3)
     return data
 
 

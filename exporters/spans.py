@@ -106,6 +106,7 @@ class SpanSpec(NamedTuple):
 HANDSHAKE_SPAN = "engine.io handshake"
 CONNECT_SPAN = "socket.io connect"
 UPGRADE_SPAN = "engine.io upgrade"
+HEARTBEAT_SPAN = "engine.io heartbeat"
 CLOSE_SPAN = "engine.io close"
 MESSAGE_SPAN = "socket.io message"
 
@@ -113,12 +114,14 @@ _LIFECYCLE_NAMES = {
     LifecycleKind.HANDSHAKE: HANDSHAKE_SPAN,
     LifecycleKind.NAMESPACE_CONNECT: CONNECT_SPAN,
     LifecycleKind.UPGRADE: UPGRADE_SPAN,
+    LifecycleKind.HEARTBEAT: HEARTBEAT_SPAN,
     LifecycleKind.CLOSE: CLOSE_SPAN,
 }
 _LIFECYCLE_ERRORS = {
     LifecycleKind.HANDSHAKE: "handshake_error",
     LifecycleKind.NAMESPACE_CONNECT: "connect_error",
     LifecycleKind.UPGRADE: "upgrade_error",
+    LifecycleKind.HEARTBEAT: "heartbeat_error",
     LifecycleKind.CLOSE: "close_error",
 }
 _OUTCOME_ERRORS = {
@@ -290,6 +293,15 @@ def lifecycle_span(record: LifecycleRecord) -> SpanSpec:
         attrs.append(("messaging.destination.name", record.namespace))
     if record.detail is not None:
         attrs.append(("messaging.socket.io.detail", record.detail))
+    if record.rtt_count is not None:
+        attrs.append(("messaging.socket.io.heartbeat.count", record.rtt_count))
+        for name, value in (
+            ("min", record.rtt_min_s),
+            ("avg", record.rtt_avg_s),
+            ("max", record.rtt_max_s),
+        ):
+            if value is not None:
+                attrs.append((f"messaging.socket.io.heartbeat.rtt_{name}_ms", value * 1000.0))
     error_type = None if record.ok else _LIFECYCLE_ERRORS[record.kind]
     if error_type is not None:
         attrs.append(("error.type", error_type))

@@ -144,6 +144,7 @@ class LifecycleKind(Enum):
     HANDSHAKE = "handshake"  # Engine.IO OPEN
     NAMESPACE_CONNECT = "namespace_connect"  # Socket.IO CONNECT answered (ok or error)
     UPGRADE = "upgrade"  # polling -> websocket
+    HEARTBEAT = "heartbeat"  # PING/PONG round trips of a session, aggregated
     CLOSE = "close"
 
 
@@ -156,7 +157,10 @@ class LifecycleRecord:
     handshake request's arrival to the OPEN packet.  For CLOSE, ``close_code`` and
     ``close_initiator`` say how a WebSocket ended (the code of the first close frame and
     the side that sent it; ``None``: the proxy gave up on a vanished leg) or which side
-    sent the Engine.IO CLOSE packet.
+    sent the Engine.IO CLOSE packet.  A HEARTBEAT record aggregates a session's PING ->
+    PONG round trips (up to :data:`HEARTBEATS_PER_RECORD`, and the rest at its close): it
+    spans from the first PING to the last PONG, ``rtt_count`` round trips whose RTT is
+    ``rtt_min_s``/``rtt_avg_s``/``rtt_max_s`` (all ``None`` for the other kinds).
     """
 
     trace_id: str
@@ -173,9 +177,17 @@ class LifecycleRecord:
     detail: str | None = None
     close_code: int | None = None
     close_initiator: Direction | None = None
+    rtt_count: int | None = None
+    rtt_min_s: float | None = None
+    rtt_avg_s: float | None = None
+    rtt_max_s: float | None = None
 
 
 Record = PairRecord | MessageRecord | LifecycleRecord
+
+HEARTBEATS_PER_RECORD = 20
+"""Round trips one HEARTBEAT record aggregates (about 8 minutes at Engine.IO's default
+25 s ping interval); a closing session's remaining ones make one more."""
 
 
 new_pair_record = fast_constructor(PairRecord)

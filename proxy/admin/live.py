@@ -352,4 +352,9 @@ def _metrics_json(snap: MetricsSnapshot) -> JSON:
         "drops": snap.drops,
         "extra": snap.extra,
         "sampling": to_jsonable(snap.sampling) if snap.sampling is not None else None,
+        # echo rules without their histogram buckets (Prometheus reads those)
+        "echo": [
+            {k: v for k, v in to_jsonable(e).items() if k not in ("buckets", "sum_s")}
+            for e in snap.echo
+        ],
     }

@@ -46,7 +46,17 @@ def _tracker_records() -> list[Record]:
     request, one-way messages, closes by packet and by close frame."""
     t = Transcript(
         capture={"enabled": True},
-        rules=[{"request": "create_terminal", "responses": ["terminal_ready"], "timeout": "1s"}],
+        rules=[
+            {"request": "create_terminal", "responses": ["terminal_ready"], "timeout": "1s"},
+            {"request": "get_block_status", "responses": ["ok"], "rejections": ["no"]},
+            {
+                "kind": "echo",
+                "request": "terminal_input",
+                "responses": ["terminal_output"],
+                "match": "session",
+                "slow": "10ms",
+            },
+        ],
     )
     t.get(None, open_packet("P1"))
     t.at(0.1)
@@ -63,9 +73,16 @@ def _tracker_records() -> list[Record]:
     ws.message(C2S, '421["echo","é",{"password":"x"}]')
     ws.message(S2C, '431["é"]')
     ws.message(C2S, '42["create_terminal",{"session":"s1"}]')
+    ws.message(C2S, '42["get_block_status",{}]')
+    ws.message(S2C, '42["no",{}]')  # a rejection
+    ws.message(C2S, '42["terminal_input",{"session":"s1","data":"x"}]')
+    ws.message(S2C, "2")  # a heartbeat: its record comes at the close
+    t.at(0.31)
+    ws.message(C2S, "3")
     t.at(2.0)
     t.tick()  # create_terminal times out
     ws.message(S2C, '42["terminal_ready",{"session":"s1"}]')  # ... and is answered late
+    ws.message(S2C, '42["terminal_output",{"session":"s1","data":"x"}]')  # a slow echo
     ws.message(S2C, '42["shell:output","\\u0000"]')
     ws.message(C2S, '422["echo",2]')  # abandoned at the close
     t.at(3.0)
@@ -107,6 +124,14 @@ KIT_RECORDS: list[Record] = [
         close_code=1006,
         close_initiator=Direction.SERVER_TO_CLIENT,
         parent_span_id="ef" * 8,
+    ),
+    lifecycle(
+        LifecycleKind.HEARTBEAT,
+        detail="2 heartbeats",
+        rtt_count=2,
+        rtt_min_s=0.001,
+        rtt_avg_s=0.0015,
+        rtt_max_s=0.002,
     ),
     message(),
     message(payload='{"a":1}', direction=Direction.CLIENT_TO_SERVER),

@@ -93,10 +93,7 @@ class CorrelationEngine:
         elif isinstance(event, SessionOpened):
             self._book.opened(event)
         elif isinstance(event, HeartbeatObserved):
-            s = self._sessions.get(event.session_id)
-            if s is not None:
-                s.heartbeat_rtt_s = event.rtt_s
-            self.metrics.heartbeat.observe(event.rtt_s)
+            self._book.heartbeat(event)
         elif isinstance(event, SessionUpgraded):
             self._book.upgraded(event)
         elif isinstance(event, DecodeFailed):

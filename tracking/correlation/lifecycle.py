@@ -19,6 +19,7 @@ from socketio_trace_proxy.tracking.correlation.outcomes import Outcomes
 from socketio_trace_proxy.tracking.correlation.state import SessionState
 from socketio_trace_proxy.tracking.events import (
     CloseReason,
+    HeartbeatObserved,
     PacketObserved,
     SessionOpened,
     SessionUpgraded,
@@ -26,6 +27,7 @@ from socketio_trace_proxy.tracking.events import (
 from socketio_trace_proxy.tracking.ids import IdSource, parse_traceparent
 from socketio_trace_proxy.tracking.metrics import Metrics
 from socketio_trace_proxy.tracking.records import (
+    HEARTBEATS_PER_RECORD,
     LifecycleKind,
     Outcome,
     Record,
@@ -125,6 +127,41 @@ class SessionBook:
             detail="polling -> websocket",
         )
 
+    def heartbeat(self, ev: HeartbeatObserved) -> None:
+        """A PING/PONG round trip: into the metrics, and into the session's next HEARTBEAT
+        record (emitted every :data:`HEARTBEATS_PER_RECORD` round trips and at close)."""
+        rtt = ev.rtt_s
+        self._metrics.heartbeat.observe(rtt)
+        s = self.sessions.get(ev.session_id)
+        if s is None:
+            return
+        s.heartbeat_rtt_s = rtt
+        if s.hb_count == 0:
+            s.hb_start_wall = ev.wall - rtt
+            s.hb_min_s = s.hb_max_s = rtt
+        else:
+            s.hb_min_s = min(s.hb_min_s, rtt)
+            s.hb_max_s = max(s.hb_max_s, rtt)
+        s.hb_count += 1
+        s.hb_sum_s += rtt
+        s.hb_last_wall = ev.wall
+        if s.hb_count >= HEARTBEATS_PER_RECORD:
+            self._heartbeats(s, ev.wall)
+
+    def _heartbeats(self, s: SessionState, wall: float) -> None:
+        n = s.hb_count
+        self._lifecycle(
+            s,
+            LifecycleKind.HEARTBEAT,
+            start_wall=s.hb_start_wall,
+            duration_s=max(0.0, wall - s.hb_start_wall),
+            detail=f"{n} heartbeat{'s' if n != 1 else ''}, RTT min/avg/max "
+            f"{s.hb_min_s * 1000:.1f}/{s.hb_sum_s / n * 1000:.1f}/{s.hb_max_s * 1000:.1f} ms",
+            rtt=(n, s.hb_min_s, s.hb_sum_s / n, s.hb_max_s),
+        )
+        s.hb_count = 0
+        s.hb_sum_s = 0.0
+
     def closed(  # noqa: PLR0917
         self,
         sid: str,
@@ -142,6 +179,8 @@ class SessionBook:
             self._outcomes.unanswered(p, outcome, at)
         if s.echoes:
             forget_echoes(s, self._metrics, self._echo_rules)
+        if s.hb_count:
+            self._heartbeats(s, s.hb_last_wall)
         ok = reason not in _NOT_OK
         self._lifecycle(
             s,
@@ -205,6 +244,7 @@ class SessionBook:
         detail: str | None = None,
         close_code: int | None = None,
         close_initiator: Direction | None = None,
+        rtt: tuple[int, float, float, float] | None = None,
     ) -> None:
         self._emit(
             new_lifecycle_record(
@@ -222,6 +262,10 @@ class SessionBook:
                 detail=detail,
                 close_code=close_code,
                 close_initiator=close_initiator,
+                rtt_count=rtt[0] if rtt else None,
+                rtt_min_s=rtt[1] if rtt else None,
+                rtt_avg_s=rtt[2] if rtt else None,
+                rtt_max_s=rtt[3] if rtt else None,
             )
         )
 

@@ -145,3 +145,10 @@ class SessionState:
     echo_count: int = 0
     echo_sum_s: float = 0.0
     echo_max_s: float = 0.0
+    # heartbeats since the last HEARTBEAT record: count, RTT sum/min/max, first PING wall
+    hb_count: int = 0
+    hb_sum_s: float = 0.0
+    hb_min_s: float = 0.0
+    hb_max_s: float = 0.0
+    hb_start_wall: float = 0.0
+    hb_last_wall: float = 0.0  # the latest PONG

@@ -54,6 +54,22 @@ function fmtDur(s) {
   if (s < 120) return s.toFixed(2) + " s";
   return Math.floor(s / 60) + " min " + Math.floor(s % 60) + " s";
 }
+// A quantile: exact, or (summary.exact false) a bucket estimate shown as "≈" with two
+// significant digits, since it is only known to within one bucket (~26 %).
+function fmtQuantile(summary, s) {
+  if (s === null || s === undefined || summary.exact !== false) return fmtDur(s);
+  const ms = s * 1000;
+  if (ms >= 1000) return "≈" + (s < 10 ? s.toFixed(1) : Math.round(s).toString()) + " s";
+  if (ms >= 100) return "≈" + Math.round(ms / 10) * 10 + " ms";
+  return "≈" + (ms >= 10 ? Math.round(ms).toString() : ms.toFixed(ms >= 1 ? 1 : 2)) + " ms";
+}
+function quantileTd(summary, s) {
+  const cell = td(fmtQuantile(summary, s), "num");
+  if (summary.exact === false && s !== null && s !== undefined) {
+    cell.title = "bucket estimate: at most one bucket (~26 %) above the true value";
+  }
+  return cell;
+}
 function fmtBytes(n) {
   if (n === null || n === undefined) return "–";
   if (n < 1024) return n + " B";

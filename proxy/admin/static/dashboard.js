@@ -235,17 +235,32 @@ function renderRules() {
   const rows = state.rules.map((r) => {
     if (!known.has(r.rule)) sel.append(el("option", { value: r.rule }, r.rule));
     const o = r.outcomes;
+    const lat = r.latency;
     const tr = el("tr", { class: "rule-row", "data-rule": r.rule },
-      nameTd(r.rule), td(sum(o), "num"), td(o.error || 0, "num"), td(o.timeout || 0, "num"),
-      td(o.late || 0, "num"), td(r.slow, "num"), td(fmtDur(r.latency.p50_s), "num"),
-      td(fmtDur(r.latency.p95_s), "num"), td(fmtDur(r.latency.p99_s), "num"),
-      td(fmtDur(r.latency.max_s), "num"));
+      nameTd(r.rule), td(sum(o), "num"), td(o.error || 0, "num"), td(o.rejected || 0, "num"),
+      td(o.timeout || 0, "num"), td(o.late || 0, "num"), td(r.slow, "num"),
+      quantileTd(lat, lat.p50_s), quantileTd(lat, lat.p95_s), quantileTd(lat, lat.p99_s),
+      td(fmtDur(lat.max_s), "num"));
     if (o.timeout) tr.classList.add("outcome-timeout");
     tr.addEventListener("click", () => { sel.value = r.rule; renderChart(); });
     return tr;
   });
   replaceRows($("rules-table").tBodies[0], rows);
   $("rules-empty").hidden = rows.length > 0;
+  renderEcho();
+}
+
+// ---- input echo (echo rules): latency from an input to its terminal's first output ----
+function renderEcho() {
+  const echo = (state.metrics && state.metrics.echo) || [];
+  $("echo-box").hidden = echo.length === 0;
+  replaceRows($("echo-table").tBodies[0], echo.map((e) => {
+    const lat = e.latency;
+    return el("tr", { class: "echo-row", "data-rule": e.rule },
+      nameTd(e.rule), td(lat.count, "num"), td(e.slow, "num"), td(e.unanswered, "num"),
+      quantileTd(lat, lat.p50_s), quantileTd(lat, lat.p95_s), quantileTd(lat, lat.p99_s),
+      td(fmtDur(lat.max_s), "num"));
+  }));
 }
 
 // ---- latency chart (canvas) ----

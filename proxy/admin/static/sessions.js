@@ -124,7 +124,9 @@ function renderWaterfall() {
   if (s && s.state === "closed") {
     meta = `closed ${fmtDateTime(s.closed_wall)} · ${s.close_reason || "closed"} · ${s.transport}${s.upgraded ? " (upgraded)" : ""}`;
   } else if (s) {
-    meta = `${s.transport}${s.upgraded ? " (upgraded)" : ""} · ${s.remote || "?"} · heartbeat RTT ${fmtDur(s.heartbeat_rtt_s)} · ${s.pending} pending`;
+    meta = `${s.transport}${s.upgraded ? " (upgraded)" : ""} · ${s.remote || "?"} · heartbeat RTT ${fmtDur(s.heartbeat_rtt_s)}` +
+      (s.echo_count ? ` · echo avg ${fmtDur(s.echo_avg_s)} max ${fmtDur(s.echo_max_s)} (${s.echo_count})` : "") +
+      ` · ${s.pending} pending`;
   }
   $("waterfall-meta").textContent = meta;
   const { lanes, pairs, packets } = waterfallParts(wf.items);

@@ -5,11 +5,11 @@ peers, megabytes), mixed-case session ids, payloads as the capturer redacts them
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, replace
+from dataclasses import replace
 
-from socketio_trace_proxy.tracking.records import LifecycleKind, Outcome, SessionRef
+from socketio_trace_proxy.tracking.records import LifecycleKind, Outcome
 from socketio_trace_proxy.tracking.traffic import Direction, Transport
-from socketio_trace_proxy.tracking.views import LatencySummary, RuleStats, SessionView
+from socketio_trace_proxy.tracking.views import EchoStats, LatencySummary, RuleStats, SessionView
 from tests.proxy.admin.fakes import (
     FakeSource,
     lifecycle,
@@ -17,7 +17,6 @@ from tests.proxy.admin.fakes import (
     metrics_snapshot,
     pair,
     pending_view,
-    session_ref,
 )
 
 MIXED_CASE_SID = "AbCdEfGhIj_Kl-MnOp9Q"
@@ -25,17 +24,24 @@ LONG_RULE = "workspace:tab:{tab}:pane:{pane}:terminal:input"
 REDACTED_REQUEST = '["create_terminal",{"session":"t-1","cols":120,"token":"[REDACTED]"}]'
 
 
-@dataclass(frozen=True, slots=True)
-class HeartbeatRecord:
-    """A stand-in for the heartbeat record the tracker is getting (PING -> PONG as a span);
-    the dashboard must render any record with ``start_wall``/``duration_s`` in its lane."""
-
-    trace_id: str
-    span_id: str
-    session: SessionRef
-    start_wall: float
-    duration_s: float
-    transport: Transport = Transport.WEBSOCKET
+ECHO = (
+    EchoStats(
+        rule="terminal echo",
+        slow=12,
+        unanswered=3,
+        evicted=0,
+        latency=LatencySummary(count=180, p50_s=0.0031, p95_s=0.0123, p99_s=0.31, max_s=0.52),
+    ),
+    EchoStats(
+        rule="terminal:input echo",
+        slow=1_234,
+        unanswered=56,
+        evicted=7,
+        latency=LatencySummary(
+            count=123_456, p50_s=0.00398, p95_s=0.0251, p99_s=0.316, max_s=2.5, exact=False
+        ),
+    ),
+)
 
 
 def view(sid: str, opened: float, i: int = 0, transport: str = "websocket") -> SessionView:
@@ -65,15 +71,21 @@ def busy_source(now: float | None = None, sessions: int = 120) -> FakeSource:
     rules = [
         RuleStats(
             rule=name,
-            outcomes={"ok": 1_234_567, "error": 12_345, "timeout": 1_234, "late": 123},
+            outcomes={
+                "ok": 1_234_567,
+                "error": 12_345,
+                "rejected": 2_345,
+                "timeout": 1_234,
+                "late": 123,
+            },
             slow=45_678,
-            latency=LatencySummary(
-                count=1_234_567, p50_s=0.0123, p95_s=1.2345, p99_s=12.345, max_s=123.45
+            latency=LatencySummary(  # past the kept samples: bucket estimates
+                count=1_234_567, p50_s=0.0123, p95_s=1.2345, p99_s=12.345, max_s=123.45, exact=False
             ),
         )
         for name in (LONG_RULE, "create_terminal", "workspace:tab:{tab}:pane:{pane}:resize")
     ]
-    source.metrics = metrics_snapshot(rules=tuple(rules), pending=3)
+    source.metrics = metrics_snapshot(rules=tuple(rules), pending=3, echo=ECHO)
     source.pending = [
         pending_view(MIXED_CASE_SID, f"{i:016x}", started=now - 2 - i, event=ev)
         for i, ev in enumerate(("create_terminal", "open_file", "ai_get_info"))
@@ -98,9 +110,17 @@ def lifecycle_of(source: FakeSource, sid: str, t0: float) -> None:
             transport=Transport.WEBSOCKET,
         )
     )
-    for i in range(3):
-        ref = session_ref(sid)
-        source.emit(HeartbeatRecord(ref.trace_id, f"{i + 0xC0:016x}", ref, t0 + 1 + i, 0.002))  # type: ignore[arg-type]
+    for i in range(3):  # heartbeat records, as the tracker aggregates round trips
+        hb = lifecycle(
+            sid,
+            LifecycleKind.HEARTBEAT,
+            t0 + 1 + i,
+            duration_s=0.5,
+            detail="2 heartbeats, RTT min/avg/max 1.0/1.5/2.0 ms",
+            transport=Transport.WEBSOCKET,
+            span=f"{i + 0xC0:016x}",
+        )
+        source.emit(replace(hb, rtt_count=2, rtt_min_s=0.001, rtt_avg_s=0.0015, rtt_max_s=0.002))
     source.emit(message(sid, "terminal_output", Direction.SERVER_TO_CLIENT, wall=t0 + 0.2))
     requests = [
         ("create_terminal", "terminal_ready", 0.1, 0.35, Outcome.OK),

@@ -24,18 +24,30 @@ TRACKING = TrackingSettings.model_validate(
             {
                 "request": "create_terminal",
                 "responses": ["terminal_ready"],
+                "rejections": ["terminal_closed"],
                 "match": "session",
                 "timeout": "20s",
             },
+            {
+                "name": "terminal echo",
+                "kind": "echo",
+                "request": "terminal_input",
+                "responses": ["terminal_output"],
+                "match": "session",
+                "slow": "200ms",
+            },
             {"request": "never", "responses": ["never_reply"], "timeout": "400ms"},
             {"request": "open_file", "responses": ["file_ok"], "errors": ["file_error"]},
-        ]
+        ],
+        "aggregate": ["terminal_input", "terminal_output"],
     }
 )
 
 
-def backend() -> tuple[socketio.AsyncServer, web.Application]:
-    sio = socketio.AsyncServer(async_mode="aiohttp", cors_allowed_origins="*")
+def backend(ping_interval: float = 25.0) -> tuple[socketio.AsyncServer, web.Application]:
+    sio = socketio.AsyncServer(
+        async_mode="aiohttp", cors_allowed_origins="*", ping_interval=ping_interval
+    )
     app = web.Application()
     sio.attach(app)
 
@@ -44,7 +56,14 @@ def backend() -> tuple[socketio.AsyncServer, web.Application]:
 
     async def create_terminal(sid: str, data: dict[str, Any]) -> None:
         await sio.sleep(float(data.get("delay", 0)))
-        await sio.emit("terminal_ready", {"session": data["session"]}, to=sid)
+        answer = "terminal_closed" if data.get("closed") else "terminal_ready"
+        await sio.emit(answer, {"session": data["session"]}, to=sid)
+
+    async def terminal_input(sid: str, data: dict[str, Any]) -> None:
+        await sio.sleep(float(data.get("delay", 0)))
+        output = {"session": data["session"], "data": data["data"]}
+        await sio.emit("terminal_output", output, to=sid)
+        await sio.emit("terminal_output", output, to=sid)  # only the first is the echo
 
     async def never(sid: str, data: Any) -> None:
         return None
@@ -52,7 +71,7 @@ def backend() -> tuple[socketio.AsyncServer, web.Application]:
     async def open_file(sid: str, data: Any) -> None:
         await sio.emit("file_error", {"error": "no such file"}, to=sid)
 
-    for handler in (echo, create_terminal, never, open_file):
+    for handler in (echo, create_terminal, terminal_input, never, open_file):
         sio.on(handler.__name__, handler)
     return sio, app
 
@@ -84,8 +103,10 @@ class Stack:
 
 
 @contextlib.asynccontextmanager
-async def live_stack(admin: AdminSettings | None = None) -> AsyncIterator[Stack]:
-    sio, backend_app = backend()
+async def live_stack(
+    admin: AdminSettings | None = None, ping_interval: float = 25.0
+) -> AsyncIterator[Stack]:
+    sio, backend_app = backend(ping_interval)
     runners: list[web.BaseRunner] = []
     tracker = Tracker(TRACKING, [])
     await tracker.start()

@@ -145,7 +145,7 @@ async def test_pending_count_and_rows_agree_when_the_list_is_capped(tmp_path: Pa
         assert not errors, errors
 
 
-TABLES = ("#pending-table", "#rules-table", "#sessions-table", "#activity-table")
+TABLES = ("#pending-table", "#rules-table", "#echo-table", "#sessions-table", "#activity-table")
 
 
 async def test_no_table_is_clipped_at_1280_px(tmp_path: Path) -> None:
@@ -163,6 +163,30 @@ async def test_no_table_is_clipped_at_1280_px(tmp_path: Path) -> None:
         assert await _unclipped(page, "#sessions-table"), "closed sessions"
         await page.click("#sessions-open")
         await shot(page, tmp_path, "layout-1280", full_page=True)
+        assert not errors, errors
+
+
+async def test_echo_latency_rejections_and_estimated_percentiles(tmp_path: Path) -> None:
+    async with dashboard(busy_source(), fast(), height=900) as (page, url, errors):
+        await open_dashboard(page, url)
+        echo = page.locator("#echo-table tr.echo-row")
+        await expect(echo).to_have_count(2)
+        exact = echo.filter(has_text="terminal echo").first
+        cells = await exact.locator("td").all_inner_texts()
+        assert cells[1:] == ["180", "12", "3", "3.10 ms", "12.3 ms", "310.0 ms", "520.0 ms"]
+        estimated = await page.locator(
+            "#echo-table tr.echo-row[data-rule='terminal:input echo'] td"
+        ).all_inner_texts()
+        # estimates: "≈" and two significant digits; the max is exact either way
+        assert estimated[4:] == ["≈4.0 ms", "≈25 ms", "≈320 ms", "2.50 s"]
+        rule = page.locator("#rules-table tr.rule-row[data-rule='create_terminal'] td")
+        texts = await rule.all_inner_texts()
+        assert texts[3] == "2345"  # rejected, apart from errors
+        assert texts[7:] == ["≈12 ms", "≈1.2 s", "≈12 s", "2 min 3 s"]
+        title = await rule.nth(7).get_attribute("title")
+        assert title is not None and "estimate" in title
+        await page.locator("#rules-panel").scroll_into_view_if_needed()
+        await shot(page, tmp_path, "echo-and-rules", clip=await _box(page, "#rules-panel"))
         assert not errors, errors
 
 
@@ -217,6 +241,7 @@ async def test_detail_view_without_capture_or_a_trace_ui(tmp_path: Path) -> None
         await expect(detail).to_contain_text("Payload capture is off")
         await expect(page.locator("#trace-link")).to_have_count(0)
         await page.click("#detail-close")
+        await expect(detail).to_be_hidden()  # a click while it closes may not reach the row
         await page.locator("#activity-table tr.act-row", has_text="upgrade").click()
         await expect(detail).to_contain_text("polling -> websocket")  # a lifecycle record
         assert not errors, errors

@@ -168,3 +168,64 @@ async def test_lifecycle_of_a_real_session_open_and_closed() -> None:
 async def _only_session(http: aiohttp.ClientSession, stack: Stack) -> str | None:
     body = await get_json(http, f"{stack.admin_url}/api/sessions")
     return str(body["items"][0]["session_id"]) if body["items"] else None
+
+
+async def test_echo_rejection_and_heartbeat_records_from_real_peers() -> None:
+    """python-socketio AsyncClient -> proxy -> AsyncServer: keystrokes and their echoes
+    become an echo histogram (one slow echo a record), terminal_closed a rejection, and the
+    session's PING/PONG round trips a heartbeat record at its close."""
+    async with live_stack(ping_interval=0.2) as stack, aiohttp.ClientSession() as http:
+        client = await stack.client()
+        try:
+            outputs: asyncio.Queue[Any] = asyncio.Queue()
+            client.on("terminal_output", outputs.put_nowait)
+            for i, delay in enumerate((0, 0, 0, 0.3)):
+                data = {"session": "t1", "data": f"k{i}", "delay": delay}
+                await client.emit("terminal_input", data)
+                for _ in range(2):
+                    await asyncio.wait_for(outputs.get(), 10)
+            closed = asyncio.get_running_loop().create_future()
+            client.on("terminal_closed", closed.set_result)
+            await client.emit("create_terminal", {"session": "gone", "closed": True})
+            await asyncio.wait_for(closed, 10)
+
+            async def echo_stats() -> Any:
+                body = await get_json(http, f"{stack.admin_url}/api/metrics")
+                (echo,) = body["metrics"]["echo"]
+                return echo if echo["latency"]["count"] == 4 else None
+
+            echo = await until(echo_stats, "four echoes measured")
+            assert echo["rule"] == "terminal echo" and echo["slow"] == 1
+            assert echo["latency"]["exact"] and echo["latency"]["max_s"] >= 0.3
+            slow = await until(
+                lambda: _first(pairs(http, stack, "&event=terminal_input")), "slow echo"
+            )
+            assert slow["kind"] == "echo" and slow["slow"] and slow["match_key"] == "t1"
+            rejected = await until(
+                lambda: _first(pairs(http, stack, "&outcome=rejected")), "rejection"
+            )
+            assert rejected["response_event"] == "terminal_closed"
+            assert rejected["error_type"] == "terminal_closed"
+            async with http.get(f"{stack.admin_url}/metrics") as resp:
+                families = {f.name: f for f in text_string_to_metric_families(await resp.text())}
+            count = [
+                s.value
+                for s in families["socketio_proxy_echo_seconds"].samples
+                if s.name.endswith("_count")
+            ]
+            assert count == [4.0]
+            await asyncio.sleep(0.5)  # a few heartbeats (ping_interval 0.2 s)
+        finally:
+            await client.disconnect()
+
+        async def heartbeat() -> Any:
+            body = await get_json(http, f"{stack.admin_url}/api/events?limit=1000")
+            found = [
+                i["record"]
+                for i in body["items"]
+                if i["record"]["type"] == "lifecycle" and i["record"]["kind"] == "heartbeat"
+            ]
+            return found[0] if found else None
+
+        hb = await until(heartbeat, "heartbeat record at the close")
+        assert hb["rtt_count"] >= 1 and hb["rtt_min_s"] <= hb["rtt_avg_s"] <= hb["rtt_max_s"]
