@@ -17,6 +17,8 @@ import zlib
 from collections.abc import Callable
 from typing import Final, NamedTuple
 
+from socketio_trace_proxy.proxy.aiohttp_compat import fast_websocket_mask
+
 _TEXT: Final = 0x1
 _CLOSE: Final = 0x8
 _CONTROL: Final = 0x8  # opcodes 0x8-0xF are control frames (RFC 6455 5.5)
@@ -33,12 +35,9 @@ def _nothing_to_tell() -> None:
 def _mask_function() -> Callable[[bytes, bytearray], None]:
     """aiohttp's C (Cython) XOR of a frame payload with its 4-byte key, in place; the
     location moved between aiohttp releases, and a slower pure-Python one is the fallback."""
-    try:
-        from aiohttp._websocket.helpers import websocket_mask  # noqa: PLC0415
-
-        return websocket_mask
-    except ImportError:  # pragma: no cover - depends on the installed aiohttp
-        pass
+    fast = fast_websocket_mask()
+    if fast is not None:
+        return fast
     tables = [bytes(b ^ k for b in range(256)) for k in range(256)]
 
     def mask(key: bytes, data: bytearray) -> None:
