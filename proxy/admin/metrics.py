@@ -102,6 +102,15 @@ def _fmt_bound(bound: float) -> str:
     return repr(float(bound))
 
 
+def _cumulative(bounds: Sequence[float], counts: Sequence[int]) -> list[tuple[str, float]]:
+    """Prometheus ``le`` buckets from per-bucket counts (the last one: +Inf)."""
+    cumulative, buckets = 0, []
+    for bound, n in zip((*map(_fmt_bound, bounds), "+Inf"), counts, strict=True):
+        cumulative += n
+        buckets.append((bound, float(cumulative)))
+    return buckets
+
+
 def _quantiles(
     name: str, doc: str, labels: list[str], rows: Sequence[tuple[list[str], LatencySummary]]
 ) -> Iterator[Metric]:
@@ -149,11 +158,7 @@ class MonitorCollector:
         )
         bounds = self._histograms.bounds
         for rule_name, outcome, counts, total in self._histograms.series():
-            cumulative, buckets = 0, []
-            for bound, n in zip((*map(_fmt_bound, bounds), "+Inf"), counts, strict=True):
-                cumulative += n
-                buckets.append((bound, float(cumulative)))
-            hist.add_metric([rule_name, outcome], buckets, total)
+            hist.add_metric([rule_name, outcome], _cumulative(bounds, counts), total)
         yield hist
 
         requests = CounterMetricFamily(
@@ -313,11 +318,7 @@ def _echo(snap: MetricsSnapshot) -> Iterator[Metric]:
         f"{PREFIX}_slow_echoes", "Echoes slower than their rule's threshold", labels=["rule"]
     )
     for e in snap.echo:
-        cumulative, buckets = 0, []
-        for bound, n in zip((*map(_fmt_bound, ECHO_BOUNDS), "+Inf"), e.buckets, strict=True):
-            cumulative += n
-            buckets.append((bound, float(cumulative)))
-        hist.add_metric([e.rule], buckets, e.sum_s)
+        hist.add_metric([e.rule], _cumulative(ECHO_BOUNDS, e.buckets), e.sum_s)
         unanswered.add_metric([e.rule], e.unanswered)
         slow.add_metric([e.rule], e.slow)
     yield hist

@@ -84,7 +84,7 @@ async def test_rewritten_by_default(
 ) -> None:
     for got in await _seen_for(upstream, AddressHeaders.REWRITE):
         assert got[b"forwarded"] == [
-            b"for=192.0.2.60;proto=https, for=127.0.0.1;proto=http;host=\"front:1\""
+            b'for=192.0.2.60;proto=https, for=127.0.0.1;proto=http;host="front:1"'
         ]
         assert got[b"x-real-ip"] == [b"127.0.0.1"]
         assert got[b"x-forwarded-for"] == [b"127.0.0.1"]

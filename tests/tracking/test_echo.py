@@ -9,6 +9,8 @@ from pydantic import ValidationError
 
 from socketio_trace_proxy.config.loader import load_settings
 from socketio_trace_proxy.config.tracking import TrackingSettings
+from socketio_trace_proxy.exporters.openobserve_json import pair_json
+from socketio_trace_proxy.exporters.spans import StatusCode, pair_span
 from socketio_trace_proxy.tracking.correlation.echo import (
     MAX_ECHO_SLOTS,
     key_prefix,
@@ -274,3 +276,19 @@ def test_keys_the_quick_reader_refuses_are_parsed(aether: TrackingSettings) -> N
     h.reply(compact("terminal_output", {"session": "s1", "data": "{"}))  # read quickly
     stats = echo_stats(h)
     assert stats.latency.count == 1 and stats.latency.max_s == pytest.approx(0.002)
+
+
+def test_a_rejection_is_exported_as_an_error(aether: TrackingSettings) -> None:
+    h = Harness(aether)
+    h.open()
+    h.send(event("create_terminal", {"session": "s1"}))
+    h.reply(event("terminal_closed", {"session": "s1", "reason": "session_already_closed"}))
+    (rejected,) = h.pairs()
+    span = pair_span(rejected)
+    assert span.status is StatusCode.ERROR and span.status_message == "terminal_closed"
+    attrs = dict(span.all_attributes)
+    assert attrs["error.type"] == "terminal_closed" and attrs["socket.success"] is False
+    assert attrs["messaging.socket.io.outcome"] == "rejected"
+    row = pair_json(rejected, "svc")
+    assert row["socket.success"] is False and row["level"] == "ERROR"
+    assert row["socket.outcome"] == "rejected" and row["error_type"] == "terminal_closed"

@@ -67,7 +67,9 @@ def busy_source(now: float | None = None, sessions: int = 120) -> FakeSource:
     now = time.time() if now is None else now
     source = FakeSource()
     source.sessions = [view(f"sess{i:04d}aaaaaaaaaaaa", now - 600 + i, i) for i in range(sessions)]
-    source.sessions.append(view(MIXED_CASE_SID, now - 5, 1))
+    source.sessions.append(
+        replace(view(MIXED_CASE_SID, now - 5, 1), echo_count=42, echo_avg_s=0.004, echo_max_s=0.031)
+    )
     rules = [
         RuleStats(
             rule=name,

@@ -302,6 +302,9 @@ async def test_waterfall_has_a_time_axis_lifecycle_lanes_and_zooms(tmp_path: Pat
             "handshake", "namespace_connect", "upgrade", "heartbeat",
         ]  # fmt: skip
         await expect(lanes.nth(3).locator(".wf-bar")).to_have_count(3)  # heartbeat records
+        await expect(page.locator("#waterfall-panel")).to_contain_text(
+            "echo avg 4.00 ms max 31.0 ms (42)"
+        )
         ticks = page.locator("#waterfall .wf-axis .wf-tick")
         assert await ticks.count() >= 3
         assert all(t.startswith("+") for t in await ticks.all_inner_texts())
