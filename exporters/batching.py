@@ -100,7 +100,8 @@ class BatchingSink:
     """A :class:`tracking.sink.RecordSink` running ``plugin`` on its own worker thread.
 
     ``accepts`` filters records on the submitting side (cheap; ``None`` accepts all).
-    ``rng`` draws the backoff jitter (injectable for tests).
+    ``rng`` draws the backoff jitter (injectable for tests).  ``where`` is reported in
+    :meth:`health` (see :class:`tracking.sink.SinkHealth`).
     """
 
     def __init__(
@@ -112,8 +113,10 @@ class BatchingSink:
         accepts: Callable[[Record], bool] | None = None,
         rng: random.Random | None = None,
         logger: logging.Logger | None = None,
+        where: str | None = None,
     ) -> None:
         self.name = name
+        self.where = where
         self._plugin = plugin
         self._policy = policy
         self._accepts = accepts
@@ -279,6 +282,7 @@ class BatchingSink:
             last_error=self._last_error,
             state=state,
             text_replaced=self._replaced,
+            where=self.where,
         )
 
     # -- worker thread ---------------------------------------------------------------

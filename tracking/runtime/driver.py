@@ -189,8 +189,9 @@ class Tracker(RecordHub):
         query: Mapping[str, str],
         remote: str | None,
         traceparent: str | None,
+        remote_port: int | None = None,
     ) -> RequestInfo:
-        return RequestInfo(method, query, remote, traceparent, self._monotonic())
+        return RequestInfo(method, query, remote, traceparent, self._monotonic(), remote_port)
 
     def polling_request(self, info: RequestInfo, body: bytes) -> None:
         try:
