@@ -9,11 +9,15 @@ frames), an echo rule that cannot tell terminals apart.  Each warning names the 
 
 from __future__ import annotations
 
+import re
 from collections import Counter
 from collections.abc import Iterable
 
 from socketio_trace_proxy.config.templates import is_template, templates_overlap
 from socketio_trace_proxy.config.tracking import RuleKind, RuleSettings, TrackingSettings
+
+# Placeholder spellings of other tools: <name>, ${name}, %s, :name (a segment of its own)
+_OTHER_PLACEHOLDERS = re.compile(r"<[A-Za-z_]\w*>|\$\{\w*\}|%[sd]|(?:^|:):[A-Za-z_]\w*(?=:|$)")
 
 
 def tracking_warnings(settings: TrackingSettings) -> list[str]:
@@ -35,6 +39,11 @@ def _name_warnings(name: str) -> list[str]:
         out.append(
             f"{name!r}: '*' and '?' are not wildcards and will only match themselves; "
             "use a '{name}' placeholder"
+        )
+    for m in _OTHER_PLACEHOLDERS.finditer(name):
+        out.append(
+            f"{name!r}: {m.group(0)!r} is not a placeholder and will only match itself; "
+            "templates use '{name}'"
         )
     return out
 

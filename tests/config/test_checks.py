@@ -26,6 +26,16 @@ def test_names_no_event_can_have() -> None:
     assert "'terminal:*'" in star and "not wildcards" in star and "'{name}'" in star
 
 
+def test_placeholders_of_other_tools() -> None:
+    got = warnings_of(aggregate=["tab:<tab>:input", "tab:${tab}:focus", "tab::tab:resize"])
+    assert [w.split(": ", 2)[2].split(" is not")[0] for w in got] == [
+        "'<tab>'",
+        "'${tab}'",
+        "'::tab'",
+    ]
+    assert all("templates use '{name}'" in w for w in got)
+
+
 def test_duplicates() -> None:
     got = warnings_of(
         rules=[{"request": "a", "responses": ["b"], "errors": ["b"]}],
