@@ -34,6 +34,7 @@ class RelayStats:
     polling_bytes_s2c: int
     observer_errors: int
     ws_unobservable: int
+    ws_protocol_errors: int
     upstream_connections_opened: int  # by the polling/upgrade client
     upstream_idle_discarded: int  # keep-alive connections closed: the idle pool was full
 
@@ -58,6 +59,7 @@ class RelayCounters:
         "ws_messages_c2s",
         "ws_messages_s2c",
         "ws_opened",
+        "ws_protocol_errors",
         "ws_refused",
         "ws_unobservable",
     )
@@ -83,6 +85,8 @@ class RelayCounters:
         self.observer_errors = 0
         # tunnelled directions whose observation stopped (a message that did not inflate)
         self.ws_unobservable = 0
+        # tunnelled WebSockets closed 1002: a control frame over 125 bytes (RFC 6455 5.5)
+        self.ws_protocol_errors = 0
 
     def snapshot(self, pool: UpstreamPool | None = None) -> RelayStats:
         """The counters, with the upstream pool's own (zero without a pool)."""

@@ -25,6 +25,11 @@ from aiohttp.http import HttpVersion11
 from aiohttp.log import access_logger, server_logger
 
 from socketio_trace_proxy.config.proxy import ProxySettings
+from socketio_trace_proxy.proxy.aiohttp_compat import (
+    log_if_no_fast_mask,
+    reset_output_size,
+    runner_kwargs,
+)
 from socketio_trace_proxy.proxy.core import RelayCore
 from socketio_trace_proxy.proxy.counters import RelayCounters, RelayStats
 from socketio_trace_proxy.proxy.polling import relay_polling
@@ -47,7 +52,7 @@ async def expect(request: web.BaseRequest) -> None:
         if expect.lower() != "100-continue":
             raise web.HTTPExpectationFailed(text=f"Unknown Expect: {expect}")
         await writer.write(b"HTTP/1.1 100 Continue\r\n\r\n")
-        writer.output_size = 0  # the final response's size counts from here
+        reset_output_size(writer)  # the final response's size counts from here
     await writer.drain()
 
 
@@ -66,6 +71,7 @@ class _Relay:
     # --- lifecycle -------------------------------------------------------------------
 
     async def on_startup(self) -> None:
+        log_if_no_fast_mask()
         await self.core.start()
 
     async def on_shutdown(self) -> None:
@@ -166,7 +172,7 @@ class _RelayRunner(web.BaseRunner):
             logger=ServerLog(server_logger, self._relay.counters),
             loop=loop,
             debug=loop.get_debug(),
-            **self._kwargs,
+            **runner_kwargs(self),
         )
 
     async def shutdown(self) -> None:

@@ -17,6 +17,7 @@ import aiohttp
 from aiohttp import WSMsgType, hdrs, web
 
 from socketio_trace_proxy.config.proxy import WebSocketRelay
+from socketio_trace_proxy.proxy.aiohttp_compat import take_over_client
 from socketio_trace_proxy.proxy.core import RelayCore, log
 from socketio_trace_proxy.proxy.headers import (
     DROP_UPGRADE_BYTES,
@@ -183,9 +184,7 @@ class WebSocketLegs:
             counters=core.counters,
             close_timeout_s=core.settings.close_timeout_s,
         )
-        protocol = request.protocol
-        protocol.set_parser(tunnel.client_reader())  # type: ignore[arg-type]
-        protocol.keep_alive(False)
+        take_over_client(request, tunnel.client_reader())
         return response, tunnel, wobs
 
     # --- terminate -------------------------------------------------------------------

@@ -6,8 +6,7 @@ forwarding "code 0" would put an invalid close frame on the wire (RFC 6455 7.4.2
 0).  We therefore send close frames ourselves through the public ``send_frame`` with the
 exact payload the other side sent, and once both close frames have crossed we tear the
 legs down without letting aiohttp append a close frame of its own.  That last step needs
-private attributes of aiohttp; they are confined to this module and exercised by
-``tests/proxy/test_websocket_close.py``.
+a private attribute of aiohttp, reached through :mod:`proxy.aiohttp_compat`.
 """
 
 from __future__ import annotations
@@ -16,6 +15,8 @@ import struct
 from typing import Any, TypeAlias
 
 from aiohttp import ClientWebSocketResponse, WSMsgType, web
+
+from socketio_trace_proxy.proxy.aiohttp_compat import client_ws_response
 
 _PACK_CODE = struct.Struct("!H").pack
 
@@ -49,6 +50,6 @@ def release_upstream_leg(ws: ClientWebSocketResponse[Any]) -> None:
     ``ClientWebSocketResponse.close()`` would send a fresh 1000 frame; the underlying
     ``ClientResponse.close()`` only closes the connection (never returned to the pool).
     """
-    response = getattr(ws, "_response", None)
+    response = client_ws_response(ws)
     if response is not None:
         response.close()

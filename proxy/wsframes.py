@@ -4,9 +4,11 @@ The tunnel (:mod:`proxy.wstunnel`) forwards the bytes each side sends unchanged:
 fragmentation and permessage-deflate are negotiated end to end, so every frame reaches the
 other side exactly as it was sent.  :class:`FrameScanner` reads the same bytes beside the
 forwarding to count messages, to stop a message over the size limit at a frame boundary, to
-find the close frame, and, when observing, to hand each complete message (unmasked and
-inflated) to the tracker.  Nothing it does can alter what is forwarded, and nothing in it
-raises on any input: every byte stream parses as frames.
+find the close frame, to stop the stream at a control frame declaring more than 125 bytes
+(a protocol error, RFC 6455 5.5, that would otherwise make it buffer that close frame's
+payload), and, when observing, to hand each complete message (unmasked and inflated) to the
+tracker.  Nothing it does can alter what is forwarded, and nothing in it raises on any input:
+every byte stream parses as frames.
 """
 
 from __future__ import annotations
@@ -15,9 +17,13 @@ import zlib
 from collections.abc import Callable
 from typing import Final, NamedTuple
 
+from socketio_trace_proxy.proxy.aiohttp_compat import fast_websocket_mask
+
 _TEXT: Final = 0x1
 _CLOSE: Final = 0x8
 _CONTROL: Final = 0x8  # opcodes 0x8-0xF are control frames (RFC 6455 5.5)
+_MAX_CONTROL_PAYLOAD: Final = 125  # RFC 6455 5.5: "All control frames MUST have a payload
+# length of 125 bytes or less"
 # RFC 7692 7.2.2: the sender strips this empty stored block from every compressed message.
 _DEFLATE_TAIL: Final = b"\x00\x00\xff\xff"
 
@@ -29,12 +35,9 @@ def _nothing_to_tell() -> None:
 def _mask_function() -> Callable[[bytes, bytearray], None]:
     """aiohttp's C (Cython) XOR of a frame payload with its 4-byte key, in place; the
     location moved between aiohttp releases, and a slower pure-Python one is the fallback."""
-    try:
-        from aiohttp._websocket.helpers import websocket_mask  # noqa: PLC0415
-
-        return websocket_mask
-    except ImportError:  # pragma: no cover - depends on the installed aiohttp
-        pass
+    fast = fast_websocket_mask()
+    if fast is not None:
+        return fast
     tables = [bytes(b ^ k for b in range(256)) for k in range(256)]
 
     def mask(key: bytes, data: bytearray) -> None:
@@ -70,8 +73,9 @@ class Scanned(NamedTuple):
 
     ``forward`` is what may go to the other side now: the chunk itself, or less when an
     incomplete frame header is held back (so that a message over the limit can still be
-    stopped at a frame boundary) or when ``too_big`` stopped the stream.  ``messages`` are
-    the observed complete messages (``str`` for text, ``bytes`` for binary).
+    stopped at a frame boundary) or when ``too_big`` or ``protocol_error`` (a control frame
+    over 125 bytes) stopped the stream.  ``messages`` are the observed complete messages
+    (``str`` for text, ``bytes`` for binary).
     """
 
     forward: bytes
@@ -80,9 +84,14 @@ class Scanned(NamedTuple):
     byte_count: int
     close: CloseFrame | None
     too_big: bool
+    protocol_error: bool = False
 
 
 _NOTHING: Final = ()
+# What FrameScanner._frame_head answers instead of a position.
+_HELD: Final = -1
+_TOO_BIG: Final = -2
+_PROTOCOL_ERROR: Final = -3
 
 
 class FrameScanner:
@@ -91,7 +100,9 @@ class FrameScanner:
     ``observe``: unmask, inflate and decode data messages for the tracker.  ``deflate``:
     permessage-deflate was negotiated (RSV1 marks a compressed message, RFC 7692 6).
     ``max_message``: a message whose frames add up to more (as sent, compressed or not)
-    is not forwarded: :attr:`Scanned.too_big` is set and the scanner forwards nothing more.
+    is not forwarded: :attr:`Scanned.too_big` is set and the scanner forwards nothing more;
+    the same, with :attr:`Scanned.protocol_error`, for a control frame declaring a payload
+    over 125 bytes, whatever its opcode (nothing of it is forwarded or kept).
     An observed message that does not inflate, or inflates past ``max_message``, stops the
     observation of this direction (forwarding goes on), counts in :attr:`unobservable` and
     calls ``on_unobservable``.
@@ -165,50 +176,13 @@ class FrameScanner:
                 if self._remaining:
                     break
             else:
-                if n - pos < 2:
-                    self._held = data[pos:]
-                    return Scanned(data[:pos], messages or _NOTHING, count, nbytes, close, False)
-                b0 = data[pos]
-                b1 = data[pos + 1]
-                length = b1 & 0x7F
-                head = 2
-                if length == 126:
-                    head = 4
-                elif length == 127:
-                    head = 10
-                masked = b1 & 0x80
-                if masked:
-                    head += 4
-                if n - pos < head:
-                    self._held = data[pos:]
-                    return Scanned(data[:pos], messages or _NOTHING, count, nbytes, close, False)
-                if length >= 126:
-                    length = int.from_bytes(data[pos + 2 : pos + head - (4 if masked else 0)])
-                opcode = b0 & 0x0F
-                if opcode < _CONTROL:
-                    if opcode:  # the first frame of a message; 0 continues one
-                        self._message_size = 0
-                        self._message_text = opcode == _TEXT
-                        self._message_compressed = bool(b0 & 0x40) and self._deflate
-                    self._message_size += length
-                    if self._message_size > self._max:
-                        self.stopped = True
-                        return Scanned(data[:pos], messages or _NOTHING, count, nbytes, close, True)
-                    keep = self.observe
-                else:
-                    keep = opcode == _CLOSE
-                self._frame_opcode = opcode | (b0 & 0x80)  # FIN kept in bit 7
-                self._frame_key = data[pos + head - 4 : pos + head] if masked else None
-                pos += head
-                if length and length <= n - pos and keep:
-                    # The usual case: the whole payload is in this chunk.
-                    self._frame_parts = [data[pos : pos + length]]
-                    pos += length
-                else:
-                    self._frame_parts = [] if keep else None
-                    self._remaining = length
-                    if length:
-                        continue
+                start = self._frame_head(data, pos, n)
+                if start < 0:  # held back, or the stream stops here
+                    big, bad = start == _TOO_BIG, start == _PROTOCOL_ERROR
+                    return Scanned(data[:pos], messages or _NOTHING, count, nbytes, close, big, bad)
+                pos = start
+                if self._remaining:
+                    continue
             # A frame is complete.
             opcode = self._frame_opcode
             parts = self._frame_parts
@@ -232,6 +206,51 @@ class FrameScanner:
                 if self._message_parts:
                     self._message_parts = []
         return Scanned(data, messages or _NOTHING, count, nbytes, close, False)
+
+    def _frame_head(self, data: bytes, pos: int, n: int) -> int:
+        """Read the frame header at ``pos``: where its payload starts (past the payload
+        when the whole of it is here and kept: ``_remaining`` is then 0), or :data:`_HELD`
+        (an incomplete header, held back), :data:`_TOO_BIG` or :data:`_PROTOCOL_ERROR`
+        (the scanner stops)."""
+        b0 = data[pos]
+        b1 = data[pos + 1] if n - pos > 1 else 0
+        length = b1 & 0x7F
+        head = 2 if length < 126 else 4 if length == 126 else 10
+        masked = b1 & 0x80
+        if masked:
+            head += 4
+        if n - pos < head:
+            self._held = data[pos:]
+            return _HELD
+        if length >= 126:
+            length = int.from_bytes(data[pos + 2 : pos + head - (4 if masked else 0)])
+        opcode = b0 & 0x0F
+        if opcode < _CONTROL:
+            if opcode:  # the first frame of a message; 0 continues one
+                self._message_size = 0
+                self._message_text = opcode == _TEXT
+                self._message_compressed = bool(b0 & 0x40) and self._deflate
+            self._message_size += length
+            if self._message_size > self._max:
+                self.stopped = True
+                return _TOO_BIG
+            keep = self.observe
+        elif length > _MAX_CONTROL_PAYLOAD:
+            self.stopped = True
+            return _PROTOCOL_ERROR
+        else:
+            keep = opcode == _CLOSE
+        self._frame_opcode = opcode | (b0 & 0x80)  # FIN kept in bit 7
+        self._frame_key = data[pos + head - 4 : pos + head] if masked else None
+        pos += head
+        if length and length <= n - pos and keep:
+            # The usual case: the whole payload is in this chunk.
+            self._frame_parts = [data[pos : pos + length]]
+            self._remaining = 0
+            return pos + length
+        self._frame_parts = [] if keep else None
+        self._remaining = length
+        return pos
 
     def _message(self) -> str | bytes | None:
         parts = self._message_parts

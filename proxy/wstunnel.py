@@ -6,8 +6,10 @@ it, so the subprotocol and permessage-deflate are negotiated between the two end
 every frame (masking, fragmentation, compression, close payloads) is passed through as it
 arrived.  Each direction is read by a :class:`proxy.wsframes.FrameScanner` on the side.
 
-The proxy writes frames of its own in only two cases: a message over ``max_message_size``
-(1009 to both sides, RFC 6455 7.4.1) and shutdown (1001).  Either side's connection ending
+The proxy writes frames of its own in only three cases: a message over ``max_message_size``
+(1009 to both sides, RFC 6455 7.4.1), a control frame declaring more than 125 bytes (1002 to
+both sides: a protocol error, RFC 6455 5.5; nothing of it is forwarded or buffered) and
+shutdown (1001).  Either side's connection ending
 ends the other's; a close frame not followed by the end of the connection within
 ``close_timeout_s`` ends both.  Reading pauses on one side while the other's write buffer is
 full, so a slow reader holds at most one transport buffer in the proxy per direction.
@@ -31,6 +33,7 @@ S2C: Final = Direction.SERVER_TO_CLIENT
 _HIGH_WATER: Final = 256 * 1024  # client write buffer above which the upstream is not read
 _DRAIN_CHECK_S: Final = 0.005
 _MESSAGE_TOO_BIG: Final = 1009
+_PROTOCOL_ERROR: Final = 1002
 _GOING_AWAY: Final = 1001
 
 
@@ -157,7 +160,12 @@ class WebSocketTunnel:
             counters = self._counters
             counters.ws_messages_c2s += scanned.message_count
             counters.ws_bytes_c2s += scanned.byte_count
-        if scanned.messages or scanned.close is not None or scanned.too_big:
+        if (
+            scanned.messages
+            or scanned.close is not None
+            or scanned.too_big
+            or scanned.protocol_error
+        ):
             self._seen(C2S, scanned)
 
     def from_upstream(self, data: bytes) -> None:
@@ -172,7 +180,12 @@ class WebSocketTunnel:
             counters = self._counters
             counters.ws_messages_s2c += scanned.message_count
             counters.ws_bytes_s2c += scanned.byte_count
-        if scanned.messages or scanned.close is not None or scanned.too_big:
+        if (
+            scanned.messages
+            or scanned.close is not None
+            or scanned.too_big
+            or scanned.protocol_error
+        ):
             self._seen(S2C, scanned)
 
     def _drained(self) -> None:
@@ -201,6 +214,10 @@ class WebSocketTunnel:
             self._counters.rejected_too_large += 1
             self.close_code = _MESSAGE_TOO_BIG
             self.close_both(_MESSAGE_TOO_BIG, b"")
+        elif scanned.protocol_error:
+            self._counters.ws_protocol_errors += 1
+            self.close_code = _PROTOCOL_ERROR
+            self.close_both(_PROTOCOL_ERROR, b"")
 
     # --- ending --------------------------------------------------------------------------
 

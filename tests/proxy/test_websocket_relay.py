@@ -57,6 +57,8 @@ async def upstream() -> AsyncIterator[Upstream]:
                     _, code, reason = msg.data.split(":", 2)
                     payload = close_frame(None if code == "empty" else int(code), reason.encode())
                     await ws.send_frame(payload, WSMsgType.CLOSE)
+                elif msg.type is WSMsgType.TEXT and msg.data == "big-ping":
+                    await ws.send_frame(b"p" * 200, WSMsgType.PING)  # RFC 6455 5.5: <= 125
                 elif msg.type is WSMsgType.TEXT:
                     await ws.send_str("echo:" + msg.data)
                 elif msg.type is WSMsgType.BINARY:
@@ -223,6 +225,59 @@ async def test_message_over_the_limit_closes_both_legs_with_1009(
             await ws.close()
         await asyncio.wait_for(upstream.done.wait(), 5)
         assert (WSMsgType.CLOSE, 1009) in [(t, d) for t, d, _ in upstream.received]
+        await eventually(lambda: r.counters.ws_active == 0)
+
+
+async def _raw_websocket(relay: Relay) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+    """A client that writes frames byte by byte (aiohttp's own client cannot write a bad
+    one): the upgrade request, and the reader positioned after the 101's head."""
+    host, port = relay.url.removeprefix("http://").rsplit(":", 1)
+    reader, writer = await asyncio.open_connection(host, int(port))
+    writer.write(
+        b"GET /socket.io/?EIO=4&transport=websocket HTTP/1.1\r\n"
+        + f"Host: {host}:{port}\r\n".encode()
+        + b"Upgrade: websocket\r\nConnection: Upgrade\r\n"
+        b"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n"
+    )
+    head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 5)
+    assert head.startswith(b"HTTP/1.1 101"), head
+    return reader, writer
+
+
+async def test_a_huge_control_frame_from_the_client_closes_both_with_1002(
+    upstream: Upstream, mode: WebSocketRelay
+) -> None:
+    """RFC 6455 5.5: a control frame over 125 bytes is a protocol error.  A CLOSE frame
+    declaring 2^40 bytes (the first 1,000 of them sent) is neither forwarded nor buffered:
+    the proxy answers 1002 to both sides and ends the connection.  (More bytes unread when it
+    does would make the client's TCP stack see a reset instead of the close frame.)"""
+    async with relay_in_front_of(upstream.url, websocket_relay=mode) as r:
+        reader, writer = await _raw_websocket(r)
+        writer.write(bytes((0x88, 0x80 | 127)) + (2**40).to_bytes(8) + b"mask" + b"\x00" * 1000)
+        answer = await asyncio.wait_for(reader.read(), 5)  # up to the end of the connection
+        writer.close()
+        assert answer[:4] == bytes((0x88, 2)) + (1002).to_bytes(2)
+        await asyncio.wait_for(upstream.done.wait(), 5)
+        assert [(t, d) for t, d, _ in upstream.received] == [(WSMsgType.CLOSE, 1002)]
+        await eventually(lambda: r.counters.ws_active == 0)
+        if mode is WebSocketRelay.TUNNEL:
+            assert r.counters.ws_protocol_errors == 1
+
+
+async def test_a_huge_ping_from_the_upstream_closes_both_with_1002(
+    upstream: Upstream, mode: WebSocketRelay
+) -> None:
+    async with (
+        relay_in_front_of(upstream.url, websocket_relay=mode) as r,
+        aiohttp.ClientSession() as session,
+    ):
+        ws = await _connect(r, session)
+        await ws.send_str("big-ping")
+        msg = await asyncio.wait_for(ws.receive(), 5)
+        assert (msg.type, msg.data) == (WSMsgType.CLOSE, 1002)
+        await ws.close()
+        await asyncio.wait_for(upstream.done.wait(), 5)
+        assert (WSMsgType.CLOSE, 1002) in [(t, d) for t, d, _ in upstream.received]
         await eventually(lambda: r.counters.ws_active == 0)
 
 

@@ -8,6 +8,7 @@ import itertools
 import os
 import zlib
 
+import pytest
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
@@ -174,3 +175,28 @@ def test_unmask_is_its_own_inverse() -> None:
     payload = os.urandom(1001)
     assert unmask(key, unmask(key, payload)) == payload
     assert unmask(None, payload) is payload
+
+
+PONG = 0xA
+
+
+@pytest.mark.parametrize("opcode", [CLOSE, PING, PONG, 0xB])
+@pytest.mark.parametrize("declared", [126, 65_535, 2**40])
+def test_a_control_frame_over_125_bytes_is_a_protocol_error(opcode: int, declared: int) -> None:
+    """RFC 6455 5.5: control frames carry at most 125 bytes.  One declaring more stops the
+    stream before it (the tunnel then closes both sides with 1002): nothing of it is
+    forwarded, and nothing of what follows is kept, whatever the opcode."""
+    before = frame(TEXT, b"fine", masked=True) + frame(PING, b"p" * 125, masked=True)
+    head = frame(opcode, b"", masked=True)
+    head = bytes((head[0], 0x80 | (126 if declared < 65_536 else 127)))
+    head += declared.to_bytes(2 if declared < 65_536 else 8) + os.urandom(4)
+    for observe in (False, True):
+        scanner = FrameScanner(max_message=1 << 30, observe=observe, deflate=False)
+        first = scanner.feed(before + head[:3])  # the header split across two chunks
+        assert first.forward == before and not first.protocol_error
+        assert first.message_count == 1
+        second = scanner.feed(head[3:] + b"\x00" * 100_000)
+        assert second.protocol_error and not second.too_big
+        assert second.forward == b"" and second.close is None
+        assert scanner.stopped
+        assert scanner.feed(b"\x00" * 100_000) == Scanned(b"", (), 0, 0, None, False)
