@@ -27,6 +27,7 @@ def tracking_warnings(settings: TrackingSettings) -> list[str]:
         where = f"tracking.rules[{i}] ({rule.label})"
         out.extend(f"{where}: {w}" for w in _rule_warnings(rule))
     out.extend(_aggregate_warnings(settings.aggregate))
+    out.extend(_fold_warnings(settings.fold))
     out.extend(_aggregated_and_paired(settings))
     return out
 
@@ -74,6 +75,18 @@ def _aggregate_warnings(entries: Iterable[str]) -> list[str]:
         for b in dict.fromkeys(entries):
             if a != b and is_template(b) and not is_template(a) and templates_overlap(a, b):
                 out.append(f"tracking.aggregate: {a!r} is already covered by {b!r}")
+    return out
+
+
+def _fold_warnings(entries: Iterable[str]) -> list[str]:
+    entries = list(entries)
+    out = [f"tracking.fold: {w}" for name in entries for w in _name_warnings(name)]
+    out.extend(f"tracking.fold: {name!r} is listed {n} times" for name, n in _repeated(entries))
+    out.extend(
+        f"tracking.fold: {name!r} has no '{{name}}' placeholder: there is nothing to fold"
+        for name in dict.fromkeys(entries)
+        if not is_template(name)
+    )
     return out
 
 

@@ -63,6 +63,13 @@ def test_an_event_both_aggregated_and_paired() -> None:
     ]
 
 
+def test_fold_entries() -> None:
+    assert warnings_of(fold=["a:{x}:close", "a:{x}:close", "plain"]) == [
+        "tracking.fold: 'a:{x}:close' is listed 2 times",
+        "tracking.fold: 'plain' has no '{name}' placeholder: there is nothing to fold",
+    ]
+
+
 def test_echo_rule_without_a_key() -> None:
     (got,) = warnings_of(rules=[{"kind": "echo", "request": "in", "responses": ["out"]}])
     assert got.startswith("tracking.rules[0] (in): an echo rule without 'match'")
