@@ -53,6 +53,7 @@ from socketio_trace_proxy.proxy.options import (
 )
 from socketio_trace_proxy.proxy.relay import RelayServer
 from socketio_trace_proxy.proxy.replay import command as replay_command
+from socketio_trace_proxy.tracking.compiled import compiled_core
 from socketio_trace_proxy.tracking.events import SessionEvent
 from socketio_trace_proxy.tracking.observer import TrafficObserver
 from socketio_trace_proxy.tracking.recording.recorder import Recorder
@@ -221,6 +222,7 @@ async def start_proxy(
     running = RunningProxy(
         settings, relay, relay_runner, address, tracker=tracker, sinks=sinks, recorder=recorder
     )
+    log.info("compiled core: %s", "yes" if compiled_core() else "no")
     log.info(
         "relay listening",
         extra={

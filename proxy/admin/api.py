@@ -43,6 +43,7 @@ from socketio_trace_proxy.proxy.admin.serialize import (
     to_jsonable,
 )
 from socketio_trace_proxy.proxy.admin.source import MonitorSource
+from socketio_trace_proxy.tracking.compiled import compiled_core
 from socketio_trace_proxy.tracking.record_json import schema_text
 from socketio_trace_proxy.tracking.views import SessionView
 
@@ -95,6 +96,7 @@ class TrackerApi:
         return json_response(
             {
                 "version": version(),
+                "compiled_core": compiled_core(),
                 "tracking": self._source.tracking_enabled,
                 "auth": self._settings.token is not None,
                 "capture": self._info.capture,

@@ -12,6 +12,7 @@ from __future__ import annotations
 import codecs
 import json
 import re
+from typing import Final
 from urllib.parse import parse_qs
 
 from socketio_trace_proxy.tracking.wire.engineio import (
@@ -76,12 +77,12 @@ def _unescape_jsonp_newlines(text: str) -> str:
 
 
 class _Mode:
-    UNKNOWN = 0
-    V4 = 1
-    V3_TEXT = 2
-    V3_BINARY = 3
-    JSONP = 4
-    BROKEN = 5
+    UNKNOWN: Final = 0
+    V4: Final = 1
+    V3_TEXT: Final = 2
+    V3_BINARY: Final = 3
+    JSONP: Final = 4
+    BROKEN: Final = 5
 
 
 class PollingPayloadDecoder:
@@ -286,7 +287,7 @@ class PollingPayloadDecoder:
                     return
                 break
             length = 0
-            for d in buf[pos + 1 : stop]:
+            for d in bytes(buf[pos + 1 : stop]):  # a copy: mypyc iterates no bytearray
                 if d > 9:
                     del buf[:pos]
                     self._break("invalid v3 binary length", buf)
