@@ -67,6 +67,15 @@ class ProxySettings(Section):
     close_timeout_s: float = Field(
         5.0, gt=0, description="how long a WebSocket leg may take to answer a mirrored close"
     )
+    max_connections: int = Field(
+        10_000, gt=0, description="open client connections at once; more are closed at once"
+    )
+    request_head_timeout_s: float = Field(
+        10.0, gt=0, description="time a client has to send a whole request head (slowloris)"
+    )
+    keepalive_timeout_s: float = Field(
+        30.0, gt=0, description="an idle keep-alive client connection is closed after this"
+    )
     shutdown_timeout_s: float = Field(
         10.0, gt=0, description="graceful shutdown deadline (sessions, then sinks)"
     )

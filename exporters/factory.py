@@ -31,10 +31,13 @@ from socketio_trace_proxy.exporters.batching import BatchingSink, BatchPolicy
 from socketio_trace_proxy.exporters.local import ConsolePlugin, NdjsonFilePlugin
 from socketio_trace_proxy.exporters.openobserve import (
     AUTH_HINTS,
+    JSON_COLUMNS,
     OPENOBSERVE_RETRYABLE,
+    TRACES_COLUMNS,
     basic_auth,
     openobserve_target,
     stored_stream_name,
+    stream_hint,
 )
 from socketio_trace_proxy.exporters.openobserve_json import OpenObserveJsonPlugin
 from socketio_trace_proxy.exporters.otlp import OtlpTracesPlugin, default_resource
@@ -229,7 +232,10 @@ def _openobserve_sinks(
             oo.traces_stream,
             stored_stream_name(oo.traces_stream),
         )
-        sinks.append(BatchingSink("openobserve-traces", plugin, policy, accepts=accepts))
+        where = stream_hint("Traces", oo.traces_stream, TRACES_COLUMNS)
+        sinks.append(
+            BatchingSink("openobserve-traces", plugin, policy, accepts=accepts, where=where)
+        )
     if oo.json_stream:
         json_plugin = OpenObserveJsonPlugin(
             target.json_url(oo.json_stream),
@@ -244,7 +250,10 @@ def _openobserve_sinks(
             json_plugin.url,
             stored_stream_name(oo.json_stream),
         )
-        sinks.append(BatchingSink("openobserve-json", json_plugin, policy, accepts=accepts))
+        where = stream_hint("Logs", oo.json_stream, JSON_COLUMNS)
+        sinks.append(
+            BatchingSink("openobserve-json", json_plugin, policy, accepts=accepts, where=where)
+        )
     return sinks
 
 

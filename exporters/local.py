@@ -23,7 +23,13 @@ import typing
 from collections.abc import Callable, Sequence
 from typing import TextIO
 
-from socketio_trace_proxy.exporters.plugin import Encoded, SendResult, Verdict, utf8
+from socketio_trace_proxy.exporters.plugin import (
+    Encoded,
+    SendResult,
+    Verdict,
+    encode_each,
+    utf8,
+)
 from socketio_trace_proxy.exporters.spans import pair_error_type
 from socketio_trace_proxy.tracking.record_json import record_json_checked
 from socketio_trace_proxy.tracking.records import (
@@ -67,6 +73,10 @@ def console_line(record: Record) -> str | None:
     return None  # pragma: no cover - Record has no other members
 
 
+def _lines(parts: list[bytes]) -> bytes:
+    return b"\n".join(parts) + b"\n" if parts else b""
+
+
 class NdjsonFilePlugin:
     """Appends records to a file, one JSON object per line; rotates at ``max_bytes``."""
 
@@ -77,21 +87,7 @@ class NdjsonFilePlugin:
         self.rotations = 0
 
     def encode(self, records: Sequence[Record]) -> Encoded:
-        lines: list[bytes] = []
-        skipped = replaced = 0
-        error: str | None = None
-        for record in records:  # line by line: an unencodable record costs that line only
-            try:
-                line, repaired = record_json_checked(record)
-            except Exception as exc:
-                skipped += 1
-                error = repr(exc)
-                continue
-            lines.append(line)
-            replaced += repaired
-        lines.append(b"")
-        payload = b"\n".join(lines) if len(lines) > 1 else b""
-        return Encoded(payload, len(lines) - 1, skipped, error, replaced)
+        return encode_each(records, record_json_checked, _lines)
 
     def send(self, batch: Encoded, timeout_s: float) -> SendResult:
         try:

@@ -78,6 +78,19 @@ def stored_stream_notes(settings: OpenObserveSettings) -> list[str]:
     return notes
 
 
+#: Columns worth naming where a user looks for each stream (README, "What you find").
+TRACES_COLUMNS = ("operation_name", "messaging_socket_io_sid", "socket_request_event", "error_type")
+JSON_COLUMNS = ("operation_name", "socket_sid", "socket_request_event", "status")
+
+
+def stream_hint(kind: str, stream: str, columns: tuple[str, ...]) -> str:
+    """Where OpenObserve shows a stream (``kind``: its UI's ``Traces`` or ``Logs``), under the
+    name it stores it as, for the dashboard's exporter badges."""
+    stored = stored_stream_name(stream)
+    named = f'"{stored}"' + (f" (configured as {stream})" if stored != stream else "")
+    return f"OpenObserve: {kind}, stream {named}; columns such as {', '.join(columns)}"
+
+
 def stored_field(key: str) -> str:
     """The column name OpenObserve stores a record key under (``format_key`` in
     ``config/src/utils/flatten.rs``): ASCII upper case lowered, every other character that is

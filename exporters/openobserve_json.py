@@ -31,7 +31,7 @@ from socketio_trace_proxy.exporters.openobserve import (
     memtable_full,
     stored_field,
 )
-from socketio_trace_proxy.exporters.plugin import Encoded, SendResult
+from socketio_trace_proxy.exporters.plugin import Encoded, SendResult, encode_each
 from socketio_trace_proxy.exporters.spans import pair_error_type
 from socketio_trace_proxy.tracking.record_json import without_surrogates
 from socketio_trace_proxy.tracking.records import (
@@ -294,20 +294,8 @@ class OpenObserveJsonPlugin:
         return self._poster.safe_url
 
     def encode(self, records: Sequence[Record]) -> Encoded:
-        rows: list[bytes] = []
-        skipped = replaced = 0
-        error: str | None = None
-        for record in records:  # one by one: a record that cannot be encoded is that one only
-            try:
-                row, repaired = row_bytes(record, self._service)
-            except Exception as exc:
-                skipped += 1
-                error = repr(exc)
-                continue
-            rows.append(row)
-            replaced += repaired
-        payload = b"[" + b",".join(rows) + b"]"
-        return Encoded(payload, len(rows), skipped, error, replaced)
+        service = self._service
+        return encode_each(records, lambda record: row_bytes(record, service), _array)
 
     def send(self, batch: Encoded, timeout_s: float) -> SendResult:
         return post_batch(
@@ -325,6 +313,10 @@ class OpenObserveJsonPlugin:
 
     def close(self) -> None:
         self._poster.close()
+
+
+def _array(rows: list[bytes]) -> bytes:
+    return b"[" + b",".join(rows) + b"]"
 
 
 def _failed_records(body: bytes) -> tuple[int, str | None]:

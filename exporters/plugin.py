@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import logging
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from enum import Enum
 from typing import Protocol
@@ -46,6 +46,29 @@ class Encoded:
     skipped: int = 0  # records the encoder could not encode (counted failed)
     skip_error: str | None = None
     replaced: int = 0  # records sent with text it could not encode replaced (U+FFFD)
+
+
+def encode_each(
+    records: Sequence[Record],
+    encode_one: Callable[[Record], tuple[bytes, bool]],
+    join: Callable[[list[bytes]], bytes],
+) -> Encoded:
+    """A batch encoded record by record, so that a record that cannot be encoded costs
+    itself only (issue 17, item 12): ``encode_one`` gives a record's bytes and whether text
+    was replaced in them, ``join`` makes the payload of the parts."""
+    parts: list[bytes] = []
+    skipped = replaced = 0
+    error: str | None = None
+    for record in records:
+        try:
+            part, repaired = encode_one(record)
+        except Exception as exc:
+            skipped += 1
+            error = repr(exc)
+            continue
+        parts.append(part)
+        replaced += repaired
+    return Encoded(join(parts), len(parts), skipped, error, replaced)
 
 
 _SURROGATES = re.compile("[\ud800-\udfff]")

@@ -14,7 +14,9 @@ conventions 1.27.0 (:data:`SCHEMA_URL`): messaging (``messaging.system``,
 ``messaging.message.id`` = the ack id, ``messaging.message.body.size``, ``messaging.client.id``
 = the sid), network (``network.protocol.name``, ``network.transport``, ``server.address`` /
 ``server.port`` of the upstream, set by the exporter; ``client.address`` / ``client.port`` when
-the record's session carries them) and ``error.type``; ``messaging.socket.io.*`` for the rest.
+the record's session carries them) and ``error.type``; ``messaging.socket.io.*`` for the rest
+(the close span: ``messaging.socket.io.close.code`` and ``.close.initiator``, ``c2s``/``s2c``,
+when the record has them).
 
 ``messaging.operation.type`` is named from the browser's side of the conversation (the proxy
 stands where its Socket.IO client connects): a one-way client event is ``send``, a one-way
@@ -50,6 +52,7 @@ from socketio_trace_proxy.tracking.records import (
     PairKind,
     PairRecord,
     Record,
+    SessionRef,
 )
 from socketio_trace_proxy.tracking.traffic import Direction
 
@@ -265,14 +268,12 @@ def pair_span(record: PairRecord) -> SpanSpec:
     )
 
 
-def _client_attributes(session: object, attrs: list[tuple[str, AttrValue]]) -> None:
+def _client_attributes(session: SessionRef, attrs: list[tuple[str, AttrValue]]) -> None:
     """``client.address`` / ``client.port`` when the session reference carries them."""
-    address = getattr(session, "client_address", None)
-    if address:
-        attrs.append(("client.address", str(address)))
-        port = getattr(session, "client_port", None)
-        if isinstance(port, int):
-            attrs.append(("client.port", port))
+    if session.client_address:
+        attrs.append(("client.address", session.client_address))
+        if session.client_port is not None:
+            attrs.append(("client.port", session.client_port))
 
 
 def lifecycle_span(record: LifecycleRecord) -> SpanSpec:
@@ -293,6 +294,10 @@ def lifecycle_span(record: LifecycleRecord) -> SpanSpec:
         attrs.append(("messaging.destination.name", record.namespace))
     if record.detail is not None:
         attrs.append(("messaging.socket.io.detail", record.detail))
+    if record.close_code is not None:
+        attrs.append(("messaging.socket.io.close.code", record.close_code))
+    if record.close_initiator is not None:
+        attrs.append(("messaging.socket.io.close.initiator", record.close_initiator.value))
     if record.rtt_count is not None:
         attrs.append(("messaging.socket.io.heartbeat.count", record.rtt_count))
         for name, value in (

@@ -369,8 +369,10 @@ async def _demo(args: argparse.Namespace, environ: Mapping[str, str]) -> int:
 
 
 def _build_recorder(settings: Settings) -> Recorder | None:
-    """The recorder, when recording is configured or the admin API may start it (the
-    admin listener needs the tracker); ``None`` keeps a plain relay plain."""
+    """The recorder, when recording is configured (``record.path``) or the admin API may
+    start it; ``None`` keeps a plain relay plain.  With tracking off the relay runs with no
+    observer at all (WebSocket frames are not even unmasked), and an idle recorder would be
+    one, so there the admin API can start a recording only when ``record.path`` is set."""
     admin = settings.admin.listen is not None and settings.tracking.enabled
     if settings.record.path is None and not admin:
         return None

@@ -21,6 +21,9 @@ class RelayStats:
     upstream_errors: int
     client_disconnects: int
     malformed_requests: int  # refused by the server leg's parser with 400
+    refused_connections: int  # over proxy.max_connections: closed at once
+    slow_heads_closed: int  # request head not complete within proxy.request_head_timeout_s
+    idle_closed: int  # keep-alive connections idle for proxy.keepalive_timeout_s
     rejected_too_large: int
     ws_opened: int
     ws_active: int
@@ -45,13 +48,16 @@ class RelayCounters:
     __slots__ = (
         "client_disconnects",
         "http_requests",
+        "idle_closed",
         "malformed_requests",
         "observer_errors",
         "polling_bytes_c2s",
         "polling_bytes_s2c",
         "polling_requests",
         "refused_busy",
+        "refused_connections",
         "rejected_too_large",
+        "slow_heads_closed",
         "upstream_errors",
         "ws_active",
         "ws_bytes_c2s",
@@ -71,6 +77,9 @@ class RelayCounters:
         self.upstream_errors = 0
         self.client_disconnects = 0
         self.malformed_requests = 0
+        self.refused_connections = 0
+        self.slow_heads_closed = 0
+        self.idle_closed = 0
         self.rejected_too_large = 0
         self.ws_opened = 0
         self.ws_active = 0

@@ -106,10 +106,14 @@ class TeeObserver:
         query: Mapping[str, str],
         remote: str | None,
         traceparent: str | None,
+        remote_port: int | None = None,
     ) -> RequestInfo:
         """Every observer is told; the request's info is the first observer's (its arrival
         stamp is on that observer's clock)."""
-        infos = [o.request_arrived(method, query, remote, traceparent) for o in self._observers]
+        infos = [
+            o.request_arrived(method, query, remote, traceparent, remote_port)
+            for o in self._observers
+        ]
         return infos[0] if infos else RequestInfo(method, query, remote, traceparent)
 
     def polling_request(self, info: RequestInfo, body: bytes) -> None:

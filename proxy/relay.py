@@ -32,6 +32,7 @@ from socketio_trace_proxy.proxy.aiohttp_compat import (
 )
 from socketio_trace_proxy.proxy.core import RelayCore
 from socketio_trace_proxy.proxy.counters import RelayCounters, RelayStats
+from socketio_trace_proxy.proxy.limits import GuardedServer
 from socketio_trace_proxy.proxy.polling import relay_polling
 from socketio_trace_proxy.proxy.serverlog import ServerLog
 from socketio_trace_proxy.proxy.streaming import relay_stream
@@ -164,8 +165,13 @@ class _RelayRunner(web.BaseRunner):
         factory = functools.partial(
             web.BaseRequest, loop=loop, client_max_size=self._relay.max_message_size
         )
-        return web.Server(
+        settings = self._relay.core.settings
+        return GuardedServer(
             self._relay.handle,
+            counters=self._relay.counters,
+            max_connections=settings.max_connections,
+            head_timeout_s=settings.request_head_timeout_s,
+            keepalive_timeout_s=settings.keepalive_timeout_s,
             request_factory=factory,
             handler_cancellation=True,
             # Malformed requests and vanished clients counted, logged once per interval.

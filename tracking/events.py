@@ -49,6 +49,7 @@ class SessionOpened:
     traceparent: str | None = None
     requested_at: float | None = None
     lazily: bool = False
+    remote_port: int | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -26,7 +26,9 @@ class RequestInfo:
     ``query`` holds the decoded query parameters (``EIO``, ``transport``, ``sid``, ``j``,
     ``b64``, ...).  ``traceparent`` is the W3C trace context header the client sent, if any.
     ``arrived_at`` is when the request head arrived, on the observer's own monotonic clock
-    (set by :meth:`TrafficObserver.request_arrived`; ``None`` when not known).
+    (set by :meth:`TrafficObserver.request_arrived`; ``None`` when not known).  ``remote``
+    and ``remote_port`` are the client's address and TCP port as the relay's peer (``None``
+    when not known); the session's records carry them (``client.address``/``client.port``).
     """
 
     method: str
@@ -34,6 +36,7 @@ class RequestInfo:
     remote: str | None = None
     traceparent: str | None = None
     arrived_at: float | None = None
+    remote_port: int | None = None
 
 
 class WebSocketObserver(Protocol):
@@ -56,6 +59,7 @@ class TrafficObserver(Protocol):
         query: Mapping[str, str],
         remote: str | None,
         traceparent: str | None,
+        remote_port: int | None = None,
     ) -> RequestInfo:
         """A request head arrived on the Socket.IO path (before its body is read, before
         a WebSocket upgrade is forwarded); returns the request's :class:`RequestInfo`,
@@ -94,5 +98,6 @@ class UnstampedRequests:
         query: Mapping[str, str],
         remote: str | None,
         traceparent: str | None,
+        remote_port: int | None = None,
     ) -> RequestInfo:
-        return RequestInfo(method, query, remote, traceparent)
+        return RequestInfo(method, query, remote, traceparent, None, remote_port)

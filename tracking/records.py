@@ -73,11 +73,15 @@ class PairKind(Enum):
 
 @dataclass(frozen=True, slots=True)
 class SessionRef:
-    """Identifies the Engine.IO session a record belongs to, and its handshake span."""
+    """Identifies the Engine.IO session a record belongs to, and its handshake span;
+    ``client_address``/``client_port``: the client as the proxy's TCP peer when its
+    handshake request arrived (``None`` when not known)."""
 
     session_id: str
     trace_id: str
     span_id: str
+    client_address: str | None = None
+    client_port: int | None = None
 
 
 @dataclass(frozen=True, slots=True)

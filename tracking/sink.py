@@ -17,7 +17,8 @@ from socketio_trace_proxy.tracking.records import Record
 class SinkHealth:
     """``state`` says more than ``healthy`` where the sink knows (the exporters: ``ok``,
     ``retrying``, ``failing``, ``dropping``, ``stalled``); ``text_replaced`` counts records
-    sent with text that could not be encoded replaced."""
+    sent with text that could not be encoded replaced; ``where`` says where a user finds what
+    the sink sent (for OpenObserve: the stream as it stores it, and some of its columns)."""
 
     name: str
     healthy: bool
@@ -28,6 +29,7 @@ class SinkHealth:
     last_error: str | None
     state: str | None = None
     text_replaced: int = 0
+    where: str | None = None
 
 
 class RecordSink(Protocol):

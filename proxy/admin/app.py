@@ -29,7 +29,7 @@ from socketio_trace_proxy.proxy.admin.health import health_routes
 from socketio_trace_proxy.proxy.admin.info import DashboardInfo
 from socketio_trace_proxy.proxy.admin.live import LiveHub
 from socketio_trace_proxy.proxy.admin.metrics import DurationHistograms, MonitorCollector
-from socketio_trace_proxy.proxy.admin.record import record_routes
+from socketio_trace_proxy.proxy.admin.record import record_routes, unavailable_record_routes
 from socketio_trace_proxy.proxy.admin.security import HostGuard, check_admin_binding
 from socketio_trace_proxy.proxy.admin.source import MonitorSource
 from socketio_trace_proxy.tracking.recording.recorder import Recorder
@@ -97,7 +97,7 @@ def build_admin_app(
             web.get("/api/export", exports.handle),
             *_static_routes(),
             *(auth.routes() if auth is not None else open_routes()),
-            *(record_routes(recorder) if recorder is not None else ()),
+            *(record_routes(recorder) if recorder is not None else unavailable_record_routes()),
         ]
     )
     return app

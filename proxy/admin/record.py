@@ -4,7 +4,9 @@
 /api/record/stop``, ``GET /api/record/file`` (every part that exists, oldest first, as one
 JSON Lines download: concatenated parts are a valid recording).  The file path is the
 configured one: the API never lets a caller choose where the proxy writes.  Guarded like
-every ``/api`` route by the admin listener's token middleware.
+every ``/api`` route by the admin listener's token middleware.  Without a recorder (tracking
+off and ``record.path`` unset: the relay then runs with no observer) the same routes answer
+503 saying so.
 """
 
 from __future__ import annotations
@@ -27,6 +29,27 @@ def _status(recorder: Recorder, status: int = 200) -> web.Response:
         content_type="application/json",
         headers={"Cache-Control": "no-store"},
     )
+
+
+RECORDING_UNAVAILABLE = (
+    "recording is not available: tracking is off (tracking.enabled: false, or "
+    "SOCKET_TRACKING_ENABLED=0) and record.path is unset, so the relay runs with no observer; "
+    "set record.path (or --record FILE) to record, or turn tracking on to record on demand"
+)
+
+
+def unavailable_record_routes() -> list[web.RouteDef]:
+    async def unavailable(request: web.Request) -> web.StreamResponse:
+        return web.json_response(
+            {"error": RECORDING_UNAVAILABLE}, status=503, headers={"Cache-Control": "no-store"}
+        )
+
+    return [
+        web.get("/api/record", unavailable),
+        web.post("/api/record/start", unavailable),
+        web.post("/api/record/stop", unavailable),
+        web.get("/api/record/file", unavailable),
+    ]
 
 
 def record_routes(recorder: Recorder) -> list[web.RouteDef]:

@@ -284,3 +284,20 @@ async def test_shutdown_deadline_with_a_slow_backend(
     assert health.sent == 0
     assert health.failed + health.dropped == 6
     assert health.queued == 0
+
+
+def test_exporter_health_says_where_openobserve_shows_the_data() -> None:
+    """The dashboard's exporter badges name the streams as OpenObserve stores them, for the
+    configured names (not only the defaults)."""
+    config = ExportersSettings(
+        openobserve=OpenObserveSettings(traces_stream="socketio", json_stream="My-Stream.v2")
+    )
+    sinks = by_name(build_sinks(config, {"OPENOBSERVE_ENDPOINT": "http://o:5080"}))
+    traces = sinks["openobserve-traces"].health().where
+    json_ = sinks["openobserve-json"].health().where
+    assert traces is not None and traces.startswith('OpenObserve: Traces, stream "socketio";')
+    assert "messaging_socket_io_sid" in traces
+    assert json_ is not None and json_.startswith(
+        'OpenObserve: Logs, stream "my_stream_v2" (configured as My-Stream.v2);'
+    )
+    assert "socket_request_event" in json_

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import replace
 
 from socketio_trace_proxy.exporters.spans import (
     CLOSE_SPAN,
@@ -156,7 +156,22 @@ def test_close_is_a_point() -> None:
     span = lifecycle_span(lifecycle(LifecycleKind.CLOSE, duration_s=0.0, detail="close_packet"))
     assert span.name == CLOSE_SPAN
     assert span.end_ns == span.start_ns
-    assert dict(span.all_attributes)["messaging.socket.io.detail"] == "close_packet"
+    attrs = dict(span.all_attributes)
+    assert attrs["messaging.socket.io.detail"] == "close_packet"
+    assert "messaging.socket.io.close.code" not in attrs
+    assert "messaging.socket.io.close.initiator" not in attrs
+
+
+def test_close_carries_the_close_code_and_who_closed() -> None:
+    record = lifecycle(
+        LifecycleKind.CLOSE,
+        detail="websocket_closed",
+        close_code=4001,
+        close_initiator=Direction.SERVER_TO_CLIENT,
+    )
+    attrs = dict(lifecycle_span(record).all_attributes)
+    assert attrs["messaging.socket.io.close.code"] == 4001
+    assert attrs["messaging.socket.io.close.initiator"] == "s2c"
 
 
 def test_messages_are_zero_length_and_named_without_the_event() -> None:
@@ -220,18 +235,16 @@ def test_one_way_messages_send_or_receive_by_direction() -> None:
     assert message_span(message()).kind is SpanKind.INTERNAL
 
 
-def test_client_address_and_parent_when_the_records_carry_them() -> None:
-    @dataclass(frozen=True)
-    class WithClient:
-        session_id: str
-        trace_id: str
-        span_id: str
-        client_address: str
-        client_port: int
-
+def test_client_address_and_port_when_the_records_carry_them() -> None:
     ref = session("sid-C")
-    client = WithClient(ref.session_id, ref.trace_id, ref.span_id, "10.0.0.7", 51234)
-    record = pair(session=client)  # type: ignore[arg-type]
-    attrs = dict(pair_span(record).all_attributes)
-    assert (attrs["client.address"], attrs["client.port"]) == ("10.0.0.7", 51234)
+    client = replace(ref, client_address="10.0.0.7", client_port=51234)
+    for span in (
+        pair_span(pair(session=client)),
+        lifecycle_span(lifecycle(LifecycleKind.CLOSE, client)),
+        message_span(message(client)),
+    ):
+        attrs = dict(span.all_attributes)
+        assert (attrs["client.address"], attrs["client.port"]) == ("10.0.0.7", 51234)
+    no_port = dict(pair_span(pair(session=replace(ref, client_address="::1"))).all_attributes)
+    assert no_port["client.address"] == "::1" and "client.port" not in no_port
     assert "client.address" not in dict(pair_span(pair()).all_attributes)

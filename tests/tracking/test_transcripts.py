@@ -154,3 +154,32 @@ def test_made_up_sids_make_no_record_at_all() -> None:
     assert t.lines() == []
     extra = t.tracker.get_metrics().extra
     assert extra["sessions.refused"] == 100 and extra["sessions.unconfirmed"] == 0
+
+
+def test_records_carry_the_client_address_and_port_of_the_handshake_request() -> None:
+    """The relay's peer address and port (``request_arrived(..., remote_port=)``) reach the
+    session reference of every record of the session, on either transport."""
+    t = Transcript()
+    tracker = t.tracker
+    info = tracker.request_arrived(
+        "GET", {"EIO": "4", "transport": "polling"}, "10.0.0.7", None, remote_port=51234
+    )
+    tracker.polling_response(info, 200, "text/plain", None, open_packet("P1").encode())
+    t.post("P1", '421["echo",1]')
+    t.get("P1", "431[1]")
+    upgrade = tracker.request_arrived(
+        "GET", {"EIO": "4", "transport": "websocket"}, "10.0.0.8", None, remote_port=40000
+    )
+    ws = tracker.websocket_opened(upgrade)
+    assert ws is not None
+    ws.message(S2C, open_packet("W1"))
+    ws.message(C2S, '42["hello"]')
+    by_sid = {
+        (r.session.session_id, r.session.client_address, r.session.client_port)
+        for r in t.sink.records
+    }
+    assert by_sid == {("P1", "10.0.0.7", 51234), ("W1", "10.0.0.8", 40000)}
+    assert t.lines()[:2] == [
+        "0.000 handshake P1 ok 0.000s EIO=4",
+        "0.000 pair echo -> ack ok 0.000s echo -> ack",
+    ]

@@ -68,7 +68,9 @@ class SessionBook:
             self._metrics.extra["duplicate_session_open"] += 1
             return
         parent = parse_traceparent(ev.traceparent)
-        s = self._new_session(ev.session_id, ev.transport, ev.remote, ev.at, ev.wall, parent)
+        s = self._new_session(
+            ev.session_id, ev.transport, ev.remote, ev.at, ev.wall, parent, ev.remote_port
+        )
         requested_at = ev.requested_at
         duration = 0.0 if requested_at is None else max(0.0, ev.at - requested_at)
         self._emit(
@@ -96,13 +98,14 @@ class SessionBook:
         at: float,
         wall: float,
         parent: tuple[str, str] | None,
+        remote_port: int | None = None,
     ) -> SessionState:
         while len(self.sessions) >= self._max_sessions:
             oldest = next(iter(self.sessions))
             self._metrics.evictions["sessions"] += 1
             self.closed(oldest, CloseReason.EVICTED, at, wall)
         trace_id = parent[0] if parent else self._ids.trace_id()
-        ref = SessionRef(session_id=sid, trace_id=trace_id, span_id=self._ids.span_id())
+        ref = SessionRef(sid, trace_id, self._ids.span_id(), remote, remote_port)
         s = SessionState(ref=ref, transport=transport, remote=remote, opened_wall=wall)
         self.sessions[sid] = s
         return s

@@ -158,6 +158,7 @@ class PollingReader:
             info.traceparent,
             first.at if first is not None else at,
             first.wall if first is not None else wall,
+            info.remote_port,
         )
         for held_info, held_body, held_at, held_wall in held:
             if s.closed:
@@ -182,7 +183,15 @@ class PollingReader:
             self._packets.failed(None, _S2C, _POLLING, handshake.reason, first.size, at, wall)
             return
         s = self._registry.open_from_handshake(
-            handshake, eio, _POLLING, info.remote, info.traceparent, info.arrived_at, at, wall
+            handshake,
+            eio,
+            _POLLING,
+            info.remote,
+            info.traceparent,
+            info.arrived_at,
+            at,
+            wall,
+            info.remote_port,
         )
         if s is None:  # not sampled
             sampler = self._registry.sampler

@@ -75,6 +75,7 @@ class SessionRegistry:
         traceparent: str | None,
         at: float,
         wall: float,
+        remote_port: int | None = None,
     ) -> EngineSession:
         """Track a session whose handshake was not seen (the proxy started mid-session, or
         it was evicted or expired), with default heartbeat settings."""
@@ -82,7 +83,18 @@ class SessionRegistry:
         interval, timeout = self._default_interval, self._default_timeout
         s = self._create(sid, eio, transport, interval + timeout, at, wall)
         opened = SessionOpened(
-            sid, transport, eio, interval, timeout, at, wall, remote, traceparent, None, True
+            sid,
+            transport,
+            eio,
+            interval,
+            timeout,
+            at,
+            wall,
+            remote,
+            traceparent,
+            None,
+            True,
+            remote_port,
         )
         self._emit(opened)
         return s
@@ -97,6 +109,7 @@ class SessionRegistry:
         requested_at: float | None,
         at: float,
         wall: float,
+        remote_port: int | None = None,
     ) -> EngineSession | None:
         """The session an OPEN packet names (the existing one if it is already tracked);
         ``None``: session sampling left it out (it is counted, never tracked)."""
@@ -110,7 +123,17 @@ class SessionRegistry:
         interval, timeout = handshake.ping_interval_s, handshake.ping_timeout_s
         s = self._create(sid, eio, transport, interval + timeout, at, wall)
         opened = SessionOpened(
-            sid, transport, eio, interval, timeout, at, wall, remote, traceparent, requested_at
+            sid,
+            transport,
+            eio,
+            interval,
+            timeout,
+            at,
+            wall,
+            remote,
+            traceparent,
+            requested_at,
+            remote_port=remote_port,
         )
         self._emit(opened)
         return s

@@ -33,6 +33,7 @@ class WebSocketLeg:
         "eio",
         "probe_at",
         "remote",
+        "remote_port",
         "requested_at",
         "session",
         "sid",
@@ -40,17 +41,19 @@ class WebSocketLeg:
         "traceparent",
     )
 
-    def __init__(
+    def __init__(  # noqa: PLR0917
         self,
         sid: str | None,
         eio: int,
         remote: str | None,
         traceparent: str | None,
         requested_at: float | None,
+        remote_port: int | None = None,
     ) -> None:
         self.sid = sid
         self.eio = eio
         self.remote = remote
+        self.remote_port = remote_port
         self.traceparent = traceparent
         self.requested_at = requested_at  # when the upgrade request arrived
         self.state = LegState.PROBING if sid else LegState.HANDSHAKE

@@ -54,7 +54,9 @@ class WebSocketReader:
         sid, if it named one); ``at``/``wall``: its stamp."""
         q = info.query
         sid = q.get("sid") or None
-        leg = WebSocketLeg(sid, eio_version(q), info.remote, info.traceparent, info.arrived_at)
+        leg = WebSocketLeg(
+            sid, eio_version(q), info.remote, info.traceparent, info.arrived_at, info.remote_port
+        )
         try:
             if sid:
                 s = self._polling.accept(sid, leg.eio, _POLLING, info, at, wall)
@@ -156,6 +158,7 @@ class WebSocketReader:
                 leg.requested_at,
                 at,
                 wall,
+                leg.remote_port,
             )
             if s is None:  # not sampled
                 leg.sid = handshake.sid
@@ -177,4 +180,4 @@ class WebSocketReader:
 
 
 def _leg_info(leg: WebSocketLeg) -> RequestInfo:
-    return RequestInfo("GET", {}, leg.remote, leg.traceparent)
+    return RequestInfo("GET", {}, leg.remote, leg.traceparent, None, leg.remote_port)

@@ -128,15 +128,6 @@ function scheduleRender() {
 }
 
 // ---- header ----
-// Where each exporter's data is found in OpenObserve (it normalizes stream names and turns
-// every "." of a key into "_"); default stream names, see README "What you find in OpenObserve".
-const SINK_HINTS = {
-  "openobserve-traces": "\nOpenObserve: Traces, stream \"default\"; fields such as " +
-    "operation_name, messaging_socket_io_sid, socket_request_event, error_type, span_status",
-  "openobserve-json": "\nOpenObserve: Logs, stream \"socket_io_traces\" (configured as " +
-    "socket-io-traces); fields such as operation_name, socket_sid, socket_request_event, status",
-};
-
 function renderHeader() {
   const m = state.metrics;
   if (!state.tracking || !m) {
@@ -163,7 +154,7 @@ function renderHeader() {
       class: "badge sink " + (s.healthy ? "on" : "off"),
       title: `${s.name}: ${st} · sent ${s.sent} · failed ${s.failed} · dropped ${s.dropped}` +
         ` · queued ${s.queued}` + (s.text_replaced ? ` · text replaced ${s.text_replaced}` : "") +
-        (s.last_error ? " · " + s.last_error : "") + (SINK_HINTS[s.name] || ""),
+        (s.last_error ? " · " + s.last_error : "") + (s.where ? "\n" + s.where : ""),
     }, st === "ok" ? s.name : `${s.name} (${st})`);
   });
   $("stat-exporters").replaceChildren(...(sinks.length ? sinks : ["none"]));

@@ -12,9 +12,12 @@ from aiohttp import web
 from socketio_trace_proxy.config.loader import load_settings
 from socketio_trace_proxy.examples import demo_backend
 from socketio_trace_proxy.examples.demo_client import drive
-from socketio_trace_proxy.proxy.cli import start_proxy
+from socketio_trace_proxy.proxy.admin.record import RECORDING_UNAVAILABLE
+from socketio_trace_proxy.proxy.cli import _build_recorder, start_proxy
 from socketio_trace_proxy.tracking.recording.format import read_lines
 from socketio_trace_proxy.tracking.replay.script import load_sessions
+from tests.proxy.admin.conftest import MakeClient
+from tests.proxy.admin.fakes import FakeSource
 
 TOKEN = "t0ken-for-tests"
 
@@ -77,3 +80,26 @@ async def test_start_stop_download(tmp_path: Path) -> None:
     _, sessions = load_sessions(read_lines(final.splitlines(), "download"))
     assert len(sessions) == 1 and sessions[0].close is not None
     assert final == path.read_text()
+
+
+async def test_without_a_recorder_the_routes_say_why(make_client: MakeClient) -> None:
+    """Tracking off and no record.path: no recorder, and the API says so instead of 404."""
+    client = await make_client(FakeSource())
+    for method, path in (
+        ("GET", "/api/record"),
+        ("POST", "/api/record/start"),
+        ("POST", "/api/record/stop"),
+        ("GET", "/api/record/file"),
+    ):
+        resp = await client.request(method, path)
+        assert resp.status == 503, path
+        assert (await resp.json())["error"] == RECORDING_UNAVAILABLE
+
+
+def test_the_composition_makes_a_recorder_as_its_docstring_says() -> None:
+    base = load_settings(None, {})
+    off = base.model_copy(update={"tracking": base.tracking.model_copy(update={"enabled": False})})
+    assert _build_recorder(base) is not None  # admin on, tracking on: on demand
+    assert _build_recorder(off) is None  # a plain relay stays plain
+    recording = off.model_copy(update={"record": off.record.model_copy(update={"path": "x.jsonl"})})
+    assert _build_recorder(recording) is not None
