@@ -164,11 +164,14 @@ http {{
     )
 
 
-def no_export_config(base: Path, out: Path) -> None:
-    """``base`` with the local exporters (NDJSON file, console lines) switched off."""
+def no_export_config(base: Path, out: Path, session_sample_rate: float = 1.0) -> None:
+    """``base`` with the local exporters (NDJSON file, console lines) switched off (and
+    ``tracking.session_sample_rate`` set)."""
     data = yaml.safe_load(base.read_text()) if base.exists() else {}
     data = data or {}
     data.setdefault("exporters", {}).setdefault("local", {})["mode"] = "off"
+    if session_sample_rate < 1.0:
+        data.setdefault("tracking", {})["session_sample_rate"] = session_sample_rate
     out.write_text(yaml.safe_dump(data, sort_keys=False))
 
 
@@ -213,6 +216,33 @@ def make_targets(args: argparse.Namespace) -> list[Target]:
             idle=False,
         )
     )
+    # Head-based session sampling: one session in ten decoded, the rest only relayed.
+    targets.append(
+        Target(
+            "sampled",
+            "tracking on, 10% sessions",
+            lambda p, u, w: [*ours(p, u, w), "--config", str(w / "sampled.yaml")],
+            env={"SOCKET_TRACKING_ENABLED": "true"},
+            prepare=lambda _p, _u, w: no_export_config(config, w / "sampled.yaml", 0.1),
+            idle=False,
+        )
+    )
+    if args.pure_tree:
+        # The same configs on the pure Python modules: a copy of the package without the
+        # compiled extensions, first on the proxy's PYTHONPATH.
+        pure = {"PYTHONPATH": str(Path(args.pure_tree).resolve())}
+        for name in ("quiet", "sampled"):
+            base = next(t for t in targets if t.name == name)
+            targets.append(
+                Target(
+                    f"{name}-pure",
+                    f"{base.label} (pure)",
+                    base.command,
+                    env={**base.env, **pure},
+                    prepare=base.prepare,
+                    idle=False,
+                )
+            )
     targets.append(
         Target(
             "naive",
@@ -698,7 +728,9 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     p.add_argument("--clients", type=int, default=50, help="concurrent clients (default 50)")
     p.add_argument("--idle-sessions", type=int, help="idle WebSocket sessions (default 2000)")
     p.add_argument("--settle", type=float, default=2.0, help="seconds before reading RSS")
-    p.add_argument("--only", help="configs besides direct: off,on,quiet,naive,nginx")
+    p.add_argument(
+        "--only", help="configs besides direct: off,on,quiet,sampled,naive,nginx (+ -pure)"
+    )
     p.add_argument("--transports", default="websocket,polling")
     p.add_argument("--payloads", default="100,10240", help="payload sizes in bytes")
     p.add_argument(
@@ -716,6 +748,11 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     p.add_argument("--no-idle", action="store_true", help="skip the idle-session measurement")
     p.add_argument("--proxy-config", default=str(DEFAULT_PROXY_CONFIG), help="tracking-on config")
     p.add_argument("--json", help="write every raw result to this file")
+    p.add_argument(
+        "--pure-tree",
+        help="a package tree without compiled extensions (perf_table.py makes one): adds "
+        "quiet-pure and sampled-pure",
+    )
     args = p.parse_args(argv)
     quick = args.quick
     if args.rounds is None:

@@ -47,9 +47,11 @@ from socketio_trace_proxy.config.loader import load_settings  # noqa: E402
 from socketio_trace_proxy.config.settings import Settings  # noqa: E402
 from socketio_trace_proxy.exporters import build_sinks  # noqa: E402
 from socketio_trace_proxy.exporters.batching import BatchingSink  # noqa: E402
+from socketio_trace_proxy.exporters.plugin import SendResult, Verdict  # noqa: E402
 from socketio_trace_proxy.proxy.admin.live import LiveHub  # noqa: E402
 from socketio_trace_proxy.proxy.admin.metrics import DurationHistograms  # noqa: E402
 from socketio_trace_proxy.proxy.admin.source import TrackerMonitorSource  # noqa: E402
+from socketio_trace_proxy.tracking.compiled import compiled_core  # noqa: E402
 from socketio_trace_proxy.tracking.observer import (  # noqa: E402
     RequestInfo,
     TrafficObserver,
@@ -63,6 +65,7 @@ from socketio_trace_proxy.tracking.traffic import Direction  # noqa: E402
 C2S = Direction.CLIENT_TO_SERVER
 S2C = Direction.SERVER_TO_CLIENT
 PAYLOAD = {"data": "x" * 88}  # 100 B as JSON
+OTLP_URL = "http://127.0.0.1:9/v1/traces"  # never contacted: sends are discarded
 PING = '{"upgrades":[],"pingInterval":25000,"pingTimeout":20000,"maxPayload":1000000}'
 
 
@@ -115,14 +118,34 @@ def ack(ack_id: int) -> str:
     return f"43{ack_id}" + json.dumps([PAYLOAD], separators=(",", ":"))
 
 
-def settings_for(export: bool, ndjson: Path) -> Settings:
-    """The packaged default; local export on (NDJSON file in ``ndjson``'s place) or off."""
+def settings_for(
+    export: bool, ndjson: Path, *, otlp: bool = False, session_sample_rate: float = 1.0
+) -> Settings:
+    """The packaged default; local export on (NDJSON file in ``ndjson``'s place) or off;
+    ``otlp``: the OTLP exporter on (its sends discarded, see :func:`discard_sends`)."""
     settings = load_settings(None, {})
     local = settings.exporters.local.model_copy(
         update={"mode": "on", "ndjson_path": str(ndjson)} if export else {"mode": "off"}
     )
-    exporters = settings.exporters.model_copy(update={"local": local})
-    return settings.model_copy(update={"exporters": exporters})
+    update: dict[str, Any] = {"local": local}
+    if otlp:
+        update["otlp"] = settings.exporters.otlp.model_copy(update={"endpoint": OTLP_URL})
+    exporters = settings.exporters.model_copy(update=update)
+    tracking = settings.tracking.model_copy(update={"session_sample_rate": session_sample_rate})
+    return settings.model_copy(update={"exporters": exporters, "tracking": tracking})
+
+
+def discard_sends(sinks: Sequence[RecordSink]) -> None:
+    """Every batch the sinks encode is accepted and thrown away instead of POSTed: the
+    exporters' encoding is measured, not the HTTP client nor a receiver."""
+    for sink in sinks:
+        plugin = getattr(sink, "_plugin", None)
+        if plugin is not None and hasattr(plugin, "send"):
+            plugin.send = _accept
+
+
+def _accept(batch: Any, timeout_s: float) -> SendResult:
+    return SendResult(Verdict.OK)
 
 
 class Rig:
@@ -135,6 +158,7 @@ class Rig:
         self.observer: TrafficObserver = NullObserver()
         if settings is not None:
             self.sinks = build_sinks(settings.exporters, {}, console=console)
+            discard_sends(self.sinks)
             self.tracker = Tracker(settings.tracking, self.sinks)
             self.observer = self.tracker
             if admin:
@@ -288,8 +312,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         help="subscribe the admin listener's live hub, as serve does (default on)",
     )
     p.add_argument("--transports", default="websocket,polling")
-    p.add_argument("--configs", default="driver,off,on", help="driver only, local export off / on")
+    p.add_argument(
+        "--configs",
+        default="driver,off,on,otlp,sampled",
+        help="driver only, local export off / on, OTLP encoding, session_sample_rate 0.1",
+    )
     p.add_argument("--warmup", type=int, default=2000, help="round trips before measuring")
+    p.add_argument("--json", type=Path, help="also write the medians here (perf_table.py)")
     args = p.parse_args(argv)
     round_trips = args.round_trips or (10_000 if args.quick else 40_000)
     repeat = args.repeat or (1 if args.quick else 3)
@@ -300,8 +329,15 @@ def main(argv: Sequence[str] | None = None) -> int:
             "driver": ("driver only", None),
             "off": ("tracking, no export", settings_for(False, ndjson)),
             "on": ("tracking + local export", settings_for(True, ndjson)),
+            "otlp": ("tracking + OTLP encoding", settings_for(False, ndjson, otlp=True)),
+            "sampled": (
+                "sessions sampled 10%",
+                settings_for(False, ndjson, session_sample_rate=0.1),
+            ),
         }
-        configs = [known[name] for name in args.configs.split(",")]
+        config_keys = args.configs.split(",")
+        configs = [known[name] for name in config_keys]
+        rows: list[dict[str, Any]] = []
         print(
             f"Tracking CPU per round trip: {args.sessions} sessions, {round_trips} round trips "
             f"at {args.rate:.0f}/s, admin hub {'on' if args.admin else 'off'}, "
@@ -318,18 +354,24 @@ def main(argv: Sequence[str] | None = None) -> int:
             if args.warmup:
                 measure(runner, known["on"][1], args, args.warmup)
             driver = 0.0
-            for name, settings in configs:
+            for key, (name, settings) in zip(config_keys, configs, strict=True):
                 results = [measure(runner, settings, args, round_trips) for _ in range(repeat)]
                 cpu = [r.cpu_us for r in results]
                 median = statistics.median(cpu)
                 if settings is None:
                     driver = median
                 last = results[-1]
+                rows.append(
+                    {"transport": transport, "config": key, "cpu_us": median,
+                     "net_us": median - driver, "runs": cpu}
+                )  # fmt: skip
                 spread = f"[{min(cpu):.1f}-{max(cpu):.1f}]"
                 print(
                     f"{transport:<11}{name:<25}{median:>7.1f}{median - driver:>7.1f}  "
                     f"{spread:<13}{last.ok_pairs:>9}{last.exported:>10}"
                 )
+        if args.json is not None:
+            args.json.write_text(json.dumps({"compiled": compiled_core(), "rows": rows}))
     print("us/rt: process CPU per round trip (EVENT + ACK), exporter threads included, flushed;")
     print("net: minus the driver's own cost.")
     return 0

@@ -30,7 +30,7 @@ import random
 import threading
 import time
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Final
 
@@ -173,6 +173,25 @@ class BatchingSink:
                 self._wake.set()
         except Exception:  # never let observation break forwarding
             self._dropped_late += 1
+
+    def submit_many(self, records: Sequence[Record]) -> None:
+        """:meth:`submit` for each of ``records`` in order, in one step (the tracker's
+        deferred fan-out hands over a loop tick's records at once)."""
+        try:
+            if self._closed:
+                self._dropped_late += len(records)
+                return
+            accepts = self._accepts
+            batch = records if accepts is None else [r for r in records if accepts(r)]
+            queue = self._queue
+            over = len(queue) + len(batch) - self._max_queue
+            if over > 0:
+                self._dropped_overflow += min(over, len(batch))
+            queue.extend(batch)
+            if len(queue) >= self._max_batch and not self._wake.is_set():
+                self._wake.set()
+        except Exception:  # never let observation break forwarding
+            self._dropped_late += len(records)
 
     async def start(self) -> None:
         if self._thread is not None:

@@ -81,6 +81,8 @@ class RelayCore:
         self.rewrite_address = self.address is AddressHeaders.REWRITE
         self.request_drop = drop | ADDRESS_BYTES if self.guard_address else drop
         self.counters = RelayCounters()
+        self.bodies_budget = settings.max_bodies_in_flight
+        self.bodies_held = 0  # bytes reserved by polling bodies being read or relayed
         self._outage = Throttled(log, "upstream requests failed (answered 502)")
         self.session: aiohttp.ClientSession | None = None
         self.pool: UpstreamPool | None = None

@@ -253,3 +253,17 @@ async def test_submit_stays_cheap_while_the_backend_stalls() -> None:
     assert health.dropped >= 50 - 7
     gate.set()
     await sink.shutdown(2.0)
+
+
+def test_submit_many_is_submit_in_order() -> None:
+    """The tracker's deferred fan-out hands a loop tick's records over at once: the queue,
+    the filter and the overflow count end up as with one submit per record."""
+    policy = BatchPolicy(max_batch=100, interval_s=60.0, max_queue=3)
+    records = [pair(request_event=f"e{i}") for i in range(5)]
+    keep = lambda r: r.request_event != "e1"  # noqa: E731
+    one, many = (BatchingSink("fake", FakePlugin(), policy, accepts=keep) for _ in range(2))
+    for r in records:
+        one.submit(r)
+    many.submit_many(records)
+    assert list(many._queue) == list(one._queue) == [records[2], records[3], records[4]]
+    assert many.health().dropped == one.health().dropped == 1

@@ -25,7 +25,7 @@ from socketio_trace_proxy.tracking.correlation.engine import CorrelationEngine
 from socketio_trace_proxy.tracking.events import PacketObserved, SessionClosed, SessionEvent
 from socketio_trace_proxy.tracking.ids import IdSource
 from socketio_trace_proxy.tracking.observer import RequestInfo, WebSocketObserver
-from socketio_trace_proxy.tracking.runtime.hub import RecordHub, log
+from socketio_trace_proxy.tracking.runtime.hub import MAX_DEFERRED, RecordHub, log
 from socketio_trace_proxy.tracking.runtime.timelines import SessionTimeline, Timelines
 from socketio_trace_proxy.tracking.sampling import SessionSampler
 from socketio_trace_proxy.tracking.sink import RecordSink
@@ -250,6 +250,7 @@ class Tracker(RecordHub):
                 self.fault(f"sink_start:{sink.name}")
                 log.exception("record sink %s failed to start", sink.name)
         self._wake = asyncio.Event()
+        self.defer(asyncio.get_running_loop().call_soon)
         self._spawn(self._run_timer())
 
     async def stop(self, deadline_s: float) -> None:
@@ -258,6 +259,7 @@ class Tracker(RecordHub):
         if self._stopped:
             return
         self._stopped = True
+        self.defer(None)  # what is queued is fanned out; from now on at once
         at, wall = self._monotonic(), self._time()
         try:
             self._sessions.close_all(at, wall)
@@ -335,15 +337,22 @@ class Tracker(RecordHub):
         try:
             if type(event) is PacketObserved:
                 sid, direction, transport, p, _, wall, _ = event
-                tl = self._live_timelines.get(sid)
-                if tl is None:
-                    tl = self._timelines.open(sid)
-                tl.append(
-                    (wall, direction, transport, p.type, p.namespace, p.event, p.ack_id, p.size)
-                )
+                row = (wall, direction, transport, p.type, p.namespace, p.event, p.ack_id, p.size)
+                if self._schedule is not None:  # deferred, in order with the records
+                    pending = self._pending
+                    pending.append((sid, row))
+                    if len(pending) == 1:
+                        self._arm()
+                    elif len(pending) >= MAX_DEFERRED:
+                        self.flush()
+                else:
+                    tl = self._live_timelines.get(sid)
+                    if tl is None:
+                        tl = self._timelines.open(sid)
+                    tl.append(row)
             self.engine.handle(event)
             if isinstance(event, SessionClosed):
-                self._timelines.retire(event.session_id)
+                self.queue_retire(event.session_id)
         except Exception:
             self.fault("engine")
 
@@ -363,6 +372,7 @@ class Tracker(RecordHub):
     # --- queries ----------------------------------------------------------------------------
 
     def get_metrics(self) -> MetricsSnapshot:
+        self.flush()
         snap = self.engine.snapshot(self.drops())
         if self._sampler is not None:
             snap = dataclasses.replace(snap, sampling=self._sampler.info())
@@ -376,12 +386,15 @@ class Tracker(RecordHub):
         return snap
 
     def get_pending_requests(self) -> list[PendingView]:
+        self.flush()
         return self.engine.pending_views(self._monotonic())
 
     def get_sessions(self) -> list[SessionView]:
+        self.flush()
         return self.engine.session_views()
 
     def get_session_timeline(self, session_id: str) -> SessionTimeline | None:
+        self.flush()
         return self._timelines.get(session_id, self.engine.session_view(session_id))
 
     def sizes(self) -> dict[str, int]:

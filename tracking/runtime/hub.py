@@ -5,6 +5,13 @@ item's ``seq`` follows from its position), the session's timeline, the record si
 (exporters; pairs left out by sampling stay local), the subscribers, the live streams, and
 the timeout/slow/error callbacks.  Every call out is guarded: a failing sink or callback is
 counted per place (and logged once), never raised.  Per record it only stores references.
+
+Once the tracker runs on a loop the fan-out is deferred (issue 12, decision 3): the
+engine's records, the packets' timeline rows and the timelines' retirements queue up in
+order and are fanned out once per loop tick (at most :data:`MAX_DEFERRED` at a time, and
+before any query), so that the per-frame path only appends to a list.  Records keep the
+frames' own timestamps; what is fanned out, and in which order, is what the immediate path
+gives.
 """
 
 from __future__ import annotations
@@ -22,11 +29,17 @@ from socketio_trace_proxy.tracking.runtime.feeds import (
     TimeoutCallback,
     remover,
 )
-from socketio_trace_proxy.tracking.runtime.timelines import Timelines
+from socketio_trace_proxy.tracking.runtime.timelines import PacketRow, Timelines
 from socketio_trace_proxy.tracking.sink import RecordSink, SinkHealth
 from socketio_trace_proxy.tracking.views import ActivityItem, new_activity_item
 
 log = logging.getLogger("socketio_trace_proxy.tracking.runtime")
+
+MAX_DEFERRED = 1024  # queued items that force a flush before the loop's next tick
+
+# What the deferred fan-out queues: a packet's timeline row (with its sid), a record, or
+# the sid of a session whose timeline is to be frozen.
+Deferred = tuple[str, PacketRow] | Record | str
 
 
 class RecordHub:
@@ -42,6 +55,9 @@ class RecordHub:
         subscriber_queue: int,
     ) -> None:
         self._sinks = tuple(sinks)
+        # A sink may take a batch at once (``submit_many``); the others get ``submit``.
+        self._submitters: tuple[tuple[RecordSink, Callable[[Sequence[Record]], None] | None], ...]
+        self._submitters = tuple((s, getattr(s, "submit_many", None)) for s in self._sinks)
         self._timelines = timelines
         self._live_timelines = timelines.live  # read per record
         self._extra = extra
@@ -55,6 +71,9 @@ class RecordHub:
         self._on_slow: list[SlowCallback] = []
         self._on_error: list[ErrorCallback] = []
         self.faults: dict[str, int] = {}
+        # Deferred fan-out: packet rows (sid, row), records and retired sids, in order.
+        self._pending: list[Deferred] = []
+        self._schedule: Callable[[Callable[[], None]], object] | None = None
 
     def fault(self, where: str) -> None:
         """Count a failure at ``where`` (logged the first time only)."""
@@ -67,39 +86,128 @@ class RecordHub:
         """Whether a pair left out by sampling is seen at all (it never reaches the sinks)."""
         return bool(self._activity_max or self._timelines or self._subscribers or self._streams)
 
-    # --- fan-out ----------------------------------------------------------------------------
+    # --- deferral ---------------------------------------------------------------------------
+
+    def defer(self, schedule: Callable[[Callable[[], None]], object] | None) -> None:
+        """From now on queue the fan-out and run it through ``schedule`` (e.g. the event
+        loop's ``call_soon``: once per loop tick), or at once again with ``None``."""
+        self.flush()
+        self._schedule = schedule
+
+    def queue_retire(self, sid: str) -> None:
+        """``sid`` closed: its timeline is frozen after what is queued before it."""
+        if self._schedule is None:
+            self._timelines.retire(sid)
+            return
+        pending = self._pending
+        pending.append(sid)
+        if len(pending) == 1:
+            self._arm()
 
     def on_record(self, record: Record) -> None:
-        self._seq += 1
-        activity = self._activity
-        if len(activity) == self._activity_max:
-            self._extra["activity_rotated"] += 1
-        activity.append(record)
+        """The engine made ``record``: fanned out now, or queued until the next flush."""
+        if self._schedule is None:
+            self._fan_out(record)
+            return
+        pending = self._pending
+        pending.append(record)
+        if len(pending) == 1:
+            self._arm()
+        elif len(pending) >= MAX_DEFERRED:
+            self.flush()
+
+    def _arm(self) -> None:
+        schedule = self._schedule
+        if schedule is None:
+            self.flush()
+            return
+        try:
+            schedule(self.flush)
+        except Exception:  # e.g. the loop is closed: never lose what is queued
+            self.fault("schedule_flush")
+            self.flush()
+
+    def flush(self) -> None:
+        """Run the queued fan-out, in order (every query calls this first)."""
+        pending = self._pending
+        if not pending:
+            return
+        self._pending = []
+        timelines = self._timelines
+        live = self._live_timelines
+        records: list[Record] = []
+        add = records.append
+        for item in pending:
+            if isinstance(item, tuple):
+                sid, row = item
+                tl = live.get(sid)
+                if tl is None:
+                    tl = timelines.open(sid)
+                tl.append(row)
+            elif isinstance(item, str):
+                timelines.retire(item)
+            else:
+                sid = item.session.session_id
+                tl = live.get(sid)
+                if tl is not None:
+                    tl.append(item)
+                else:
+                    timelines.add_record(sid, item)  # a session just retired (its close)
+                add(item)
+        if records:
+            self._fan_out_many(records)
+
+    # --- fan-out ----------------------------------------------------------------------------
+
+    def _fan_out(self, record: Record) -> None:
+        """One record, at once: the timeline, then :meth:`_fan_out_many`'s steps."""
         sid = record.session.session_id
         tl = self._live_timelines.get(sid)
         if tl is not None:
             tl.append(record)
         else:
             self._timelines.add_record(sid, record)  # a session just retired (its close)
-        pair = record if type(record) is PairRecord else None
-        if pair is None or pair.sampled:
-            for sink in self._sinks:
-                try:
-                    sink.submit(record)
-                except Exception:
-                    self.fault(f"sink_submit:{sink.name}")
-        if self._subscribers:
-            for cb in self._subscribers:
+        self._fan_out_many((record,))
+
+    def _fan_out_many(self, records: Sequence[Record]) -> None:
+        """Records whose timelines have them already: the activity ring, the sinks, the
+        subscribers, the live streams and the callbacks, each given them in order."""
+        first = self._seq + 1
+        self._seq += len(records)
+        activity = self._activity
+        over = len(activity) + len(records) - self._activity_max
+        if over > 0:
+            self._extra["activity_rotated"] += min(over, len(records))
+        activity.extend(records)
+        exported = [r for r in records if type(r) is not PairRecord or r.sampled]
+        if exported:
+            for sink, submit_many in self._submitters:
+                if submit_many is not None:
+                    try:
+                        submit_many(exported)
+                    except Exception:
+                        self.fault(f"sink_submit:{sink.name}")
+                    continue
+                for record in exported:
+                    try:
+                        sink.submit(record)
+                    except Exception:
+                        self.fault(f"sink_submit:{sink.name}")
+        for cb in self._subscribers:
+            for record in records:
                 try:
                     cb(record)
                 except Exception:
                     self.fault("subscriber")
         if self._streams:
-            item = new_activity_item(self._seq, record)
+            items = [new_activity_item(first + i, r) for i, r in enumerate(records)]
             for sub in self._streams:
-                sub.push(item)
-        if pair is not None and (self._on_timeout or self._on_slow or self._on_error):
-            self._callbacks(pair)
+                for item in items:
+                    sub.push(item)
+        if self._on_timeout or self._on_slow or self._on_error:
+            for record in records:
+                if type(record) is PairRecord:
+                    self._callbacks(record)
 
     def _callbacks(self, record: PairRecord) -> None:
         if record.outcome is Outcome.TIMEOUT:
@@ -134,6 +242,7 @@ class RecordHub:
         direction: str | None = None,
     ) -> list[ActivityItem]:
         """Items with ``seq > since_seq`` matching every given filter, oldest first."""
+        self.flush()
         activity = self._activity
         if not activity or limit <= 0:
             return []
@@ -194,6 +303,7 @@ class RecordHub:
             sub.close()
 
     def sizes(self) -> dict[str, int]:
+        self.flush()
         return {
             "activity": len(self._activity),
             **self._timelines.sizes(),

@@ -1,0 +1,158 @@
+"""The deferred fan-out loses nothing (issue 12, decision 3).
+
+Once the tracker runs on a loop, records, packet timeline rows and timeline retirements are
+queued and fanned out once per loop tick.  Hypothesis feeds the same random interleaving of
+frames (several WebSocket sessions: acks, a configured event pair, one-way events, closes)
+and clock ticks to a tracker that fans out at once and to one that defers, flushing only at
+random "loop ticks" (and at the bound, made small here): the records the sinks get, the
+activity ring, every timeline, the metrics, the pending and session views must be equal.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from socketio_trace_proxy.config.tracking import TrackingSettings
+from socketio_trace_proxy.tracking.ids import SequentialIds
+from socketio_trace_proxy.tracking.observer import RequestInfo, WebSocketObserver
+from socketio_trace_proxy.tracking.runtime import Tracker, driver, hub
+from socketio_trace_proxy.tracking.traffic import Direction
+from tests.tracking.runtime_kit import FakeClock, RecordingSink
+
+C2S = Direction.CLIENT_TO_SERVER
+S2C = Direction.SERVER_TO_CLIENT
+SESSIONS = 3
+
+SETTINGS = TrackingSettings.model_validate(
+    {
+        "defaults": {"timeout": "2s", "slow": "1s"},
+        "rules": [{"request": "q", "responses": ["r"], "errors": ["bad"], "match": "id"}],
+        "limits": {"timeline_per_session": 8, "activity_buffer": 16, "closed_timelines": 2},
+    }
+)
+
+# One step: (kind, session, number).
+step = st.tuples(
+    st.sampled_from(
+        ["ack_req", "ack_rep", "pair_req", "pair_rep", "push", "tick", "loop", "close"]
+    ),
+    st.integers(0, SESSIONS - 1),
+    st.integers(0, 3),
+)
+
+
+class Rig:
+    def __init__(self, deferred: bool) -> None:
+        self.clock = FakeClock(100.0)
+        self.sink = RecordingSink()
+        self.tracker = Tracker(SETTINGS, [self.sink], clock=self.clock, ids=SequentialIds())
+        self.scheduled: list[Callable[[], None]] = []
+        if deferred:
+            self.tracker.defer(self.scheduled.append)
+        self.legs: dict[int, WebSocketObserver] = {}
+        self.opened = 0
+
+    def leg(self, n: int) -> WebSocketObserver:
+        leg = self.legs.get(n)
+        if leg is None:
+            info = RequestInfo("GET", {"EIO": "4", "transport": "websocket"})
+            opened = self.tracker.websocket_opened(info)
+            assert opened is not None
+            leg = self.legs[n] = opened
+            self.opened += 1
+            hello = {"sid": f"S{n}-{self.opened}", "pingInterval": 25000}
+            leg.message(S2C, "0" + json.dumps({**hello, "pingTimeout": 20000}))
+            leg.message(C2S, "40")
+            leg.message(S2C, '40{"sid":"x"}')
+        return leg
+
+    def run_loop(self) -> None:
+        callbacks, self.scheduled[:] = list(self.scheduled), []
+        for cb in callbacks:
+            cb()
+
+    def apply(self, kind: str, n: int, k: int) -> None:
+        self.clock.advance(0.25)
+        if kind == "tick":
+            self.clock.advance(k)
+            self.tracker.tick()
+        elif kind == "loop":
+            self.run_loop()
+        elif kind == "close":
+            leg = self.legs.pop(n, None)
+            if leg is not None:
+                leg.closed(C2S, 1000)
+        elif kind == "ack_req":
+            self.leg(n).message(C2S, f'42{k}["echo",{k}]')
+        elif kind == "ack_rep":
+            self.leg(n).message(S2C, f"43{k}[{k}]")
+        elif kind == "pair_req":
+            self.leg(n).message(C2S, f'42["q",{{"id":{k}}}]')
+        elif kind == "pair_rep":
+            name = "bad" if k == 3 else "r"
+            self.leg(n).message(S2C, f'42["{name}",{{"id":{k}}}]')
+        else:
+            self.leg(n).message(S2C, f'42["push{k}",{{}}]')
+
+    def views(self) -> dict[str, Any]:
+        t = self.tracker
+        activity = t.recent_activity(limit=100)  # a query: what is queued goes out first
+        sids = {r.session.session_id for r in self.sink.records}
+        return {
+            "records": list(self.sink.records),
+            "activity": activity,
+            "timelines": {sid: t.get_session_timeline(sid) for sid in sorted(sids)},
+            "metrics": t.get_metrics(),
+            "pending": t.get_pending_requests(),
+            "sessions": t.get_sessions(),
+            "sizes": t.sizes(),
+        }
+
+
+@pytest.fixture(autouse=True)
+def small_bound(monkeypatch: pytest.MonkeyPatch) -> None:
+    # A small bound, so that the forced flush runs too.
+    monkeypatch.setattr(hub, "MAX_DEFERRED", 5)
+    monkeypatch.setattr(driver, "MAX_DEFERRED", 5)
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(steps=st.lists(step, max_size=60), query_at=st.integers(0, 60))
+def test_deferred_fan_out_equals_the_immediate_one(
+    steps: list[tuple[str, int, int]], query_at: int
+) -> None:
+    immediate, deferred = Rig(False), Rig(True)
+    for i, (kind, n, k) in enumerate(steps):
+        immediate.apply(kind, n, k)
+        deferred.apply(kind, n, k)
+        if i == query_at:  # a query in between sees what the immediate path shows
+            assert deferred.views() == immediate.views()
+    for rig in (immediate, deferred):
+        rig.clock.advance(10)
+        rig.tracker.tick()
+    deferred.run_loop()
+    assert deferred.views() == immediate.views()
+    assert deferred.scheduled == []
+
+
+def test_queued_work_waits_for_the_loop_and_stays_bounded() -> None:
+    rig = Rig(True)
+    rig.leg(0)
+    rig.run_loop()
+    before = len(rig.sink.records)
+    rig.apply("ack_req", 0, 1)
+    rig.apply("ack_rep", 0, 1)
+    assert len(rig.sink.records) == before  # queued: the loop has not ticked yet
+    assert len(rig.scheduled) == 1  # one flush per tick, however many items
+    rig.run_loop()
+    assert [getattr(r, "operation", None) for r in rig.sink.records][-1] == "echo -> ack"
+    for k in range(3):  # more than the bound (5) without a loop tick
+        rig.apply("ack_req", 0, k)
+        rig.apply("ack_rep", 0, k)
+    assert len(rig.tracker._pending) < hub.MAX_DEFERRED
