@@ -9,11 +9,15 @@ frames), an echo rule that cannot tell terminals apart.  Each warning names the 
 
 from __future__ import annotations
 
+import re
 from collections import Counter
 from collections.abc import Iterable
 
 from socketio_trace_proxy.config.templates import is_template, templates_overlap
 from socketio_trace_proxy.config.tracking import RuleKind, RuleSettings, TrackingSettings
+
+# Placeholder spellings of other tools: <name>, ${name}, %s, :name (a segment of its own)
+_OTHER_PLACEHOLDERS = re.compile(r"<[A-Za-z_]\w*>|\$\{\w*\}|%[sd]|(?:^|:):[A-Za-z_]\w*(?=:|$)")
 
 
 def tracking_warnings(settings: TrackingSettings) -> list[str]:
@@ -23,6 +27,7 @@ def tracking_warnings(settings: TrackingSettings) -> list[str]:
         where = f"tracking.rules[{i}] ({rule.label})"
         out.extend(f"{where}: {w}" for w in _rule_warnings(rule))
     out.extend(_aggregate_warnings(settings.aggregate))
+    out.extend(_fold_warnings(settings.fold))
     out.extend(_aggregated_and_paired(settings))
     return out
 
@@ -35,6 +40,11 @@ def _name_warnings(name: str) -> list[str]:
         out.append(
             f"{name!r}: '*' and '?' are not wildcards and will only match themselves; "
             "use a '{name}' placeholder"
+        )
+    for m in _OTHER_PLACEHOLDERS.finditer(name):
+        out.append(
+            f"{name!r}: {m.group(0)!r} is not a placeholder and will only match itself; "
+            "templates use '{name}'"
         )
     return out
 
@@ -65,6 +75,18 @@ def _aggregate_warnings(entries: Iterable[str]) -> list[str]:
         for b in dict.fromkeys(entries):
             if a != b and is_template(b) and not is_template(a) and templates_overlap(a, b):
                 out.append(f"tracking.aggregate: {a!r} is already covered by {b!r}")
+    return out
+
+
+def _fold_warnings(entries: Iterable[str]) -> list[str]:
+    entries = list(entries)
+    out = [f"tracking.fold: {w}" for name in entries for w in _name_warnings(name)]
+    out.extend(f"tracking.fold: {name!r} is listed {n} times" for name, n in _repeated(entries))
+    out.extend(
+        f"tracking.fold: {name!r} has no '{{name}}' placeholder: there is nothing to fold"
+        for name in dict.fromkeys(entries)
+        if not is_template(name)
+    )
     return out
 
 

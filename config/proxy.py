@@ -67,6 +67,12 @@ class ProxySettings(Section):
     close_timeout_s: float = Field(
         5.0, gt=0, description="how long a WebSocket leg may take to answer a mirrored close"
     )
+    max_bodies_in_flight: int = Field(
+        256 * 1024 * 1024,
+        gt=0,
+        description="bytes of Socket.IO-path request bodies held at once (a body's "
+        "Content-Length, or max_message_size when chunked); more are refused with 503",
+    )
     max_connections: int = Field(
         10_000, gt=0, description="open client connections at once; more are closed at once"
     )

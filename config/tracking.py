@@ -251,6 +251,11 @@ class TrackingSettings(Section):
         description="one-way events (names or templates) counted in metrics only, never "
         "recorded one by one; a template's names share one metric",
     )
+    fold: tuple[str, ...] = Field(
+        (),
+        description="templates whose event names share one metric label (and Prometheus "
+        "series) although no rule or aggregate entry names them; recorded as usual",
+    )
     capture: CaptureSettings = Field(default_factory=CaptureSettings)
     limits: LimitsSettings = Field(default_factory=LimitsSettings)
 
@@ -261,8 +266,9 @@ class TrackingSettings(Section):
             if rule.label in seen:
                 raise ValueError(f"two rules are named {rule.label!r}; give one a 'name'")
             seen.add(rule.label)
-        for name in self.aggregate:
-            problem = template_problem(name)
-            if problem is not None:
-                raise ValueError(f"aggregate entry {name!r}: {problem}")
+        for field, names in (("aggregate", self.aggregate), ("fold", self.fold)):
+            for name in names:
+                problem = template_problem(name)
+                if problem is not None:
+                    raise ValueError(f"{field} entry {name!r}: {problem}")
         return self

@@ -10,6 +10,7 @@ unreachable upstream.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import ssl
 
@@ -45,6 +46,12 @@ from socketio_trace_proxy.tracking.observer import RequestInfo, TrafficObserver,
 log = logging.getLogger("socketio_trace_proxy.proxy.relay")
 
 
+def peer_port(transport: asyncio.BaseTransport | None) -> int | None:
+    """The client socket's port (the records' ``client.port``); ``None`` off TCP."""
+    peer = transport.get_extra_info("peername") if transport is not None else None
+    return peer[1] if isinstance(peer, tuple) and len(peer) >= 2 else None
+
+
 class RelayCore:
     """The relay's shared state; the legs (polling, streaming, WebSocket) are functions of it."""
 
@@ -74,6 +81,8 @@ class RelayCore:
         self.rewrite_address = self.address is AddressHeaders.REWRITE
         self.request_drop = drop | ADDRESS_BYTES if self.guard_address else drop
         self.counters = RelayCounters()
+        self.bodies_budget = settings.max_bodies_in_flight
+        self.bodies_held = 0  # bytes reserved by polling bodies being read or relayed
         self._outage = Throttled(log, "upstream requests failed (answered 502)")
         self.session: aiohttp.ClientSession | None = None
         self.pool: UpstreamPool | None = None
@@ -190,7 +199,11 @@ class RelayCore:
             return None
         try:
             return observer.request_arrived(
-                request.method, request.query, request.remote, request.headers.get(TRACEPARENT)
+                request.method,
+                request.query,
+                request.remote,
+                request.headers.get(TRACEPARENT),
+                remote_port=peer_port(request.transport),
             )
         except Exception:
             self.counters.observer_errors += 1

@@ -22,6 +22,7 @@ class RelayStats:
     client_disconnects: int
     malformed_requests: int  # refused by the server leg's parser with 400
     refused_connections: int  # over proxy.max_connections: closed at once
+    refused_bodies: int  # polling bodies over proxy.max_bodies_in_flight: 503
     slow_heads_closed: int  # request head not complete within proxy.request_head_timeout_s
     idle_closed: int  # keep-alive connections idle for proxy.keepalive_timeout_s
     rejected_too_large: int
@@ -54,6 +55,7 @@ class RelayCounters:
         "polling_bytes_c2s",
         "polling_bytes_s2c",
         "polling_requests",
+        "refused_bodies",
         "refused_busy",
         "refused_connections",
         "rejected_too_large",
@@ -78,6 +80,7 @@ class RelayCounters:
         self.client_disconnects = 0
         self.malformed_requests = 0
         self.refused_connections = 0
+        self.refused_bodies = 0
         self.slow_heads_closed = 0
         self.idle_closed = 0
         self.rejected_too_large = 0

@@ -26,6 +26,7 @@ from socketio_trace_proxy.proxy.upstream import (
     UpstreamError,
     UpstreamResponse,
 )
+from socketio_trace_proxy.tracking.observer import RequestInfo
 
 # What aiohttp's web.Response would add to a relayed polling response, which the relay now
 # serializes itself: the status line's default reason, Content-Length (dropped for statuses
@@ -176,22 +177,41 @@ async def write_reply(
 
 
 async def relay_polling(core: RelayCore, request: web.BaseRequest) -> web.StreamResponse:
-    """One Socket.IO-path request (not an upgrade, not a HEAD): body read whole, observed,
-    relayed through the pool, the reply written whole and observed."""
+    """One Socket.IO-path request (not an upgrade, not a HEAD): body read whole (within the
+    bytes all bodies may hold at once, else 503), observed, relayed through the pool, the
+    reply written whole and observed."""
     counters = core.counters
     counters.polling_requests += 1
-    observer = core.observer
-    pool = core.pool
-    assert pool is not None
     info = core.arrival(request)
-    body: bytes | None = None
-    if request.body_exists:
+    if not request.body_exists:
+        return await _relay_body(core, request, info, None)
+    # What the body may hold while read and relayed: its length, or the limit if chunked.
+    length = request.content_length
+    reserved = core.max if length is None else min(length, core.max + 1)
+    if core.bodies_held + reserved > core.bodies_budget and core.bodies_held:
+        counters.refused_bodies += 1
+        return text_response(503, "Service Unavailable: too many request bodies in flight")
+    core.bodies_held += reserved
+    try:
         try:
             body = await request.read()
         except web.HTTPRequestEntityTooLarge:
             counters.rejected_too_large += 1
             return text_response(413, "Payload Too Large")
         counters.polling_bytes_c2s += len(body)
+        return await _relay_body(core, request, info, body)
+    finally:
+        core.bodies_held -= reserved
+
+
+async def _relay_body(
+    core: RelayCore, request: web.BaseRequest, info: RequestInfo | None, body: bytes | None
+) -> web.StreamResponse:
+    """The request (``body`` read whole, or none) observed, relayed, its reply written."""
+    counters = core.counters
+    observer = core.observer
+    pool = core.pool
+    assert pool is not None
     if observer is not None and info is not None and body is not None:
         # Observed before the upstream answers, not after: the reply to this body can
         # come back on another connection (a pending GET or the new WebSocket, as the

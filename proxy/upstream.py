@@ -201,7 +201,7 @@ class _Connection(asyncio.Protocol):
     # exchange
 
     def exchange(
-        self, data: bytes, limit: int, *, upgrade: bool = False
+        self, head: bytes, body: bytes, limit: int, *, upgrade: bool = False
     ) -> asyncio.Future[UpstreamResponse]:
         assert self.transport is not None
         self._upgrade_allowed = upgrade
@@ -214,7 +214,10 @@ class _Connection(asyncio.Protocol):
         self._received = False
         self._headers_done = False
         self._interim = []
-        self.transport.write(data)
+        # Head and body written as they are: no copy of the body to join them.
+        self.transport.write(head)
+        if body:
+            self.transport.write(body)
         return waiter
 
     @property
@@ -296,7 +299,6 @@ class UpstreamPool:
         """
         if len(self._active) >= self._max_active:
             raise PoolExhausted(f"{self._max_active} upstream exchanges already in flight")
-        data = head + body if body else head
         conn = self._checkout_idle()
         reused = conn is not None
         if conn is None:
@@ -304,7 +306,7 @@ class UpstreamPool:
         self._active.add(conn)
         try:
             try:
-                response = await conn.exchange(data, limit)
+                response = await conn.exchange(head, body, limit)
             except UpstreamError as exc:
                 # Not after close(): the exchanges in flight then (pending long-polls) are
                 # answered, not sent again on fresh connections.
@@ -315,7 +317,7 @@ class UpstreamPool:
                 self._active.discard(conn)
                 conn = await self._connect()
                 self._active.add(conn)
-                response = await conn.exchange(data, limit)
+                response = await conn.exchange(head, body, limit)
         except BaseException:
             conn.close()
             self._active.discard(conn)
@@ -341,7 +343,7 @@ class UpstreamPool:
         """
         conn = await self._connect()
         try:
-            response = await conn.exchange(head, limit, upgrade=True)
+            response = await conn.exchange(head, b"", limit, upgrade=True)
         except BaseException:
             conn.close()
             raise

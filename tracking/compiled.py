@@ -31,6 +31,7 @@ COMPILED_MODULES: tuple[str, ...] = (
     "tracking.correlation.pending",
     "tracking.correlation.outcomes",
     "tracking.correlation.lifecycle",
+    "tracking.correlation.echo",
     "tracking.correlation.dispatch",
     "tracking.correlation.engine",
     "tracking.sampling",

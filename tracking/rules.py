@@ -153,6 +153,7 @@ class RuleBook:
         self._aggregate_templates = tuple(
             (a, template_regex(a)) for a in settings.aggregate if is_template(a)
         )
+        self._fold_templates = tuple((f, template_regex(f)) for f in settings.fold)
         self._cache_limit = settings.limits.max_template_cache
         exact: dict[str, list[tuple[Rule, Role]]] = {}
         self._by_head: dict[str, list[_Template]] = {}
@@ -214,6 +215,8 @@ class RuleBook:
         aggregated = next((a for a, rx in self._aggregate_templates if rx.fullmatch(event)), None)
         if aggregated is not None and label == event:
             label = aggregated
+        if label == event:
+            label = next((f for f, rx in self._fold_templates if rx.fullmatch(event)), event)
         echo = tuple(b for b in bindings if b.rule.kind is PairKind.ECHO)
         pairs = [b for b in bindings if b.rule.kind is not PairKind.ECHO]
         return EventRoles(

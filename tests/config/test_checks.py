@@ -26,6 +26,16 @@ def test_names_no_event_can_have() -> None:
     assert "'terminal:*'" in star and "not wildcards" in star and "'{name}'" in star
 
 
+def test_placeholders_of_other_tools() -> None:
+    got = warnings_of(aggregate=["tab:<tab>:input", "tab:${tab}:focus", "tab::tab:resize"])
+    assert [w.split(": ", 2)[2].split(" is not")[0] for w in got] == [
+        "'<tab>'",
+        "'${tab}'",
+        "'::tab'",
+    ]
+    assert all("templates use '{name}'" in w for w in got)
+
+
 def test_duplicates() -> None:
     got = warnings_of(
         rules=[{"request": "a", "responses": ["b"], "errors": ["b"]}],
@@ -50,6 +60,13 @@ def test_an_event_both_aggregated_and_paired() -> None:
     assert got == [
         "tracking.aggregate: 'tab:{x}:created' is also an event of tracking.rules[0] "
         "(tab:{t}:create): its pairs are still recorded, only its unpaired frames are left out"
+    ]
+
+
+def test_fold_entries() -> None:
+    assert warnings_of(fold=["a:{x}:close", "a:{x}:close", "plain"]) == [
+        "tracking.fold: 'a:{x}:close' is listed 2 times",
+        "tracking.fold: 'plain' has no '{name}' placeholder: there is nothing to fold",
     ]
 
 

@@ -179,3 +179,17 @@ def test_multi_session_tabs_recording() -> None:
     rules = {r.rule for r in tracker.get_metrics().rules}
     assert tmpl in rules
     assert not any("tabA" in r for r in rules)  # templates, never concrete ids
+    # The per-pane input and resize are aggregated under their templates: one metric each,
+    # no record per frame; the keystroke waits for its terminal:data (none was recorded).
+    events = {(e.event, e.direction) for e in tracker.get_metrics().events}
+    pane = "workspace:tab:{tab}:pane:{pane}:terminal:"
+    assert {(pane + "input", "c2s"), (pane + "resize", "c2s"), (pane + "close", "c2s")} <= events
+    assert not any("tabA" in name for name, _ in events)  # close: folded, not aggregated
+    one_way = {r.event for r in sink.records if isinstance(r, MessageRecord)}
+    assert one_way == {
+        "workspace:tab:tabA:pane:paneA:terminal:close",  # recorded under its concrete name
+        "ai_agent:status:request",
+        "ai_agent:status:error",
+    }
+    echo = {e.rule: e for e in tracker.get_metrics().echo}["terminal:input echo"]
+    assert echo.latency.count == 0

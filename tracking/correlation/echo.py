@@ -92,6 +92,8 @@ class EchoTracker:
     def _input(self, s: SessionState, ev: PacketObserved, p: SocketPacket, rule: Rule) -> None:
         slot = (rule.index, p.namespace, self._key(p, rule.request_path, rule.per_key))
         echoes = s.echoes
+        if echoes is None:
+            echoes = s.echoes = {}
         start = echoes.get(slot)
         if start is not None:
             if ev.at - start.at <= rule.timeout_s:
@@ -109,7 +111,7 @@ class EchoTracker:
 
     def _output(self, s: SessionState, ev: PacketObserved, p: SocketPacket, rule: Rule) -> None:
         slot = (rule.index, p.namespace, self._key(p, rule.response_path, rule.per_key))
-        start = s.echoes.pop(slot, None)
+        start = s.echoes.pop(slot, None) if s.echoes else None
         if start is None:
             return
         em = self._metrics.echo[rule.name]
@@ -207,8 +209,8 @@ def quick_key(payload: str, prefix: str) -> str | None:
 
 def forget_echoes(s: SessionState, metrics: Metrics, rule_names: dict[int, str]) -> None:
     """A closing session's inputs still waiting for their output: counted as unanswered."""
-    for rule_index, _, _ in s.echoes:
+    for rule_index, _, _ in s.echoes or ():
         name = rule_names.get(rule_index)
         if name is not None:
             metrics.echo[name].unanswered += 1
-    s.echoes.clear()
+    s.echoes = None

@@ -141,7 +141,7 @@ class SessionState:
     heartbeat_rtt_s: float | None = None
     # echo rules: the inputs awaiting their first output (bounded per session), and the
     # session's own echo latency (count, sum, max)
-    echoes: dict[EchoSlot, EchoStart] = field(default_factory=dict)
+    echoes: dict[EchoSlot, EchoStart] | None = None  # made at the first echo-rule input
     echo_count: int = 0
     echo_sum_s: float = 0.0
     echo_max_s: float = 0.0

@@ -56,5 +56,5 @@ def table_sizes(sessions: Iterable[SessionState]) -> dict[str, int]:
         sizes["acks"] += len(s.acks)
         sizes["group_entries"] += sum(len(g.order) + len(g.by_key) for g in s.groups.values())
         sizes["timed_out"] += len(s.timed_out)
-        sizes["echoes"] += len(s.echoes)
+        sizes["echoes"] += len(s.echoes or ())
     return sizes
