@@ -68,7 +68,7 @@ def run_bench(args: argparse.Namespace, tree: Path, out: Path) -> None:
 def cpu_table(raw: dict[str, object]) -> dict[tuple[str, str], list[float]]:
     per: dict[tuple[str, str], list[float]] = {}
     for run in raw["runs"]:  # type: ignore[attr-defined]
-        if run["acks"]:
+        if run["acks"] and run["proxy_cpu_s"] is not None:  # direct has no proxy
             us = run["proxy_cpu_s"] / run["acks"] * 1e6
             per.setdefault((run["target"], run["scenario"]), []).append(us)
     return per
@@ -112,6 +112,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--duration", type=float, default=3.0, help="seconds measured per run")
     p.add_argument("--update-readme", action="store_true")
     p.add_argument("--from-json", type=Path, help="render an earlier run's relay_bench JSON")
+    p.add_argument("--keep-json", type=Path, help="keep this run's relay_bench JSON here")
     args = p.parse_args(argv)
     if not compiled_core():
         print("note: the compiled core is not built in place (.ci/compiled build): the "
@@ -120,6 +121,8 @@ def main(argv: list[str] | None = None) -> int:
         out = args.from_json or Path(tmp) / "relay.json"
         if args.from_json is None:
             run_bench(args, pure_tree(Path(tmp) / "pure"), out)
+        if args.keep_json is not None and args.from_json is None:
+            shutil.copyfile(out, args.keep_json)
         per = cpu_table(json.loads(out.read_text()))
     command = "python bench/perf_table.py" + (" --update-readme" if args.update_readme else "")
     table = render(per, command, time.strftime("%Y-%m-%d"))

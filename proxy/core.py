@@ -10,6 +10,7 @@ unreachable upstream.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import ssl
 
@@ -43,6 +44,12 @@ from socketio_trace_proxy.proxy.upstream import UpstreamPool
 from socketio_trace_proxy.tracking.observer import RequestInfo, TrafficObserver, WebSocketObserver
 
 log = logging.getLogger("socketio_trace_proxy.proxy.relay")
+
+
+def peer_port(transport: asyncio.BaseTransport | None) -> int | None:
+    """The client socket's port (the records' ``client.port``); ``None`` off TCP."""
+    peer = transport.get_extra_info("peername") if transport is not None else None
+    return peer[1] if isinstance(peer, tuple) and len(peer) >= 2 else None
 
 
 class RelayCore:
@@ -192,7 +199,11 @@ class RelayCore:
             return None
         try:
             return observer.request_arrived(
-                request.method, request.query, request.remote, request.headers.get(TRACEPARENT)
+                request.method,
+                request.query,
+                request.remote,
+                request.headers.get(TRACEPARENT),
+                remote_port=peer_port(request.transport),
             )
         except Exception:
             self.counters.observer_errors += 1

@@ -205,6 +205,11 @@ class WebSocketTunnel:
                     observer.message(direction, message)
                 except Exception:
                     self._counters.observer_errors += 1
+            if not getattr(observer, "observing", True):
+                # The observer wants no more messages (an unsampled session, known once its
+                # OPEN packet went by): tunnel on without assembling them.
+                self._observer = None
+                self._c2s.observe = self._s2c.observe = False
         close = scanned.close
         if close is not None and self.initiator is None:
             self.initiator = direction

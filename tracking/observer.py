@@ -45,6 +45,9 @@ class WebSocketObserver(Protocol):
     def message(self, direction: Direction, data: str | bytes) -> None:
         """A text (``str``) or binary (``bytes``) message was forwarded."""
 
+    # An observer may also have ``observing``: once it is false, the relay stops showing it
+    # messages (it still calls ``closed``).
+
     def closed(self, initiator: Direction | None, code: int | None) -> None:
         """The connection ended; ``initiator`` is the side that closed first (``None``: the
         proxy gave up, e.g. the upstream vanished), ``code`` the close code if there was one."""

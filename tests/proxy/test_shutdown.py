@@ -10,7 +10,6 @@ WebSockets with 1001 and flushes the tracker: within 5 s (README, "Stopping").
 from __future__ import annotations
 
 import asyncio
-import contextlib
 from pathlib import Path
 
 import socketio
@@ -27,7 +26,7 @@ async def test_stop_with_pending_long_polls_and_websockets_is_bounded(tmp_path: 
 
     app = web.Application()
     sio.attach(app)
-    backend = web.AppRunner(app)
+    backend = web.AppRunner(app, shutdown_timeout=1.0)  # its own long-polls end with the test
     await backend.setup()
     await web.TCPSite(backend, "127.0.0.1", 0).start()
     upstream = f"http://127.0.0.1:{runner_port(backend)}"
@@ -55,9 +54,10 @@ async def test_stop_with_pending_long_polls_and_websockets_is_bounded(tmp_path: 
         took = loop.time() - started
         after = running.relay.stats()
     finally:
-        for client in clients:
-            with contextlib.suppress(Exception):
-                await asyncio.wait_for(client.disconnect(), 2)
+        await asyncio.gather(
+            *(asyncio.wait_for(client.disconnect(), 2) for client in clients),
+            return_exceptions=True,
+        )
         await backend.cleanup()
     print(f"stop took {took:.2f} s")
     assert took <= SHUTDOWN_BOUND_S, f"stop took {took:.1f} s"

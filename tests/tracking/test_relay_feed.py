@@ -53,6 +53,9 @@ async def test_handshake_duration_and_traceparent_through_the_relay(transport: s
     # From the request's arrival to the OPEN packet: more than nothing, less than forever.
     assert 0.0 < handshake.duration_s < 5.0
     assert (handshake.trace_id, handshake.parent_span_id) == (TRACE, SPAN)
+    # the handshake request's peer: the client's own socket, as the relay accepted it
+    assert handshake.session.client_address == "127.0.0.1"
+    assert isinstance(handshake.session.client_port, int) and handshake.session.client_port > 0
     (echo,) = [r for r in sink.records if isinstance(r, PairRecord)]
     assert echo.operation == "echo -> ack"
     if transport == "websocket":  # the upgrade request carried the header: its pairs too

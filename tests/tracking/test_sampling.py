@@ -171,8 +171,10 @@ async def test_unsampled_sessions_through_the_relay(transports: list[str]) -> No
     assert (snap.sampling.sessions, snap.sampling.sampled_sessions) == (1, 0)
     stats = tracker._sessions.stats()  # type: ignore[attr-defined]
     assert (stats.packets, stats.opened, stats.unattributed, stats.internal_errors) == (0, 0, 0, 0)
-    if transports == ["websocket"]:  # the direct WebSocket's messages went through the tracker
-        assert snap.sampling.unsampled_messages["c2s"] >= len(payloads)
+    if transports == ["websocket"]:
+        # A direct WebSocket is observed until its OPEN packet names the session; then the
+        # tunnel stops showing the tracker its messages (none of the echos reached it).
+        assert snap.sampling.unsampled_messages == {"c2s": 0, "s2c": 1}
     if transports[0] == "polling":
         assert snap.sampling.unsampled_bytes["s2c"] > 0
     assert not any(isinstance(r, LifecycleRecord) for r in sink.records)

@@ -28,6 +28,7 @@ from socketio_trace_proxy.tracking.observer import RequestInfo, WebSocketObserve
 from socketio_trace_proxy.tracking.runtime.hub import MAX_DEFERRED, RecordHub, log
 from socketio_trace_proxy.tracking.runtime.timelines import SessionTimeline, Timelines
 from socketio_trace_proxy.tracking.sampling import SessionSampler
+from socketio_trace_proxy.tracking.sessions.state import LegState
 from socketio_trace_proxy.tracking.sink import RecordSink
 from socketio_trace_proxy.tracking.traffic import Direction
 from socketio_trace_proxy.tracking.views import MetricsSnapshot, PendingView, SessionView
@@ -110,6 +111,12 @@ class _WebSocketObserver:
             t._ws_message(self._leg, direction, data, t._monotonic(), t._time())
         except Exception:
             t.fault("websocket_message")
+
+    @property
+    def observing(self) -> bool:
+        """False once session sampling left this WebSocket's session out: the relay then
+        tunnels its messages without showing them (see ``WebSocketObserver``)."""
+        return getattr(self._leg, "state", None) is not LegState.UNSAMPLED
 
     def closed(self, initiator: Direction | None, code: int | None) -> None:
         t = self._tracker
