@@ -10,13 +10,11 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable
-from email.utils import formatdate
-from http import HTTPStatus
 from typing import Final
 
 from aiohttp import hdrs, web
 from aiohttp.abc import AbstractStreamWriter
-from aiohttp.http import SERVER_SOFTWARE, HttpVersion10, HttpVersion11
+from aiohttp.http import HttpVersion10, HttpVersion11
 
 from socketio_trace_proxy.proxy.core import RelayCore, log
 from socketio_trace_proxy.proxy.headers import response_drop, text_response
@@ -28,13 +26,12 @@ from socketio_trace_proxy.proxy.upstream import (
 )
 from socketio_trace_proxy.tracking.observer import RequestInfo
 
-# What aiohttp's web.Response would add to a relayed polling response, which the relay now
-# serializes itself: the status line's default reason, Content-Length (dropped for statuses
-# that have no body), a default Content-Type, Date, Server, and Connection per the client.
-_REASONS: Final = {s.value: s.phrase.encode("latin-1") for s in HTTPStatus}
+# A relayed polling response is the upstream's head as received (issue 14: nothing added but
+# the framing and Connection per the client): Content-Length is dropped for statuses that
+# have no body, added only when the upstream framed the body by closing the connection; a
+# chunked body stays chunked (one chunk) for HTTP/1.1 clients.
 _NO_BODY_STATUS: Final = frozenset((204, 304, *range(100, 200)))
-_OCTET_STREAM: Final = b"Content-Type: application/octet-stream\r\n"
-_SERVER: Final = f"Server: {SERVER_SOFTWARE}\r\n".encode()
+_CHUNKED: Final = b"Transfer-Encoding: chunked\r\n"
 _KEEP_ALIVE_10: Final = b"Connection: keep-alive\r\n"
 _CLOSE_11: Final = b"Connection: close\r\n"
 
@@ -42,14 +39,13 @@ _CLOSE_11: Final = b"Connection: close\r\n"
 class _Seen:
     """The response header lines the serializer has to know about, as copied."""
 
-    __slots__ = ("content_encoding", "content_type", "date", "length", "server")
+    __slots__ = ("chunked", "content_encoding", "content_type", "length")
 
     def __init__(self) -> None:
         self.length: bytes | None = None
         self.content_type: bytes | None = None
         self.content_encoding: bytes | None = None
-        self.date = False
-        self.server = False
+        self.chunked = False
 
 
 def _copy_headers(
@@ -62,6 +58,8 @@ def _copy_headers(
     for name, value in headers:
         lname = name.lower()
         if lname in drop:
+            if lname == b"transfer-encoding":
+                seen.chunked = b"chunked" in value.lower()
             continue
         if lname == b"content-length":
             if no_length:
@@ -71,13 +69,8 @@ def _copy_headers(
         elif lname == b"content-type":
             if seen.content_type is None:
                 seen.content_type = value
-        elif lname == b"content-encoding":
-            if seen.content_encoding is None:
-                seen.content_encoding = value
-        elif lname == b"date":
-            seen.date = True
-        elif lname == b"server":
-            seen.server = True
+        elif lname == b"content-encoding" and seen.content_encoding is None:
+            seen.content_encoding = value
         append(name + b": " + value + b"\r\n")
     return seen
 
@@ -89,12 +82,11 @@ class RelayedReply:
     __slots__ = ("content_encoding", "content_type", "data", "keep_alive")
 
     def __init__(self, request: web.BaseRequest, upstream: UpstreamResponse) -> None:
-        """Serialize ``upstream`` for the client as ``web.Response`` would, in one buffer.
+        """Serialize ``upstream`` for the client in one buffer.
 
-        The upstream's header lines are kept as received, in order, minus hop-by-hop ones
-        (and those its ``Connection`` lists); then come the lines aiohttp would have added,
-        in its order.  Unlike ``web.Response`` (which re-encoded latin-1 as UTF-8), bytes
-        outside ASCII in the status line and header values pass through unchanged.
+        The status line's reason and the header lines are kept as received, in order, minus
+        hop-by-hop ones (and those its ``Connection`` lists); then only the framing and
+        ``Connection`` for this client.  Bytes outside ASCII pass through unchanged.
         """
         status = upstream.status
         version = request.version
@@ -102,23 +94,18 @@ class RelayedReply:
         no_length = status in _NO_BODY_STATUS or (
             request.method == hdrs.METH_CONNECT and 200 <= status < 300
         )
-        reason = upstream.reason or _REASONS.get(status, b"")
+        reason = upstream.reason
         parts = [b"HTTP/%d.%d %d %s\r\n" % (version.major, version.minor, status, reason)]
         if upstream.interim and version != HttpVersion10:  # RFC 9110 15.2: none to HTTP/1.0
             parts.insert(0, upstream.interim)
         append = parts.append
         seen = _copy_headers(upstream.headers, no_length, append)
         body = upstream.body
-        length = seen.length
-        if length is None and not no_length:
-            length = b"%d" % len(body)
-            append(b"Content-Length: " + length + b"\r\n")
-        if seen.content_type is None and length is not None and int(length) != 0:
-            append(_OCTET_STREAM)
-        if not seen.date:
-            append(b"Date: " + formatdate(usegmt=True).encode("latin-1") + b"\r\n")
-        if not seen.server:
-            append(_SERVER)
+        chunked = seen.chunked and not no_length and version != HttpVersion10
+        if chunked:
+            append(_CHUNKED)
+        elif seen.length is None and not no_length:
+            append(b"Content-Length: %d\r\n" % len(body))
         keep_alive = request.keep_alive
         if keep_alive:
             if version == HttpVersion10:
@@ -126,7 +113,13 @@ class RelayedReply:
         elif version == HttpVersion11:
             append(_CLOSE_11)
         append(b"\r\n")
-        if not no_length:
+        if chunked:
+            if body:
+                append(b"%x\r\n" % len(body))
+                append(body)
+                append(b"\r\n")
+            append(b"0\r\n\r\n")
+        elif not no_length:
             append(body)
         self.data = b"".join(parts)
         self.keep_alive = keep_alive
