@@ -50,3 +50,19 @@ def test_without_a_compiler_the_build_falls_back_to_pure_python(tmp_path: Path) 
     forced = _build(tmp_path, "mypyc")
     assert forced.returncode != 0
     assert not list((tmp_path / "wheel-mypyc").glob("*.whl"))
+
+
+def test_the_isolated_build_environment_can_load_every_mypy_plugin() -> None:
+    """mypyc type-checks with the repo's ``[tool.mypy]``, plugins included, inside pip's
+    isolated build environment, where only ``[build-system] requires`` is installed: a
+    plugin missing there made every ``pip install .`` fall back to pure Python (and the
+    Docker image, which insists on the compiled core, fail to build)."""
+    import tomllib  # noqa: PLC0415
+
+    pyproject = tomllib.loads((REPO / "pyproject.toml").read_text(encoding="utf-8"))
+    required = {
+        req.split(">")[0].split("=")[0].split("[")[0].strip().lower()
+        for req in pyproject["build-system"]["requires"]
+    }
+    for plugin in pyproject["tool"]["mypy"].get("plugins", []):
+        assert plugin.split(".")[0].lower() in required, plugin
