@@ -19,6 +19,7 @@ from urllib.parse import urlsplit
 
 from pydantic import Field, SecretStr, field_validator
 
+from socketio_trace_proxy.config.address import split_host_port
 from socketio_trace_proxy.config.base import Section
 
 ADMIN_TOKEN_ENV = "SOCKET_TRACE_ADMIN_TOKEN"
@@ -95,6 +96,13 @@ class AdminSettings(Section):
         description="OpenObserve web UI as the browser reaches it, for trace links "
         "(OPENOBSERVE_UI_URL); default: the exporter's endpoint",
     )
+
+    @field_validator("listen")
+    @classmethod
+    def _listen_address(cls, value: str | None) -> str | None:
+        if value is not None:
+            split_host_port(value)
+        return value
 
     @field_validator("allowed_hosts")
     @classmethod

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from enum import Enum
 
-from pydantic import Field, model_validator
+from pydantic import Field, field_validator, model_validator
 
+from socketio_trace_proxy.config.address import check_upstream_url, split_host_port
 from socketio_trace_proxy.config.base import Section
 
 
@@ -85,6 +86,17 @@ class ProxySettings(Section):
     shutdown_timeout_s: float = Field(
         10.0, gt=0, description="graceful shutdown deadline (sessions, then sinks)"
     )
+
+    @field_validator("listen")
+    @classmethod
+    def _listen_address(cls, value: str) -> str:
+        split_host_port(value)
+        return value
+
+    @field_validator("upstream")
+    @classmethod
+    def _upstream_url(cls, value: str | None) -> str | None:
+        return check_upstream_url(value) if value else value
 
     @model_validator(mode="after")
     def _check(self) -> ProxySettings:

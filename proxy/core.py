@@ -19,6 +19,7 @@ from aiohttp import hdrs, web
 from multidict import CIMultiDict
 from yarl import URL
 
+from socketio_trace_proxy.config.address import check_upstream_url
 from socketio_trace_proxy.config.proxy import AddressHeaders, ProxySettings
 from socketio_trace_proxy.proxy.counters import RelayCounters, RelayStats
 from socketio_trace_proxy.proxy.headers import (
@@ -58,14 +59,12 @@ class RelayCore:
     def __init__(self, settings: ProxySettings, observer: TrafficObserver | None) -> None:
         if not settings.upstream:
             raise ValueError("proxy.upstream is not set")
-        base = URL(settings.upstream)
-        if base.scheme not in ("http", "https", "ws", "wss") or not base.host:
-            raise ValueError(f"proxy.upstream must be an http(s) URL, got {base.scheme}://")
+        base = URL(check_upstream_url(settings.upstream))
         scheme = {"ws": "http", "wss": "https"}.get(base.scheme, base.scheme)
         # Built once; each request only appends its raw (still encoded) path and query.
         self.prefix = str(base.with_scheme(scheme).origin()) + base.path.rstrip("/")
         self.path_prefix = base.path.rstrip("/")
-        self.upstream_host = base.host
+        self.upstream_host: str = base.host or ""  # check_upstream_url: there is one
         self.upstream_port = base.port or (443 if scheme == "https" else 80)
         self.upstream_tls = scheme == "https"
         self.settings = settings

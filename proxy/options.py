@@ -14,14 +14,13 @@ from pathlib import Path
 from typing import Any
 
 from pydantic import ValidationError
-from yarl import URL
 
+from socketio_trace_proxy.config.address import check_upstream_url, split_host_port
 from socketio_trace_proxy.config.admin import AdminSettings
 from socketio_trace_proxy.config.loader import ConfigError, load_settings
 from socketio_trace_proxy.config.proxy import ProxySettings
 from socketio_trace_proxy.config.settings import Settings
 from socketio_trace_proxy.proxy.admin import AdminBindError, check_admin_binding
-from socketio_trace_proxy.proxy.logging import redact_url
 
 
 class UsageError(Exception):
@@ -30,10 +29,10 @@ class UsageError(Exception):
 
 def parse_hostport(value: str, what: str) -> tuple[str, int]:
     """``HOST:PORT`` (``[v6]:PORT`` for IPv6) -> (host, port)."""
-    host, sep, port = value.rpartition(":")
-    if not sep or not host or not port.isdigit() or int(port) > 65535:
-        raise UsageError(f"{what}: expected HOST:PORT, got {value!r}")
-    return host.strip("[]"), int(port)
+    try:
+        return split_host_port(value)
+    except ValueError as exc:
+        raise UsageError(f"{what}: {exc}") from None
 
 
 def load_configuration(path: Path | None, environ: Mapping[str, str]) -> Settings:
@@ -84,9 +83,10 @@ def check_settings(settings: Settings) -> None:
     upstream = settings.proxy.upstream
     if not upstream:
         raise UsageError("proxy.upstream: no upstream set (use --upstream URL or the config)")
-    url = URL(upstream)
-    if url.scheme not in ("http", "https", "ws", "wss") or not url.host:
-        raise UsageError(f"proxy.upstream: expected an http(s) URL, got {redact_url(upstream)}")
+    try:
+        check_upstream_url(upstream)
+    except ValueError as exc:
+        raise UsageError(f"proxy.upstream: {exc}") from None
     parse_hostport(settings.proxy.listen, "proxy.listen")
     if settings.admin.listen is not None:
         parse_hostport(settings.admin.listen, "admin.listen")

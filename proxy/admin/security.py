@@ -17,6 +17,7 @@ import ipaddress
 from aiohttp import web
 from aiohttp.typedefs import Handler, Middleware
 
+from socketio_trace_proxy.config.address import split_host_port
 from socketio_trace_proxy.config.admin import ADMIN_TOKEN_ENV, AdminSettings
 
 
@@ -26,12 +27,10 @@ class AdminBindError(Exception):
 
 def parse_listen(listen: str) -> tuple[str, int]:
     """``HOST:PORT`` or ``[IPV6]:PORT`` -> (host, port)."""
-    host, sep, port_text = listen.rpartition(":")
-    if not sep or not host or not port_text.isdigit() or not 0 <= int(port_text) <= 65535:
-        raise AdminBindError(f"admin listen address {listen!r} is not HOST:PORT")
-    if host.startswith("[") and host.endswith("]"):
-        host = host[1:-1]
-    return host, int(port_text)
+    try:
+        return split_host_port(listen)
+    except ValueError:
+        raise AdminBindError(f"admin listen address {listen!r} is not HOST:PORT") from None
 
 
 def is_loopback_host(host: str) -> bool:
