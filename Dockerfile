@@ -25,8 +25,11 @@ ENV PIP_NO_CACHE_DIR=1 \
     PYTHONDONTWRITEBYTECODE=1
 
 # A C compiler for the compiled core (mypyc, see setup.py); the runtime stage needs none.
+# The python:*-slim images ship Python.h; a base image with Debian's Python needs python3-dev.
 RUN apt-get update -qq \
     && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends gcc libc6-dev \
+    && { python -c "import os, sysconfig; os.stat(sysconfig.get_path('include') + '/Python.h')" \
+         || DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends python3-dev; } \
     && rm -rf /var/lib/apt/lists/*
 RUN python -m venv /opt/venv
 WORKDIR /src

@@ -329,6 +329,11 @@ function describe(rec) {
 function renderLog() {
   const items = state.log.map((item) => [endWall(item.record), item])
     .sort((a, b) => (b[0] - a[0]) || (b[1].seq - a[1].seq)).slice(0, LOG_SHOWN);
+  // Rows are rebuilt only when the shown items change: a rebuild on every tick could swap
+  // the row under the pointer between mousedown and mouseup, and the click was lost.
+  const key = filterParams().toString() + "|" + items.map(([end, item]) => item.seq + "@" + end).join(",");
+  if (key === state.logKey) return;
+  state.logKey = key;
   const rows = items.map(([end, item]) => {
     const rec = item.record, d = describe(rec);
     const tr = el("tr", { class: "act-row type-" + rec.type + (d.outcome ? " outcome-" + d.outcome : ""), "data-seq": item.seq, "data-end": end },
