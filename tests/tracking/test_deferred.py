@@ -21,7 +21,7 @@ from hypothesis import strategies as st
 from socketio_trace_proxy.config.tracking import TrackingSettings
 from socketio_trace_proxy.tracking.ids import SequentialIds
 from socketio_trace_proxy.tracking.observer import RequestInfo, WebSocketObserver
-from socketio_trace_proxy.tracking.runtime import Tracker, driver, hub
+from socketio_trace_proxy.tracking.runtime import Tracker, hub
 from socketio_trace_proxy.tracking.traffic import Direction
 from tests.tracking.runtime_kit import FakeClock, RecordingSink
 
@@ -119,7 +119,6 @@ class Rig:
 def small_bound(monkeypatch: pytest.MonkeyPatch) -> None:
     # A small bound, so that the forced flush runs too.
     monkeypatch.setattr(hub, "MAX_DEFERRED", 5)
-    monkeypatch.setattr(driver, "MAX_DEFERRED", 5)
 
 
 @settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])

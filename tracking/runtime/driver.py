@@ -25,7 +25,7 @@ from socketio_trace_proxy.tracking.correlation.engine import CorrelationEngine
 from socketio_trace_proxy.tracking.events import PacketObserved, SessionClosed, SessionEvent
 from socketio_trace_proxy.tracking.ids import IdSource
 from socketio_trace_proxy.tracking.observer import RequestInfo, WebSocketObserver
-from socketio_trace_proxy.tracking.runtime.hub import MAX_DEFERRED, RecordHub, log
+from socketio_trace_proxy.tracking.runtime.hub import RecordHub, log
 from socketio_trace_proxy.tracking.runtime.timelines import SessionTimeline, Timelines
 from socketio_trace_proxy.tracking.sampling import SessionSampler
 from socketio_trace_proxy.tracking.sessions.state import LegState
@@ -182,6 +182,8 @@ class Tracker(RecordHub):
         self._sampler: SessionSampler | None = (
             sampler if isinstance(sampler, SessionSampler) else None
         )
+        # the per-request sid check, only when some sessions are left out
+        self._thinning = self._sampler if self._sampler and not self._sampler.everything else None
         self._tasks: set[asyncio.Task[None]] = set()
         self._wake: asyncio.Event | None = None
         self._armed = math.inf
@@ -202,7 +204,7 @@ class Tracker(RecordHub):
 
     def polling_request(self, info: RequestInfo, body: bytes) -> None:
         try:
-            if self._sampler is not None and self._unsampled(info, _C2S, body):
+            if self._thinning is not None and self._unsampled(info, _C2S, body):
                 return
             self._sessions.polling_request(info, body, self._monotonic(), self._time())
         except Exception:
@@ -217,7 +219,7 @@ class Tracker(RecordHub):
         body: bytes,
     ) -> None:
         try:
-            if self._sampler is not None and self._unsampled(info, _S2C, body):
+            if self._thinning is not None and self._unsampled(info, _S2C, body):
                 return
             at, wall = self._monotonic(), self._time()
             self._sessions.polling_reply(info, status, content_encoding, body, at, wall)
@@ -228,7 +230,7 @@ class Tracker(RecordHub):
         """The observer of a new WebSocket; ``None`` for one of an unsampled session (the
         relay then tunnels it without looking at its frames)."""
         try:
-            if self._sampler is not None and self._unsampled(info, None, b""):
+            if self._thinning is not None and self._unsampled(info, None, b""):
                 return None
             leg = self._sessions.websocket_opened(info, self._monotonic(), self._time())
             return _WebSocketObserver(self, leg)
@@ -239,7 +241,7 @@ class Tracker(RecordHub):
     def _unsampled(self, info: RequestInfo, direction: Direction | None, body: bytes) -> bool:
         """Whether ``info`` names a session that sampling left out (its body counted)."""
         sid = info.query.get("sid")
-        sampler = self._sampler
+        sampler = self._thinning
         if not sid or sampler is None or sampler.keeps(sid):
             return False
         # A polling body in either direction is traffic; the "ok" answering a POST is not.
@@ -344,19 +346,10 @@ class Tracker(RecordHub):
         try:
             if type(event) is PacketObserved:
                 sid, direction, transport, p, _, wall, _ = event
-                row = (wall, direction, transport, p.type, p.namespace, p.event, p.ack_id, p.size)
-                if self._schedule is not None:  # deferred, in order with the records
-                    pending = self._pending
-                    pending.append((sid, row))
-                    if len(pending) == 1:
-                        self._arm()
-                    elif len(pending) >= MAX_DEFERRED:
-                        self.flush()
-                else:
-                    tl = self._live_timelines.get(sid)
-                    if tl is None:
-                        tl = self._timelines.open(sid)
-                    tl.append(row)
+                self.queue_row(
+                    sid,
+                    (wall, direction, transport, p.type, p.namespace, p.event, p.ack_id, p.size),
+                )
             self.engine.handle(event)
             if isinstance(event, SessionClosed):
                 self.queue_retire(event.session_id)

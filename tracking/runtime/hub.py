@@ -94,23 +94,31 @@ class RecordHub:
         self.flush()
         self._schedule = schedule
 
+    def queue_row(self, sid: str, row: PacketRow) -> None:
+        """A packet's timeline row: added now, or queued in order with the records."""
+        if self._schedule is None:
+            self._add_row(sid, row)
+        else:
+            self._enqueue((sid, row))
+
     def queue_retire(self, sid: str) -> None:
         """``sid`` closed: its timeline is frozen after what is queued before it."""
         if self._schedule is None:
             self._timelines.retire(sid)
-            return
-        pending = self._pending
-        pending.append(sid)
-        if len(pending) == 1:
-            self._arm()
+        else:
+            self._enqueue(sid)
 
     def on_record(self, record: Record) -> None:
         """The engine made ``record``: fanned out now, or queued until the next flush."""
         if self._schedule is None:
-            self._fan_out(record)
-            return
+            self._add_to_timeline(record)
+            self._fan_out_many((record,))
+        else:
+            self._enqueue(record)
+
+    def _enqueue(self, item: Deferred) -> None:
         pending = self._pending
-        pending.append(record)
+        pending.append(item)
         if len(pending) == 1:
             self._arm()
         elif len(pending) >= MAX_DEFERRED:
@@ -133,41 +141,33 @@ class RecordHub:
         if not pending:
             return
         self._pending = []
-        timelines = self._timelines
-        live = self._live_timelines
         records: list[Record] = []
-        add = records.append
         for item in pending:
             if isinstance(item, tuple):
-                sid, row = item
-                tl = live.get(sid)
-                if tl is None:
-                    tl = timelines.open(sid)
-                tl.append(row)
+                self._add_row(*item)
             elif isinstance(item, str):
-                timelines.retire(item)
+                self._timelines.retire(item)
             else:
-                sid = item.session.session_id
-                tl = live.get(sid)
-                if tl is not None:
-                    tl.append(item)
-                else:
-                    timelines.add_record(sid, item)  # a session just retired (its close)
-                add(item)
+                self._add_to_timeline(item)
+                records.append(item)
         if records:
             self._fan_out_many(records)
 
     # --- fan-out ----------------------------------------------------------------------------
 
-    def _fan_out(self, record: Record) -> None:
-        """One record, at once: the timeline, then :meth:`_fan_out_many`'s steps."""
+    def _add_row(self, sid: str, row: PacketRow) -> None:
+        tl = self._live_timelines.get(sid)
+        if tl is None:
+            tl = self._timelines.open(sid)
+        tl.append(row)
+
+    def _add_to_timeline(self, record: Record) -> None:
         sid = record.session.session_id
         tl = self._live_timelines.get(sid)
         if tl is not None:
             tl.append(record)
         else:
             self._timelines.add_record(sid, record)  # a session just retired (its close)
-        self._fan_out_many((record,))
 
     def _fan_out_many(self, records: Sequence[Record]) -> None:
         """Records whose timelines have them already: the activity ring, the sinks, the
