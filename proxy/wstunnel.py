@@ -80,6 +80,7 @@ class WebSocketTunnel:
     """Both connections of one WebSocket; :attr:`finished` resolves when both are closed."""
 
     __slots__ = (
+        "_ask_sampling",
         "_c2s",
         "_close_timeout",
         "_close_timer",
@@ -124,6 +125,10 @@ class WebSocketTunnel:
             on_unobservable=self._unobservable,
         )
         self._observer = observer
+        # Whether session sampling may still leave this WebSocket out: asked once, after the
+        # upstream's first messages (a WebSocket opened without a sid learns it from its
+        # OPEN packet, Engine.IO v4 section 3 "handshake"; an upgraded one knows it already).
+        self._ask_sampling = observer is not None and hasattr(observer, "observing")
         self._counters = counters
         self._close_timeout = close_timeout_s
         self._close_timer: asyncio.TimerHandle | None = None
@@ -205,11 +210,12 @@ class WebSocketTunnel:
                     observer.message(direction, message)
                 except Exception:
                     self._counters.observer_errors += 1
-            if not getattr(observer, "observing", True):
-                # The observer wants no more messages (an unsampled session, known once its
-                # OPEN packet went by): tunnel on without assembling them.
-                self._observer = None
-                self._c2s.observe = self._s2c.observe = False
+            if self._ask_sampling and direction is S2C and scanned.messages:
+                self._ask_sampling = False
+                if not getattr(observer, "observing", True):
+                    # An unsampled session: tunnel on without assembling its messages.
+                    self._observer = None
+                    self._c2s.observe = self._s2c.observe = False
         close = scanned.close
         if close is not None and self.initiator is None:
             self.initiator = direction
