@@ -28,9 +28,10 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTrace
 from socketio_trace_proxy.config.about import DISTRIBUTION, user_agent, version
 from socketio_trace_proxy.exporters import otlp_wire
 from socketio_trace_proxy.exporters.http import RETRYABLE, HttpPoster, Reply, post_batch
+from socketio_trace_proxy.exporters.otlp_pairs import PairSpanEncoder
 from socketio_trace_proxy.exporters.plugin import Encoded, SendResult, replace_unencodable
 from socketio_trace_proxy.exporters.spans import SCHEMA_URL, AttrValue, SpanSpec, record_span
-from socketio_trace_proxy.tracking.records import Record
+from socketio_trace_proxy.tracking.records import PairRecord, Record
 
 # OTLP/HTTP (OTLP spec, "Binary Protobuf Encoding"): the exact content type, which
 # OpenObserve also requires to the byte; the User-Agent names this project, not the library.
@@ -95,6 +96,7 @@ class OtlpTracesPlugin:
         self._hints = dict(hints or {})
         self._retryable = frozenset(retryable)
         self._encoder = otlp_wire.SpanEncoder(constant=span_attributes)
+        self._pairs = PairSpanEncoder(otlp_wire.attributes(span_attributes or {}, b"\x4a"))
         self._resource = otlp_wire.resource(resource)
         self._scope = otlp_wire.scope(SCOPE_NAME, version())
 
@@ -107,9 +109,16 @@ class OtlpTracesPlugin:
         skipped = replaced = 0
         error: str | None = None
         encode_span = self._encoder.span
+        encode_pair = self._pairs.encode
         for index, record in enumerate(records):
             if index and index % YIELD_EVERY == 0:
                 time.sleep(0)  # let the relay's thread take the GIL between chunks
+            if type(record) is PairRecord:
+                try:
+                    spans.append(encode_pair(record))
+                    continue
+                except Exception:  # the general path below reports or repairs it
+                    pass
             try:
                 spec = record_span(record)
                 otlp_wire.check_ids(spec)

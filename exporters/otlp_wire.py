@@ -212,6 +212,9 @@ def scope(name: str, version: str) -> bytes:
     return _ld(b"\x0a", name.encode()) + _ld(b"\x12", version.encode())
 
 
+_SPAN_HEADS = [b"\x12" + size for size in _SMALL]
+
+
 def export_request(
     resource_body: bytes, scope_body: bytes, spans: Sequence[bytes], schema_url: str = ""
 ) -> bytes:
@@ -219,14 +222,22 @@ def export_request(
     [ScopeSpans{scope, spans, schema_url}], schema_url}]}``, joined once (spans are large: no
     intermediate copies)."""
     span_parts: list[bytes] = []
+    spans_len = 0
     for body in spans:
-        span_parts.append(b"\x12")  # ScopeSpans.spans = 2
-        span_parts.append(_len_prefix(len(body)))
+        size = len(body)
+        if size < 0x80:
+            head = _SPAN_HEADS[size]
+        elif size < 0x4000:  # a two-byte length varint: most spans
+            head = bytes((0x12, (size & 0x7F) | 0x80, size >> 7))
+        else:
+            head = b"\x12" + varint(size)
+        span_parts.append(head)  # ScopeSpans.spans = 2
         span_parts.append(body)
+        spans_len += len(head) + size
     # ScopeSpans.schema_url = 3 and ResourceSpans.schema_url = 3
     schema = _ld(b"\x1a", schema_url.encode()) if schema_url else b""
     scope_field = _ld(b"\x0a", scope_body)  # ScopeSpans.scope = 1
-    scope_spans_len = len(scope_field) + sum(len(p) for p in span_parts) + len(schema)
+    scope_spans_len = len(scope_field) + spans_len + len(schema)
     resource_field = _ld(b"\x0a", resource_body)  # ResourceSpans.resource = 1
     scope_spans_head = b"\x12" + _len_prefix(scope_spans_len)  # ResourceSpans.scope_spans = 2
     resource_spans_len = len(resource_field) + len(scope_spans_head) + scope_spans_len + len(schema)

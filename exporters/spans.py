@@ -170,7 +170,9 @@ _SHARED: dict[tuple[object, ...], tuple[tuple[str, AttrValue], ...]] = {}
 _SHARED_LIMIT = 4096  # distinct (rule, outcome, transport, ...) shapes kept; then start over
 
 
-def _pair_shared(record: PairRecord, error_type: str | None) -> tuple[tuple[str, AttrValue], ...]:
+def pair_shared(record: PairRecord, error_type: str | None) -> tuple[tuple[str, AttrValue], ...]:
+    """The attributes a pair shares with every pair of its shape (rule, events, outcome,
+    transports...): one interned tuple per shape, so encoders may key caches on its identity."""
     response_transport = record.response_transport
     key = (
         record.request_event,
@@ -264,7 +266,7 @@ def pair_span(record: PairRecord) -> SpanSpec:
         _STATUS_UNSET if ok else _STATUS_ERROR,
         error_type,
         links,
-        _pair_shared(record, error_type),
+        pair_shared(record, error_type),
     )
 
 

@@ -14,15 +14,14 @@ from typing import Final
 
 import aiohttp
 from aiohttp import hdrs, web
-from aiohttp.http import HttpVersion10, HttpVersion11
+from aiohttp.http import HttpVersion11
 
 from socketio_trace_proxy.proxy.core import RelayCore
 from socketio_trace_proxy.proxy.polling import (
     CHUNKED,
-    CLOSE_11,
-    KEEP_ALIVE_10,
     NO_BODY_STATUS,
     Written,
+    connection_line,
     copy_headers,
 )
 from socketio_trace_proxy.proxy.wsclose import release_client_leg
@@ -57,11 +56,7 @@ def stream_head(
                 append(CHUNKED)
         else:
             keep_alive = False  # the end of the body is the end of the connection
-    if keep_alive:
-        if version == HttpVersion10:
-            append(KEEP_ALIVE_10)
-    elif version == HttpVersion11:
-        append(CLOSE_11)
+    append(connection_line(version, keep_alive))
     append(b"\r\n")
     return b"".join(parts), chunked, keep_alive
 

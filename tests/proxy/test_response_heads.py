@@ -26,6 +26,7 @@ import pytest
 from aiohttp import web
 from multidict import CIMultiDict
 
+from socketio_trace_proxy.config.proxy import ServerLeg
 from tests.proxy.peers import aiohttp_serving, build_sio, relay_in_front_of
 
 KEY = b"dGhlIHNhbXBsZSBub25jZQ=="
@@ -136,8 +137,10 @@ def _undated(head: bytes) -> bytes:
     return re.sub(rb"(?i)(\r\ndate: )[^\r]*", rb"\1*", head)
 
 
-async def _assert_same(upstream: str, request: bytes, *, same_body: bool = True) -> bytes:
-    async with relay_in_front_of(upstream) as relay:
+async def _assert_same(
+    leg: ServerLeg, upstream: str, request: bytes, *, same_body: bool = True
+) -> bytes:
+    async with relay_in_front_of(upstream, server_leg=leg) as relay:
         direct_head, direct_body = await _read_response(upstream, request)
         head, body = await _read_response(relay.url, request)
     assert _undated(head) == _undated(direct_head)
@@ -145,6 +148,13 @@ async def _assert_same(upstream: str, request: bytes, *, same_body: bool = True)
     if same_body:
         assert body == direct_body
     return head
+
+
+@pytest.fixture(params=list(ServerLeg), ids=lambda leg: leg.value)
+def leg(request: pytest.FixtureRequest) -> ServerLeg:
+    """Both server legs must pass every case."""
+    value: ServerLeg = request.param
+    return value
 
 
 @pytest.fixture
@@ -164,31 +174,39 @@ async def aiohttp_upstream() -> AsyncIterator[str]:
 
 @pytest.mark.parametrize("case", ["no_type", "chunked", "chunked_error", "odd_repeated"])
 @pytest.mark.parametrize("path", [b"/app/%s", b"/socket.io/?EIO=4&case=%s"], ids=["app", "sio"])
-async def test_raw_upstream_heads_pass_unchanged(raw_upstream: str, path: bytes, case: str) -> None:
-    head = await _assert_same(raw_upstream, GET % (path % case.encode()))
+async def test_raw_upstream_heads_pass_unchanged(
+    leg: ServerLeg, raw_upstream: str, path: bytes, case: str
+) -> None:
+    head = await _assert_same(leg, raw_upstream, GET % (path % case.encode()))
     assert b"\r\nDate:" not in head
     assert b"\r\nServer:" not in head
 
 
 @pytest.mark.parametrize("path", [b"/app/switch", b"/socket.io/?EIO=4&case=switch"])
-async def test_a_bare_101_passes_unchanged(raw_upstream: str, path: bytes) -> None:
-    head = await _assert_same(raw_upstream, UPGRADE % path)
+async def test_a_bare_101_passes_unchanged(leg: ServerLeg, raw_upstream: str, path: bytes) -> None:
+    head = await _assert_same(leg, raw_upstream, UPGRADE % path)
     assert head.startswith(b"HTTP/1.1 101 Switching Protocols\r\nupgrade: websocket\r\n")
 
 
-async def test_socketio_101_passes_unchanged(aiohttp_upstream: str) -> None:
-    head = await _assert_same(aiohttp_upstream, UPGRADE % b"/socket.io/?EIO=4&transport=websocket")
+async def test_socketio_101_passes_unchanged(leg: ServerLeg, aiohttp_upstream: str) -> None:
+    head = await _assert_same(
+        leg, aiohttp_upstream, UPGRADE % b"/socket.io/?EIO=4&transport=websocket"
+    )
     assert b"Sec-WebSocket-Accept: " + ACCEPT in head
 
 
-async def test_socketio_polling_reply_passes_unchanged(aiohttp_upstream: str) -> None:
+async def test_socketio_polling_reply_passes_unchanged(
+    leg: ServerLeg, aiohttp_upstream: str
+) -> None:
     # The bodies carry different sids; the heads (same length) must match.
     head = await _assert_same(
-        aiohttp_upstream, GET % b"/socket.io/?EIO=4&transport=polling", same_body=False
+        leg, aiohttp_upstream, GET % b"/socket.io/?EIO=4&transport=polling", same_body=False
     )
     assert head.startswith(b"HTTP/1.1 200 OK\r\n")
 
 
 @pytest.mark.parametrize("path", [b"/app/page", b"/app/odd"])
-async def test_aiohttp_pages_pass_unchanged(aiohttp_upstream: str, path: bytes) -> None:
-    await _assert_same(aiohttp_upstream, GET % path)
+async def test_aiohttp_pages_pass_unchanged(
+    leg: ServerLeg, aiohttp_upstream: str, path: bytes
+) -> None:
+    await _assert_same(leg, aiohttp_upstream, GET % path)
