@@ -218,13 +218,21 @@ async def _paced(
 
 async def run_websocket(rig: Rig, sessions: int, round_trips: int, rate: float) -> Result:
     await rig.start()
-    legs: list[WebSocketObserver] = []
+    legs: list[WebSocketObserver] = []  # the legs shown messages
+    opened: list[WebSocketObserver] = []  # every leg (the tunnel calls ``closed`` on each)
     for n in range(sessions):
         leg = rig.observer.websocket_opened(
             RequestInfo("GET", query(EIO="4", transport="websocket"), "127.0.0.1")
         )
+        if leg is None:  # left out at the request (not here: the sid is not known yet)
+            continue
+        opened.append(leg)
         sid = f"ws{n:06d}AAAAAAAAAAAA"
         leg.message(S2C, '0{"sid":"' + sid + '",' + PING[1:])
+        if not getattr(leg, "observing", True):
+            # What WebSocketTunnel does after the upstream's first messages: an unsampled
+            # session's frames are relayed without being assembled or shown to anyone.
+            continue
         leg.message(C2S, "40")
         leg.message(S2C, '40{"sid":"ns' + sid + '"}')
         legs.append(leg)
@@ -240,7 +248,7 @@ async def run_websocket(rig: Rig, sessions: int, round_trips: int, rate: float) 
             leg.message(S2C, reply)
 
     result = await _paced(rig, rounds, sessions, rate, step)
-    for leg in legs:
+    for leg in opened:
         leg.closed(C2S, 1000)
     await rig.stop()
     return result

@@ -19,6 +19,9 @@ from socketio_trace_proxy.tracking.views import SamplingInfo
 
 _C2S = Direction.CLIENT_TO_SERVER
 _SCALE = float(2**64)
+MAX_REMEMBERED = 4096
+"""Decisions :meth:`SessionSampler.keeps` remembers (the oldest forgotten first; a
+forgotten one is recomputed, never lost)."""
 
 
 def sid_fraction(sid: str) -> float:
@@ -42,15 +45,23 @@ class SessionSampler:
     __slots__ = (
         "_bytes_c2s",
         "_bytes_s2c",
+        "_known",
+        "_max_known",
         "_messages_c2s",
         "_messages_s2c",
+        "forgotten",
         "rate",
         "sampled_sessions",
         "sessions",
     )
 
-    def __init__(self, rate: float) -> None:
+    def __init__(self, rate: float, max_remembered: int = MAX_REMEMBERED) -> None:
         self.rate = min(1.0, max(0.0, rate))
+        # sid -> decision: a polling session asks per request, and BLAKE2b costs more
+        # than the rest of an unsampled request's bookkeeping
+        self._known: dict[str, bool] = {}
+        self._max_known = max(1, max_remembered)
+        self.forgotten = 0  # decisions dropped from ``_known`` (recomputed when asked again)
         self.sessions = 0  # handshakes decided
         self.sampled_sessions = 0
         self._messages_c2s = self._messages_s2c = 0
@@ -63,7 +74,15 @@ class SessionSampler:
 
     def keeps(self, sid: str) -> bool:
         """Whether traffic of the session ``sid`` is decoded (no counting)."""
-        return session_sampled(sid, self.rate)
+        known = self._known
+        keep = known.get(sid)
+        if keep is None:
+            keep = session_sampled(sid, self.rate)
+            if len(known) >= self._max_known:
+                del known[next(iter(known))]
+                self.forgotten += 1
+            known[sid] = keep
+        return keep
 
     def decide(self, sid: str) -> bool:
         """A handshake named ``sid``: count the session and say whether it is traced."""
@@ -85,7 +104,13 @@ class SessionSampler:
     def unsampled_body(self, direction: Direction, body: bytes) -> None:
         """A polling body of an unsampled session (its packets counted by their separators,
         Engine.IO v4 section 4.3; a v3 body counts as one)."""
-        self.unsampled(direction, body.count(b"\x1e") + 1 if body else 0, len(body))
+        messages = body.count(b"\x1e") + 1 if body else 0
+        if direction is _C2S:
+            self._messages_c2s += messages
+            self._bytes_c2s += len(body)
+        else:
+            self._messages_s2c += messages
+            self._bytes_s2c += len(body)
 
     def info(self) -> SamplingInfo:
         return SamplingInfo(

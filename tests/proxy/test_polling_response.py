@@ -118,9 +118,7 @@ async def _exchange(url: str, request: bytes, count: int = 1) -> list[bytes]:
 
 
 @pytest.mark.parametrize("case", sorted(CASES))
-async def test_response_head_is_the_upstreams_minus_hop_by_hop(
-    upstream: str, case: str
-) -> None:
+async def test_response_head_is_the_upstreams_minus_hop_by_hop(upstream: str, case: str) -> None:
     async with relay_in_front_of(upstream) as relay:
         got = await _exchange(relay.url, GET % case.encode(), count=2)
     assert got == [CASES[case][1]] * 2  # and the connection was kept alive

@@ -52,6 +52,16 @@ def test_the_decision_is_a_stable_function_of_the_sid() -> None:
     assert not any(session_sampled(s, 0.0) for s in sids(50))
 
 
+def test_remembered_decisions_are_bounded_and_equal_the_computed_ones() -> None:
+    sampler = SessionSampler(0.3, max_remembered=16)
+    every = sids(100)
+    for _ in range(2):  # the second pass asks again for decisions long forgotten
+        assert [sampler.keeps(s) for s in every] == [session_sampled(s, 0.3) for s in every]
+    assert sampler.forgotten == 200 - 16
+    assert [sampler.keeps(s) for s in every[-16:]] == [session_sampled(s, 0.3) for s in every[-16:]]
+    assert sampler.forgotten == 200 - 16  # the last 16 were remembered
+
+
 @pytest.mark.parametrize("rate", [0.01, 0.1, 0.5, 0.9])
 def test_roughly_the_configured_share_of_10_000_sids(rate: float) -> None:
     sampler = SessionSampler(rate)

@@ -204,7 +204,9 @@ class Tracker(RecordHub):
 
     def polling_request(self, info: RequestInfo, body: bytes) -> None:
         try:
-            if self._thinning is not None and self._unsampled(info, _C2S, body):
+            thinning = self._thinning
+            if thinning is not None and (sid := info.query.get("sid")) and not thinning.keeps(sid):
+                thinning.unsampled_body(_C2S, body)  # a session sampling left out
                 return
             self._sessions.polling_request(info, body, self._monotonic(), self._time())
         except Exception:
@@ -219,7 +221,12 @@ class Tracker(RecordHub):
         body: bytes,
     ) -> None:
         try:
-            if self._thinning is not None and self._unsampled(info, _S2C, body):
+            thinning = self._thinning
+            if thinning is not None and (sid := info.query.get("sid")) and not thinning.keeps(sid):
+                # a session sampling left out: a body in reply to a GET is traffic, the
+                # "ok" answering a POST is not
+                if info.method.upper() == "GET":
+                    thinning.unsampled_body(_S2C, body)
                 return
             at, wall = self._monotonic(), self._time()
             self._sessions.polling_reply(info, status, content_encoding, body, at, wall)
@@ -230,24 +237,14 @@ class Tracker(RecordHub):
         """The observer of a new WebSocket; ``None`` for one of an unsampled session (the
         relay then tunnels it without looking at its frames)."""
         try:
-            if self._thinning is not None and self._unsampled(info, None, b""):
-                return None
+            thinning = self._thinning
+            if thinning is not None and (sid := info.query.get("sid")) and not thinning.keeps(sid):
+                return None  # an upgrade of a session sampling left out
             leg = self._sessions.websocket_opened(info, self._monotonic(), self._time())
             return _WebSocketObserver(self, leg)
         except Exception:
             self.fault("websocket_opened")
             return _NullWebSocketObserver()
-
-    def _unsampled(self, info: RequestInfo, direction: Direction | None, body: bytes) -> bool:
-        """Whether ``info`` names a session that sampling left out (its body counted)."""
-        sid = info.query.get("sid")
-        sampler = self._thinning
-        if not sid or sampler is None or sampler.keeps(sid):
-            return False
-        # A polling body in either direction is traffic; the "ok" answering a POST is not.
-        if direction is _C2S or (direction is _S2C and info.method.upper() == "GET"):
-            sampler.unsampled_body(direction, body)
-        return True
 
     # --- lifecycle --------------------------------------------------------------------------
 
@@ -376,6 +373,8 @@ class Tracker(RecordHub):
         snap = self.engine.snapshot(self.drops())
         if self._sampler is not None:
             snap = dataclasses.replace(snap, sampling=self._sampler.info())
+            if self._sampler.forgotten:  # decisions recomputed, nothing lost: for sizing
+                snap.extra["sampling_decisions_forgotten"] = self._sampler.forgotten
         for where, n in self.faults.items():
             snap.extra[f"fault:{where}"] = n
         stats = getattr(self._sessions, "stats", None)
