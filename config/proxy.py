@@ -17,6 +17,13 @@ class WebSocketRelay(Enum):
     TERMINATE = "terminate"  # one WebSocket per leg, each negotiated by the proxy
 
 
+class ServerLeg(Enum):
+    """What serves the client connections."""
+
+    LEAN = "lean"  # the relay's own HTTP/1.1 server (httptools): heads and bodies relayed as bytes
+    AIOHTTP = "aiohttp"  # aiohttp's web server (needed by websocket_relay: terminate)
+
+
 class AddressHeaders(Enum):
     """What becomes of the client's other address headers (``Forwarded``, ``X-Real-IP``)."""
 
@@ -47,6 +54,12 @@ class ProxySettings(Section):
         description="tunnel: every frame passes as sent, the subprotocol and permessage-"
         "deflate are negotiated between client and backend, the proxy only reads (cheapest); "
         "terminate: the proxy is the WebSocket peer of each side and relays messages",
+    )
+    server_leg: ServerLeg | None = Field(
+        None,
+        description="lean: the relay's own HTTP/1.1 server, which forwards request and "
+        "response heads as received (cheapest); aiohttp: aiohttp's web server; unset: lean, "
+        "or aiohttp with websocket_relay: terminate (which only aiohttp serves)",
     )
     websocket_compression: bool = Field(
         True, description="let permessage-deflate be negotiated when the client offers it"
@@ -106,4 +119,17 @@ class ProxySettings(Section):
                 "upstream_websocket_compression: false needs websocket_relay: terminate "
                 "(a tunnel negotiates compression between client and backend)"
             )
+        if self.server_leg is ServerLeg.LEAN and not tunnel:
+            raise ValueError(
+                "server_leg: lean relays WebSockets as a tunnel only; websocket_relay: "
+                "terminate needs server_leg: aiohttp (or server_leg unset)"
+            )
         return self
+
+    @property
+    def leg(self) -> ServerLeg:
+        """The server leg in use: as set, else lean unless WebSockets are terminated."""
+        if self.server_leg is not None:
+            return self.server_leg
+        tunnel = self.websocket_relay is WebSocketRelay.TUNNEL
+        return ServerLeg.LEAN if tunnel else ServerLeg.AIOHTTP

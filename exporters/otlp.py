@@ -105,33 +105,50 @@ class OtlpTracesPlugin:
         return self._poster.safe_url
 
     def encode(self, records: Sequence[Record]) -> Encoded:
-        spans: list[bytes] = []
-        skipped = replaced = 0
+        fields: list[bytes] = []  # ScopeSpans.spans fields, in parts
+        size = count = skipped = replaced = 0
         error: str | None = None
-        encode_span = self._encoder.span
-        encode_pair = self._pairs.encode
-        for index, record in enumerate(records):
-            if index and index % YIELD_EVERY == 0:
+        pair_parts = self._pairs.parts
+        span_head = otlp_wire.span_head
+        for begin in range(0, len(records), YIELD_EVERY):
+            if begin:
                 time.sleep(0)  # let the relay's thread take the GIL between chunks
-            if type(record) is PairRecord:
+            for record in records[begin : begin + YIELD_EVERY]:
+                if type(record) is PairRecord:
+                    try:
+                        body_size, parts = pair_parts(record)
+                    except Exception:  # the general path below reports or repairs it
+                        pass
+                    else:
+                        head = span_head(body_size)
+                        fields.append(head)
+                        fields.extend(parts)
+                        size += len(head) + body_size
+                        count += 1
+                        continue
                 try:
-                    spans.append(encode_pair(record))
+                    body, repaired = self._general(record)
+                except Exception as exc:  # one bad record must not sink its batch
+                    skipped += 1
+                    error = repr(exc)
                     continue
-                except Exception:  # the general path below reports or repairs it
-                    pass
-            try:
-                spec = record_span(record)
-                otlp_wire.check_ids(spec)
-                try:
-                    spans.append(encode_span(spec))
-                except UnicodeEncodeError:
-                    spans.append(encode_span(sanitized(spec)))
-                    replaced += 1
-            except Exception as exc:  # one bad record must not sink its batch
-                skipped += 1
-                error = repr(exc)
-        payload = otlp_wire.export_request(self._resource, self._scope, spans, SCHEMA_URL)
-        return Encoded(payload, len(spans), skipped, error, replaced)
+                head = span_head(len(body))
+                fields.append(head)
+                fields.append(body)
+                size += len(head) + len(body)
+                count += 1
+                replaced += repaired
+        payload = otlp_wire.framed_request(self._resource, self._scope, fields, size, SCHEMA_URL)
+        return Encoded(payload, count, skipped, error, replaced)
+
+    def _general(self, record: Record) -> tuple[bytes, bool]:
+        """A span through the span model; whether text had to be replaced."""
+        spec = record_span(record)
+        otlp_wire.check_ids(spec)
+        try:
+            return self._encoder.span(spec), False
+        except UnicodeEncodeError:
+            return self._encoder.span(sanitized(spec)), True
 
     def send(self, batch: Encoded, timeout_s: float) -> SendResult:
         return post_batch(

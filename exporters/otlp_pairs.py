@@ -101,8 +101,10 @@ class PairSpanEncoder:
         self._limit = cache_limit
         self._names: dict[str, bytes] = {}
         # keyed by identity, the entry keeping its key object alive (so no id is reused)
-        self._shapes: dict[int, tuple[object, bytes, bytes]] = {}
-        self._sessions: dict[int, tuple[SessionRef, bytes, bytes, bytes]] = {}
+        self._shapes: dict[int, tuple[object, bytes, bytes, int]] = {}
+        self._sessions: dict[int, tuple[SessionRef, bytes, bytes, bytes, int]] = {}
+        # ids, times, the duration attribute and the constant attributes
+        self._fixed = 28 + 18 + len(_DURATION) + 8 + len(constant)
         self._request_sizes: dict[int, bytes] = {}
         self._response_sizes: dict[int, bytes] = {}
         self._acks: dict[int, bytes] = {}
@@ -119,7 +121,7 @@ class PairSpanEncoder:
         self._names[operation] = encoded
         return encoded
 
-    def _shape(self, record: PairRecord) -> tuple[object, bytes, bytes]:
+    def _shape(self, record: PairRecord) -> tuple[object, bytes, bytes, int]:
         """The shared attributes and the status (both follow from the record's shape)."""
         error_type = pair_error_type(record)
         shared = pair_shared(record, error_type)
@@ -133,10 +135,11 @@ class PairSpanEncoder:
             if len(self._shapes) >= self._limit:
                 self._shapes.clear()
                 self.cache_resets += 1
-            entry = self._shapes[id(shared)] = (shared, attrs, status)
+            entry = (shared, attrs, status, len(attrs) + len(status))
+            self._shapes[id(shared)] = entry
         return entry
 
-    def _session(self, session: SessionRef) -> tuple[SessionRef, bytes, bytes, bytes]:
+    def _session(self, session: SessionRef) -> tuple[SessionRef, bytes, bytes, bytes, int]:
         """The sid attributes, the client attributes and the link to the handshake span."""
         sid = session.session_id
         if len(session.trace_id) != 32 or len(session.span_id) != 16:
@@ -151,7 +154,8 @@ class PairSpanEncoder:
         if len(self._sessions) >= self._limit:
             self._sessions.clear()
             self.cache_resets += 1
-        entry = self._sessions[id(session)] = (session, ids, client, link)
+        entry = (session, ids, client, link, len(ids) + len(client) + len(link))
+        self._sessions[id(session)] = entry
         return entry
 
     def _size(self, cache: dict[int, bytes], key: str, size: int) -> bytes:
@@ -169,6 +173,12 @@ class PairSpanEncoder:
         return encoded
 
     def encode(self, record: PairRecord) -> bytes:
+        """The ``Span`` message body."""
+        return b"".join(self.parts(record)[1])
+
+    def parts(self, record: PairRecord) -> tuple[int, tuple[bytes, ...]]:
+        """The ``Span`` message body in parts (joined once with the whole request) and its
+        size."""
         trace_id = record.trace_id
         span_id = record.span_id
         parent = record.parent_span_id
@@ -192,38 +202,39 @@ class PairSpanEncoder:
         else:
             conversation = self._conversation(record)
         rare = b""
-        if (
-            record.kind is _STREAM
-            or record.request_payload is not None
-            or record.response_payload is not None
-        ):
+        payloads = record.request_payload is not None or record.response_payload is not None
+        if payloads or record.kind is _STREAM:
             rare = self._rare(record)
+        parent_part = b"\x22\x08" + _fromhex(parent) if parent else b""
         linked = record.linked_span_id
+        linked_part = b"" if linked is None else _link(trace_id, linked)
         duration = record.duration_s
         start = round(record.start_wall * 1_000_000) * 1000
-        return b"".join(
-            (
-                b"\x0a\x10",
-                _fromhex(trace_id),
-                b"\x12\x08",
-                _fromhex(span_id),
-                b"\x22\x08" + _fromhex(parent) if parent else b"",
-                name,
-                _pack_times(_T_START, start, _T_END, start + round(duration * 1e9)),
-                shape[1],
-                _DURATION,
-                _pack_double(duration * 1000.0),
-                known[1],
-                request_size,
-                response_size,
-                conversation,
-                rare,
-                known[2],
-                self._constant,
-                known[3],
-                b"" if linked is None else _link(trace_id, linked),
-                shape[2],
-            )
+        size = (
+            self._fixed + shape[3] + known[4] + len(name) + len(parent_part) + len(request_size)
+            + len(response_size) + len(conversation) + len(rare) + len(linked_part)
+        )  # fmt: skip
+        return size, (
+            b"\x0a\x10",
+            _fromhex(trace_id),
+            b"\x12\x08",
+            _fromhex(span_id),
+            parent_part,
+            name,
+            _pack_times(_T_START, start, _T_END, start + round(duration * 1e9)),
+            shape[1],
+            _DURATION,
+            _pack_double(duration * 1000.0),
+            known[1],
+            request_size,
+            response_size,
+            conversation,
+            rare,
+            known[2],
+            self._constant,
+            known[3],
+            linked_part,
+            shape[2],
         )
 
     @staticmethod

@@ -215,33 +215,42 @@ def scope(name: str, version: str) -> bytes:
 _SPAN_HEADS = [b"\x12" + size for size in _SMALL]
 
 
+def span_head(size: int) -> bytes:
+    """The tag and length of a ``ScopeSpans.spans`` (2) field of ``size`` bytes."""
+    if size < 0x80:
+        return _SPAN_HEADS[size]
+    if size < 0x4000:  # a two-byte length varint: most spans
+        return bytes((0x12, (size & 0x7F) | 0x80, size >> 7))
+    return b"\x12" + varint(size)
+
+
 def export_request(
     resource_body: bytes, scope_body: bytes, spans: Sequence[bytes], schema_url: str = ""
 ) -> bytes:
     """``ExportTraceServiceRequest{resource_spans: [ResourceSpans{resource, scope_spans:
-    [ScopeSpans{scope, spans, schema_url}], schema_url}]}``, joined once (spans are large: no
-    intermediate copies)."""
-    span_parts: list[bytes] = []
-    spans_len = 0
+    [ScopeSpans{scope, spans, schema_url}], schema_url}]}``."""
+    fields: list[bytes] = []
+    size = 0
     for body in spans:
-        size = len(body)
-        if size < 0x80:
-            head = _SPAN_HEADS[size]
-        elif size < 0x4000:  # a two-byte length varint: most spans
-            head = bytes((0x12, (size & 0x7F) | 0x80, size >> 7))
-        else:
-            head = b"\x12" + varint(size)
-        span_parts.append(head)  # ScopeSpans.spans = 2
-        span_parts.append(body)
-        spans_len += len(head) + size
+        head = span_head(len(body))
+        fields.append(head)
+        fields.append(body)
+        size += len(head) + len(body)
+    return framed_request(resource_body, scope_body, fields, size, schema_url)
+
+
+def framed_request(
+    resource_body: bytes, scope_body: bytes, fields: list[bytes], size: int, schema_url: str = ""
+) -> bytes:
+    """:func:`export_request` of spans given as ``ScopeSpans.spans`` fields (each
+    :func:`span_head` and the span's body, possibly in parts) of ``size`` bytes in all,
+    joined once (spans are large: no intermediate copies)."""
     # ScopeSpans.schema_url = 3 and ResourceSpans.schema_url = 3
     schema = _ld(b"\x1a", schema_url.encode()) if schema_url else b""
     scope_field = _ld(b"\x0a", scope_body)  # ScopeSpans.scope = 1
-    scope_spans_len = len(scope_field) + spans_len + len(schema)
+    scope_spans_len = len(scope_field) + size + len(schema)
     resource_field = _ld(b"\x0a", resource_body)  # ResourceSpans.resource = 1
     scope_spans_head = b"\x12" + _len_prefix(scope_spans_len)  # ResourceSpans.scope_spans = 2
     resource_spans_len = len(resource_field) + len(scope_spans_head) + scope_spans_len + len(schema)
     head = b"\x0a" + _len_prefix(resource_spans_len)  # ExportTraceServiceRequest.resource_spans
-    return b"".join(
-        [head, resource_field, scope_spans_head, scope_field, *span_parts, schema, schema]
-    )
+    return b"".join([head, resource_field, scope_spans_head, scope_field, *fields, schema, schema])

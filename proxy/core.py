@@ -30,6 +30,7 @@ from socketio_trace_proxy.proxy.headers import (
     METHODS_WITH_BODY,
     REQUEST_ONLY_DROP,
     TRACEPARENT,
+    ClientRequest,
     address_values,
     connection_tokens,
     forwarded_values,
@@ -133,7 +134,7 @@ class RelayCore:
     def is_socketio(self, path: str) -> bool:
         return path.startswith(self.sio_path) or path == self.sio_path_bare
 
-    def upstream_headers(self, request: web.BaseRequest) -> CIMultiDict[str]:
+    def upstream_headers(self, request: ClientRequest) -> CIMultiDict[str]:
         headers = CIMultiDict(request.headers)
         for token in connection_tokens(request.headers):
             headers.popall(token, None)
@@ -149,7 +150,7 @@ class RelayCore:
                 headers[name] = value
         return headers
 
-    def url(self, request: web.BaseRequest) -> URL:
+    def url(self, request: ClientRequest) -> URL:
         return URL(self.prefix + origin_form(request), encoded=True)
 
     def upstream_failed(self, exc: BaseException) -> web.Response:
@@ -159,7 +160,7 @@ class RelayCore:
 
     def request_head(
         self,
-        request: web.BaseRequest,
+        request: ClientRequest,
         body: bytes | None,
         *,
         keep: frozenset[bytes] = frozenset(),
@@ -189,7 +190,7 @@ class RelayCore:
         append(b"\r\n")
         return b"".join(parts)
 
-    def arrival(self, request: web.BaseRequest) -> RequestInfo | None:
+    def arrival(self, request: ClientRequest) -> RequestInfo | None:
         """The observer's :class:`RequestInfo` of a Socket.IO-path request, stamped on its
         clock as the head arrives: before the body is read, before an upgrade is forwarded
         (the handshake's duration runs from here).  ``None``: not observed."""

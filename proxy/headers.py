@@ -7,10 +7,14 @@ target in origin form, and the small plain-text answers the proxy gives itself.
 
 from __future__ import annotations
 
-from typing import Final
+import asyncio
+from collections.abc import Mapping, Sequence
+from typing import Final, Protocol
 
 from aiohttp import hdrs, web
-from multidict import CIMultiDict, CIMultiDictProxy, istr
+from aiohttp.http import HttpVersion
+from multidict import CIMultiDict, CIMultiDictProxy, MultiMapping, istr
+from yarl import URL
 
 from socketio_trace_proxy.proxy.upstream import UpstreamResponse
 
@@ -63,6 +67,34 @@ _XFH: Final = istr("X-Forwarded-Host")
 TRACEPARENT: Final = istr("traceparent")
 
 
+class ClientRequest(Protocol):
+    """What the legs read of a client's request: aiohttp's ``web.BaseRequest``, or the lean
+    server leg's own (:class:`proxy.lean.request.LeanRequest`)."""
+
+    @property
+    def method(self) -> str: ...
+    @property
+    def raw_path(self) -> str: ...
+    @property
+    def rel_url(self) -> URL: ...
+    @property
+    def headers(self) -> MultiMapping[str]: ...
+    @property
+    def raw_headers(self) -> Sequence[tuple[bytes, bytes]]: ...
+    @property
+    def remote(self) -> str | None: ...
+    @property
+    def scheme(self) -> str: ...
+    @property
+    def version(self) -> HttpVersion: ...
+    @property
+    def keep_alive(self) -> bool: ...
+    @property
+    def query(self) -> Mapping[str, str]: ...
+    @property
+    def transport(self) -> asyncio.Transport | None: ...
+
+
 def _tokens(value: str | None) -> list[str]:
     """The names a ``Connection`` value lists (RFC 9110 7.6.1)."""
     if not value:
@@ -70,7 +102,7 @@ def _tokens(value: str | None) -> list[str]:
     return [t for t in (t.strip() for t in value.split(",")) if t]
 
 
-def connection_tokens(headers: CIMultiDictProxy[str]) -> list[str]:
+def connection_tokens(headers: MultiMapping[str]) -> list[str]:
     return _tokens(headers.get(hdrs.CONNECTION))
 
 
@@ -81,7 +113,7 @@ def with_connection_tokens(drop: frozenset[bytes], connection: str | None) -> fr
     return drop | {t.lower().encode("latin-1") for t in _tokens(connection)}
 
 
-def forwarded_values(request: web.BaseRequest) -> list[tuple[istr, str]]:
+def forwarded_values(request: ClientRequest) -> list[tuple[istr, str]]:
     """``X-Forwarded-For`` (the client's chain plus its address), ``-Proto`` and ``-Host``."""
     out: list[tuple[istr, str]] = []
     remote = request.remote
@@ -109,7 +141,7 @@ def _forwarded_node(value: str) -> str:
     return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
 
 
-def address_values(request: web.BaseRequest) -> list[tuple[istr, str]]:
+def address_values(request: ClientRequest) -> list[tuple[istr, str]]:
     """The rewritten ``Forwarded`` (the client's elements plus this hop) and ``X-Real-IP``
     (the client's address), each only when the client sent it."""
     out: list[tuple[istr, str]] = []
@@ -172,7 +204,7 @@ def switching_headers(upstream: UpstreamResponse) -> CIMultiDict[str]:
     return headers
 
 
-def origin_form(request: web.BaseRequest) -> str:
+def origin_form(request: ClientRequest) -> str:
     """The request target as path and query.  A client may send the absolute form
     (``GET http://host/x``, RFC 9112 3.2.2); the upstream is fixed, so only its path counts."""
     raw = request.raw_path

@@ -14,10 +14,10 @@ from typing import Final
 
 from aiohttp import hdrs, web
 from aiohttp.abc import AbstractStreamWriter
-from aiohttp.http import HttpVersion10, HttpVersion11
+from aiohttp.http import HttpVersion, HttpVersion10, HttpVersion11
 
 from socketio_trace_proxy.proxy.core import RelayCore, log
-from socketio_trace_proxy.proxy.headers import response_drop, text_response
+from socketio_trace_proxy.proxy.headers import ClientRequest, response_drop, text_response
 from socketio_trace_proxy.proxy.upstream import (
     PoolExhausted,
     ResponseTooLarge,
@@ -30,13 +30,21 @@ from socketio_trace_proxy.tracking.observer import RequestInfo
 # the framing and Connection per the client): Content-Length is dropped for statuses that
 # have no body, added only when the upstream framed the body by closing the connection; a
 # chunked body stays chunked (one chunk) for HTTP/1.1 clients.
-_NO_BODY_STATUS: Final = frozenset((204, 304, *range(100, 200)))
+NO_BODY_STATUS: Final = frozenset((204, 304, *range(100, 200)))
 _CHUNKED: Final = b"Transfer-Encoding: chunked\r\n"
 _KEEP_ALIVE_10: Final = b"Connection: keep-alive\r\n"
 _CLOSE_11: Final = b"Connection: close\r\n"
 
 
-class _Seen:
+def connection_line(version: HttpVersion, keep_alive: bool) -> bytes:
+    """The ``Connection`` line a response to this client needs (none where its version's
+    default already says it)."""
+    if keep_alive:
+        return _KEEP_ALIVE_10 if version == HttpVersion10 else b""
+    return _CLOSE_11 if version == HttpVersion11 else b""
+
+
+class Seen:
     """The response header lines the serializer has to know about, as copied."""
 
     __slots__ = ("chunked", "content_encoding", "content_type", "length")
@@ -48,12 +56,12 @@ class _Seen:
         self.chunked = False
 
 
-def _copy_headers(
+def copy_headers(
     headers: list[tuple[bytes, bytes]], no_length: bool, append: Callable[[bytes], None]
-) -> _Seen:
+) -> Seen:
     """Append the upstream's header lines as received, in order, minus hop-by-hop ones (and
     those its ``Connection`` lists, and ``Content-Length`` where no body may follow)."""
-    seen = _Seen()
+    seen = Seen()
     drop = response_drop(headers)
     for name, value in headers:
         lname = name.lower()
@@ -81,7 +89,7 @@ class RelayedReply:
 
     __slots__ = ("content_encoding", "content_type", "data", "keep_alive")
 
-    def __init__(self, request: web.BaseRequest, upstream: UpstreamResponse) -> None:
+    def __init__(self, request: ClientRequest, upstream: UpstreamResponse) -> None:
         """Serialize ``upstream`` for the client in one buffer.
 
         The status line's reason and the header lines are kept as received, in order, minus
@@ -91,7 +99,7 @@ class RelayedReply:
         status = upstream.status
         version = request.version
         # Never a HEAD: :meth:`proxy.relay.Relay.handle` streams those.
-        no_length = status in _NO_BODY_STATUS or (
+        no_length = status in NO_BODY_STATUS or (
             request.method == hdrs.METH_CONNECT and 200 <= status < 300
         )
         reason = upstream.reason
@@ -99,7 +107,7 @@ class RelayedReply:
         if upstream.interim and version != HttpVersion10:  # RFC 9110 15.2: none to HTTP/1.0
             parts.insert(0, upstream.interim)
         append = parts.append
-        seen = _copy_headers(upstream.headers, no_length, append)
+        seen = copy_headers(upstream.headers, no_length, append)
         body = upstream.body
         chunked = seen.chunked and not no_length and version != HttpVersion10
         if chunked:
@@ -107,11 +115,9 @@ class RelayedReply:
         elif seen.length is None and not no_length:
             append(b"Content-Length: %d\r\n" % len(body))
         keep_alive = request.keep_alive
-        if keep_alive:
-            if version == HttpVersion10:
-                append(_KEEP_ALIVE_10)
-        elif version == HttpVersion11:
-            append(_CLOSE_11)
+        connection = connection_line(version, keep_alive)
+        if connection:
+            append(connection)
         append(b"\r\n")
         if chunked:
             if body:
@@ -201,6 +207,19 @@ async def _relay_body(
     core: RelayCore, request: web.BaseRequest, info: RequestInfo | None, body: bytes | None
 ) -> web.StreamResponse:
     """The request (``body`` read whole, or none) observed, relayed, its reply written."""
+    upstream = await forward_whole(core, request, info, body)
+    if isinstance(upstream, web.Response):
+        return upstream
+    reply, written = await write_reply(core, request, upstream)
+    observe_reply(core, info, upstream, reply)
+    return written
+
+
+async def forward_whole(
+    core: RelayCore, request: ClientRequest, info: RequestInfo | None, body: bytes | None
+) -> UpstreamResponse | web.Response:
+    """The request (``body`` read whole, or none) observed and sent through the pool: the
+    upstream's whole response, or the proxy's own answer when there is none."""
     counters = core.counters
     observer = core.observer
     pool = core.pool
@@ -214,7 +233,7 @@ async def _relay_body(
         except Exception:
             counters.observer_errors += 1
     try:
-        upstream = await pool.request(core.request_head(request, body), body or b"", core.max)
+        return await pool.request(core.request_head(request, body), body or b"", core.max)
     except asyncio.CancelledError:
         counters.client_disconnects += 1
         raise
@@ -226,14 +245,19 @@ async def _relay_body(
         return text_response(502, "Bad Gateway: upstream response larger than max_message_size")
     except UpstreamError as exc:
         return core.upstream_failed(exc)
-    reply, written = await write_reply(core, request, upstream)
+
+
+def observe_reply(
+    core: RelayCore, info: RequestInfo | None, upstream: UpstreamResponse, reply: RelayedReply
+) -> None:
+    """Count the relayed reply's body and show it to the observer."""
     data = upstream.body
-    counters.polling_bytes_s2c += len(data)
+    core.counters.polling_bytes_s2c += len(data)
+    observer = core.observer
     if observer is not None and info is not None:
         try:
             observer.polling_response(
                 info, upstream.status, reply.content_type, reply.content_encoding, data
             )
         except Exception:
-            counters.observer_errors += 1
-    return written
+            core.counters.observer_errors += 1

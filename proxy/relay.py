@@ -18,13 +18,13 @@ from __future__ import annotations
 import asyncio
 import functools
 import logging
-from typing import Any
+from typing import Any, cast
 
 from aiohttp import hdrs, web
 from aiohttp.http import HttpVersion11
 from aiohttp.log import access_logger, server_logger
 
-from socketio_trace_proxy.config.proxy import ProxySettings
+from socketio_trace_proxy.config.proxy import ProxySettings, ServerLeg
 from socketio_trace_proxy.proxy.aiohttp_compat import (
     log_if_no_fast_mask,
     reset_output_size,
@@ -32,6 +32,7 @@ from socketio_trace_proxy.proxy.aiohttp_compat import (
 )
 from socketio_trace_proxy.proxy.core import RelayCore
 from socketio_trace_proxy.proxy.counters import RelayCounters, RelayStats
+from socketio_trace_proxy.proxy.lean.server import LeanServer
 from socketio_trace_proxy.proxy.limits import GuardedServer
 from socketio_trace_proxy.proxy.polling import relay_polling
 from socketio_trace_proxy.proxy.serverlog import ServerLog
@@ -64,7 +65,7 @@ class _Relay:
         self.core = core = RelayCore(settings, observer)
         self.counters = core.counters
         self.max_message_size = core.max
-        self._websockets = WebSocketLegs(core)
+        self.websockets = WebSocketLegs(core)
 
     def stats(self) -> RelayStats:
         return self.core.stats()
@@ -76,7 +77,7 @@ class _Relay:
         await self.core.start()
 
     async def on_shutdown(self) -> None:
-        await self._websockets.going_away()
+        await self.websockets.going_away()
         # Pending long-polls would otherwise hold the shutdown for a whole ping interval:
         # closing the pool answers them with 502 now, and the clients reconnect elsewhere.
         await self.on_cleanup()
@@ -103,7 +104,7 @@ class _Relay:
         if method == hdrs.METH_GET:  # a WebSocket handshake is a GET (RFC 6455 4.1)
             upgrade = request.headers.get(hdrs.UPGRADE)
             if upgrade is not None and upgrade.lower() == "websocket":
-                return await self._websockets.relay(request, sio)
+                return await self.websockets.relay(request, sio)
         elif method == hdrs.METH_HEAD:
             # A response to HEAD announces a body it does not carry (RFC 9110 9.3.2), which
             # the whole-body client (httptools) would wait for; the streaming one knows better.
@@ -137,12 +138,37 @@ class RelayServer:
     def runner(
         self, *, shutdown_timeout: float = 60.0, access_log: logging.Logger | None = access_logger
     ) -> web.BaseRunner:
-        """A runner to give a ``web.TCPSite``, as ``web.AppRunner`` ran the relay's app.
+        """A runner to give a ``web.TCPSite``, as ``web.AppRunner`` ran the relay's app:
+        serving the lean leg or aiohttp's (``proxy.server_leg``).
 
-        Handlers are cancelled when their client goes away (``handler_cancellation``), so a
-        vanished client cancels its upstream request at once.
+        A vanished client cancels its upstream request at once (aiohttp's leg:
+        ``handler_cancellation``).  The lean leg logs no access lines.
         """
+        if self._relay.core.settings.leg is ServerLeg.LEAN:
+            return _LeanRunner(self._relay, shutdown_timeout=shutdown_timeout)
         return _RelayRunner(self._relay, shutdown_timeout=shutdown_timeout, access_log=access_log)
+
+
+class _LeanRunner(web.BaseRunner):
+    """The runner of the lean leg: the same lifecycle as :class:`_RelayRunner`, its server a
+    :class:`proxy.lean.server.LeanServer` (which has the members of ``web.Server`` that
+    ``BaseRunner`` and ``TCPSite`` use)."""
+
+    __slots__ = ("_relay",)
+
+    def __init__(self, relay: _Relay, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self._relay = relay
+
+    async def _make_server(self) -> web.Server:
+        await self._relay.on_startup()
+        return cast(web.Server, LeanServer(self._relay.core, self._relay.websockets))
+
+    async def shutdown(self) -> None:
+        await self._relay.on_shutdown()
+
+    async def _cleanup_server(self) -> None:
+        await self._relay.on_cleanup()
 
 
 class _RelayRunner(web.BaseRunner):

@@ -94,13 +94,41 @@ class WebSocketLegs:
     async def relay(self, request: web.BaseRequest, sio: bool) -> web.StreamResponse:
         """An upgrade request: refused with 503 beyond ``max_websockets``, else relayed."""
         core = self._core
-        counters = core.counters
-        if counters.ws_active >= core.settings.max_websockets:
-            counters.refused_busy += 1
-            return text_response(503, "Service Unavailable: too many WebSockets relayed at once")
+        busy = self.refusal()
+        if busy is not None:
+            return busy
         if core.settings.websocket_relay is WebSocketRelay.TUNNEL:
             return await self._tunnel(request, sio)
         return await self._terminate(request, sio)
+
+    def refusal(self) -> web.Response | None:
+        """The 503 for an upgrade beyond ``max_websockets`` (counted), else ``None``."""
+        core = self._core
+        if core.counters.ws_active < core.settings.max_websockets:
+            return None
+        core.counters.refused_busy += 1
+        return text_response(503, "Service Unavailable: too many WebSockets relayed at once")
+
+    def no_deflate(self) -> frozenset[bytes]:
+        """Without compression the upstream is not told the client offered it."""
+        return frozenset() if self._core.settings.websocket_compression else EXTENSIONS_BYTES
+
+    async def run_tunnel(
+        self, tunnel: WebSocketTunnel, tail: bytes, wobs: WebSocketObserver | None
+    ) -> None:
+        """Run a joined tunnel (``tail``: what the upstream sent after its 101) to its end."""
+        counters = self._core.counters
+        counters.ws_opened += 1
+        counters.ws_active += 1
+        self._tunnels.add(tunnel)
+        try:
+            tunnel.start(tail)
+            await tunnel.finished
+        finally:
+            tunnel.finish()
+            self._tunnels.discard(tunnel)
+            counters.ws_active -= 1
+            _closed(self._core, wobs, tunnel.initiator, tunnel.close_code)
 
     # --- tunnel ----------------------------------------------------------------------
 
@@ -111,9 +139,7 @@ class WebSocketLegs:
         pool = core.pool
         assert pool is not None
         counters = core.counters
-        # Without compression the upstream is not told the client offered it.
-        no_deflate = frozenset() if core.settings.websocket_compression else EXTENSIONS_BYTES
-        head = core.request_head(request, None, keep=DROP_UPGRADE_BYTES, drop=no_deflate)
+        head = core.request_head(request, None, keep=DROP_UPGRADE_BYTES, drop=self.no_deflate())
         try:
             upstream, transport, tail = await pool.upgrade(head, core.max)
         except asyncio.CancelledError:
@@ -131,17 +157,7 @@ class WebSocketLegs:
         if switched is None:
             return Written(101, False, 0)
         response, tunnel, wobs = switched
-        counters.ws_opened += 1
-        counters.ws_active += 1
-        self._tunnels.add(tunnel)
-        try:
-            tunnel.start(tail)
-            await tunnel.finished
-        finally:
-            tunnel.finish()
-            self._tunnels.discard(tunnel)
-            counters.ws_active -= 1
-            _closed(core, wobs, tunnel.initiator, tunnel.close_code)
+        await self.run_tunnel(tunnel, tail, wobs)
         return response
 
     async def _switch(

@@ -16,11 +16,12 @@ from aiohttp.http import SERVER_SOFTWARE
 from tests.proxy.peers import aiohttp_serving, relay_in_front_of
 
 SIO = b"/socket.io/?EIO=4&transport=polling&sid=s"
-TAIL = f"Date: *\r\nServer: {SERVER_SOFTWARE}\r\n".encode()
+TAIL = f"Date: *\r\nServer: {SERVER_SOFTWARE}\r\n".encode()  # the upstream's (aiohttp)
+OWN = b"Date: *\r\n"  # the proxy's own answers carry a Date, and no Server
 CONTINUE = b"HTTP/1.1 100 Continue\r\n\r\n"
 NOT_FOUND = (
     b"HTTP/1.1 404 Not Found\r\nContent-Type: text/plain; charset=utf-8\r\n"
-    b"Content-Length: 14\r\n" + TAIL + b"Connection: close\r\n\r\n404: Not Found"
+    b"Content-Length: 14\r\n" + OWN + b"Connection: close\r\n\r\n404: Not Found"
 )
 
 
@@ -115,7 +116,7 @@ async def test_an_unknown_expectation_is_refused_with_417_before_relaying(
         assert relay.counters.http_requests == 0
     assert before == (
         b"HTTP/1.1 417 Expectation Failed\r\nContent-Type: text/plain; charset=utf-8\r\n"
-        b"Content-Length: 19\r\n" + TAIL + b"Connection: close\r\n\r\nUnknown Expect: tea"
+        b"Content-Length: 19\r\n" + OWN + b"Connection: close\r\n\r\nUnknown Expect: tea"
     )
     assert after == b""
 
@@ -132,7 +133,7 @@ async def test_100_continue_then_413_for_a_socketio_body_over_max_message_size(
     assert before == CONTINUE
     assert after == (
         b"HTTP/1.1 413 Request Entity Too Large\r\nContent-Type: text/plain; charset=utf-8\r\n"
-        b"Content-Length: 18\r\n" + TAIL + b"Connection: close\r\n\r\nPayload Too Large\n"
+        b"Content-Length: 18\r\n" + OWN + b"Connection: close\r\n\r\nPayload Too Large\n"
     )
 
 

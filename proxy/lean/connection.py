@@ -1,0 +1,326 @@
+"""One client connection of the lean server leg, from its first byte to its close.
+
+Owns the request parser (httptools, i.e. llhttp in its strict mode: ``Content-Length`` with
+``Transfer-Encoding``, a repeated ``Content-Length``, obs-fold lines and bare LF line ends
+are errors), the size limits on a request head, the requests of one connection answered in
+the order they came (pipelined ones parsed ahead are queued, a bounded number), the flow of
+request bodies (reading pauses while too much is buffered), the head and idle deadlines of
+issue 17.8, and the switch to a WebSocket tunnel after a 101.  What each request gets is
+:meth:`proxy.lean.server.LeanServer.handle`'s business.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections import deque
+from typing import TYPE_CHECKING, Final, cast
+from urllib.parse import unquote
+
+import httptools
+from aiohttp.http import HttpVersion10, HttpVersion11
+
+from socketio_trace_proxy.proxy.headers import text_response
+from socketio_trace_proxy.proxy.lean.request import Kind, LeanRequest, answer
+
+if TYPE_CHECKING:
+    from socketio_trace_proxy.proxy.lean.server import LeanServer
+    from socketio_trace_proxy.proxy.wstunnel import WebSocketTunnel
+
+# aiohttp's limits for a request line and a header field (its defaults), and for the head.
+MAX_TARGET: Final = 8190
+MAX_FIELD: Final = 8190
+MAX_HEAD: Final = 64 * 1024
+MAX_HEADERS: Final = 128
+MAX_QUEUED: Final = 16  # pipelined requests parsed ahead of the one being answered
+HIGH_WATER: Final = 256 * 1024  # streamed body bytes buffered before reading pauses
+
+
+class _Refused(Exception):
+    """A request the parser callbacks refuse (its status and reason)."""
+
+    def __init__(self, status: int, reason: str) -> None:
+        super().__init__(reason)
+        self.status = status
+
+
+class ClientConnection(asyncio.Protocol):
+    """A client's keep-alive connection: requests parsed, queued, answered in order."""
+
+    def __init__(self, server: LeanServer) -> None:
+        self.server = server
+        self._max_body = server.core.max
+        self._parser = httptools.HttpRequestParser(self)
+        self.transport: asyncio.Transport | None = None
+        self.remote: str | None = None
+        self.closed = False
+        self._url = b""
+        self._headers: list[tuple[bytes, bytes]] = []
+        self._in_head = False
+        self._head_fed = 0
+        self._current: LeanRequest | None = None  # the request whose body is being parsed
+        self._queue: deque[LeanRequest | bytes] = deque()  # bytes: a last answer, then close
+        self.worker: asyncio.Task[None] | None = None
+        self._timer: asyncio.TimerHandle | None = None
+        self._partial = True  # a head is on its way (the first one, at the start)
+        self._dead = False  # the parser stopped (an error or an upgrade): nothing more read
+        self._pending = b""  # bytes that came after an upgrade's head
+        self.tunnel: WebSocketTunnel | None = None
+        self._buffered = 0  # streamed body bytes received and not yet forwarded
+        self._paused = False
+        self._drain: asyncio.Future[None] | None = None
+
+    # --- asyncio.Protocol ------------------------------------------------------------
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = transport = cast(asyncio.Transport, transport)
+        peer = transport.get_extra_info("peername")
+        if isinstance(peer, tuple | list) and peer:
+            self.remote = str(peer[0])
+        self.server.connections.add(self)
+        self._arm(self.server.head_timeout_s)
+
+    def data_received(self, data: bytes) -> None:
+        tunnel = self.tunnel
+        if tunnel is not None:
+            tunnel.from_client(data)
+            return
+        if self._dead:
+            self._pending += data
+            return
+        if self.worker is None and not self._partial:
+            self._partial = True  # the next head starts: its own deadline
+            self._arm(self.server.head_timeout_s)
+        try:
+            self._parser.feed_data(data)
+        except httptools.HttpParserUpgrade as exc:
+            self._upgraded(data[exc.args[0] :])
+        except httptools.HttpParserError as exc:
+            cause = exc.__context__
+            if isinstance(cause, _Refused):
+                self._refuse(cause.status, str(cause))
+            else:
+                self._refuse(400, str(exc) or type(exc).__name__)
+        else:
+            if self._in_head:
+                self._head_fed += len(data)
+                if self._head_fed > MAX_HEAD:
+                    self._refuse(431, "Request Header Fields Too Large")
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.closed = True
+        self.server.connections.discard(self)
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        if self._current is not None:
+            self._current.finish(lost=True)
+        for item in self._queue:
+            if isinstance(item, LeanRequest):
+                item.finish(lost=True)
+        if self.tunnel is not None:
+            self.tunnel.finish()
+        elif self.worker is not None:
+            self.worker.cancel()  # the client went away: its upstream exchange ends too
+        self._wake_drain()
+
+    def pause_writing(self) -> None:
+        if self._drain is None:
+            self._drain = asyncio.get_running_loop().create_future()
+
+    def resume_writing(self) -> None:
+        self._wake_drain()
+
+    def _wake_drain(self) -> None:
+        drain = self._drain
+        self._drain = None
+        if drain is not None and not drain.done():
+            drain.set_result(None)
+
+    # --- httptools callbacks ---------------------------------------------------------
+
+    def on_message_begin(self) -> None:
+        self._in_head = True
+        self._url = b""
+        self._headers = []
+
+    def on_url(self, url: bytes) -> None:
+        self._url += url
+        if len(self._url) > MAX_TARGET:
+            raise _Refused(414, "URI Too Long")
+
+    def on_header(self, name: bytes, value: bytes) -> None:
+        headers = self._headers
+        headers.append((name, value))
+        if len(name) + len(value) > MAX_FIELD or len(headers) > MAX_HEADERS:
+            raise _Refused(431, "Request Header Fields Too Large")
+
+    def on_headers_complete(self) -> None:
+        self._in_head = False
+        self._head_fed = 0
+        parser = self._parser
+        version = HttpVersion11 if parser.get_http_version() == "1.1" else HttpVersion10
+        raw_path, path = _origin_form(self._url)
+        request = LeanRequest(
+            parser.get_method().decode("ascii"),
+            raw_path,
+            path,
+            version,
+            self._headers,
+            parser.should_keep_alive(),
+            self.transport,
+            self.remote,
+        )
+        self.server.classify(request)
+        self._current = request
+        self._enqueue(request)
+
+    def on_body(self, body: bytes) -> None:
+        request = self._current
+        if request is not None:
+            self._buffered += request.feed(body, self._max_body)
+            if self._buffered > HIGH_WATER:
+                self._flow()
+
+    def on_message_complete(self) -> None:
+        request = self._current
+        self._current = None
+        if request is not None:
+            request.finish()
+
+    # --- requests in order -------------------------------------------------------------
+
+    def _enqueue(self, item: LeanRequest | bytes) -> None:
+        self._queue.append(item)
+        if self.worker is None:
+            if self._timer is not None:
+                self._timer.cancel()
+                self._timer = None
+            self._partial = False
+            self.worker = asyncio.get_running_loop().create_task(self._work())
+        elif len(self._queue) > MAX_QUEUED:
+            self._flow()
+
+    async def _work(self) -> None:
+        """Answer the queued requests one after the other (RFC 9112 9.3.2: in order)."""
+        queue = self._queue
+        server = self.server
+        try:
+            while queue:
+                item = queue[0]
+                if isinstance(item, bytes):
+                    self.write(item)
+                    self.close()
+                    return
+                try:
+                    keep = await server.handle(self, item)
+                finally:
+                    queue.popleft()
+                    server.release(item)
+                if not keep or not item.keep_alive or self.tunnel is not None:
+                    self.close()
+                    return
+                if self._paused:
+                    self._flow()
+        finally:
+            self.worker = None
+            if not self.closed and self.tunnel is None:
+                self._arm(server.keepalive_timeout_s)
+
+    def _upgraded(self, tail: bytes) -> None:
+        """The parser met an upgrade (or CONNECT): nothing after it is HTTP it can read;
+        kept for a WebSocket tunnel, else the connection ends after the answer."""
+        self._dead = True
+        self._pending = tail
+        self._flow()
+        last = self._queue[-1] if self._queue else None
+        if isinstance(last, LeanRequest) and not last.upgrade:
+            last.keep_alive = False
+
+    def _refuse(self, status: int, reason: str) -> None:
+        """A malformed request: answered (after those before it) and the connection closed;
+        nothing of it goes upstream."""
+        self._dead = True
+        self._flow()
+        self.server.malformed(reason)
+        if self._current is not None:
+            self._current.finish(lost=True)
+            self._current = None
+        self._enqueue(answer(text_response(status, reason), HttpVersion11, False))
+
+    def _flow(self) -> None:
+        """Pause reading while too much is buffered or queued (or the parser has stopped)."""
+        transport = self.transport
+        if transport is None or self.closed:
+            return
+        pause = self._dead or self._buffered > HIGH_WATER or len(self._queue) > MAX_QUEUED
+        if pause and not self._paused:
+            transport.pause_reading()
+        elif not pause and self._paused:
+            transport.resume_reading()
+        self._paused = pause
+
+    def taken(self, size: int) -> None:
+        """``size`` streamed body bytes were forwarded."""
+        self._buffered -= size
+        if self._paused and self._buffered <= HIGH_WATER // 2:
+            self._flow()
+
+    # --- writing, deadlines, the tunnel ------------------------------------------------
+
+    def write(self, data: bytes) -> None:
+        transport = self.transport
+        if transport is not None and not self.closed:
+            transport.write(data)
+
+    async def drain(self) -> None:
+        """Wait while the client's write buffer is over its high-water mark."""
+        drain = self._drain
+        if drain is not None:
+            await drain
+        if self.closed:
+            raise ConnectionResetError("client gone")
+
+    def close(self) -> None:
+        if self.transport is not None:
+            self.transport.close()
+
+    def switch_to(self, tunnel: WebSocketTunnel) -> None:
+        """From now on the client's bytes are the tunnel's (those already here first)."""
+        self.tunnel = tunnel
+        pending, self._pending = self._pending, b""
+        if pending:
+            tunnel.from_client(pending)
+        if self.transport is not None and self._paused:
+            self._paused = False
+            self.transport.resume_reading()
+
+    def _arm(self, delay: float) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+        self._timer = asyncio.get_running_loop().call_later(delay, self._expired)
+
+    def _expired(self) -> None:
+        self._timer = None
+        if self.worker is not None or self.tunnel is not None or self.closed:
+            return
+        self.server.timed_out(partial=self._partial)
+        self.close()
+
+
+def _origin_form(target: bytes) -> tuple[str, str]:
+    """The target as path and query (raw) and its decoded path; an absolute-form target
+    (RFC 9112 3.2.2) gives its path, the upstream being fixed; ``*`` and CONNECT's authority
+    form give a path without the leading slash, which no route matches."""
+    text = target.decode("utf-8", "surrogateescape")
+    if text[:1] != "/" and "://" in text:
+        try:
+            url = httptools.parse_url(target)
+        except httptools.HttpParserInvalidURLError:
+            return text, text
+        path = (url.path or b"/").decode("utf-8", "surrogateescape")
+        text = path + ("?" + url.query.decode("utf-8", "surrogateescape") if url.query else "")
+    raw_path, _, _ = text.partition("?")
+    return text, unquote(raw_path) if "%" in raw_path else raw_path
+
+
+__all__ = ["ClientConnection", "Kind"]

@@ -1,0 +1,189 @@
+"""The lean server leg's three legs: whole-body polling, streamed paths, WebSocket upgrades.
+
+Owns what a :class:`proxy.lean.request.LeanRequest` gets once routed: on the Socket.IO
+path its body read whole and relayed through the upstream pool, the reply written as one
+buffer (:class:`proxy.polling.RelayedReply`: the upstream's head as received); elsewhere
+(and HEAD) the body streamed through aiohttp's client and the response streamed back with
+the upstream's header lines as received; an upgrade forwarded, and on a 101 the two
+connections joined by a :class:`proxy.wstunnel.WebSocketTunnel`.  Each returns whether the
+client connection may carry another request.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Final
+
+import aiohttp
+from aiohttp import hdrs, web
+from aiohttp.http import HttpVersion10
+
+from socketio_trace_proxy.proxy.core import RelayCore, log
+from socketio_trace_proxy.proxy.headers import (
+    DROP_UPGRADE_BYTES,
+    response_drop,
+    text_response,
+)
+from socketio_trace_proxy.proxy.lean.connection import ClientConnection
+from socketio_trace_proxy.proxy.lean.request import LeanRequest, answer
+from socketio_trace_proxy.proxy.polling import (
+    NO_BODY_STATUS,
+    RelayedReply,
+    connection_line,
+    copy_headers,
+    forward_whole,
+    observe_reply,
+)
+from socketio_trace_proxy.proxy.streaming import STREAM_CHUNK
+from socketio_trace_proxy.proxy.upstream import UpstreamError
+from socketio_trace_proxy.proxy.websocket import WebSocketLegs
+from socketio_trace_proxy.proxy.wstunnel import WebSocketTunnel
+
+_CHUNKED: Final = b"Transfer-Encoding: chunked\r\n"
+
+
+def _own(conn: ClientConnection, request: LeanRequest, response: web.Response) -> bool:
+    """Write one of the proxy's own answers; whether the connection may go on."""
+    conn.write(answer(response, request.version, request.keep_alive))
+    return request.keep_alive
+
+
+async def relay_whole(core: RelayCore, conn: ClientConnection, request: LeanRequest) -> bool:
+    """A Socket.IO-path request: body read whole, observed, relayed, the reply written
+    whole and observed."""
+    counters = core.counters
+    counters.polling_requests += 1
+    info = core.arrival(request)
+    if request.refused:
+        counters.refused_bodies += 1
+        busy = text_response(503, "Service Unavailable: too many request bodies in flight")
+        return _own(conn, request, busy)
+    body: bytes | None = None
+    if request.has_body:
+        body = await request.whole()
+        if request.too_large:
+            # The rest of the body is never read: the connection ends with the answer.
+            counters.rejected_too_large += 1
+            request.keep_alive = False
+            return _own(conn, request, text_response(413, "Payload Too Large"))
+        counters.polling_bytes_c2s += len(body)
+    upstream = await forward_whole(core, request, info, body)
+    if isinstance(upstream, web.Response):
+        return _own(conn, request, upstream)
+    reply = RelayedReply(request, upstream)
+    conn.write(reply.data)
+    observe_reply(core, info, upstream, reply)
+    return reply.keep_alive
+
+
+async def relay_stream(core: RelayCore, conn: ClientConnection, request: LeanRequest) -> bool:
+    """Forward ``request`` (its body as it arrives) and stream the upstream's response back."""
+    session = core.session
+    assert session is not None
+    data = request.stream(conn.taken) if request.has_body else None
+    try:
+        upstream = await session.request(
+            request.method,
+            core.url(request),
+            headers=core.upstream_headers(request),
+            data=data,
+            allow_redirects=False,
+        )
+    except asyncio.CancelledError:
+        core.counters.client_disconnects += 1
+        raise
+    except (TimeoutError, aiohttp.ClientError, OSError) as exc:
+        return _own(conn, request, core.upstream_failed(exc))
+    try:
+        return await _stream_back(conn, request, upstream)
+    except asyncio.CancelledError:
+        core.counters.client_disconnects += 1
+        upstream.close()
+        raise
+    except (TimeoutError, aiohttp.ClientError):
+        # The upstream died after the head went out: nothing sensible left to send.
+        core.counters.upstream_errors += 1
+        upstream.close()
+        return False
+    finally:
+        upstream.release()
+
+
+async def _stream_back(
+    conn: ClientConnection, request: LeanRequest, upstream: aiohttp.ClientResponse
+) -> bool:
+    """The upstream's status line reason and header lines as received (minus hop-by-hop
+    ones), framed for this client, then its body chunk by chunk."""
+    status = upstream.status
+    version = request.version
+    parts = [b"HTTP/%d.%d %d %s\r\n" % (*version, status, (upstream.reason or "").encode())]
+    no_body = status in NO_BODY_STATUS or request.method == hdrs.METH_HEAD
+    seen = copy_headers(list(upstream.raw_headers), status in NO_BODY_STATUS, parts.append)
+    # RFC 9112 6.3: a body framed by neither length nor chunking ends with the connection.
+    chunked = seen.chunked and not no_body and version != HttpVersion10
+    keep_alive = request.keep_alive and (no_body or chunked or seen.length is not None)
+    if chunked:
+        parts.append(_CHUNKED)
+    parts.append(connection_line(version, keep_alive))
+    parts.append(b"\r\n")
+    conn.write(b"".join(parts))
+    if not no_body:
+        async for chunk in upstream.content.iter_chunked(STREAM_CHUNK):
+            conn.write(b"%x\r\n%s\r\n" % (len(chunk), chunk) if chunked else chunk)
+            await conn.drain()
+        if chunked:
+            conn.write(b"0\r\n\r\n")
+    return keep_alive
+
+
+async def relay_upgrade(
+    core: RelayCore, legs: WebSocketLegs, conn: ClientConnection, request: LeanRequest
+) -> bool:
+    """The handshake forwarded as sent; on a 101 the same 101 to the client and the two
+    connections joined until the WebSocket ends; anything else answered as received."""
+    counters = core.counters
+    request.keep_alive = False  # after a WebSocket, or a refused upgrade, the connection ends
+    busy = legs.refusal()
+    if busy is not None:
+        return _own(conn, request, busy)
+    info = core.arrival(request) if core.is_socketio(request.path) else None
+    pool = core.pool
+    assert pool is not None
+    head = core.request_head(request, None, keep=DROP_UPGRADE_BYTES, drop=legs.no_deflate())
+    try:
+        upstream, transport, tail = await pool.upgrade(head, core.max)
+    except asyncio.CancelledError:
+        counters.client_disconnects += 1
+        raise
+    except UpstreamError as exc:
+        counters.ws_refused += 1
+        return _own(conn, request, core.upstream_failed(exc))
+    if transport is None:
+        counters.ws_refused += 1
+        conn.write(RelayedReply(request, upstream).data)
+        return False
+    if conn.closed or conn.transport is None:
+        transport.close()
+        counters.client_disconnects += 1
+        log.debug("client went away during the WebSocket handshake")
+        return False
+    drop = response_drop(upstream.headers, keep=DROP_UPGRADE_BYTES)
+    parts = [b"HTTP/1.1 101 %s\r\n" % upstream.reason]
+    parts += [n + b": " + v + b"\r\n" for n, v in upstream.headers if n.lower() not in drop]
+    conn.write(b"".join((*parts, b"\r\n")))
+    extensions = b", ".join(
+        v for n, v in upstream.headers if n.lower() == b"sec-websocket-extensions"
+    )
+    wobs = core.websocket_observer(info)
+    tunnel = WebSocketTunnel(
+        conn.transport,
+        transport,
+        max_message=core.max,
+        deflate=b"permessage-deflate" in extensions.lower(),
+        observer=wobs,
+        counters=counters,
+        close_timeout_s=core.settings.close_timeout_s,
+    )
+    conn.switch_to(tunnel)
+    await legs.run_tunnel(tunnel, tail, wobs)
+    return False
