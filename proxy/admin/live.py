@@ -6,9 +6,9 @@ items matching that client's filter.  Each client has a bounded queue of updates
 that reads too slowly loses its oldest updates, which are counted (and reported to it).
 Finished requests reach :meth:`LiveHub.on_records` through the tracker's batch subscription
 (one call per tracker flush, not per record) and only touch bounded per-interval buckets; a
-session's close is queued for the closed-session table, summarized before the next tick.  Each activity item is encoded once per tick, whatever
-the number of clients.  With tracking off the updates carry the relay's counters only
-(``tracking`` false).
+session's close is queued for the closed-session table, summarized before the next tick.
+Each activity item is encoded once per tick, whatever the number of clients.  With tracking
+off the updates carry the relay's counters only (``tracking`` false).
 """
 
 from __future__ import annotations
