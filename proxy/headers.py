@@ -14,7 +14,7 @@ from typing import Final, Protocol
 
 from aiohttp import hdrs, web
 from aiohttp.http import HttpVersion
-from multidict import CIMultiDict, CIMultiDictProxy, MultiMapping, istr
+from multidict import CIMultiDict, MultiMapping, istr
 from yarl import URL
 
 from socketio_trace_proxy.proxy.upstream import UpstreamResponse
@@ -180,14 +180,6 @@ def strip(headers: CIMultiDict[str], names: tuple[istr, ...]) -> None:
             headers.popall(name)
 
 
-def response_headers(upstream: CIMultiDictProxy[str]) -> CIMultiDict[str]:
-    out = CIMultiDict(upstream)
-    for token in connection_tokens(upstream):
-        out.popall(token, None)
-    strip(out, HOP_BY_HOP)
-    return out
-
-
 def response_drop(
     headers: list[tuple[bytes, bytes]], keep: frozenset[bytes] = frozenset()
 ) -> frozenset[bytes]:
@@ -200,14 +192,23 @@ def response_drop(
     return drop - keep if keep else drop
 
 
-def switching_headers(upstream: UpstreamResponse) -> CIMultiDict[str]:
-    """A 101's header lines for the client: ``Connection`` and ``Upgrade`` are the upgrade's."""
+def switching_head(
+    upstream: UpstreamResponse, major: int, minor: int
+) -> tuple[bytes, bytes | None]:
+    """A 101 for the client as the upstream sent it (reason, names, order; nothing added,
+    issue 14): hop-by-hop lines dropped but ``Connection`` and ``Upgrade``, which grant the
+    upgrade.  Also the ``Sec-WebSocket-Extensions`` value, if any."""
     drop = response_drop(upstream.headers, keep=DROP_UPGRADE_BYTES)
-    headers: CIMultiDict[str] = CIMultiDict()
+    parts = [b"HTTP/%d.%d 101 %s\r\n" % (major, minor, upstream.reason)]
+    extensions: bytes | None = None
     for name, value in upstream.headers:
-        if name.lower() not in drop:
-            headers.add(name.decode("latin-1"), value.decode("latin-1"))
-    return headers
+        lname = name.lower()
+        if lname not in drop:
+            parts.append(name + b": " + value + b"\r\n")
+            if lname == b"sec-websocket-extensions" and extensions is None:
+                extensions = value
+    parts.append(b"\r\n")
+    return b"".join(parts), extensions
 
 
 def origin_form(request: ClientRequest) -> str:

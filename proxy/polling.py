@@ -31,7 +31,7 @@ from socketio_trace_proxy.tracking.observer import RequestInfo
 # have no body, added only when the upstream framed the body by closing the connection; a
 # chunked body stays chunked (one chunk) for HTTP/1.1 clients.
 NO_BODY_STATUS: Final = frozenset((204, 304, *range(100, 200)))
-_CHUNKED: Final = b"Transfer-Encoding: chunked\r\n"
+CHUNKED: Final = b"Transfer-Encoding: chunked\r\n"
 _KEEP_ALIVE_10: Final = b"Connection: keep-alive\r\n"
 _CLOSE_11: Final = b"Connection: close\r\n"
 
@@ -47,27 +47,37 @@ def connection_line(version: HttpVersion, keep_alive: bool) -> bytes:
 class Seen:
     """The response header lines the serializer has to know about, as copied."""
 
-    __slots__ = ("chunked", "content_encoding", "content_type", "length")
+    __slots__ = ("chunked", "content_encoding", "content_type", "framed", "length")
 
     def __init__(self) -> None:
         self.length: bytes | None = None
         self.content_type: bytes | None = None
         self.content_encoding: bytes | None = None
         self.chunked = False
+        self.framed = False  # a "Transfer-Encoding: chunked" line was kept in its place
 
 
 def copy_headers(
-    headers: list[tuple[bytes, bytes]], no_length: bool, append: Callable[[bytes], None]
+    headers: list[tuple[bytes, bytes]],
+    no_length: bool,
+    append: Callable[[bytes], None],
+    chunk_ok: bool = False,
 ) -> Seen:
     """Append the upstream's header lines as received, in order, minus hop-by-hop ones (and
-    those its ``Connection`` lists, and ``Content-Length`` where no body may follow)."""
+    those its ``Connection`` lists, and ``Content-Length`` where no body may follow).  With
+    ``chunk_ok`` (the client gets a chunked body), a plain ``Transfer-Encoding: chunked``
+    line stays where it was (``Seen.framed``)."""
     seen = Seen()
     drop = response_drop(headers)
     for name, value in headers:
         lname = name.lower()
         if lname in drop:
             if lname == b"transfer-encoding":
-                seen.chunked = b"chunked" in value.lower()
+                coding = value.lower()
+                seen.chunked = b"chunked" in coding
+                if chunk_ok and not seen.framed and coding.strip() == b"chunked":
+                    seen.framed = True
+                    append(name + b": " + value + b"\r\n")
             continue
         if lname == b"content-length":
             if no_length:
@@ -107,11 +117,13 @@ class RelayedReply:
         if upstream.interim and version != HttpVersion10:  # RFC 9110 15.2: none to HTTP/1.0
             parts.insert(0, upstream.interim)
         append = parts.append
-        seen = copy_headers(upstream.headers, no_length, append)
+        chunk_ok = not no_length and version != HttpVersion10
+        seen = copy_headers(upstream.headers, no_length, append, chunk_ok)
         body = upstream.body
-        chunked = seen.chunked and not no_length and version != HttpVersion10
+        chunked = seen.chunked and chunk_ok
         if chunked:
-            append(_CHUNKED)
+            if not seen.framed:
+                append(CHUNKED)
         elif seen.length is None and not no_length:
             append(b"Content-Length: %d\r\n" % len(body))
         keep_alive = request.keep_alive

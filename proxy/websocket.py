@@ -24,7 +24,7 @@ from socketio_trace_proxy.proxy.headers import (
     EXTENSIONS_BYTES,
     WS_HANDSHAKE,
     strip,
-    switching_headers,
+    switching_head,
     text_response,
 )
 from socketio_trace_proxy.proxy.polling import Written, write_reply
@@ -170,16 +170,14 @@ class WebSocketLegs:
         """The upstream's 101 sent to the client, and the tunnel joining the connections
         (observed from here on); ``None`` if the client has gone."""
         core = self._core
-        headers = switching_headers(upstream)
-        response = web.StreamResponse(
-            status=101, reason=upstream.reason.decode("latin-1") or None, headers=headers
-        )
-        response.force_close()
+        version = request.version
+        # Written as received, not through a StreamResponse, which adds Date and Server.
+        head, extensions = switching_head(upstream, version.major, version.minor)
         client = request.transport
         try:
             if client is None:
                 raise ConnectionResetError("client gone")
-            await response.prepare(request)
+            await request.writer.write(head)
         except ConnectionError:
             # The client left during the handshake: counted, not an error (issue 14).
             transport.close()
@@ -189,19 +187,18 @@ class WebSocketLegs:
         except BaseException:
             transport.close()
             raise
-        extensions = headers.get(hdrs.SEC_WEBSOCKET_EXTENSIONS, "")
         wobs = core.websocket_observer(info)
         tunnel = WebSocketTunnel(
             client,
             transport,
             max_message=core.max,
-            deflate="permessage-deflate" in extensions.lower(),
+            deflate=extensions is not None and b"permessage-deflate" in extensions.lower(),
             observer=wobs,
             counters=core.counters,
             close_timeout_s=core.settings.close_timeout_s,
         )
         take_over_client(request, tunnel.client_reader())
-        return response, tunnel, wobs
+        return Written(101, False, len(head)), tunnel, wobs
 
     # --- terminate -------------------------------------------------------------------
 

@@ -12,7 +12,6 @@ client connection may carry another request.
 from __future__ import annotations
 
 import asyncio
-from typing import Final
 
 import aiohttp
 from aiohttp import hdrs, web
@@ -21,12 +20,13 @@ from aiohttp.http import HttpVersion10
 from socketio_trace_proxy.proxy.core import RelayCore, log
 from socketio_trace_proxy.proxy.headers import (
     DROP_UPGRADE_BYTES,
-    response_drop,
+    switching_head,
     text_response,
 )
 from socketio_trace_proxy.proxy.lean.connection import ClientConnection
 from socketio_trace_proxy.proxy.lean.request import LeanRequest, answer
 from socketio_trace_proxy.proxy.polling import (
+    CHUNKED,
     NO_BODY_STATUS,
     RelayedReply,
     connection_line,
@@ -38,8 +38,6 @@ from socketio_trace_proxy.proxy.streaming import STREAM_CHUNK
 from socketio_trace_proxy.proxy.upstream import UpstreamError
 from socketio_trace_proxy.proxy.websocket import WebSocketLegs
 from socketio_trace_proxy.proxy.wstunnel import WebSocketTunnel
-
-_CHUNKED: Final = b"Transfer-Encoding: chunked\r\n"
 
 
 def _own(conn: ClientConnection, request: LeanRequest, response: web.Response) -> bool:
@@ -116,14 +114,18 @@ async def _stream_back(
     ones), framed for this client, then its body chunk by chunk."""
     status = upstream.status
     version = request.version
-    parts = [b"HTTP/%d.%d %d %s\r\n" % (*version, status, (upstream.reason or "").encode())]
+    reason = (upstream.reason or "").encode("utf-8", "surrogateescape")  # as aiohttp decoded it
+    parts = [b"HTTP/%d.%d %d %s\r\n" % (*version, status, reason)]
     no_body = status in NO_BODY_STATUS or request.method == hdrs.METH_HEAD
-    seen = copy_headers(list(upstream.raw_headers), status in NO_BODY_STATUS, parts.append)
+    chunk_ok = not no_body and version != HttpVersion10
+    seen = copy_headers(
+        list(upstream.raw_headers), status in NO_BODY_STATUS, parts.append, chunk_ok
+    )
     # RFC 9112 6.3: a body framed by neither length nor chunking ends with the connection.
-    chunked = seen.chunked and not no_body and version != HttpVersion10
+    chunked = seen.chunked and chunk_ok
     keep_alive = request.keep_alive and (no_body or chunked or seen.length is not None)
-    if chunked:
-        parts.append(_CHUNKED)
+    if chunked and not seen.framed:
+        parts.append(CHUNKED)
     parts.append(connection_line(version, keep_alive))
     parts.append(b"\r\n")
     conn.write(b"".join(parts))
@@ -167,19 +169,14 @@ async def relay_upgrade(
         counters.client_disconnects += 1
         log.debug("client went away during the WebSocket handshake")
         return False
-    drop = response_drop(upstream.headers, keep=DROP_UPGRADE_BYTES)
-    parts = [b"HTTP/1.1 101 %s\r\n" % upstream.reason]
-    parts += [n + b": " + v + b"\r\n" for n, v in upstream.headers if n.lower() not in drop]
-    conn.write(b"".join((*parts, b"\r\n")))
-    extensions = b", ".join(
-        v for n, v in upstream.headers if n.lower() == b"sec-websocket-extensions"
-    )
+    head, extensions = switching_head(upstream, 1, 1)
+    conn.write(head)
     wobs = core.websocket_observer(info)
     tunnel = WebSocketTunnel(
         conn.transport,
         transport,
         max_message=core.max,
-        deflate=b"permessage-deflate" in extensions.lower(),
+        deflate=extensions is not None and b"permessage-deflate" in extensions.lower(),
         observer=wobs,
         counters=counters,
         close_timeout_s=core.settings.close_timeout_s,
