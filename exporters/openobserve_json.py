@@ -165,10 +165,10 @@ def pair_json(record: PairRecord, service: str) -> dict[str, Any]:
         "socket.sid": record.session.session_id,
         "socket.namespace": record.namespace,
         "socket.rule": record.rule,
-        "socket.outcome": record.outcome.value,
+        "socket.outcome": record.outcome._value_,
         "socket.slow": record.slow,
-        "socket.direction": record.initiator.value,
-        "socket.transport": record.request_transport.value,
+        "socket.direction": record.initiator._value_,
+        "socket.transport": record.request_transport._value_,
         "socket.request_size": record.request_size,
         "socket.response_size": record.response_size,
         "session_trace_id": record.session.trace_id,
@@ -187,12 +187,12 @@ def pair_json(record: PairRecord, service: str) -> dict[str, Any]:
 
 
 def lifecycle_json(record: LifecycleRecord, service: str) -> dict[str, Any]:
-    name = f"socket:{record.kind.value}"
+    name = f"socket:{record.kind._value_}"
     micros = round(record.start_wall * 1_000_000)
     data: dict[str, Any] = {
         "_timestamp": micros,
         "timestamp": micros,
-        "message": f"Socket.IO {record.kind.value}"
+        "message": f"Socket.IO {record.kind._value_}"
         + (f" {record.namespace}" if record.namespace else "")
         + ("" if record.ok else f" failed: {record.error}"),
         "level": "INFO" if record.ok else "ERROR",
@@ -204,7 +204,7 @@ def lifecycle_json(record: LifecycleRecord, service: str) -> dict[str, Any]:
         "status": "ok" if record.ok else "error",
         "socket.success": record.ok,
         "socket.sid": record.session.session_id,
-        "socket.transport": record.transport.value,
+        "socket.transport": record.transport._value_,
     }
     if record.namespace is not None:
         data["socket.namespace"] = record.namespace
@@ -238,8 +238,8 @@ def message_json(record: MessageRecord, service: str) -> dict[str, Any]:
         "socket.event": record.event,
         "socket.sid": record.session.session_id,
         "socket.namespace": record.namespace,
-        "socket.direction": record.direction.value,
-        "socket.transport": record.transport.value,
+        "socket.direction": record.direction._value_,
+        "socket.transport": record.transport._value_,
         "socket.size": record.size,
     }
     if record.payload is not None:
@@ -294,8 +294,14 @@ class OpenObserveJsonPlugin:
         return self._poster.safe_url
 
     def encode(self, records: Sequence[Record]) -> Encoded:
+        """The batch's rows as one JSON array, encoded in one call; when that fails (a text
+        UTF-8 cannot carry, ...) row by row, so that only the odd row is repaired or lost."""
         service = self._service
-        return encode_each(records, lambda record: row_bytes(record, service), _array)
+        try:
+            rows = [record_json(record, service) for record in records]
+            return Encoded(_encode(rows), len(rows))
+        except Exception:
+            return encode_each(records, lambda record: row_bytes(record, service), _array)
 
     def send(self, batch: Encoded, timeout_s: float) -> SendResult:
         return post_batch(

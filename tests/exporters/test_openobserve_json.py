@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from pathlib import Path
 
@@ -12,6 +13,7 @@ from socketio_trace_proxy.exporters.openobserve_json import (
     OpenObserveJsonPlugin,
     mapping_table,
     record_json,
+    row_bytes,
 )
 from socketio_trace_proxy.tracking.record_json import record_type
 from socketio_trace_proxy.tracking.records import Record
@@ -48,3 +50,23 @@ def test_rows_are_compact_json_and_a_lone_surrogate_is_replaced() -> None:
     odd = plugin.encode([pair(request_payload='["\ud800"]'), KIT_RECORDS[0]])
     assert odd.count == 2 and odd.replaced == 1
     assert json.loads(odd.payload)[0]["socket.request.payload"] == '["\ufffd"]'
+
+
+def test_one_call_batch_is_the_row_by_row_array() -> None:
+    """The batch is encoded in one msgspec call; it must be byte for byte the array of the
+    rows encoded one by one (the path an odd row takes), for every record kind."""
+    plugin = OpenObserveJsonPlugin("http://o:5080/api/o/s/_json", "s", "svc", {}, gzip=False)
+    records = list(TRACKER_RECORDS + KIT_RECORDS)
+    batch = plugin.encode(records)
+    rows = [row_bytes(record, "svc")[0] for record in records]
+    assert batch.payload == b"[" + b",".join(rows) + b"]"
+    assert (batch.count, batch.skipped, batch.replaced) == (len(records), 0, 0)
+    assert plugin.encode([]).payload == b"[]"
+
+
+def test_a_row_that_cannot_be_built_costs_itself_only() -> None:
+    plugin = OpenObserveJsonPlugin("http://o:5080/api/o/s/_json", "s", "svc", {}, gzip=False)
+    broken = dataclasses.replace(pair(), outcome=None)  # type: ignore[arg-type]
+    batch = plugin.encode([pair(), broken, pair()])
+    assert (batch.count, batch.skipped) == (2, 1)
+    assert len(json.loads(batch.payload)) == 2
