@@ -24,7 +24,8 @@ import httptools
 
 # RFC 9112 9.3: a reused idle connection the server closed meanwhile fails before any byte of
 # the response arrives; such a request is sent again once on a fresh connection.
-_IDLE_EXPIRY_S: Final = 4.0  # below common server keep-alive timeouts (uvicorn: 5 s)
+_IDLE_EXPIRY_S: Final = 4.0
+_JOIN_LIMIT: Final = 64 * 1024  # below common server keep-alive timeouts (uvicorn: 5 s)
 
 
 class UpstreamError(Exception):
@@ -214,10 +215,13 @@ class _Connection(asyncio.Protocol):
         self._received = False
         self._headers_done = False
         self._interim = []
-        # Head and body written as they are: no copy of the body to join them.
-        self.transport.write(head)
-        if body:
-            self.transport.write(body)
+        # One write (one segment, one send) for a small body; a large one is not copied.
+        if not body:
+            self.transport.write(head)
+        elif len(body) <= _JOIN_LIMIT:
+            self.transport.write(head + body)
+        else:
+            self.transport.writelines((head, body))
         return waiter
 
     @property

@@ -4,11 +4,11 @@ A single ticker builds each update once (metrics, rates, the oldest pending requ
 latency point per rule, sink and relay health) and adds, per client, the newest activity
 items matching that client's filter.  Each client has a bounded queue of updates; a client
 that reads too slowly loses its oldest updates, which are counted (and reported to it).
-Finished requests reach :meth:`LiveHub.on_record` through the tracker's subscription and
-only touch bounded per-interval buckets; a session's close is queued for the closed-session
-table, summarized before the next tick.  Each activity item is encoded once per tick, whatever
-the number of clients.  With tracking off the updates carry the relay's counters only
-(``tracking`` false).
+Finished requests reach :meth:`LiveHub.on_records` through the tracker's batch subscription
+(one call per tracker flush, not per record) and only touch bounded per-interval buckets; a
+session's close is queued for the closed-session table, summarized before the next tick.
+Each activity item is encoded once per tick, whatever the number of clients.  With tracking
+off the updates carry the relay's counters only (``tracking`` false).
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ import logging
 import random
 import time
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 from socketio_trace_proxy.config.admin import AdminSettings
@@ -42,6 +42,9 @@ from socketio_trace_proxy.tracking.views import ActivityItem, MetricsSnapshot
 
 log = logging.getLogger(__name__)
 
+_OK = Outcome.OK
+_ERROR = Outcome.ERROR
+_TIMEOUT = Outcome.TIMEOUT
 LATENCY_HISTORY_POINTS = 600
 LATENCY_SAMPLES_PER_RULE = 512
 LATENCY_RULES_PER_POINT = 40
@@ -131,7 +134,7 @@ class LiveHub:
 
     def start(self) -> None:
         if self._source.tracking_enabled:
-            self._unsubscribe = self._source.subscribe(self.on_record)
+            self._unsubscribe = self._source.subscribe_batches(self.on_records)
         self._task = asyncio.create_task(self._run(), name="admin-live-hub")
 
     async def stop(self) -> None:
@@ -163,32 +166,45 @@ class LiveHub:
     # -- records (called by the tracker for every record) ------------------------------
 
     def on_record(self, record: object) -> None:
-        try:
-            if isinstance(record, ActivityItem):
-                record = record.record
-            if not isinstance(record, PairRecord):
-                self.closed.on_record(record)
-                return
-            self._histograms.observe(record)
-            bucket = self._buckets.get(record.rule)
-            if bucket is None:
-                bucket = self._buckets[record.rule] = _LatencyBucket()
-            bucket.count += 1
-            if record.outcome is Outcome.ERROR:
-                bucket.errors += 1
-            elif record.outcome is Outcome.TIMEOUT:
-                bucket.timeouts += 1
-                self._timeouts.append(record)
-            if record.outcome in (Outcome.OK, Outcome.ERROR):
+        if isinstance(record, ActivityItem):
+            record = record.record
+        self.on_records((record,))
+
+    def on_records(self, records: Sequence[object]) -> None:
+        """The records of one tracker flush, in order (one call per loop tick, not per
+        record)."""
+        observe = self._histograms.observe
+        buckets = self._buckets
+        random = self._rng.random
+        for record in records:
+            try:
+                if type(record) is not PairRecord:
+                    self.closed.on_record(record)
+                    continue
+                observe(record)
+                bucket = buckets.get(record.rule)
+                if bucket is None:
+                    bucket = buckets[record.rule] = _LatencyBucket()
+                bucket.count += 1
+                outcome = record.outcome
+                if outcome is _ERROR:
+                    bucket.errors += 1
+                elif outcome is _TIMEOUT:
+                    bucket.timeouts += 1
+                    self._timeouts.append(record)
+                    continue
+                elif outcome is not _OK:
+                    continue
                 # Reservoir sampling keeps each interval's percentiles bounded in cost.
-                if len(bucket.samples) < LATENCY_SAMPLES_PER_RULE:
-                    bucket.samples.append(record.duration_s)
+                samples = bucket.samples
+                if len(samples) < LATENCY_SAMPLES_PER_RULE:
+                    samples.append(record.duration_s)
                 else:
-                    slot = self._rng.randrange(bucket.count)
+                    slot = int(random() * bucket.count)  # uniform in [0, count)
                     if slot < LATENCY_SAMPLES_PER_RULE:
-                        bucket.samples[slot] = record.duration_s
-        except Exception:
-            self.subscription_errors += 1
+                        samples[slot] = record.duration_s
+            except Exception:
+                self.subscription_errors += 1
 
     # -- clients ---------------------------------------------------------------------
 

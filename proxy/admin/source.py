@@ -47,6 +47,9 @@ class TrackerSource(Protocol):
     def subscribe(self, callback: Callable[[Record], None]) -> Callable[[], None]:
         """Calls ``callback`` with every new record; returns the unsubscribe function."""
 
+    def subscribe_batches(self, callback: Callable[[Sequence[Record]], None]) -> Callable[[], None]:
+        """Calls ``callback`` with the new records, several at a time, in order."""
+
     def sink_health(self) -> Sequence[SinkHealth]: ...
 
 
@@ -121,6 +124,9 @@ class TrackerMonitorSource:
     def subscribe(self, callback: Callable[[Record], None]) -> Callable[[], None]:
         return self._tracker.subscribe(callback)
 
+    def subscribe_batches(self, callback: Callable[[Sequence[Record]], None]) -> Callable[[], None]:
+        return self._tracker.subscribe_batches(callback)
+
     def sink_health(self) -> Sequence[SinkHealth]:
         return self._tracker.sink_health()
 
@@ -171,6 +177,9 @@ class RelayOnlySource:
         return ()
 
     def subscribe(self, callback: Callable[[Record], None]) -> Callable[[], None]:
+        return _nothing
+
+    def subscribe_batches(self, callback: Callable[[Sequence[Record]], None]) -> Callable[[], None]:
         return _nothing
 
     def sink_health(self) -> Sequence[SinkHealth]:

@@ -1,7 +1,8 @@
 """The deferred fan-out loses nothing (issue 12, decision 3).
 
-Once the tracker runs on a loop, records, packet timeline rows and timeline retirements are
-queued and fanned out once per loop tick.  Hypothesis feeds the same random interleaving of
+Once the tracker runs on a loop, records are queued and fanned out (activity ring, sinks,
+subscribers, batch subscribers such as the admin live hub) once per loop tick; the timelines
+take packets and records at once.  Hypothesis feeds the same random interleaving of
 frames (several WebSocket sessions: acks, a configured event pair, one-way events, closes)
 and clock ticks to a tracker that fans out at once and to one that defers, flushing only at
 random "loop ticks" (and at the bound, made small here): the records the sinks get, the
@@ -11,7 +12,7 @@ activity ring, every timeline, the metrics, the pending and session views must b
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import pytest
@@ -21,6 +22,7 @@ from hypothesis import strategies as st
 from socketio_trace_proxy.config.tracking import TrackingSettings
 from socketio_trace_proxy.tracking.ids import SequentialIds
 from socketio_trace_proxy.tracking.observer import RequestInfo, WebSocketObserver
+from socketio_trace_proxy.tracking.records import Record
 from socketio_trace_proxy.tracking.runtime import Tracker, hub
 from socketio_trace_proxy.tracking.traffic import Direction
 from tests.tracking.runtime_kit import FakeClock, RecordingSink
@@ -52,6 +54,9 @@ class Rig:
         self.clock = FakeClock(100.0)
         self.sink = RecordingSink()
         self.tracker = Tracker(SETTINGS, [self.sink], clock=self.clock, ids=SequentialIds())
+        self.batched: list[Record] = []  # what a batch subscriber got, in order
+        self.batches = 0
+        self.tracker.subscribe_batches(self.take_batch)
         self.scheduled: list[Callable[[], None]] = []
         if deferred:
             self.tracker.defer(self.scheduled.append)
@@ -71,6 +76,10 @@ class Rig:
             leg.message(C2S, "40")
             leg.message(S2C, '40{"sid":"x"}')
         return leg
+
+    def take_batch(self, records: Sequence[Record]) -> None:
+        self.batched.extend(records)
+        self.batches += 1
 
     def run_loop(self) -> None:
         callbacks, self.scheduled[:] = list(self.scheduled), []
@@ -106,6 +115,7 @@ class Rig:
         sids = {r.session.session_id for r in self.sink.records}
         return {
             "records": list(self.sink.records),
+            "batched": list(self.batched),
             "activity": activity,
             "timelines": {sid: t.get_session_timeline(sid) for sid in sorted(sids)},
             "metrics": t.get_metrics(),
@@ -138,6 +148,8 @@ def test_deferred_fan_out_equals_the_immediate_one(
     deferred.run_loop()
     assert deferred.views() == immediate.views()
     assert deferred.scheduled == []
+    # the same records, in fewer calls when deferred (one per flush, not per record)
+    assert deferred.batches <= immediate.batches == len(immediate.batched)
 
 
 def test_queued_work_waits_for_the_loop_and_stays_bounded() -> None:

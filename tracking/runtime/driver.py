@@ -343,13 +343,17 @@ class Tracker(RecordHub):
         try:
             if type(event) is PacketObserved:
                 sid, direction, transport, p, _, wall, _ = event
-                self.queue_row(
-                    sid,
-                    (wall, direction, transport, p.type, p.namespace, p.event, p.ack_id, p.size),
+                tl = self._live_timelines.get(sid)
+                if tl is None:
+                    tl = self._timelines.open(sid)
+                tl.append(
+                    (wall, direction, transport, p.type, p.namespace, p.event, p.ack_id, p.size)
                 )
+                self.engine.handle(event)
+                return
             self.engine.handle(event)
             if isinstance(event, SessionClosed):
-                self.queue_retire(event.session_id)
+                self._timelines.retire(event.session_id)
         except Exception:
             self.fault("engine")
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections import deque
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Sequence
 from typing import TypeVar
 
 from socketio_trace_proxy.tracking.records import PairRecord, Record
@@ -19,6 +19,7 @@ from socketio_trace_proxy.tracking.views import ActivityItem
 _T = TypeVar("_T")
 
 RecordCallback = Callable[[Record], None]
+BatchCallback = Callable[[Sequence[Record]], None]
 TimeoutCallback = Callable[[PairRecord], None]
 SlowCallback = Callable[[PairRecord, float], None]
 ErrorCallback = Callable[[PairRecord, str], None]

@@ -6,12 +6,13 @@ item's ``seq`` follows from its position), the session's timeline, the record si
 the timeout/slow/error callbacks.  Every call out is guarded: a failing sink or callback is
 counted per place (and logged once), never raised.  Per record it only stores references.
 
-Once the tracker runs on a loop the fan-out is deferred (issue 12, decision 3): the
-engine's records, the packets' timeline rows and the timelines' retirements queue up in
-order and are fanned out once per loop tick (at most :data:`MAX_DEFERRED` at a time, and
-before any query), so that the per-frame path only appends to a list.  Records keep the
-frames' own timestamps; what is fanned out, and in which order, is what the immediate path
-gives.
+Once the tracker runs on a loop the fan-out past the timelines is deferred (issue 12,
+decision 3): a packet's timeline row, a record's timeline entry and a closed session's
+timeline retirement happen at once (a deque append: as cheap as queueing it), while the
+records queue up in order for everything else and are fanned out once per loop tick (at
+most :data:`MAX_DEFERRED` at a time, and before any query), so that the per-frame path only
+appends to lists.  Records keep the frames' own timestamps; what is fanned out, and in which
+order, is what the immediate path gives.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from collections.abc import Callable, Iterable, Sequence
 
 from socketio_trace_proxy.tracking.records import MessageRecord, Outcome, PairRecord, Record
 from socketio_trace_proxy.tracking.runtime.feeds import (
+    BatchCallback,
     ErrorCallback,
     RecordCallback,
     SlowCallback,
@@ -36,10 +38,6 @@ from socketio_trace_proxy.tracking.views import ActivityItem, new_activity_item
 log = logging.getLogger("socketio_trace_proxy.tracking.runtime")
 
 MAX_DEFERRED = 1024  # queued items that force a flush before the loop's next tick
-
-# What the deferred fan-out queues: a packet's timeline row (with its sid), a record, or
-# the sid of a session whose timeline is to be frozen.
-Deferred = tuple[str, PacketRow] | Record | str
 
 
 class RecordHub:
@@ -66,13 +64,14 @@ class RecordHub:
         self._seq = 0
         self._subscriber_queue = subscriber_queue
         self._subscribers: list[RecordCallback] = []
+        self._batch_subscribers: list[BatchCallback] = []
         self._streams: list[Subscription] = []
         self._on_timeout: list[TimeoutCallback] = []
         self._on_slow: list[SlowCallback] = []
         self._on_error: list[ErrorCallback] = []
         self.faults: dict[str, int] = {}
-        # Deferred fan-out: packet rows (sid, row), records and retired sids, in order.
-        self._pending: list[Deferred] = []
+        # Deferred fan-out: the records since the last flush, in order.
+        self._pending: list[Record] = []
         self._schedule: Callable[[Callable[[], None]], object] | None = None
 
     def fault(self, where: str) -> None:
@@ -84,7 +83,13 @@ class RecordHub:
 
     def wants_unsampled(self) -> bool:
         """Whether a pair left out by sampling is seen at all (it never reaches the sinks)."""
-        return bool(self._activity_max or self._timelines or self._subscribers or self._streams)
+        return bool(
+            self._activity_max
+            or self._timelines
+            or self._subscribers
+            or self._batch_subscribers
+            or self._streams
+        )
 
     # --- deferral ---------------------------------------------------------------------------
 
@@ -95,30 +100,29 @@ class RecordHub:
         self._schedule = schedule
 
     def queue_row(self, sid: str, row: PacketRow) -> None:
-        """A packet's timeline row: added now, or queued in order with the records."""
-        if self._schedule is None:
-            self._add_row(sid, row)
-        else:
-            self._enqueue((sid, row))
+        """A packet's timeline row (added at once: see the module docstring)."""
+        tl = self._live_timelines.get(sid)
+        if tl is None:
+            tl = self._timelines.open(sid)
+        tl.append(row)
 
     def queue_retire(self, sid: str) -> None:
-        """``sid`` closed: its timeline is frozen after what is queued before it."""
-        if self._schedule is None:
-            self._timelines.retire(sid)
-        else:
-            self._enqueue(sid)
+        """``sid`` closed: its timeline is frozen (with every record made before)."""
+        self._timelines.retire(sid)
 
     def on_record(self, record: Record) -> None:
-        """The engine made ``record``: fanned out now, or queued until the next flush."""
-        if self._schedule is None:
-            self._add_to_timeline(record)
-            self._fan_out_many((record,))
+        """The engine made ``record``: into its timeline now, fanned out now or at the next
+        flush."""
+        tl = self._live_timelines.get(record.session.session_id)
+        if tl is not None:
+            tl.append(record)
         else:
-            self._enqueue(record)
-
-    def _enqueue(self, item: Deferred) -> None:
+            self._timelines.add_record(record.session.session_id, record)  # just retired
+        if self._schedule is None:
+            self._fan_out_many((record,))
+            return
         pending = self._pending
-        pending.append(item)
+        pending.append(record)
         if len(pending) == 1:
             self._arm()
         elif len(pending) >= MAX_DEFERRED:
@@ -136,38 +140,13 @@ class RecordHub:
             self.flush()
 
     def flush(self) -> None:
-        """Run the queued fan-out, in order (every query calls this first)."""
+        """Fan the queued records out, in order (every query calls this first)."""
         pending = self._pending
-        if not pending:
-            return
-        self._pending = []
-        records: list[Record] = []
-        for item in pending:
-            if isinstance(item, tuple):
-                self._add_row(*item)
-            elif isinstance(item, str):
-                self._timelines.retire(item)
-            else:
-                self._add_to_timeline(item)
-                records.append(item)
-        if records:
-            self._fan_out_many(records)
+        if pending:
+            self._pending = []
+            self._fan_out_many(pending)
 
     # --- fan-out ----------------------------------------------------------------------------
-
-    def _add_row(self, sid: str, row: PacketRow) -> None:
-        tl = self._live_timelines.get(sid)
-        if tl is None:
-            tl = self._timelines.open(sid)
-        tl.append(row)
-
-    def _add_to_timeline(self, record: Record) -> None:
-        sid = record.session.session_id
-        tl = self._live_timelines.get(sid)
-        if tl is not None:
-            tl.append(record)
-        else:
-            self._timelines.add_record(sid, record)  # a session just retired (its close)
 
     def _fan_out_many(self, records: Sequence[Record]) -> None:
         """Records whose timelines have them already: the activity ring, the sinks, the
@@ -199,6 +178,11 @@ class RecordHub:
                     cb(record)
                 except Exception:
                     self.fault("subscriber")
+        for batch_cb in self._batch_subscribers:
+            try:
+                batch_cb(records)
+            except Exception:
+                self.fault("subscriber")
         if self._streams:
             items = [new_activity_item(first + i, r) for i, r in enumerate(records)]
             for sub in self._streams:
@@ -261,6 +245,12 @@ class RecordHub:
         """Call ``callback`` (synchronously, guarded) with every new record."""
         self._subscribers.append(callback)
         return remover(self._subscribers, callback)
+
+    def subscribe_batches(self, callback: BatchCallback) -> Callable[[], None]:
+        """Call ``callback`` (synchronously, guarded) with every new record, several at a
+        time (in order; the sequence is valid only during the call)."""
+        self._batch_subscribers.append(callback)
+        return remover(self._batch_subscribers, callback)
 
     def stream(self, maxlen: int | None = None) -> Subscription:
         """A bounded async feed of new activity items (drops oldest when full)."""

@@ -253,6 +253,12 @@ class FakeSource:
         self.subscribers.append(callback)
         return lambda: self.subscribers.remove(callback)
 
+    def subscribe_batches(self, callback: Callable[[Sequence[Record]], None]) -> Callable[[], None]:
+        def one(record: Record) -> None:
+            callback((record,))
+
+        return self.subscribe(one)
+
     def sink_health(self) -> Sequence[SinkHealth]:
         return list(self.sinks)
 
