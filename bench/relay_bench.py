@@ -204,6 +204,18 @@ def make_targets(args: argparse.Namespace) -> list[Target]:
     targets.append(
         Target("on", "proxy, tracking on", ours_on, env={"SOCKET_TRACKING_ENABLED": "true"})
     )
+    # The same proxy with aiohttp's web server on the client side (issue 14's before).
+    targets.append(
+        Target(
+            "off-aiohttp",
+            "tracking off, aiohttp leg",
+            lambda p, u, w: [*ours(p, u, w), "--config", str(w / "aiohttp-leg.yaml")],
+            env={"SOCKET_TRACKING_ENABLED": "false"},
+            prepare=lambda _p, _u, w: (w / "aiohttp-leg.yaml").write_text(
+                "proxy:\n  server_leg: aiohttp\n"
+            ),
+        )
+    )
     # The default config exports locally (NDJSON file + a console line per pair) when no
     # remote exporter is set; this variant shows what tracking costs without that export.
     targets.append(
@@ -227,7 +239,7 @@ def make_targets(args: argparse.Namespace) -> list[Target]:
             idle=False,
         )
     )
-    if args.pure_tree:
+    if getattr(args, "pure_tree", None):  # polling_bench.py has no such option
         # The same configs on the pure Python modules: a copy of the package without the
         # compiled extensions, first on the proxy's PYTHONPATH.
         pure = {"PYTHONPATH": str(Path(args.pure_tree).resolve())}
@@ -516,6 +528,7 @@ def measure_idle(
         # Warm up first: imports, pools and first-connection allocations are not per session.
         pmd = [] if deflate else ["--no-deflate"]
         warm = ["--mode", "idle", "--url", measured.url, "--clients", "20", "--hold", "0", *pmd]
+        warm += ["--transport", args.idle_transport]
         for _ in node_lines(warm, 60):
             pass
         time.sleep(args.settle)
@@ -526,6 +539,7 @@ def measure_idle(
             "--clients", str(args.idle_sessions),
             "--hold", str(args.settle * 4 + 30),
             "--batch", "100",
+            "--transport", args.idle_transport,
             *pmd,
         ]  # fmt: skip
         after = before
@@ -645,7 +659,8 @@ def report(
     if idle:
         print()
         print(
-            f"Idle WebSocket sessions: RSS delta over {args.idle_sessions} sessions, per session "
+            f"Idle {args.idle_transport} sessions: RSS delta over {args.idle_sessions} sessions, "
+            "per session "
             "(fresh process each, after a 20-session warm-up; 'direct' is the backend's own)."
         )
         print(f"{'config':<22}{'no deflate':>14}{'deflate offered':>18}")
@@ -729,7 +744,8 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     p.add_argument("--idle-sessions", type=int, help="idle WebSocket sessions (default 2000)")
     p.add_argument("--settle", type=float, default=2.0, help="seconds before reading RSS")
     p.add_argument(
-        "--only", help="configs besides direct: off,on,quiet,sampled,naive,nginx (+ -pure)"
+        "--only",
+        help="configs besides direct: off,on,off-aiohttp,quiet,sampled,naive,nginx (+ -pure)",
     )
     p.add_argument("--transports", default="websocket,polling")
     p.add_argument("--payloads", default="100,10240", help="payload sizes in bytes")
@@ -746,6 +762,12 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     )
     p.add_argument("--no-nginx", action="store_true", help="skip nginx even if installed")
     p.add_argument("--no-idle", action="store_true", help="skip the idle-session measurement")
+    p.add_argument(
+        "--idle-transport",
+        choices=("websocket", "polling"),
+        default="websocket",
+        help="idle sessions on WebSocket, or long-polling (each holds a pending GET)",
+    )
     p.add_argument("--proxy-config", default=str(DEFAULT_PROXY_CONFIG), help="tracking-on config")
     p.add_argument("--json", help="write every raw result to this file")
     p.add_argument(

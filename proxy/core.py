@@ -176,10 +176,11 @@ class RelayCore:
         if keep or drop:
             dropped = (dropped - keep) | drop
         guard = self.guard_address
+        extend = parts.extend
         for name, value in request.raw_headers:
             lname = name.lower()
-            if lname not in dropped and not (guard and underscored(lname)):
-                append(name + b": " + value + b"\r\n")
+            if lname not in dropped and not (guard and b"_" in lname and underscored(lname)):
+                extend((name, b": ", value, b"\r\n"))
         added = forwarded_values(request) if self.forwarded else []
         if self.rewrite_address:
             added += address_values(request)

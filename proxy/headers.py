@@ -8,6 +8,7 @@ target in origin form, and the small plain-text answers the proxy gives itself.
 from __future__ import annotations
 
 import asyncio
+import functools
 from collections.abc import Mapping, Sequence
 from typing import Final, Protocol
 
@@ -110,6 +111,11 @@ def with_connection_tokens(drop: frozenset[bytes], connection: str | None) -> fr
     """``drop`` plus the header names a ``Connection`` value lists, as lower-case bytes."""
     if not connection:
         return drop
+    return _with_tokens(drop, connection)
+
+
+@functools.lru_cache(maxsize=64)  # clients send a few values (keep-alive, close, Upgrade)
+def _with_tokens(drop: frozenset[bytes], connection: str) -> frozenset[bytes]:
     return drop | {t.lower().encode("latin-1") for t in _tokens(connection)}
 
 

@@ -60,7 +60,8 @@ class ClientConnection(asyncio.Protocol):
         self._current: LeanRequest | None = None  # the request whose body is being parsed
         self._queue: deque[LeanRequest | bytes] = deque()  # bytes: a last answer, then close
         self.worker: asyncio.Task[None] | None = None
-        self._timer: asyncio.TimerHandle | None = None
+        self._clock = server.loop.time
+        self.deadline = 0.0  # when the head or idle deadline expires (0: none); see _arm
         self._partial = True  # a head is on its way (the first one, at the start)
         self._dead = False  # the parser stopped (an error or an upgrade): nothing more read
         self._pending = b""  # bytes that came after an upgrade's head
@@ -109,9 +110,7 @@ class ClientConnection(asyncio.Protocol):
     def connection_lost(self, exc: Exception | None) -> None:
         self.closed = True
         self.server.connections.discard(self)
-        if self._timer is not None:
-            self._timer.cancel()
-            self._timer = None
+        self.deadline = 0.0
         if self._current is not None:
             self._current.finish(lost=True)
         for item in self._queue:
@@ -192,9 +191,7 @@ class ClientConnection(asyncio.Protocol):
     def _enqueue(self, item: LeanRequest | bytes) -> None:
         self._queue.append(item)
         if self.worker is None:
-            if self._timer is not None:
-                self._timer.cancel()
-                self._timer = None
+            self.deadline = 0.0
             self._partial = False
             self.worker = asyncio.get_running_loop().create_task(self._work())
         elif len(self._queue) > MAX_QUEUED:
@@ -295,12 +292,14 @@ class ClientConnection(asyncio.Protocol):
             self.transport.resume_reading()
 
     def _arm(self, delay: float) -> None:
-        if self._timer is not None:
-            self._timer.cancel()
-        self._timer = asyncio.get_running_loop().call_later(delay, self._expired)
+        """Set the deadline; the server's sweep (:meth:`LeanServer.sweep`) checks it
+        (cheaper than a loop timer armed and cancelled for every request)."""
+        self.deadline = self._clock() + delay
+        self.server.watch()
 
-    def _expired(self) -> None:
-        self._timer = None
+    def expired(self) -> None:
+        """The deadline passed."""
+        self.deadline = 0.0
         if self.worker is not None or self.tunnel is not None or self.closed:
             return
         self.server.timed_out(partial=self._partial)

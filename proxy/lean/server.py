@@ -50,6 +50,10 @@ class LeanServer:
         self.head_timeout_s = settings.request_head_timeout_s
         self.keepalive_timeout_s = settings.keepalive_timeout_s
         self._malformed = Throttled(log, "malformed HTTP requests refused with 400")
+        self.loop = asyncio.get_running_loop()
+        # Deadlines are checked by one sweep, at a quarter of the shorter one (at most 1 s).
+        self._sweep_s = min(1.0, self.head_timeout_s / 4, self.keepalive_timeout_s / 4)
+        self._sweeper: asyncio.TimerHandle | None = None
 
     def __call__(self) -> asyncio.Protocol:
         if len(self.connections) >= self.max_connections:
@@ -68,6 +72,20 @@ class LeanServer:
             self.counters.slow_heads_closed += 1
         else:
             self.counters.idle_closed += 1
+
+    def watch(self) -> None:
+        """Make sure the deadline sweep runs (it stops when no connection is left)."""
+        if self._sweeper is None:
+            self._sweeper = self.loop.call_later(self._sweep_s, self.sweep)
+
+    def sweep(self) -> None:
+        """Close the connections whose head or idle deadline has passed."""
+        self._sweeper = None
+        now = self.loop.time()
+        for conn in [c for c in self.connections if 0.0 < c.deadline <= now]:
+            conn.expired()
+        if self.connections:
+            self.watch()
 
     def classify(self, request: LeanRequest) -> None:
         """What ``request``'s body is for, and the room it may take (as its head arrives)."""
@@ -147,5 +165,8 @@ class LeanServer:
             await asyncio.wait(busy, timeout=timeout or 0.0)
         for conn in list(self.connections):
             conn.close()
+        if self._sweeper is not None:
+            self._sweeper.cancel()
+            self._sweeper = None
         # Let the closed connections report their loss (and cancel what they still ran).
         await asyncio.sleep(0)
