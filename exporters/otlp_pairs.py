@@ -27,12 +27,13 @@ from socketio_trace_proxy.exporters.spans import (
     pair_error_type,
     pair_shared,
 )
-from socketio_trace_proxy.tracking.records import PairKind, PairRecord, SessionRef
+from socketio_trace_proxy.tracking.records import Outcome, PairKind, PairRecord, SessionRef
 
 _pack_double: Final = struct.Struct("<d").pack
 _pack_times: Final = struct.Struct("<BQBQ").pack  # Span.start (7) and .end (8), fixed64
 _fromhex: Final = bytes.fromhex
 _STREAM: Final = PairKind.STREAM
+_OK: Final = Outcome.OK
 _T_START: Final = 0x39
 _T_END: Final = 0x41
 
@@ -99,9 +100,8 @@ class PairSpanEncoder:
     def __init__(self, constant: bytes = b"", cache_limit: int = 8192) -> None:
         self._constant = constant
         self._limit = cache_limit
-        self._names: dict[str, bytes] = {}
         # keyed by identity, the entry keeping its key object alive (so no id is reused)
-        self._shapes: dict[int, tuple[object, bytes, bytes, int]] = {}
+        self._shapes: dict[int, tuple[object, bytes, bytes, int, str, bytes]] = {}
         self._sessions: dict[int, tuple[SessionRef, bytes, bytes, bytes, int]] = {}
         # ids, times, the duration attribute and the constant attributes
         self._fixed = 28 + 18 + len(_DURATION) + 8 + len(constant)
@@ -110,32 +110,31 @@ class PairSpanEncoder:
         self._acks: dict[int, bytes] = {}
         self.cache_resets = 0
 
-    def _room(self, cache: dict[int, bytes] | dict[str, bytes]) -> None:
+    def _room(self, cache: dict[int, bytes]) -> None:
         if len(cache) >= self._limit:
             cache.clear()
             self.cache_resets += 1
 
-    def _name(self, operation: str) -> bytes:
-        encoded = _field(_NAME_TAG, operation.encode()) + _KIND
-        self._room(self._names)
-        self._names[operation] = encoded
-        return encoded
-
-    def _shape(self, record: PairRecord) -> tuple[object, bytes, bytes, int]:
-        """The shared attributes and the status (both follow from the record's shape)."""
-        error_type = pair_error_type(record)
+    def _shape(self, record: PairRecord) -> tuple[object, bytes, bytes, int, str, bytes]:
+        """The shared attributes, the status (both follow from the record's shape), their
+        size, and the span's name and kind (the operation's, nearly always one per shape)."""
+        error_type = record.error_type
+        if error_type is not None or record.outcome is not _OK:
+            error_type = pair_error_type(record)
         shared = pair_shared(record, error_type)
         entry = self._shapes.get(id(shared))
-        if entry is None or entry[0] is not shared:
+        if entry is None or entry[0] is not shared or entry[4] != record.operation:
             status = b""
             if error_type is not None:  # Status{message = 2, code = 3}
                 message = _field(b"\x12", error_type.encode()) if error_type else b""
                 status = _field(b"\x7a", message + b"\x18" + bytes((StatusCode.ERROR,)))
             attrs = b"".join(attribute(k, v) for k, v in shared)
+            name = _field(_NAME_TAG, record.operation.encode()) + _KIND
             if len(self._shapes) >= self._limit:
                 self._shapes.clear()
                 self.cache_resets += 1
-            entry = (shared, attrs, status, len(attrs) + len(status))
+            size = len(attrs) + len(status) + len(name)
+            entry = (shared, attrs, status, size, record.operation, name)
             self._shapes[id(shared)] = entry
         return entry
 
@@ -189,7 +188,6 @@ class PairSpanEncoder:
         if known is None or known[0] is not session:
             known = self._session(session)
         shape = self._shape(record)
-        name = self._names.get(record.operation) or self._name(record.operation)
         request_size = self._request_sizes.get(record.request_size) or self._size(
             self._request_sizes, "messaging.message.body.size", record.request_size
         )
@@ -211,7 +209,7 @@ class PairSpanEncoder:
         duration = record.duration_s
         start = round(record.start_wall * 1_000_000) * 1000
         size = (
-            self._fixed + shape[3] + known[4] + len(name) + len(parent_part) + len(request_size)
+            self._fixed + shape[3] + known[4] + len(parent_part) + len(request_size)
             + len(response_size) + len(conversation) + len(rare) + len(linked_part)
         )  # fmt: skip
         return size, (
@@ -220,7 +218,7 @@ class PairSpanEncoder:
             b"\x12\x08",
             _fromhex(span_id),
             parent_part,
-            name,
+            shape[5],
             _pack_times(_T_START, start, _T_END, start + round(duration * 1e9)),
             shape[1],
             _DURATION,

@@ -24,8 +24,9 @@ import httptools
 
 # RFC 9112 9.3: a reused idle connection the server closed meanwhile fails before any byte of
 # the response arrives; such a request is sent again once on a fresh connection.
-_IDLE_EXPIRY_S: Final = 4.0
-_JOIN_LIMIT: Final = 64 * 1024  # below common server keep-alive timeouts (uvicorn: 5 s)
+_IDLE_EXPIRY_S: Final = 4.0  # below common server keep-alive timeouts (uvicorn: 5 s)
+_JOIN_LIMIT: Final = 64 * 1024  # a body up to this size goes in one write with its head
+_MAX_REPLACING: Final = 16  # connects in flight at once to refill the idle pool
 
 
 class UpstreamError(Exception):
@@ -262,6 +263,7 @@ class UpstreamPool:
         self._active: set[_Connection] = set()
         self._max_active = max_active
         self._closed = False  # after close(): no new connection, no request sent again
+        self._replacing: set[asyncio.Task[None]] = set()  # connects replacing upgraded ones
         self.connections_opened = 0
         self.idle_discarded = 0  # idle connections closed because the idle pool was full
 
@@ -270,16 +272,16 @@ class UpstreamPool:
             raise UpstreamError("the relay is shutting down")
         loop = asyncio.get_running_loop()
         try:
-            _, conn = await asyncio.wait_for(
-                loop.create_connection(
+            # asyncio.timeout, not wait_for: on 3.11 wait_for runs the connect in a task of
+            # its own, two more event-loop turns before the request can be written.
+            async with asyncio.timeout(self._connect_timeout):
+                _, conn = await loop.create_connection(
                     functools.partial(_Connection, loop),
                     self._host,
                     self._port,
                     ssl=self._ssl,
                     server_hostname=self._host if self._ssl else None,
-                ),
-                self._connect_timeout,
-            )
+                )
         except (OSError, TimeoutError) as exc:
             raise UpstreamError(f"cannot connect ({type(exc).__name__})") from exc
         self.connections_opened += 1
@@ -339,15 +341,32 @@ class UpstreamPool:
     async def upgrade(
         self, head: bytes, limit: int
     ) -> tuple[UpstreamResponse, asyncio.Transport | None, bytes]:
-        """Send an upgrade request on a new connection (never pooled).
+        """Send an upgrade request on an idle keep-alive connection, else a new one.
 
         Returns the response; when it is a 101, also the connection's transport, paused,
         for the caller to take over with ``set_protocol``, and what the upstream sent after
-        the 101.  Otherwise the connection is closed.
+        the 101.  Otherwise the connection is closed.  A connection taken from the idle pool
+        never comes back to it, so a new one is opened beside to take its place: the
+        polling requests of the same session, sent while the upgrade is under way, then
+        find one ready instead of waiting for a connect (issue 14, the upgrade's delay).
         """
-        conn = await self._connect()
+        conn = self._checkout_idle()
+        reused = conn is not None
+        if conn is None:
+            conn = await self._connect()
+        else:
+            self._replace_idle()
         try:
-            response = await conn.exchange(head, b"", limit, upgrade=True)
+            try:
+                response = await conn.exchange(head, b"", limit, upgrade=True)
+            except UpstreamError as exc:
+                # RFC 9112 9.3: an idle connection the upstream closed meanwhile.
+                stale = reused and not conn.received_anything and not self._closed
+                if not stale or isinstance(exc, ResponseTooLarge):
+                    raise
+                conn.close()
+                conn = await self._connect()
+                response = await conn.exchange(head, b"", limit, upgrade=True)
         except BaseException:
             conn.close()
             raise
@@ -357,10 +376,32 @@ class UpstreamPool:
         conn.close()
         return response, None, b""
 
+    def _replace_idle(self) -> None:
+        """Open a connection in the background for the idle pool (at most
+        ``_MAX_REPLACING`` at a time; a failure is left to the next exchange)."""
+        if self._closed or len(self._replacing) >= _MAX_REPLACING:
+            return
+        task = asyncio.get_running_loop().create_task(self._add_idle())
+        self._replacing.add(task)
+        task.add_done_callback(self._replacing.discard)
+
+    async def _add_idle(self) -> None:
+        try:
+            conn = await self._connect()
+        except UpstreamError:
+            return
+        if self._closed or len(self._idle) >= self._max_idle:
+            conn.close()
+            return
+        conn.idle_since = time.monotonic()
+        self._idle.append(conn)
+
     def close(self) -> None:
         """Close every connection, idle or busy (busy exchanges fail with UpstreamError);
         from then on the pool opens none."""
         self._closed = True
+        for task in self._replacing:
+            task.cancel()
         while self._idle:
             self._idle.pop().close()
         for conn in list(self._active):

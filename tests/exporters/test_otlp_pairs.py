@@ -139,6 +139,13 @@ def test_the_plugin_sends_what_the_general_path_would_for_every_record_kind() ->
     assert len(mine.resource_spans[0].scope_spans[0].spans) == len(records)
 
 
+def test_one_shape_under_two_operation_names() -> None:
+    """The span name is cached with the shape; a shape seen under another operation name
+    (the same rule renamed, say) must not keep the first one's."""
+    records = [pair(operation=name) for name in ("a -> b", "c -> d", "a -> b")]
+    assert fast(records) == reference(records)
+
+
 def test_tiny_caches_change_nothing_and_stay_bounded() -> None:
     sessions = [session(f"sid-{n}") for n in range(5)]
     records = [
@@ -203,6 +210,7 @@ pairs = st.builds(
         client_port=st.none() | st.integers(0, 65535),
     ),
     kind=st.sampled_from(PairKind),
+    operation=st.sampled_from(["create_terminal -> terminal_ready", "echo -> ack", LONG]),
     outcome=st.sampled_from(Outcome),
     error_type=st.none() | st.text(max_size=30),
     response_event=st.none() | st.text(max_size=30),
