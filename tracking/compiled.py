@@ -35,6 +35,7 @@ COMPILED_MODULES: tuple[str, ...] = (
     "tracking.correlation.dispatch",
     "tracking.correlation.engine",
     "tracking.sampling",
+    "tracking.runtime.intake",
 )
 """Module names under :data:`PACKAGE` (also repository paths: ``tracking/wire/payload.py``)."""
 

@@ -44,12 +44,12 @@ class DurationHistograms:
         self.folded = 0
 
     def observe(self, record: PairRecord) -> None:
-        key = (record.rule, record.outcome.value)
+        key = (record.rule, record.outcome._value_)  # not .value: a Python-level property
         series = self._series.get(key)
         if series is None:
             if len(self._series) >= self._max_series:
                 self.folded += 1
-                key = (OTHER, record.outcome.value)
+                key = (OTHER, record.outcome._value_)
                 series = self._series.get(key)
             if series is None:
                 series = self._series[key] = self._histogram()

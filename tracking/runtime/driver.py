@@ -22,13 +22,13 @@ from typing import Any, Protocol
 
 from socketio_trace_proxy.config.tracking import TrackingSettings
 from socketio_trace_proxy.tracking.correlation.engine import CorrelationEngine
-from socketio_trace_proxy.tracking.events import PacketObserved, SessionClosed, SessionEvent
+from socketio_trace_proxy.tracking.events import SessionEvent
 from socketio_trace_proxy.tracking.ids import IdSource
 from socketio_trace_proxy.tracking.observer import RequestInfo, WebSocketObserver
 from socketio_trace_proxy.tracking.runtime.hub import RecordHub, log
+from socketio_trace_proxy.tracking.runtime.intake import EventIntake, LegObserver
 from socketio_trace_proxy.tracking.runtime.timelines import SessionTimeline, Timelines
 from socketio_trace_proxy.tracking.sampling import SessionSampler
-from socketio_trace_proxy.tracking.sessions.state import LegState
 from socketio_trace_proxy.tracking.sink import RecordSink
 from socketio_trace_proxy.tracking.traffic import Direction
 from socketio_trace_proxy.tracking.views import MetricsSnapshot, PendingView, SessionView
@@ -98,34 +98,6 @@ def _session_table(
     return table
 
 
-class _WebSocketObserver:
-    __slots__ = ("_leg", "_tracker")
-
-    def __init__(self, tracker: Tracker, leg: object) -> None:
-        self._tracker = tracker
-        self._leg = leg
-
-    def message(self, direction: Direction, data: str | bytes) -> None:
-        t = self._tracker
-        try:
-            t._ws_message(self._leg, direction, data, t._monotonic(), t._time())
-        except Exception:
-            t.fault("websocket_message")
-
-    @property
-    def observing(self) -> bool:
-        """False once session sampling left this WebSocket's session out: the relay then
-        tunnels its messages without showing them (see ``WebSocketObserver``)."""
-        return getattr(self._leg, "state", None) is not LegState.UNSAMPLED
-
-    def closed(self, initiator: Direction | None, code: int | None) -> None:
-        t = self._tracker
-        try:
-            t._sessions.websocket_closed(self._leg, initiator, code, t._monotonic(), t._time())
-        except Exception:
-            t.fault("websocket_closed")
-
-
 class _NullWebSocketObserver:
     def message(self, direction: Direction, data: str | bytes) -> None:
         pass
@@ -171,7 +143,8 @@ class Tracker(RecordHub):
             activity=limits.activity_buffer,
             subscriber_queue=limits.subscriber_queue,
         )
-        emit: Callable[[SessionEvent], None] = self._on_event
+        self._intake = EventIntake(self.engine, timelines, self.fault)
+        emit: Callable[[SessionEvent], None] = self._intake.event
         if on_session_event is not None:
             emit = self._tapped(on_session_event)
         self._sessions = (session_factory or _session_table)(emit, settings)
@@ -240,8 +213,16 @@ class Tracker(RecordHub):
             thinning = self._thinning
             if thinning is not None and (sid := info.query.get("sid")) and not thinning.keeps(sid):
                 return None  # an upgrade of a session sampling left out
-            leg = self._sessions.websocket_opened(info, self._monotonic(), self._time())
-            return _WebSocketObserver(self, leg)
+            sessions = self._sessions
+            leg = sessions.websocket_opened(info, self._monotonic(), self._time())
+            return LegObserver(
+                self._ws_message,
+                sessions.websocket_closed,
+                leg,
+                self._monotonic,
+                self._time,
+                self.fault,
+            )
         except Exception:
             self.fault("websocket_opened")
             return _NullWebSocketObserver()
@@ -339,27 +320,10 @@ class Tracker(RecordHub):
 
     # --- session events ---------------------------------------------------------------------
 
-    def _on_event(self, event: SessionEvent) -> None:
-        try:
-            if type(event) is PacketObserved:
-                sid, direction, transport, p, _, wall, _ = event
-                tl = self._live_timelines.get(sid)
-                if tl is None:
-                    tl = self._timelines.open(sid)
-                tl.append(
-                    (wall, direction, transport, p.type, p.namespace, p.event, p.ack_id, p.size)
-                )
-                self.engine.handle(event)
-                return
-            self.engine.handle(event)
-            if isinstance(event, SessionClosed):
-                self._timelines.retire(event.session_id)
-        except Exception:
-            self.fault("engine")
-
     def _tapped(self, tap: Callable[[SessionEvent], None]) -> Callable[[SessionEvent], None]:
-        """``_on_event`` preceded by ``tap`` (e.g. the demo's packet printer), guarded."""
-        on_event = self._on_event
+        """The intake's ``event`` preceded by ``tap`` (e.g. the demo's packet printer),
+        guarded."""
+        on_event = self._intake.event
 
         def emit(event: SessionEvent) -> None:
             try:

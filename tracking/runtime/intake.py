@@ -1,0 +1,103 @@
+"""The tracker's per-frame intake: a WebSocket's messages to the session table, the session
+events it emits to the timelines and the correlation engine.
+
+Owns the two objects between the relay and the sans-IO core on every frame, kept apart
+from :mod:`tracking.runtime.driver` (asyncio, the timer task) so that the compiled build
+compiles them with the core (:mod:`tracking.compiled`): :class:`LegObserver` (what
+``Tracker.websocket_opened`` hands the relay: one clock read per message, straight into the
+session layer) and :class:`EventIntake` (the session layer's emit: a packet's timeline row,
+then the engine; a closed session's timeline frozen after the engine's last records).
+Nothing here raises: failures are counted through ``fault``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from socketio_trace_proxy.tracking.correlation.engine import CorrelationEngine
+from socketio_trace_proxy.tracking.events import PacketObserved, SessionClosed, SessionEvent
+from socketio_trace_proxy.tracking.runtime.timelines import Timelines
+from socketio_trace_proxy.tracking.sessions.state import LegState
+from socketio_trace_proxy.tracking.traffic import Direction
+
+Fault = Callable[[str], None]
+Clock = Callable[[], float]
+_UNSAMPLED = LegState.UNSAMPLED
+
+
+class EventIntake:
+    """The session layer's emit (see the module docstring)."""
+
+    def __init__(self, engine: CorrelationEngine, timelines: Timelines, fault: Fault) -> None:
+        self._engine = engine
+        self._timelines = timelines
+        self._live = timelines.live  # read per packet
+        self._fault = fault
+
+    def event(self, event: SessionEvent) -> None:
+        try:
+            if type(event) is PacketObserved:
+                p = event.packet
+                sid = event.session_id
+                tl = self._live.get(sid)
+                if tl is None:
+                    tl = self._timelines.open(sid)
+                tl.append(
+                    (
+                        event.wall,
+                        event.direction,
+                        event.transport,
+                        p.type,
+                        p.namespace,
+                        p.event,
+                        p.ack_id,
+                        p.size,
+                    )
+                )
+                self._engine.handle(event)
+                return
+            self._engine.handle(event)
+            if isinstance(event, SessionClosed):
+                self._timelines.retire(event.session_id)
+        except Exception:
+            self._fault("engine")
+
+
+class LegObserver:
+    """Observes one relayed WebSocket (``tracking.observer.WebSocketObserver``) for the
+    session layer's ``leg``."""
+
+    def __init__(  # noqa: PLR0917 - built once per WebSocket
+        self,
+        on_message: Callable[[Any, Direction, str | bytes, float, float], None],
+        on_closed: Callable[[Any, Direction | None, int | None, float, float], None],
+        leg: object,
+        monotonic: Clock,
+        wall: Clock,
+        fault: Fault,
+    ) -> None:
+        self._on_message = on_message
+        self._on_closed = on_closed
+        self._leg = leg
+        self._monotonic = monotonic
+        self._wall = wall
+        self._fault = fault
+
+    def message(self, direction: Direction, data: str | bytes) -> None:
+        try:
+            self._on_message(self._leg, direction, data, self._monotonic(), self._wall())
+        except Exception:
+            self._fault("websocket_message")
+
+    @property
+    def observing(self) -> bool:
+        """False once session sampling left this WebSocket's session out: the relay then
+        tunnels its messages without showing them (see ``WebSocketObserver``)."""
+        return getattr(self._leg, "state", None) is not _UNSAMPLED
+
+    def closed(self, initiator: Direction | None, code: int | None) -> None:
+        try:
+            self._on_closed(self._leg, initiator, code, self._monotonic(), self._wall())
+        except Exception:
+            self._fault("websocket_closed")
