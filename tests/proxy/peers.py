@@ -10,6 +10,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable, MutableMapping
 from dataclasses import dataclass, field
 from typing import Any
 
+import httptools
 import socketio
 import uvicorn
 from aiohttp import web
@@ -127,6 +128,35 @@ async def uvicorn_serving(app: ASGIApp) -> AsyncIterator[str]:
         server.should_exit = True
         with contextlib.suppress(asyncio.CancelledError):
             await asyncio.wait_for(task, 10)
+
+
+class RawUpstream(asyncio.Protocol):
+    """A raw HTTP/1.1 upstream on httptools, for response shapes no framework produces: each
+    parsed request is answered by :meth:`answer` with its target; after a 101 nothing more
+    is parsed."""
+
+    def __init__(self) -> None:
+        self._parser = httptools.HttpRequestParser(self)
+        self._url = b""
+        self._transport: asyncio.Transport | None = None
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        assert isinstance(transport, asyncio.Transport)
+        self._transport = transport
+
+    def data_received(self, data: bytes) -> None:
+        with contextlib.suppress(httptools.HttpParserUpgrade):
+            self._parser.feed_data(data)
+
+    def on_url(self, url: bytes) -> None:
+        self._url = url
+
+    def on_message_complete(self) -> None:
+        assert self._transport is not None
+        self.answer(self._url, self._transport)
+
+    def answer(self, url: bytes, transport: asyncio.Transport) -> None:
+        raise NotImplementedError
 
 
 @dataclass

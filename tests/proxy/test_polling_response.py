@@ -9,12 +9,11 @@ import re
 from collections.abc import AsyncIterator
 
 import aiohttp
-import httptools
 import pytest
 from aiohttp import web
 from aiohttp.http import SERVER_SOFTWARE
 
-from tests.proxy.peers import aiohttp_serving, build_sio, relay_in_front_of
+from tests.proxy.peers import RawUpstream, aiohttp_serving, build_sio, relay_in_front_of
 
 DATE = b"Date: Thu, 01 Jan 2015 00:00:00 GMT\r\n"
 SERVER = f"Server: {SERVER_SOFTWARE}\r\n".encode()
@@ -61,31 +60,15 @@ UPSTREAM_ONLY = {
 }
 
 
-class _Upstream(asyncio.Protocol):
+class _Upstream(RawUpstream):
     """Answers each request with the canned response its ``case`` query parameter names."""
 
-    def __init__(self) -> None:
-        self._parser = httptools.HttpRequestParser(self)
-        self._url = b""
-        self._transport: asyncio.Transport | None = None
-
-    def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.Transport)
-        self._transport = transport
-
-    def data_received(self, data: bytes) -> None:
-        self._parser.feed_data(data)
-
-    def on_url(self, url: bytes) -> None:
-        self._url = url
-
-    def on_message_complete(self) -> None:
-        assert self._transport is not None
-        case = self._url.partition(b"case=")[2].decode()
+    def answer(self, url: bytes, transport: asyncio.Transport) -> None:
+        case = url.partition(b"case=")[2].decode()
         if case in CASES:
-            self._transport.write(CASES[case][0])
+            transport.write(CASES[case][0])
         else:
-            self._transport.write(UPSTREAM_ONLY.get(case, PLAIN + b"\r\nok"))
+            transport.write(UPSTREAM_ONLY.get(case, PLAIN + b"\r\nok"))
 
 
 @pytest.fixture

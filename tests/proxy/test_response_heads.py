@@ -16,18 +16,16 @@ from __future__ import annotations
 
 import asyncio
 import base64
-import contextlib
 import hashlib
 import re
 from collections.abc import AsyncIterator
 
-import httptools
 import pytest
 from aiohttp import web
 from multidict import CIMultiDict
 
 from socketio_trace_proxy.config.proxy import ServerLeg
-from tests.proxy.peers import aiohttp_serving, build_sio, relay_in_front_of
+from tests.proxy.peers import RawUpstream, aiohttp_serving, build_sio, relay_in_front_of
 
 KEY = b"dGhlIHNhbXBsZSBub25jZQ=="
 ACCEPT = base64.b64encode(hashlib.sha1(KEY + b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11").digest())
@@ -59,30 +57,11 @@ RAW: dict[bytes, bytes] = {
 }
 
 
-class _RawUpstream(asyncio.Protocol):
+class _RawUpstream(RawUpstream):
     """Answers each request with the canned bytes its target names (``RAW``)."""
 
-    def __init__(self) -> None:
-        self._parser = httptools.HttpRequestParser(self)
-        self._url = b""
-        self._transport: asyncio.Transport | None = None
-
-    def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.Transport)
-        self._transport = transport
-
-    def data_received(self, data: bytes) -> None:
-        # After the 101 (sent in on_message_complete) the rest is WebSocket: not parsed.
-        with contextlib.suppress(httptools.HttpParserUpgrade):
-            self._parser.feed_data(data)
-
-    def on_url(self, url: bytes) -> None:
-        self._url = url
-
-    def on_message_complete(self) -> None:
-        assert self._transport is not None
-        case = re.split(rb"[/=&?]", self._url.rstrip(b"/"))[-1]
-        self._transport.write(RAW[case])
+    def answer(self, url: bytes, transport: asyncio.Transport) -> None:
+        transport.write(RAW[re.split(rb"[/=&?]", url.rstrip(b"/"))[-1]])
 
 
 def _aiohttp_app() -> web.Application:

@@ -8,11 +8,10 @@ import asyncio
 from collections.abc import AsyncIterator
 from typing import ClassVar
 
-import httptools
 import pytest
 
 from socketio_trace_proxy.proxy.upstream import UpstreamPool
-from tests.proxy.peers import eventually
+from tests.proxy.peers import RawUpstream, eventually
 
 OK = b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok"
 SWITCH = b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\n"
@@ -20,36 +19,16 @@ GET = b"GET /x HTTP/1.1\r\nHost: h\r\n\r\n"
 UPGRADE = b"GET /ws HTTP/1.1\r\nHost: h\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\r\n"
 
 
-class _Upstream(asyncio.Protocol):
+class _Upstream(RawUpstream):
     """Answers ``/x`` with 200 (and closes after it when ``close_after_ok``), ``/ws`` with a
     101 followed by one byte; records the client port of each request."""
 
     seen: ClassVar[list[tuple[bytes, int]]]
     close_after_ok: ClassVar[bool] = False
 
-    def __init__(self) -> None:
-        self._parser = httptools.HttpRequestParser(self)
-        self._url = b""
-        self._transport: asyncio.Transport | None = None
-
-    def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.Transport)
-        self._transport = transport
-
-    def data_received(self, data: bytes) -> None:
-        try:
-            self._parser.feed_data(data)
-        except httptools.HttpParserUpgrade:
-            return
-
-    def on_url(self, url: bytes) -> None:
-        self._url = url
-
-    def on_message_complete(self) -> None:
-        transport = self._transport
-        assert transport is not None
-        self.seen.append((self._url, transport.get_extra_info("peername")[1]))
-        if self._url == b"/ws":
+    def answer(self, url: bytes, transport: asyncio.Transport) -> None:
+        self.seen.append((url, transport.get_extra_info("peername")[1]))
+        if url == b"/ws":
             transport.write(SWITCH + b"\x81")
             return
         transport.write(OK)
