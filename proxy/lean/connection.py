@@ -19,6 +19,7 @@ from urllib.parse import unquote
 import httptools
 from aiohttp.http import HttpVersion10, HttpVersion11
 
+from socketio_trace_proxy.proxy.core import log
 from socketio_trace_proxy.proxy.headers import text_response
 from socketio_trace_proxy.proxy.lean.request import Kind, LeanRequest, answer
 
@@ -119,6 +120,7 @@ class ClientConnection(asyncio.Protocol):
         if self.tunnel is not None:
             self.tunnel.finish()
         elif self.worker is not None:
+            log.debug("client went away with a request in progress: its exchange is cancelled")
             self.worker.cancel()  # the client went away: its upstream exchange ends too
         self._wake_drain()
 
