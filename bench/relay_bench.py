@@ -9,8 +9,9 @@ is taken against direct in the same round and the median over rounds is printed.
 proxy is restarted fresh and holds idle WebSocket sessions to measure RSS per session.
 
 Usage: ``.venv/bin/python bench/relay_bench.py [--quick] [--only direct,naive,...] [--json F]``
-(``cd bench/js && npm ci`` first). Loopback only; every child process is bounded in time
-and stopped by this script.
+(``cd bench/js && npm ci`` first). ``--mode upgrade`` runs ``upgrade_bench.py`` instead (the
+time from connect to the first ack after the polling -> WebSocket upgrade) with its options.
+Loopback only; every child process is bounded in time and stopped by this script.
 """
 
 from __future__ import annotations
@@ -797,7 +798,15 @@ def _interrupt(signum: int, frame: object) -> None:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = parse_args(argv)
+    mode = argparse.ArgumentParser(add_help=False)
+    mode.add_argument("--mode", choices=("echo", "upgrade"), default="echo")
+    known, rest = mode.parse_known_args(argv)
+    if known.mode == "upgrade":
+        # The polling -> WebSocket upgrade's duration: its own bench and options.
+        from upgrade_bench import main as upgrade_main  # noqa: PLC0415 - only this mode
+
+        return upgrade_main(rest)
+    args = parse_args(rest)
     if not (BENCH / "js" / "node_modules" / "socket.io-client").exists():
         print("bench/js/node_modules missing: run `cd bench/js && npm ci` first", file=sys.stderr)
         return 2

@@ -10,13 +10,14 @@ that goes away cancels the upstream request.
 from __future__ import annotations
 
 import asyncio
-from typing import Final
+from typing import Any, Final
 
 import aiohttp
 from aiohttp import hdrs, web
 from aiohttp.http import HttpVersion11
 
 from socketio_trace_proxy.proxy.core import RelayCore
+from socketio_trace_proxy.proxy.headers import ClientRequest
 from socketio_trace_proxy.proxy.polling import (
     CHUNKED,
     NO_BODY_STATUS,
@@ -61,13 +62,15 @@ def stream_head(
     return b"".join(parts), chunked, keep_alive
 
 
-async def relay_stream(core: RelayCore, request: web.BaseRequest) -> web.StreamResponse:
-    """Forward ``request`` and stream the upstream's response back."""
+async def open_upstream(
+    core: RelayCore, request: ClientRequest, data: Any
+) -> aiohttp.ClientResponse | web.Response:
+    """Send ``request`` (``data``: its body, streamed) through the ``ClientSession``: the
+    upstream's response with its body still to read, or the 502 for an unreachable one."""
     session = core.session
     assert session is not None
-    data = request.content if request.body_exists else None
     try:
-        upstream = await session.request(
+        return await session.request(
             request.method,
             core.url(request),
             headers=core.upstream_headers(request),
@@ -79,6 +82,13 @@ async def relay_stream(core: RelayCore, request: web.BaseRequest) -> web.StreamR
         raise
     except (TimeoutError, aiohttp.ClientError, OSError) as exc:
         return core.upstream_failed(exc)
+
+
+async def relay_stream(core: RelayCore, request: web.BaseRequest) -> web.StreamResponse:
+    """Forward ``request`` and stream the upstream's response back."""
+    upstream = await open_upstream(core, request, request.content if request.body_exists else None)
+    if isinstance(upstream, web.Response):
+        return upstream
     writer = request.writer
     sent = 0
     try:

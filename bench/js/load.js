@@ -6,6 +6,11 @@
 //         {"phase":"result", acks, elapsed_s, p50_us, p99_us, ...}.
 //   idle: opens N WebSocket sessions (in batches), prints {"phase":"ready", connected}, then
 //         holds them until stdin closes or --hold seconds pass, and prints {"phase":"done"}.
+//   upgrade: --urls name=url,name=url...: one session at a time, polling first then upgraded to
+//         WebSocket (the default transports), targets interleaved in blocks of --block sessions
+//         until each had --sessions; per session the time from io() to the first ack received
+//         after the upgrade (the emit is made at once, as the official suites do), and to the
+//         engine's "upgrade" event. Prints {"phase":"result", targets: {name: {...}}}.
 // Everything is bounded: run time, number of clients, latency samples (reservoir).
 "use strict";
 
@@ -26,6 +31,9 @@ function parseArgs(argv) {
     connectTimeout: 20,
     keepalive: true,
     deflate: true,
+    urls: "",
+    sessions: 200,
+    block: 10,
   };
   for (let i = 2; i < argv.length; i++) {
     const key = argv[i].replace(/^--/, "");
@@ -200,6 +208,88 @@ async function runIdle(opts, agent) {
   emit({ phase: "done", disconnects });
 }
 
+function upgradeSession(url, opts, agent) {
+  // One session: emit at once (buffered until connected); the first ack that arrives once the
+  // engine runs on WebSocket ends it. Resolves {ack_ms, upgrade_ms} or {error}.
+  return new Promise((resolve) => {
+    const t0 = process.hrtime.bigint();
+    const ms = () => Number(process.hrtime.bigint() - t0) / 1e6;
+    const s = io(url, {
+      forceNew: true,
+      reconnection: false,
+      timeout: opts.connectTimeout * 1000,
+      agent: agent,
+      perMessageDeflate: opts.deflate ? { threshold: 1024 } : false,
+    });
+    let upgradeMs = null;
+    let done = false;
+    const finish = (r) => {
+      if (done) return;
+      done = true;
+      clearTimeout(timer);
+      s.close();
+      resolve(r);
+    };
+    const timer = setTimeout(() => finish({ error: "timeout" }), opts.connectTimeout * 1000);
+    s.io.on("open", () => {
+      s.io.engine.once("upgrade", () => {
+        upgradeMs = ms();
+      });
+    });
+    const ask = () => {
+      s.emit("echo", "x", () => {
+        if (s.io.engine && s.io.engine.transport.name === "websocket") {
+          finish({ ack_ms: ms(), upgrade_ms: upgradeMs });
+        } else {
+          // Acked over polling before the upgrade: ask again once it is done.
+          s.io.engine.once("upgrade", ask);
+        }
+      });
+    };
+    ask();
+    s.on("connect_error", (err) => finish({ error: String(err && err.message ? err.message : err) }));
+  });
+}
+
+async function runUpgrade(opts, agent) {
+  const targets = opts.urls.split(",").filter(Boolean).map((pair) => {
+    const i = pair.indexOf("=");
+    return { name: pair.slice(0, i), url: pair.slice(i + 1), ack: [], upgrade: [], errors: 0, lastError: null };
+  });
+  for (let done = 0; done < opts.sessions; done += opts.block) {
+    for (const t of targets) {
+      for (let i = 0; i < Math.min(opts.block, opts.sessions - done); i++) {
+        const r = await upgradeSession(t.url, opts, agent);
+        if (r.error) {
+          t.errors++;
+          t.lastError = r.error;
+        } else {
+          t.ack.push(r.ack_ms);
+          if (r.upgrade_ms !== null) t.upgrade.push(r.upgrade_ms);
+        }
+      }
+    }
+  }
+  const pct = (values, p) => {
+    if (values.length === 0) return null;
+    const sorted = Float64Array.from(values).sort();
+    return sorted[Math.min(sorted.length - 1, Math.max(0, Math.ceil((p / 100) * sorted.length) - 1))];
+  };
+  const out = {};
+  for (const t of targets) {
+    out[t.name] = {
+      sessions: t.ack.length,
+      errors: t.errors,
+      last_error: t.lastError,
+      ack_p50_ms: pct(t.ack, 50),
+      ack_p90_ms: pct(t.ack, 90),
+      upgrade_p50_ms: pct(t.upgrade, 50),
+      upgrade_p90_ms: pct(t.upgrade, 90),
+    };
+  }
+  emit({ phase: "result", targets: out });
+}
+
 function sleep(ms) {
   return new Promise((resolve) => setTimeout(resolve, ms));
 }
@@ -210,13 +300,18 @@ async function main() {
   // request unless it is given an agent.
   const agent = opts.keepalive ? new http.Agent({ keepAlive: true }) : undefined;
   // Hard stop: whatever happens, this process ends on its own.
-  const limit = opts.mode === "idle" ? opts.hold + opts.connectTimeout + 30 : opts.warmup + opts.duration + opts.connectTimeout + 30;
+  const limits = {
+    idle: opts.hold + opts.connectTimeout + 30,
+    upgrade: opts.sessions * opts.urls.split(",").length * 2 + 60,
+  };
+  const limit = limits[opts.mode] || opts.warmup + opts.duration + opts.connectTimeout + 30;
   setTimeout(() => {
     emit({ phase: "result", error: "hard time limit reached", acks: 0 });
     process.exit(2);
   }, limit * 1000).unref();
   if (opts.mode === "echo") await runEcho(opts, agent);
   else if (opts.mode === "idle") await runIdle(opts, agent);
+  else if (opts.mode === "upgrade") await runUpgrade(opts, agent);
   else throw new Error(`unknown mode ${opts.mode}`);
   if (agent) agent.destroy();
   // Do not wait for lingering sockets/timers of closed clients.

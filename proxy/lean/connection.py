@@ -19,6 +19,7 @@ from urllib.parse import unquote
 import httptools
 from aiohttp.http import HttpVersion10, HttpVersion11
 
+from socketio_trace_proxy.proxy.core import log
 from socketio_trace_proxy.proxy.headers import text_response
 from socketio_trace_proxy.proxy.lean.request import Kind, LeanRequest, answer
 
@@ -119,6 +120,7 @@ class ClientConnection(asyncio.Protocol):
         if self.tunnel is not None:
             self.tunnel.finish()
         elif self.worker is not None:
+            log.debug("client went away with a request in progress: its exchange is cancelled")
             self.worker.cancel()  # the client went away: its upstream exchange ends too
         self._wake_drain()
 
@@ -137,12 +139,10 @@ class ClientConnection(asyncio.Protocol):
 
     # --- httptools callbacks ---------------------------------------------------------
 
-    def on_message_begin(self) -> None:
-        self._in_head = True
-        self._url = b""
-        self._headers = []
-
     def on_url(self, url: bytes) -> None:
+        # No on_message_begin (one call less per request): the head's state is reset once
+        # the head is complete.
+        self._in_head = True
         self._url += url
         if len(self._url) > MAX_TARGET:
             raise _Refused(414, "URI Too Long")
@@ -169,6 +169,8 @@ class ClientConnection(asyncio.Protocol):
             self.transport,
             self.remote,
         )
+        self._url = b""
+        self._headers = []
         self.server.classify(request)
         self._current = request
         self._enqueue(request)

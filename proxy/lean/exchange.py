@@ -34,7 +34,7 @@ from socketio_trace_proxy.proxy.polling import (
     forward_whole,
     observe_reply,
 )
-from socketio_trace_proxy.proxy.streaming import STREAM_CHUNK
+from socketio_trace_proxy.proxy.streaming import STREAM_CHUNK, open_upstream
 from socketio_trace_proxy.proxy.upstream import UpstreamError
 from socketio_trace_proxy.proxy.websocket import WebSocketLegs
 from socketio_trace_proxy.proxy.wstunnel import WebSocketTunnel
@@ -76,22 +76,10 @@ async def relay_whole(core: RelayCore, conn: ClientConnection, request: LeanRequ
 
 async def relay_stream(core: RelayCore, conn: ClientConnection, request: LeanRequest) -> bool:
     """Forward ``request`` (its body as it arrives) and stream the upstream's response back."""
-    session = core.session
-    assert session is not None
     data = request.stream(conn.taken) if request.has_body else None
-    try:
-        upstream = await session.request(
-            request.method,
-            core.url(request),
-            headers=core.upstream_headers(request),
-            data=data,
-            allow_redirects=False,
-        )
-    except asyncio.CancelledError:
-        core.counters.client_disconnects += 1
-        raise
-    except (TimeoutError, aiohttp.ClientError, OSError) as exc:
-        return _own(conn, request, core.upstream_failed(exc))
+    upstream = await open_upstream(core, request, data)
+    if isinstance(upstream, web.Response):
+        return _own(conn, request, upstream)
     try:
         return await _stream_back(conn, request, upstream)
     except asyncio.CancelledError:
