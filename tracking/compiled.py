@@ -36,6 +36,7 @@ COMPILED_MODULES: tuple[str, ...] = (
     "tracking.correlation.engine",
     "tracking.sampling",
     "tracking.runtime.intake",
+    "tracking.ids",
 )
 """Module names under :data:`PACKAGE` (also repository paths: ``tracking/wire/payload.py``)."""
 

@@ -139,12 +139,10 @@ class ClientConnection(asyncio.Protocol):
 
     # --- httptools callbacks ---------------------------------------------------------
 
-    def on_message_begin(self) -> None:
-        self._in_head = True
-        self._url = b""
-        self._headers = []
-
     def on_url(self, url: bytes) -> None:
+        # No on_message_begin (one call less per request): the head's state is reset once
+        # the head is complete.
+        self._in_head = True
         self._url += url
         if len(self._url) > MAX_TARGET:
             raise _Refused(414, "URI Too Long")
@@ -171,6 +169,8 @@ class ClientConnection(asyncio.Protocol):
             self.transport,
             self.remote,
         )
+        self._url = b""
+        self._headers = []
         self.server.classify(request)
         self._current = request
         self._enqueue(request)

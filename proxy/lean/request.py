@@ -18,7 +18,7 @@ from urllib.parse import parse_qsl
 
 from aiohttp import web
 from aiohttp.http import HttpVersion
-from multidict import CIMultiDict, CIMultiDictProxy, MultiDict, MultiDictProxy
+from multidict import CIMultiDict, MultiDict, MultiDictProxy
 from yarl import URL
 
 from socketio_trace_proxy.proxy.polling import connection_line
@@ -83,10 +83,9 @@ class LeanRequest:
         self.path = path  # percent-decoded, as aiohttp's ``request.path``
         self.version = version
         self.raw_headers = raw_headers
-        headers: CIMultiDict[str] = CIMultiDict()
-        for name, value in raw_headers:
-            headers.add(name.decode("latin-1"), value.decode("utf-8", "surrogateescape"))
-        self.headers = CIMultiDictProxy(headers)
+        self.headers: CIMultiDict[str] = CIMultiDict(
+            [(n.decode("latin-1"), v.decode("utf-8", "surrogateescape")) for n, v in raw_headers]
+        )
         self.keep_alive = keep_alive
         self.transport = transport
         self.remote = remote

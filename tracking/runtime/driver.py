@@ -26,7 +26,7 @@ from socketio_trace_proxy.tracking.events import SessionEvent
 from socketio_trace_proxy.tracking.ids import IdSource
 from socketio_trace_proxy.tracking.observer import RequestInfo, WebSocketObserver
 from socketio_trace_proxy.tracking.runtime.hub import RecordHub, log
-from socketio_trace_proxy.tracking.runtime.intake import EventIntake, LegObserver
+from socketio_trace_proxy.tracking.runtime.intake import EventIntake, LegObserver, RecordIntake
 from socketio_trace_proxy.tracking.runtime.timelines import SessionTimeline, Timelines
 from socketio_trace_proxy.tracking.sampling import SessionSampler
 from socketio_trace_proxy.tracking.sink import RecordSink
@@ -124,9 +124,10 @@ class Tracker(RecordHub):
         self._clock: Clock = clock if clock is not None else SystemClock()
         self._monotonic = self._clock.monotonic
         self._time = self._clock.time
+        records = RecordIntake()  # the engine's emit; joined to the hub below
         self.engine = CorrelationEngine(
             settings,
-            self.on_record,
+            records.record,
             ids,
             wants_unsampled=self.wants_unsampled,
             on_deadline=self._earlier_deadline,
@@ -142,6 +143,7 @@ class Tracker(RecordHub):
             metrics.extra,
             activity=limits.activity_buffer,
             subscriber_queue=limits.subscriber_queue,
+            records=records,
         )
         self._intake = EventIntake(self.engine, timelines, self.fault)
         emit: Callable[[SessionEvent], None] = self._intake.event

@@ -31,7 +31,8 @@ from socketio_trace_proxy.tracking.runtime.feeds import (
     TimeoutCallback,
     remover,
 )
-from socketio_trace_proxy.tracking.runtime.timelines import PacketRow, Timelines
+from socketio_trace_proxy.tracking.runtime.intake import RecordIntake
+from socketio_trace_proxy.tracking.runtime.timelines import Timelines
 from socketio_trace_proxy.tracking.sink import RecordSink, SinkHealth
 from socketio_trace_proxy.tracking.views import ActivityItem, new_activity_item
 
@@ -51,13 +52,14 @@ class RecordHub:
         *,
         activity: int,
         subscriber_queue: int,
+        records: RecordIntake | None = None,
     ) -> None:
+        """``records``: the engine's emit, if it was made before the hub (else one is)."""
         self._sinks = tuple(sinks)
         # A sink may take a batch at once (``submit_many``); the others get ``submit``.
         self._submitters: tuple[tuple[RecordSink, Callable[[Sequence[Record]], None] | None], ...]
         self._submitters = tuple((s, getattr(s, "submit_many", None)) for s in self._sinks)
         self._timelines = timelines
-        self._live_timelines = timelines.live  # read per record
         self._extra = extra
         self._activity: deque[Record] = deque(maxlen=activity)
         self._activity_max = activity
@@ -70,8 +72,9 @@ class RecordHub:
         self._on_slow: list[SlowCallback] = []
         self._on_error: list[ErrorCallback] = []
         self.faults: dict[str, int] = {}
-        # Deferred fan-out: the records since the last flush, in order.
-        self._pending: list[Record] = []
+        # Deferred fan-out: the records since the last flush, in order (records.pending).
+        self.records = records if records is not None else RecordIntake()
+        self.records.attach(timelines, self._fan_out_many, self._arm, self.flush)
         self._schedule: Callable[[Callable[[], None]], object] | None = None
 
     def fault(self, where: str) -> None:
@@ -98,35 +101,17 @@ class RecordHub:
         loop's ``call_soon``: once per loop tick), or at once again with ``None``."""
         self.flush()
         self._schedule = schedule
+        self.records.deferred = schedule is not None
+        self.records.max_deferred = MAX_DEFERRED
 
-    def queue_row(self, sid: str, row: PacketRow) -> None:
-        """A packet's timeline row (added at once: see the module docstring)."""
-        tl = self._live_timelines.get(sid)
-        if tl is None:
-            tl = self._timelines.open(sid)
-        tl.append(row)
-
-    def queue_retire(self, sid: str) -> None:
-        """``sid`` closed: its timeline is frozen (with every record made before)."""
-        self._timelines.retire(sid)
+    @property
+    def _pending(self) -> list[Record]:
+        return self.records.pending
 
     def on_record(self, record: Record) -> None:
         """The engine made ``record``: into its timeline now, fanned out now or at the next
-        flush."""
-        tl = self._live_timelines.get(record.session.session_id)
-        if tl is not None:
-            tl.append(record)
-        else:
-            self._timelines.add_record(record.session.session_id, record)  # just retired
-        if self._schedule is None:
-            self._fan_out_many((record,))
-            return
-        pending = self._pending
-        pending.append(record)
-        if len(pending) == 1:
-            self._arm()
-        elif len(pending) >= MAX_DEFERRED:
-            self.flush()
+        flush (:meth:`RecordIntake.record`, the engine's own emit)."""
+        self.records.record(record)
 
     def _arm(self) -> None:
         schedule = self._schedule
@@ -141,9 +126,10 @@ class RecordHub:
 
     def flush(self) -> None:
         """Fan the queued records out, in order (every query calls this first)."""
-        pending = self._pending
+        records = self.records
+        pending = records.pending
         if pending:
-            self._pending = []
+            records.pending = []
             self._fan_out_many(pending)
 
     # --- fan-out ----------------------------------------------------------------------------

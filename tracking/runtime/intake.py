@@ -5,18 +5,21 @@ Owns the two objects between the relay and the sans-IO core on every frame, kept
 from :mod:`tracking.runtime.driver` (asyncio, the timer task) so that the compiled build
 compiles them with the core (:mod:`tracking.compiled`): :class:`LegObserver` (what
 ``Tracker.websocket_opened`` hands the relay: one clock read per message, straight into the
-session layer) and :class:`EventIntake` (the session layer's emit: a packet's timeline row,
-then the engine; a closed session's timeline frozen after the engine's last records).
+session layer), :class:`EventIntake` (the session layer's emit: a packet's timeline row,
+then the engine; a closed session's timeline frozen after the engine's last records) and
+:class:`RecordIntake` (the engine's emit: the record into its timeline, then fanned out at
+once or queued for the hub's next flush).
 Nothing here raises: failures are counted through ``fault``.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from socketio_trace_proxy.tracking.correlation.engine import CorrelationEngine
 from socketio_trace_proxy.tracking.events import PacketObserved, SessionClosed, SessionEvent
+from socketio_trace_proxy.tracking.records import Record
 from socketio_trace_proxy.tracking.runtime.timelines import Timelines
 from socketio_trace_proxy.tracking.sessions.state import LegState
 from socketio_trace_proxy.tracking.traffic import Direction
@@ -101,3 +104,59 @@ class LegObserver:
             self._on_closed(self._leg, initiator, code, self._monotonic(), self._wall())
         except Exception:
             self._fault("websocket_closed")
+
+
+def _nothing() -> None:
+    pass
+
+
+def _discard(records: Sequence[Record]) -> None:
+    pass
+
+
+class RecordIntake:
+    """The engine's emit (see the module docstring).  Made before the engine, joined to the
+    record hub by :meth:`attach`; :attr:`pending` is the hub's queue (it takes the list and
+    leaves an empty one at each flush)."""
+
+    def __init__(self) -> None:
+        self.pending: list[Record] = []
+        self.deferred = False  # False: each record is fanned out at once
+        self.max_deferred = 1024  # queued records that force a flush (the hub sets it)
+        self._timelines: Timelines | None = None
+        self._fan_out: Callable[[Sequence[Record]], None] = _discard
+        self._arm: Callable[[], None] = _nothing
+        self._flush: Callable[[], None] = _nothing
+
+    def attach(
+        self,
+        timelines: Timelines,
+        fan_out: Callable[[Sequence[Record]], None],
+        arm: Callable[[], None],
+        flush: Callable[[], None],
+    ) -> None:
+        """``fan_out``: records past the timelines; ``arm``: the queue just stopped being
+        empty (schedule a flush); ``flush``: run the queue now."""
+        self._timelines = timelines
+        self._fan_out = fan_out
+        self._arm = arm
+        self._flush = flush
+
+    def record(self, record: Record) -> None:
+        timelines = self._timelines
+        if timelines is not None:
+            sid = record.session.session_id
+            tl = timelines.live.get(sid)
+            if tl is not None:
+                tl.append(record)
+            else:
+                timelines.add_record(sid, record)  # a session just retired (its close)
+        if not self.deferred:
+            self._fan_out((record,))
+            return
+        pending = self.pending
+        pending.append(record)
+        if len(pending) == 1:
+            self._arm()
+        elif len(pending) >= self.max_deferred:
+            self._flush()
