@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from typing import Any, Final
+from typing import Any, Final, NamedTuple
 
 import aiohttp
 from aiohttp import WSMsgType, hdrs, web
@@ -23,6 +23,7 @@ from socketio_trace_proxy.proxy.headers import (
     DROP_UPGRADE_BYTES,
     EXTENSIONS_BYTES,
     WS_HANDSHAKE,
+    ClientRequest,
     strip,
     switching_head,
     text_response,
@@ -70,6 +71,16 @@ def _closed(
             wobs.closed(who, code or None)
         except Exception:
             core.counters.observer_errors += 1
+
+
+class Handshake(NamedTuple):
+    """A forwarded upgrade: the upstream's answer, and on a 101 its connection and the bytes
+    that followed the 101 (``transport`` ``None``: refused, relay ``upstream`` as is)."""
+
+    info: RequestInfo | None
+    upstream: UpstreamResponse
+    transport: asyncio.Transport | None
+    tail: bytes
 
 
 class WebSocketLegs:
@@ -132,8 +143,12 @@ class WebSocketLegs:
 
     # --- tunnel ----------------------------------------------------------------------
 
-    async def _tunnel(self, request: web.BaseRequest, sio: bool) -> web.StreamResponse:
-        """The handshake forwarded as sent, then the two connections joined frame for frame."""
+    async def forward_handshake(
+        self, request: ClientRequest, sio: bool
+    ) -> Handshake | web.Response:
+        """The client's upgrade forwarded upstream on a pooled connection (both server legs):
+        the upstream's answer, or our own 502 when it cannot be reached.  A refusal (no 101)
+        is counted here; the caller relays it as received."""
         core = self._core
         info = core.arrival(request) if sio else None
         pool = core.pool
@@ -149,9 +164,18 @@ class WebSocketLegs:
             counters.ws_refused += 1
             return core.upstream_failed(exc)
         if transport is None:
-            # Refused (or not a WebSocket 101): the client gets the upstream's answer as is.
             counters.ws_refused += 1
-            _, written = await write_reply(core, request, upstream)
+        return Handshake(info, upstream, transport, tail)
+
+    async def _tunnel(self, request: web.BaseRequest, sio: bool) -> web.StreamResponse:
+        """The handshake forwarded as sent, then the two connections joined frame for frame."""
+        handshake = await self.forward_handshake(request, sio)
+        if isinstance(handshake, web.Response):
+            return handshake
+        info, upstream, transport, tail = handshake
+        if transport is None:
+            # Refused (or not a WebSocket 101): the client gets the upstream's answer as is.
+            _, written = await write_reply(self._core, request, upstream)
             return written
         switched = await self._switch(request, upstream, transport, info)
         if switched is None:

@@ -19,7 +19,6 @@ from aiohttp.http import HttpVersion10
 
 from socketio_trace_proxy.proxy.core import RelayCore, log
 from socketio_trace_proxy.proxy.headers import (
-    DROP_UPGRADE_BYTES,
     switching_head,
     text_response,
 )
@@ -35,7 +34,6 @@ from socketio_trace_proxy.proxy.polling import (
     observe_reply,
 )
 from socketio_trace_proxy.proxy.streaming import STREAM_CHUNK, open_upstream
-from socketio_trace_proxy.proxy.upstream import UpstreamError
 from socketio_trace_proxy.proxy.websocket import WebSocketLegs
 from socketio_trace_proxy.proxy.wstunnel import WebSocketTunnel
 
@@ -136,20 +134,11 @@ async def relay_upgrade(
     busy = legs.refusal()
     if busy is not None:
         return _own(conn, request, busy)
-    info = core.arrival(request) if core.is_socketio(request.path) else None
-    pool = core.pool
-    assert pool is not None
-    head = core.request_head(request, None, keep=DROP_UPGRADE_BYTES, drop=legs.no_deflate())
-    try:
-        upstream, transport, tail = await pool.upgrade(head, core.max)
-    except asyncio.CancelledError:
-        counters.client_disconnects += 1
-        raise
-    except UpstreamError as exc:
-        counters.ws_refused += 1
-        return _own(conn, request, core.upstream_failed(exc))
+    handshake = await legs.forward_handshake(request, core.is_socketio(request.path))
+    if isinstance(handshake, web.Response):
+        return _own(conn, request, handshake)
+    info, upstream, transport, tail = handshake
     if transport is None:
-        counters.ws_refused += 1
         conn.write(RelayedReply(request, upstream).data)
         return False
     if conn.closed or conn.transport is None:
