@@ -165,6 +165,11 @@ http {{
     )
 
 
+def aiohttp_leg_config(_port: int, _upstream: str, workdir: Path) -> None:
+    """The config of the ``off-aiohttp`` target: aiohttp's web server as the client leg."""
+    (workdir / "aiohttp-leg.yaml").write_text("proxy:\n  server_leg: aiohttp\n")
+
+
 def no_export_config(base: Path, out: Path, session_sample_rate: float = 1.0) -> None:
     """``base`` with the local exporters (NDJSON file, console lines) switched off (and
     ``tracking.session_sample_rate`` set)."""
@@ -212,9 +217,7 @@ def make_targets(args: argparse.Namespace) -> list[Target]:
             "tracking off, aiohttp leg",
             lambda p, u, w: [*ours(p, u, w), "--config", str(w / "aiohttp-leg.yaml")],
             env={"SOCKET_TRACKING_ENABLED": "false"},
-            prepare=lambda _p, _u, w: (w / "aiohttp-leg.yaml").write_text(
-                "proxy:\n  server_leg: aiohttp\n"
-            ),
+            prepare=aiohttp_leg_config,
         )
     )
     # The default config exports locally (NDJSON file + a console line per pair) when no
