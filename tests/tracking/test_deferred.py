@@ -1,8 +1,8 @@
 """The deferred fan-out loses nothing (issue 12, decision 3).
 
 Once the tracker runs on a loop, records are queued and fanned out (activity ring, sinks,
-subscribers, batch subscribers such as the admin live hub) on a timer (or a query); the timelines
-take packets and records at once.  Hypothesis feeds the same random interleaving of
+subscribers, batch subscribers such as the admin live hub) on a timer or at a query; the
+timelines take packets and records at once.  Hypothesis feeds the same random interleaving of
 frames (several WebSocket sessions: acks, a configured event pair, one-way events, closes)
 and clock ticks to a tracker that fans out at once and to one that defers, flushing only at
 random "loop ticks" (and at the bound, made small here): the records the sinks get, the
