@@ -11,7 +11,7 @@ from multidict import MultiDict
 
 from socketio_trace_proxy.proxy.core import query_of
 
-_QUERY_CHARS = st.sampled_from(list("ab=&%+41_-.~?;#") + ["%2", "%zz", "%C3%A9", "é"])
+_QUERY_CHARS = st.sampled_from([*"ab=&%+41_-.~?;#", "%2", "%zz", "%C3%A9", "é"])
 
 
 def _reference(target: str) -> list[tuple[str, str]]:
