@@ -8,6 +8,7 @@ tracker decodes, so a newcomer sees the decoded traffic next to the tracker's pa
 from __future__ import annotations
 
 import sys
+import threading
 from collections.abc import Mapping, Sequence
 from typing import TextIO
 
@@ -95,10 +96,34 @@ class _TeeLeg:
 
 
 class TeeObserver:
-    """Hands every observation to each of ``observers`` in order."""
+    """Hands every observation to each of ``observers`` in order.
+
+    An observer that can be idle (the recorder: ``active`` false, and ``watch(callback)``
+    to hear when that changes) is left out while it is idle.  With one observer left the
+    tee steps aside: that observer's bound methods replace the tee's own on the instance,
+    so the relay calls it directly and an idle recorder costs nothing per message.
+    """
 
     def __init__(self, observers: Sequence[TrafficObserver]) -> None:
         self._observers = tuple(observers)
+        self._live = self._observers
+        self._lock = threading.Lock()  # a recorder starts and stops off the event loop
+        for observer in self._observers:
+            watch = getattr(observer, "watch", None)
+            if watch is not None:
+                watch(self._rewire)
+        self._rewire()
+
+    def _rewire(self) -> None:
+        with self._lock:
+            live = tuple(o for o in self._observers if getattr(o, "active", True))
+            direct = vars(self)
+            if len(live) == 1:
+                direct.update({name: getattr(live[0], name) for name in _CALLS})
+            else:
+                for name in _CALLS:
+                    direct.pop(name, None)
+            self._live = live
 
     def request_arrived(
         self,
@@ -111,13 +136,16 @@ class TeeObserver:
         """Every observer is told; the request's info is the first observer's (its arrival
         stamp is on that observer's clock)."""
         infos = [
-            o.request_arrived(method, query, remote, traceparent, remote_port)
-            for o in self._observers
+            o.request_arrived(method, query, remote, traceparent, remote_port) for o in self._live
         ]
-        return infos[0] if infos else RequestInfo(method, query, remote, traceparent)
+        return (
+            infos[0]
+            if infos
+            else RequestInfo(method, query, remote, traceparent, None, remote_port)
+        )
 
     def polling_request(self, info: RequestInfo, body: bytes) -> None:
-        for o in self._observers:
+        for o in self._live:
             o.polling_request(info, body)
 
     def polling_response(
@@ -128,9 +156,14 @@ class TeeObserver:
         content_encoding: str | None,
         body: bytes,
     ) -> None:
-        for o in self._observers:
+        for o in self._live:
             o.polling_response(info, status, content_type, content_encoding, body)
 
     def websocket_opened(self, info: RequestInfo) -> WebSocketObserver | None:
-        legs = tuple(w for o in self._observers if (w := o.websocket_opened(info)) is not None)
-        return _TeeLeg(legs) if legs else None
+        legs = tuple(w for o in self._live if (w := o.websocket_opened(info)) is not None)
+        if len(legs) <= 1:
+            return legs[0] if legs else None
+        return _TeeLeg(legs)
+
+
+_CALLS = ("request_arrived", "polling_request", "polling_response", "websocket_opened")

@@ -1,8 +1,8 @@
 """The deferred fan-out loses nothing (issue 12, decision 3).
 
 Once the tracker runs on a loop, records are queued and fanned out (activity ring, sinks,
-subscribers, batch subscribers such as the admin live hub) once per loop tick; the timelines
-take packets and records at once.  Hypothesis feeds the same random interleaving of
+subscribers, batch subscribers such as the admin live hub) on a timer or at a query; the
+timelines take packets and records at once.  Hypothesis feeds the same random interleaving of
 frames (several WebSocket sessions: acks, a configured event pair, one-way events, closes)
 and clock ticks to a tracker that fans out at once and to one that defers, flushing only at
 random "loop ticks" (and at the bound, made small here): the records the sinks get, the
@@ -11,6 +11,7 @@ activity ring, every timeline, the metrics, the pending and session views must b
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -23,7 +24,7 @@ from socketio_trace_proxy.config.tracking import TrackingSettings
 from socketio_trace_proxy.tracking.ids import SequentialIds
 from socketio_trace_proxy.tracking.observer import RequestInfo, WebSocketObserver
 from socketio_trace_proxy.tracking.records import Record
-from socketio_trace_proxy.tracking.runtime import Tracker, hub
+from socketio_trace_proxy.tracking.runtime import Tracker, driver, hub
 from socketio_trace_proxy.tracking.traffic import Direction
 from tests.tracking.runtime_kit import FakeClock, RecordingSink
 
@@ -167,3 +168,41 @@ def test_queued_work_waits_for_the_loop_and_stays_bounded() -> None:
         rig.apply("ack_req", 0, k)
         rig.apply("ack_rep", 0, k)
     assert len(rig.tracker._pending) < hub.MAX_DEFERRED
+
+
+async def test_a_running_tracker_fans_out_on_a_timer_not_per_loop_tick(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # Long interval: loop ticks alone never flush; a query does (nothing waits on the timer).
+    monkeypatch.setattr(driver, "FLUSH_INTERVAL_S", 3600.0)
+    rig = Rig(False)
+    await rig.tracker.start()
+    try:
+        rig.leg(0)
+        rig.apply("ack_req", 0, 1)
+        rig.apply("ack_rep", 0, 1)
+        for _ in range(5):
+            await asyncio.sleep(0)
+        assert rig.sink.records == [] and rig.tracker._pending
+        rig.tracker.get_metrics()
+        assert [getattr(r, "operation", None) for r in rig.sink.records][-1] == "echo -> ack"
+    finally:
+        await rig.tracker.stop(1.0)
+
+
+async def test_the_flush_timer_delivers_without_a_query(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(driver, "FLUSH_INTERVAL_S", 0.001)
+    rig = Rig(False)
+    await rig.tracker.start()
+    try:
+        rig.leg(0)
+        rig.apply("ack_req", 0, 1)
+        rig.apply("ack_rep", 0, 1)
+        for _ in range(1000):  # bounded: the timer fires long before
+            if rig.tracker._pending == [] and rig.sink.records:
+                break
+            await asyncio.sleep(0.005)
+        assert [getattr(r, "operation", None) for r in rig.sink.records][-1] == "echo -> ack"
+        assert rig.batches == 1  # everything queued since the timer was armed: one call
+    finally:
+        await rig.tracker.stop(1.0)

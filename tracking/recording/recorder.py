@@ -190,6 +190,16 @@ class Recorder(UnstampedRequests):
         self.write_errors = 0
         self.last_error: str | None = None
         self._stopping = False
+        self._watchers: list[Callable[[], None]] = []
+
+    def watch(self, callback: Callable[[], None]) -> None:
+        """Call ``callback`` (from whichever thread) each time :attr:`active` changes: a
+        tee in front of the recorder leaves it out while it is idle."""
+        self._watchers.append(callback)
+
+    def _activity_changed(self) -> None:
+        for callback in self._watchers:
+            callback()
 
     # --- TrafficObserver (event loop) ---------------------------------------------------
 
@@ -262,6 +272,7 @@ class Recorder(UnstampedRequests):
         self._wake.clear()
         self._thread = threading.Thread(target=self._run, name="recorder", daemon=True)
         self.active = True
+        self._activity_changed()
         self._thread.start()
         log.info("recording started", extra={"fields": {"path": str(self.path)}})
 
@@ -271,6 +282,7 @@ class Recorder(UnstampedRequests):
         if self._thread is None:
             return
         self.active = False
+        self._activity_changed()
         self._stopping = True
         self._wake.set()
         self._thread.join()
@@ -394,6 +406,7 @@ class Recorder(UnstampedRequests):
             log.error("recording stopped: cannot write %s: %s", self.path, exc)
         self.last_error = f"{type(exc).__name__}: {exc}"
         self.active = False
+        self._activity_changed()
         self._stopping = True
         self._queue.clear()
         if self._file is not None:

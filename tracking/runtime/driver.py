@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
+import functools
 import math
 import time
 from collections.abc import Callable, Coroutine, Mapping, Sequence
@@ -25,7 +26,7 @@ from socketio_trace_proxy.tracking.correlation.engine import CorrelationEngine
 from socketio_trace_proxy.tracking.events import SessionEvent
 from socketio_trace_proxy.tracking.ids import IdSource
 from socketio_trace_proxy.tracking.observer import RequestInfo, WebSocketObserver
-from socketio_trace_proxy.tracking.runtime.hub import RecordHub, log
+from socketio_trace_proxy.tracking.runtime.hub import FLUSH_INTERVAL_S, RecordHub, log
 from socketio_trace_proxy.tracking.runtime.intake import EventIntake, LegObserver, RecordIntake
 from socketio_trace_proxy.tracking.runtime.timelines import SessionTimeline, Timelines
 from socketio_trace_proxy.tracking.sampling import SessionSampler
@@ -239,7 +240,7 @@ class Tracker(RecordHub):
                 self.fault(f"sink_start:{sink.name}")
                 log.exception("record sink %s failed to start", sink.name)
         self._wake = asyncio.Event()
-        self.defer(asyncio.get_running_loop().call_soon)
+        self.defer(functools.partial(asyncio.get_running_loop().call_later, FLUSH_INTERVAL_S))
         self._spawn(self._run_timer())
 
     async def stop(self, deadline_s: float) -> None:

@@ -9,10 +9,13 @@ counted per place (and logged once), never raised.  Per record it only stores re
 Once the tracker runs on a loop the fan-out past the timelines is deferred (issue 12,
 decision 3): a packet's timeline row, a record's timeline entry and a closed session's
 timeline retirement happen at once (a deque append: as cheap as queueing it), while the
-records queue up in order for everything else and are fanned out once per loop tick (at
-most :data:`MAX_DEFERRED` at a time, and before any query), so that the per-frame path only
-appends to lists.  Records keep the frames' own timestamps; what is fanned out, and in which
-order, is what the immediate path gives.
+records queue up in order for everything else and are fanned out together at most
+:data:`FLUSH_INTERVAL_S` after the first of them (at once when :data:`MAX_DEFERRED` are
+queued, and before any query), so that the per-frame path only appends to lists and the
+fan-out's fixed cost (a timer handle, a call per sink and subscriber) is shared by every
+record of those milliseconds, not paid per loop tick when frames arrive one at a time.
+Records keep the frames' own timestamps; what is fanned out, and in which order, is what
+the immediate path gives.
 """
 
 from __future__ import annotations
@@ -38,7 +41,8 @@ from socketio_trace_proxy.tracking.views import ActivityItem, new_activity_item
 
 log = logging.getLogger("socketio_trace_proxy.tracking.runtime")
 
-MAX_DEFERRED = 1024  # queued items that force a flush before the loop's next tick
+MAX_DEFERRED = 1024  # queued records that force a flush before the scheduled one
+FLUSH_INTERVAL_S = 0.02  # the longest a queued record waits for its fan-out
 
 
 class RecordHub:
@@ -97,8 +101,8 @@ class RecordHub:
     # --- deferral ---------------------------------------------------------------------------
 
     def defer(self, schedule: Callable[[Callable[[], None]], object] | None) -> None:
-        """From now on queue the fan-out and run it through ``schedule`` (e.g. the event
-        loop's ``call_soon``: once per loop tick), or at once again with ``None``."""
+        """From now on queue the fan-out and run it through ``schedule`` (the tracker's is
+        ``call_later(FLUSH_INTERVAL_S, ...)``), or at once again with ``None``."""
         self.flush()
         self._schedule = schedule
         self.records.deferred = schedule is not None
