@@ -171,8 +171,18 @@ class Tracker(RecordHub):
         )
         # the per-request sid check, only when some sessions are left out
         self._thinning = self._sampler if self._sampler and not self._sampler.everything else None
-        # The polling entry points are the compiled intake's own bound methods (no Python
-        # frame between the relay and the session table).
+        self._bind_polling()
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._wake: asyncio.Event | None = None
+        self._armed = math.inf
+        self._stopped = False
+        self._max_sleep = max_sleep_s
+
+    # --- TrafficObserver --------------------------------------------------------------------
+
+    def _bind_polling(self) -> None:
+        """The polling entry points: the compiled intake's own bound methods (no Python
+        frame between the relay and the session table)."""
         polling = PollingIntake(
             self._sessions.polling_request,
             self._sessions.polling_reply,
@@ -184,13 +194,6 @@ class Tracker(RecordHub):
         self.request_arrived = polling.request_arrived
         self.polling_request = polling.polling_request
         self.polling_response = polling.polling_response
-        self._tasks: set[asyncio.Task[None]] = set()
-        self._wake: asyncio.Event | None = None
-        self._armed = math.inf
-        self._stopped = False
-        self._max_sleep = max_sleep_s
-
-    # --- TrafficObserver --------------------------------------------------------------------
 
     def websocket_opened(self, info: RequestInfo) -> WebSocketObserver | None:
         """The observer of a new WebSocket; ``None`` for one of an unsampled session (the
