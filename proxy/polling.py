@@ -232,31 +232,48 @@ async def forward_whole(
 ) -> UpstreamResponse | web.Response:
     """The request (``body`` read whole, or none) observed and sent through the pool: the
     upstream's whole response, or the proxy's own answer when there is none."""
-    counters = core.counters
+    observe_request(core, info, body)
+    return await send_whole(core, core.request_head(request, body), body)
+
+
+def observe_request(core: RelayCore, info: RequestInfo | None, body: bytes | None) -> None:
+    """Show a request's body to the observer, before the upstream answers, not after: the
+    reply to this body can come back on another connection (a pending GET or the new
+    WebSocket, as the AetherTerm front end does during the upgrade) before this POST's own
+    "ok"."""
     observer = core.observer
-    pool = core.pool
-    assert pool is not None
     if observer is not None and info is not None and body is not None:
-        # Observed before the upstream answers, not after: the reply to this body can
-        # come back on another connection (a pending GET or the new WebSocket, as the
-        # AetherTerm front end does during the upgrade) before this POST's own "ok".
         try:
             observer.polling_request(info, body)
         except Exception:
-            counters.observer_errors += 1
+            core.counters.observer_errors += 1
+
+
+async def send_whole(
+    core: RelayCore, head: bytes, body: bytes | None, *, fresh: bool = False
+) -> UpstreamResponse | web.Response:
+    """An upstream request sent through the pool (``fresh``: on a new connection): the
+    upstream's whole response, or the proxy's own answer when there is none."""
+    pool = core.pool
+    assert pool is not None
     try:
-        return await pool.request(core.request_head(request, body), body or b"", core.max)
+        return await pool.request(head, body or b"", core.max, fresh=fresh)
     except asyncio.CancelledError:
-        counters.client_disconnects += 1
+        core.counters.client_disconnects += 1
         raise
-    except PoolExhausted:
-        counters.refused_busy += 1
-        return text_response(503, "Service Unavailable: too many upstream exchanges in flight")
-    except ResponseTooLarge:
-        counters.rejected_too_large += 1
-        return text_response(502, "Bad Gateway: upstream response larger than max_message_size")
     except UpstreamError as exc:
-        return core.upstream_failed(exc)
+        return failed_answer(core, exc)
+
+
+def failed_answer(core: RelayCore, exc: UpstreamError) -> web.Response:
+    """The proxy's own answer to an upstream exchange that failed."""
+    if isinstance(exc, PoolExhausted):
+        core.counters.refused_busy += 1
+        return text_response(503, "Service Unavailable: too many upstream exchanges in flight")
+    if isinstance(exc, ResponseTooLarge):
+        core.counters.rejected_too_large += 1
+        return text_response(502, "Bad Gateway: upstream response larger than max_message_size")
+    return core.upstream_failed(exc)
 
 
 def observe_reply(

@@ -18,6 +18,7 @@ import functools
 import ssl
 import time
 from collections import deque
+from collections.abc import Callable
 from typing import Final, cast
 
 import httptools
@@ -64,6 +65,29 @@ class UpstreamResponse:
         self.interim = interim
 
 
+class _Outcome:
+    """A future's settling side (``done``, ``set_result``, ``set_exception``) over a plain
+    callback: an exchange lent by :meth:`UpstreamPool.lend` reports its response (or its
+    :class:`UpstreamError`) from the connection's own protocol callbacks, no task woken."""
+
+    __slots__ = ("_done", "_to")
+
+    def __init__(self, to: Callable[[UpstreamResponse | UpstreamError], None]) -> None:
+        self._to = to
+        self._done = False
+
+    def done(self) -> bool:
+        return self._done
+
+    def set_result(self, response: UpstreamResponse) -> None:
+        self._done = True
+        self._to(response)
+
+    def set_exception(self, exc: UpstreamError) -> None:
+        self._done = True
+        self._to(exc)
+
+
 class _Connection(asyncio.Protocol):
     """One keep-alive connection; carries one exchange at a time."""
 
@@ -93,7 +117,7 @@ class _Connection(asyncio.Protocol):
         self.closed = False
         self.idle_since = 0.0
         self._parser = httptools.HttpResponseParser(self)
-        self._waiter: asyncio.Future[UpstreamResponse] | None = None
+        self._waiter: asyncio.Future[UpstreamResponse] | _Outcome | None = None
         self._headers: list[tuple[bytes, bytes]] = []
         self._body: list[bytes] = []
         self._size = 0
@@ -205,9 +229,31 @@ class _Connection(asyncio.Protocol):
     def exchange(
         self, head: bytes, body: bytes, limit: int, *, upgrade: bool = False
     ) -> asyncio.Future[UpstreamResponse]:
+        waiter = self._loop.create_future()
+        self._send(waiter, head, body, limit, upgrade)
+        return waiter
+
+    def send(
+        self,
+        head: bytes,
+        body: bytes,
+        limit: int,
+        to: Callable[[UpstreamResponse | UpstreamError], None],
+    ) -> None:
+        """As :meth:`exchange`, the outcome given to ``to`` from the protocol callbacks."""
+        self._send(_Outcome(to), head, body, limit, False)
+
+    def _send(
+        self,
+        waiter: asyncio.Future[UpstreamResponse] | _Outcome,
+        head: bytes,
+        body: bytes,
+        limit: int,
+        upgrade: bool,
+    ) -> None:
         assert self.transport is not None
         self._upgrade_allowed = upgrade
-        self._waiter = waiter = self._loop.create_future()
+        self._waiter = waiter
         self._headers = []
         self._body = []
         self._size = 0
@@ -223,13 +269,12 @@ class _Connection(asyncio.Protocol):
             self.transport.write(head + body)
         else:
             self.transport.writelines((head, body))
-        return waiter
 
     @property
     def received_anything(self) -> bool:
         return self._received
 
-    def _fail(self, exc: Exception) -> None:
+    def _fail(self, exc: UpstreamError) -> None:
         waiter = self._waiter
         if waiter is not None and not waiter.done():
             waiter.set_exception(exc)
@@ -297,15 +342,47 @@ class UpstreamPool:
             conn.close()
         return None
 
-    async def request(self, head: bytes, body: bytes, limit: int) -> UpstreamResponse:
-        """Send ``head`` + ``body`` (a complete HTTP/1.1 request) and read the whole response.
+    @property
+    def closing(self) -> bool:
+        """:meth:`close` was called: no exchange is sent again."""
+        return self._closed
+
+    def lend(self) -> _Connection | None:
+        """An idle connection for one exchange (:meth:`_Connection.send`), counted as in
+        flight until :meth:`settle`; ``None`` when none is idle."""
+        if len(self._active) >= self._max_active:
+            raise PoolExhausted(f"{self._max_active} upstream exchanges already in flight")
+        conn = self._checkout_idle()
+        if conn is not None:
+            self._active.add(conn)
+        return conn
+
+    def settle(self, conn: _Connection, response: UpstreamResponse | None) -> None:
+        """The exchange on ``conn`` ended: kept idle for the next one, or closed (always
+        when it failed, ``response`` ``None``: a half-read response can not be reused)."""
+        self._active.discard(conn)
+        if response is None:
+            conn.close()
+        elif response.keep_alive and not conn.closed and len(self._idle) < self._max_idle:
+            conn.idle_since = time.monotonic()
+            self._idle.append(conn)
+        else:
+            if response.keep_alive and not conn.closed:
+                self.idle_discarded += 1
+            conn.close()
+
+    async def request(
+        self, head: bytes, body: bytes, limit: int, *, fresh: bool = False
+    ) -> UpstreamResponse:
+        """Send ``head`` + ``body`` (a complete HTTP/1.1 request) and read the whole response
+        (``fresh``: on a new connection).
 
         Cancelling (the client went away) closes the connection: a half-read response can
         not be reused.
         """
         if len(self._active) >= self._max_active:
             raise PoolExhausted(f"{self._max_active} upstream exchanges already in flight")
-        conn = self._checkout_idle()
+        conn = None if fresh else self._checkout_idle()
         reused = conn is not None
         if conn is None:
             conn = await self._connect()
@@ -325,17 +402,9 @@ class UpstreamPool:
                 self._active.add(conn)
                 response = await conn.exchange(head, body, limit)
         except BaseException:
-            conn.close()
-            self._active.discard(conn)
+            self.settle(conn, None)
             raise
-        self._active.discard(conn)
-        if response.keep_alive and not conn.closed and len(self._idle) < self._max_idle:
-            conn.idle_since = time.monotonic()
-            self._idle.append(conn)
-        else:
-            if response.keep_alive and not conn.closed:
-                self.idle_discarded += 1
-            conn.close()
+        self.settle(conn, response)
         return response
 
     async def upgrade(
@@ -407,3 +476,6 @@ class UpstreamPool:
         for conn in list(self._active):
             conn.close()
         self._active.clear()
+
+
+UpstreamConnection = _Connection  # what UpstreamPool.lend gives

@@ -1,6 +1,6 @@
 """Live metrics of the tracker: counters and fixed-bucket latency histograms, all bounded.
 
-Histograms use fixed logarithmic buckets (10 per decade, 10 us .. 1000 s), so memory does
+Histograms use fixed logarithmic buckets (:data:`LOG_BOUNDS`), so memory does
 not depend on traffic.  While a histogram has seen at most :data:`EXACT_SAMPLES` values it
 keeps them and its quantiles are exact; beyond, they are bucket estimates (the bucket's
 upper bound, within one bucket: about 26 %), and its summary says so (``exact``).
@@ -9,7 +9,8 @@ listener's Prometheus buckets, :data:`ECHO_BOUNDS`).  Every bounded name table f
 is past its cap into one label, :data:`OTHER`.  Event names are capped: past
 ``max_event_names`` distinct names, new ones fold into it.  The per-frame counters are
 keyed by plain strings and split by direction with an identity test: hashing an ``Enum``
-member runs Python code.
+member runs Python code.  The compiled build compiles this module (``tracking.compiled``):
+the engine calls it per frame and per pair.
 """
 
 from __future__ import annotations
@@ -32,7 +33,8 @@ from socketio_trace_proxy.tracking.views import (
 
 OTHER = "(other)"
 """The one label that names everything folded away by a bounded table (events, series)."""
-_BOUNDS: tuple[float, ...] = tuple(10 ** (e / 10) for e in range(-50, 31))  # 1e-5 .. 1e3 s
+LOG_BOUNDS: tuple[float, ...] = tuple(10 ** (e / 10) for e in range(-50, 31))
+"""The tracker's buckets: 10 per decade, 1e-5 .. 1e3 s."""
 ECHO_BOUNDS: tuple[float, ...] = (
     *(
         round(m * 10.0**e, 9)
@@ -51,26 +53,22 @@ class Histogram:
     """Counts per fixed bucket (upper bounds ``bounds``, one overflow bucket after them),
     plus count, sum, max and the first ``keep`` values (exact quantiles while they last)."""
 
-    __slots__ = ("count", "counts", "max", "samples", "sum")
-    bounds: tuple[float, ...] = _BOUNDS  # upper bounds (inclusive); one overflow bucket after
-    keep: int = EXACT_SAMPLES
+    __slots__ = ("bounds", "count", "counts", "keep", "max", "samples", "sum")
 
-    def __init__(self) -> None:
-        self.counts = [0] * (len(self.bounds) + 1)
+    def __init__(self, bounds: tuple[float, ...] = LOG_BOUNDS, keep: int = EXACT_SAMPLES) -> None:
+        self.bounds = bounds  # upper bounds (inclusive); one overflow bucket after them
+        self.keep = keep
+        self.counts = [0] * (len(bounds) + 1)
         self.count = 0
         self.sum = 0.0
         self.max = 0.0
         self.samples: list[float] = []
 
-    @classmethod
-    def with_bounds(cls, bounds: Sequence[float], keep: int = 0) -> type[Histogram]:
-        """A histogram type over ``bounds`` (positive, strictly increasing) instead of the
-        log buckets, keeping ``keep`` values for exact quantiles; its instances are
-        ``Histogram`` instances."""
-        upper = tuple(float(b) for b in bounds)
-        if not upper or upper[0] <= 0 or any(a >= b for a, b in pairwise(upper)):
-            raise ValueError("histogram bounds must be positive and strictly increasing")
-        return type(cls.__name__, (cls,), {"__slots__": (), "bounds": upper, "keep": keep})
+    @staticmethod
+    def with_bounds(bounds: Sequence[float], keep: int = 0) -> HistogramKind:
+        """Histograms over ``bounds`` (positive, strictly increasing) instead of the log
+        buckets, keeping ``keep`` values for exact quantiles: call the result for one."""
+        return HistogramKind(bounds, keep)
 
     def observe(self, value: float) -> None:
         if value < 0.0:  # noqa: PLR1730 - clock oddities; max() would cost a call per pair
@@ -125,6 +123,23 @@ class Histogram:
 def _nearest_rank(ranked: Sequence[float], q: float) -> float:
     """The ``q`` quantile of sorted values by the nearest-rank method."""
     return ranked[max(0, math.ceil(q * len(ranked)) - 1)]
+
+
+class HistogramKind:
+    """Histograms over one set of checked bounds (:meth:`Histogram.with_bounds`): calling
+    it makes a new, empty one."""
+
+    __slots__ = ("bounds", "keep")
+
+    def __init__(self, bounds: Sequence[float], keep: int) -> None:
+        upper = tuple(float(b) for b in bounds)
+        if not upper or upper[0] <= 0 or any(a >= b for a, b in pairwise(upper)):
+            raise ValueError("histogram bounds must be positive and strictly increasing")
+        self.bounds = upper
+        self.keep = keep
+
+    def __call__(self) -> Histogram:
+        return Histogram(self.bounds, self.keep)
 
 
 EchoHistogram = Histogram.with_bounds(ECHO_BOUNDS, keep=EXACT_SAMPLES)

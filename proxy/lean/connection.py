@@ -13,7 +13,8 @@ from __future__ import annotations
 
 import asyncio
 from collections import deque
-from typing import TYPE_CHECKING, Final, cast
+from collections.abc import Coroutine
+from typing import TYPE_CHECKING, Any, Final, cast
 from urllib.parse import unquote
 
 import httptools
@@ -24,6 +25,7 @@ from socketio_trace_proxy.proxy.headers import text_response
 from socketio_trace_proxy.proxy.lean.request import Kind, LeanRequest, answer
 
 if TYPE_CHECKING:
+    from socketio_trace_proxy.proxy.lean.exchange import InlineWhole
     from socketio_trace_proxy.proxy.lean.server import LeanServer
     from socketio_trace_proxy.proxy.wstunnel import WebSocketTunnel
 
@@ -61,6 +63,8 @@ class ClientConnection(asyncio.Protocol):
         self._current: LeanRequest | None = None  # the request whose body is being parsed
         self._queue: deque[LeanRequest | bytes] = deque()  # bytes: a last answer, then close
         self.worker: asyncio.Task[None] | None = None
+        self.inline: InlineWhole | None = None  # a request answered without the worker
+        self._settled: asyncio.Future[None] | None = None  # see settled()
         self._clock = server.loop.time
         self.deadline = 0.0  # when the head or idle deadline expires (0: none); see _arm
         self._partial = True  # a head is on its way (the first one, at the start)
@@ -89,7 +93,7 @@ class ClientConnection(asyncio.Protocol):
         if self._dead:
             self._pending += data
             return
-        if self.worker is None and not self._partial:
+        if not self._partial and self.worker is None and self.inline is None:
             self._partial = True  # the next head starts: its own deadline
             self._arm(self.server.head_timeout_s)
         try:
@@ -117,6 +121,12 @@ class ClientConnection(asyncio.Protocol):
         for item in self._queue:
             if isinstance(item, LeanRequest):
                 item.finish(lost=True)
+        inline = self.inline
+        if inline is not None:
+            self.inline = None
+            inline.cancel()  # the client went away: its upstream exchange ends too
+            self._answered(inline.request, False)
+            self._idle()
         if self.tunnel is not None:
             self.tunnel.finish()
         elif self.worker is not None:
@@ -181,49 +191,118 @@ class ClientConnection(asyncio.Protocol):
             self._buffered += request.feed(body, self._max_body)
             if self._buffered > HIGH_WATER:
                 self._flow()
+            if request.too_large and self.inline is not None:
+                self.inline.start()
 
     def on_message_complete(self) -> None:
         request = self._current
         self._current = None
         if request is not None:
             request.finish()
+            inline = self.inline
+            if inline is not None and inline.request is request:
+                inline.start()
 
     # --- requests in order -------------------------------------------------------------
 
     def _enqueue(self, item: LeanRequest | bytes) -> None:
         self._queue.append(item)
-        if self.worker is None:
+        if self.worker is None and self.inline is None:
             self.deadline = 0.0
             self._partial = False
-            self.worker = asyncio.get_running_loop().create_task(self._work())
+            if isinstance(item, LeanRequest):
+                # The common long-poll goes without a task (started once its body is in).
+                self.inline = self.server.inline(self, item)
+                if self.inline is not None:
+                    return
+            self.worker = self.server.loop.create_task(self._work())
         elif len(self._queue) > MAX_QUEUED:
             self._flow()
 
+    def inline_done(self, request: LeanRequest, keep: bool) -> None:
+        """The request :attr:`inline` answered was answered (``keep``: the connection may
+        carry another)."""
+        self.inline = None
+        if self._answered(request, keep) and self._queue:
+            self.worker = self.server.loop.create_task(self._work())
+        else:
+            self._idle()
+
+    def inline_async(self, request: LeanRequest, rest: Coroutine[Any, Any, bool]) -> None:
+        """The request :attr:`inline` began to answer needs to wait: ``rest`` answers it
+        in the worker task."""
+        self.inline = None
+        self.worker = self.server.loop.create_task(self._finish(request, rest))
+
+    async def _finish(self, request: LeanRequest, rest: Coroutine[Any, Any, bool]) -> None:
+        try:
+            keep = False
+            try:
+                keep = await self.server.guard(request, rest)
+            finally:
+                go = self._answered(request, keep)
+            if go:
+                await self._answer_queue()
+        finally:
+            self.worker = None
+            self._idle()
+
+    def _answered(self, request: LeanRequest, keep: bool) -> bool:
+        """``request`` (the first in the queue) was answered: whether the next may follow."""
+        self._queue.popleft()
+        self.server.release(request)
+        if not keep or not request.keep_alive or self.tunnel is not None:
+            self.close()
+            return False
+        if self._paused:
+            self._flow()
+        return True
+
+    def _idle(self) -> None:
+        """Nothing is being answered: the idle deadline runs, shutdown may go on."""
+        if not self.closed and self.tunnel is None:
+            self._arm(self.server.keepalive_timeout_s)
+        settled, self._settled = self._settled, None
+        if settled is not None and not settled.done():
+            settled.set_result(None)
+
+    @property
+    def busy(self) -> bool:
+        """A request is being answered."""
+        return self.worker is not None or self.inline is not None
+
+    def settled(self) -> asyncio.Future[None]:
+        """Done once no request is being answered."""
+        if self._settled is None:
+            self._settled = self.server.loop.create_future()
+            if not self.busy:
+                self._settled.set_result(None)
+        return self._settled
+
     async def _work(self) -> None:
+        try:
+            await self._answer_queue()
+        finally:
+            self.worker = None
+            self._idle()
+
+    async def _answer_queue(self) -> None:
         """Answer the queued requests one after the other (RFC 9112 9.3.2: in order)."""
         queue = self._queue
         server = self.server
-        try:
-            while queue:
-                item = queue[0]
-                if isinstance(item, bytes):
-                    self.write(item)
-                    self.close()
-                    return
-                try:
-                    keep = await server.handle(self, item)
-                finally:
-                    queue.popleft()
-                    server.release(item)
-                if not keep or not item.keep_alive or self.tunnel is not None:
-                    self.close()
-                    return
-                if self._paused:
-                    self._flow()
-        finally:
-            self.worker = None
-            if not self.closed and self.tunnel is None:
-                self._arm(server.keepalive_timeout_s)
+        while queue:
+            item = queue[0]
+            if isinstance(item, bytes):
+                self.write(item)
+                self.close()
+                return
+            keep = False
+            try:
+                keep = await server.handle(self, item)
+            finally:
+                go = self._answered(item, keep)
+            if not go:
+                return
 
     def _upgraded(self, tail: bytes) -> None:
         """The parser met an upgrade (or CONNECT): nothing after it is HTTP it can read;
@@ -302,7 +381,7 @@ class ClientConnection(asyncio.Protocol):
     def expired(self) -> None:
         """The deadline passed."""
         self.deadline = 0.0
-        if self.worker is not None or self.tunnel is not None or self.closed:
+        if self.busy or self.tunnel is not None or self.closed:
             return
         self.server.timed_out(partial=self._partial)
         self.close()

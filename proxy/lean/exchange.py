@@ -30,12 +30,23 @@ from socketio_trace_proxy.proxy.polling import (
     RelayedReply,
     connection_line,
     copy_headers,
+    failed_answer,
     forward_whole,
     observe_reply,
+    observe_request,
+    send_whole,
 )
 from socketio_trace_proxy.proxy.streaming import STREAM_CHUNK, open_upstream
+from socketio_trace_proxy.proxy.upstream import (
+    PoolExhausted,
+    ResponseTooLarge,
+    UpstreamConnection,
+    UpstreamError,
+    UpstreamResponse,
+)
 from socketio_trace_proxy.proxy.websocket import WebSocketLegs
 from socketio_trace_proxy.proxy.wstunnel import WebSocketTunnel
+from socketio_trace_proxy.tracking.observer import RequestInfo
 
 
 def _own(conn: ClientConnection, request: LeanRequest, response: web.Response) -> bool:
@@ -64,12 +75,126 @@ async def relay_whole(core: RelayCore, conn: ClientConnection, request: LeanRequ
             return _own(conn, request, text_response(413, "Payload Too Large"))
         counters.polling_bytes_c2s += len(body)
     upstream = await forward_whole(core, request, info, body)
+    return _write_back(core, conn, request, info, upstream)
+
+
+def _write_back(
+    core: RelayCore,
+    conn: ClientConnection,
+    request: LeanRequest,
+    info: RequestInfo | None,
+    upstream: UpstreamResponse | web.Response,
+) -> bool:
+    """The upstream's reply (or the proxy's own answer) written and observed."""
     if isinstance(upstream, web.Response):
         return _own(conn, request, upstream)
     reply = RelayedReply(request, upstream)
     conn.write(reply.data)
     observe_reply(core, info, upstream, reply)
     return reply.keep_alive
+
+
+class InlineWhole:
+    """:func:`relay_whole` without a task, for the common long-poll: begun as the head
+    arrives, sent once the body is in on an idle pooled upstream connection (from the
+    client connection's parser callbacks), the reply written from the upstream
+    connection's.  Where it would have to wait (a connect, a stale idle connection sent
+    again, RFC 9112 9.3) the rest goes on in the client connection's worker task."""
+
+    __slots__ = ("body", "conn", "core", "head", "info", "request", "started", "upstream")
+
+    def __init__(self, core: RelayCore, conn: ClientConnection, request: LeanRequest) -> None:
+        self.core = core
+        self.conn = conn
+        self.request = request
+        self.started = False
+        self.upstream: UpstreamConnection | None = None  # while its exchange is in flight
+        self.head = b""
+        self.body: bytes | None = None
+        counters = core.counters
+        counters.http_requests += 1
+        counters.polling_requests += 1
+        self.info = core.arrival(request)
+
+    def start(self) -> None:
+        """The body is in (or over the limit): send the request upstream."""
+        if self.started:
+            return
+        self.started = True
+        try:
+            self._send()
+        except Exception:
+            self._failed()
+
+    def _send(self) -> None:
+        core, conn, request = self.core, self.conn, self.request
+        body: bytes | None = None
+        if request.has_body:
+            body = request.body()
+            if request.too_large:
+                # The rest of the body is never read: the connection ends with the answer.
+                core.counters.rejected_too_large += 1
+                request.keep_alive = False
+                too_large = text_response(413, "Payload Too Large")
+                conn.inline_done(request, _own(conn, request, too_large))
+                return
+            core.counters.polling_bytes_c2s += len(body)
+        observe_request(core, self.info, body)
+        head = core.request_head(request, body)
+        pool = core.pool
+        assert pool is not None
+        try:
+            upstream = pool.lend()
+        except PoolExhausted as exc:
+            conn.inline_done(request, _own(conn, request, failed_answer(core, exc)))
+            return
+        if upstream is None:
+            conn.inline_async(request, self._rest(head, body, fresh=False))
+            return
+        self.upstream, self.head, self.body = upstream, head, body
+        upstream.send(head, body or b"", core.max, self._received)
+
+    def _received(self, outcome: UpstreamResponse | UpstreamError) -> None:
+        upstream = self.upstream
+        pool = self.core.pool
+        if upstream is None or pool is None:
+            return  # cancelled: the client went away
+        self.upstream = None
+        try:
+            if isinstance(outcome, UpstreamResponse):
+                pool.settle(upstream, outcome)
+                keep = _write_back(self.core, self.conn, self.request, self.info, outcome)
+                self.conn.inline_done(self.request, keep)
+                return
+            pool.settle(upstream, None)
+            stale = not upstream.received_anything and not pool.closing
+            if stale and not isinstance(outcome, ResponseTooLarge):
+                self.conn.inline_async(self.request, self._rest(self.head, self.body, fresh=True))
+                return
+            keep = _own(self.conn, self.request, failed_answer(self.core, outcome))
+            self.conn.inline_done(self.request, keep)
+        except Exception:
+            self._failed()
+
+    async def _rest(self, head: bytes, body: bytes | None, *, fresh: bool) -> bool:
+        upstream = await send_whole(self.core, head, body, fresh=fresh)
+        return _write_back(self.core, self.conn, self.request, self.info, upstream)
+
+    def _failed(self) -> None:
+        request = self.request
+        log.exception("relaying %s %s failed", request.method, request.path[:200])
+        if self.conn.inline is self:
+            self.conn.inline_done(request, False)
+
+    def cancel(self) -> None:
+        """The client went away: the upstream exchange in flight, if any, ends too."""
+        upstream = self.upstream
+        pool = self.core.pool
+        if upstream is not None and pool is not None:
+            self.upstream = None
+            pool.settle(upstream, None)
+            self.core.counters.client_disconnects += 1
+            log.debug("client went away with a request in progress: its exchange is cancelled")
 
 
 async def relay_stream(core: RelayCore, conn: ClientConnection, request: LeanRequest) -> bool:

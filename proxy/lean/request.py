@@ -169,6 +169,10 @@ class LeanRequest:
             await self._wait()
         if self.lost:
             raise BodyLost
+        return self.body()
+
+    def body(self) -> bytes:
+        """The body collected so far (WHOLE): all of it once complete."""
         chunks = self.chunks
         return chunks[0] if len(chunks) == 1 else b"".join(chunks)
 

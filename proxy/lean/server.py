@@ -15,14 +15,20 @@ use (``__call__``, ``pre_shutdown``, ``shutdown``), so the relay's runner serves
 from __future__ import annotations
 
 import asyncio
-from typing import Final
+from collections.abc import Coroutine
+from typing import Any, Final
 
 from aiohttp import web
 from aiohttp.http import HttpVersion11
 
 from socketio_trace_proxy.proxy.core import RelayCore, log
 from socketio_trace_proxy.proxy.lean.connection import ClientConnection
-from socketio_trace_proxy.proxy.lean.exchange import relay_stream, relay_upgrade, relay_whole
+from socketio_trace_proxy.proxy.lean.exchange import (
+    InlineWhole,
+    relay_stream,
+    relay_upgrade,
+    relay_whole,
+)
 from socketio_trace_proxy.proxy.lean.request import BodyLost, Kind, LeanRequest, answer
 from socketio_trace_proxy.proxy.serverlog import Throttled
 from socketio_trace_proxy.proxy.websocket import WebSocketLegs
@@ -106,6 +112,18 @@ class LeanServer:
                     core.bodies_held += reserved
                     request.reserved = reserved
 
+    def inline(self, conn: ClientConnection, request: LeanRequest) -> InlineWhole | None:
+        """A Socket.IO-path request answered from protocol callbacks, no task (the
+        answers :meth:`_route` gives itself first apply to none of them); else ``None``."""
+        if (
+            request.kind is not Kind.WHOLE
+            or request.refused
+            or request.expect is not None
+            or "\n" in request.path
+        ):
+            return None
+        return InlineWhole(self.core, conn, request)
+
     def release(self, request: LeanRequest) -> None:
         self.core.bodies_held -= request.reserved
         request.reserved = 0
@@ -114,8 +132,13 @@ class LeanServer:
 
     async def handle(self, conn: ClientConnection, request: LeanRequest) -> bool:
         """Answer one request; whether the connection may carry another."""
+        return await self.guard(request, self._route(conn, request))
+
+    async def guard(self, request: LeanRequest, answering: Coroutine[Any, Any, bool]) -> bool:
+        """What ``answering`` (one request's answer) returns; its errors counted and logged
+        (then the connection ends)."""
         try:
-            return await self._route(conn, request)
+            return await answering
         except BodyLost:
             return False
         except ConnectionError:
@@ -154,13 +177,13 @@ class LeanServer:
     def pre_shutdown(self) -> None:
         """Close the connections that wait for a request (no new one is accepted now)."""
         for conn in list(self.connections):
-            if conn.worker is None and conn.tunnel is None:
+            if not conn.busy and conn.tunnel is None:
                 conn.close()
 
     async def shutdown(self, timeout: float | None = None) -> None:  # noqa: ASYNC109 - web.Server's
         """Give busy connections up to ``timeout`` to finish, then close the rest."""
         self.pre_shutdown()
-        busy = [c.worker for c in self.connections if c.worker is not None]
+        busy = [c.settled() for c in self.connections if c.busy]
         if busy:
             await asyncio.wait(busy, timeout=timeout or 0.0)
         for conn in list(self.connections):

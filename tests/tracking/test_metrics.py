@@ -4,7 +4,13 @@ from __future__ import annotations
 
 import pytest
 
-from socketio_trace_proxy.tracking.metrics import EXACT_SAMPLES, OTHER, Histogram, Metrics
+from socketio_trace_proxy.tracking.metrics import (
+    EXACT_SAMPLES,
+    LOG_BOUNDS,
+    OTHER,
+    Histogram,
+    Metrics,
+)
 from socketio_trace_proxy.tracking.records import Outcome
 from socketio_trace_proxy.tracking.traffic import Direction
 
@@ -18,7 +24,7 @@ def test_histogram_quantiles_within_one_bucket() -> None:
     assert s.p50_s is not None and 0.5 <= s.p50_s <= 0.5 * 1.26
     assert s.p95_s is not None and 0.95 <= s.p95_s <= 1.0
     assert s.p99_s is not None and 0.99 <= s.p99_s <= 1.0
-    assert len(h.counts) == len(Histogram.bounds) + 1
+    assert len(h.counts) == len(LOG_BOUNDS) + 1
 
 
 def test_empty_histogram_and_extremes() -> None:
@@ -28,7 +34,7 @@ def test_empty_histogram_and_extremes() -> None:
     h.observe(-1.0)  # clock oddities clamp to 0
     assert h.quantile(1.0) == 5000.0
     assert h.quantile(0.01) == 0.0  # exact: the clamped value itself
-    estimates = Histogram.with_bounds(Histogram.bounds, keep=0)()
+    estimates = Histogram.with_bounds(LOG_BOUNDS, keep=0)()
     estimates.observe(5000.0)
     estimates.observe(-1.0)
     assert estimates.quantile(1.0) == 5000.0
@@ -79,7 +85,7 @@ def test_histogram_over_other_bounds_keeps_the_api() -> None:
     prometheus_buckets = Histogram.with_bounds((0.1, 1.0))
     h = prometheus_buckets()
     assert isinstance(h, Histogram) and h.bounds == (0.1, 1.0)
-    assert Histogram.bounds != h.bounds and len(Histogram().counts) == len(Histogram.bounds) + 1
+    assert h.bounds != LOG_BOUNDS and len(Histogram().counts) == len(LOG_BOUNDS) + 1
     for v in (0.1, 0.5, 2.0):  # an upper bound is inclusive, as Prometheus' ``le``
         h.observe(v)
     assert h.counts == [1, 1, 1] and h.count == 3 and h.max == 2.0
