@@ -13,11 +13,12 @@ from __future__ import annotations
 import asyncio
 import logging
 import ssl
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from urllib.parse import parse_qsl
 
 import aiohttp
 from aiohttp import hdrs, web
-from multidict import CIMultiDict, istr
+from multidict import CIMultiDict, MultiDict, MultiDictProxy, istr
 from yarl import URL
 
 from socketio_trace_proxy.config.address import check_upstream_url
@@ -53,6 +54,26 @@ def peer_port(transport: asyncio.BaseTransport | None) -> int | None:
     """The client socket's port (the records' ``client.port``); ``None`` off TCP."""
     peer = transport.get_extra_info("peername") if transport is not None else None
     return peer[1] if isinstance(peer, tuple) and len(peer) >= 2 else None
+
+
+def query_of(target: str) -> Mapping[str, str]:
+    """The decoded query parameters of a request target in origin form (what
+    ``parse_qsl(keep_blank_values=True)`` reads; a repeated name: its first value first).
+
+    Engine.IO's own queries (``EIO=4&transport=polling&t=...&sid=...``) are plain ASCII
+    without escapes or repeats: those are split here, anything else goes to ``parse_qsl``."""
+    _, _, qs = target.partition("?")
+    if "%" not in qs and "+" not in qs:
+        params: dict[str, str] = {}
+        for part in qs.split("&"):
+            if part:
+                name, _, value = part.partition("=")
+                if name in params:
+                    break  # a repeated name: the multi-valued form below
+                params[name] = value
+        else:
+            return params
+    return MultiDictProxy(MultiDict(parse_qsl(qs, keep_blank_values=True)))
 
 
 class RelayCore:
@@ -221,7 +242,7 @@ class RelayCore:
         try:
             return observer.request_arrived(
                 request.method,
-                request.query,
+                query_of(request.raw_path),
                 request.remote,
                 request.headers.get(TRACEPARENT),
                 remote_port=peer_port(request.transport),

@@ -50,7 +50,7 @@ def _mask_function() -> Callable[[bytes, bytearray], None]:
 _apply_mask: Final = _mask_function()
 
 
-def unmask(key: bytes | None, payload: bytes) -> bytes | bytearray:
+def unmask(key: bytes | None, payload: bytes | bytearray) -> bytes | bytearray:
     """``payload`` unmasked (RFC 6455 5.3): a new bytearray, or ``payload`` itself when the
     frame was not masked."""
     if key is None or not payload:
@@ -68,23 +68,65 @@ class CloseFrame(NamedTuple):
     reason: bytes
 
 
-class Scanned(NamedTuple):
+class Scanned:
     """What one chunk came to.
 
     ``forward`` is what may go to the other side now: the chunk itself, or less when an
     incomplete frame header is held back (so that a message over the limit can still be
     stopped at a frame boundary) or when ``too_big`` or ``protocol_error`` (a control frame
     over 125 bytes) stopped the stream.  ``messages`` are the observed complete messages
-    (``str`` for text, ``bytes`` for binary).
+    (``str`` for text, ``bytes`` for binary).  A plain class, not a ``NamedTuple``: one is
+    made per chunk, and a named tuple's constructor is a Python function even when this
+    module runs compiled.
     """
 
-    forward: bytes
-    messages: tuple[str | bytes, ...] | list[str | bytes]
-    message_count: int
-    byte_count: int
-    close: CloseFrame | None
-    too_big: bool
-    protocol_error: bool = False
+    __slots__ = (
+        "byte_count",
+        "close",
+        "forward",
+        "message_count",
+        "messages",
+        "protocol_error",
+        "too_big",
+    )
+
+    def __init__(  # noqa: PLR0917 - built positionally on the per-chunk path
+        self,
+        forward: bytes,
+        messages: tuple[str | bytes, ...] | list[str | bytes],
+        message_count: int,
+        byte_count: int,
+        close: CloseFrame | None,
+        too_big: bool,
+        protocol_error: bool = False,
+    ) -> None:
+        self.forward = forward
+        self.messages = messages
+        self.message_count = message_count
+        self.byte_count = byte_count
+        self.close = close
+        self.too_big = too_big
+        self.protocol_error = protocol_error
+
+    def _fields(self) -> tuple[object, ...]:
+        return (
+            self.forward,
+            tuple(self.messages),
+            self.message_count,
+            self.byte_count,
+            self.close,
+            self.too_big,
+            self.protocol_error,
+        )
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Scanned) and self._fields() == other._fields()
+
+    def __hash__(self) -> int:
+        return hash(self._fields())
+
+    def __repr__(self) -> str:
+        return f"Scanned{self._fields()!r}"
 
 
 _NOTHING: Final = ()

@@ -158,6 +158,8 @@ class WebSocketTunnel:
     # --- forwarding ----------------------------------------------------------------------
 
     def from_client(self, data: bytes) -> None:
+        if type(data) is not bytes:  # the compiled scanner takes bytes only
+            data = bytes(data)
         scanned = self._c2s.feed(data)
         if scanned.forward:
             self.upstream.write(scanned.forward)

@@ -3,8 +3,9 @@
 The pure Python modules are the source of truth; ``setup.py`` compiles the modules listed
 in :data:`COMPILED_MODULES` with mypyc when it can (``SOCKETIO_TRACE_PROXY_COMPILE``), and
 an install without a C compiler runs the same modules as Python.  The list holds typed,
-sans-IO modules on the tracker's per-frame path; modules that build classes at run time
-(the records' fast constructors) stay Python.
+sans-IO modules on the tracker's per-frame path (and the WebSocket tunnel's frame scanner,
+``proxy.wsframes``, which reads every frame the relay forwards); modules that build
+classes at run time (the records' fast constructors) stay Python.
 """
 
 from __future__ import annotations
@@ -38,6 +39,7 @@ COMPILED_MODULES: tuple[str, ...] = (
     "tracking.runtime.intake",
     "tracking.ids",
     "tracking.metrics",
+    "proxy.wsframes",
 )
 """Module names under :data:`PACKAGE` (also repository paths: ``tracking/wire/payload.py``)."""
 

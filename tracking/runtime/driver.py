@@ -18,7 +18,7 @@ import dataclasses
 import functools
 import math
 import time
-from collections.abc import Callable, Coroutine, Mapping, Sequence
+from collections.abc import Callable, Coroutine, Sequence
 from typing import Any, Protocol
 
 from socketio_trace_proxy.config.tracking import TrackingSettings
@@ -27,15 +27,18 @@ from socketio_trace_proxy.tracking.events import SessionEvent
 from socketio_trace_proxy.tracking.ids import IdSource
 from socketio_trace_proxy.tracking.observer import RequestInfo, WebSocketObserver
 from socketio_trace_proxy.tracking.runtime.hub import FLUSH_INTERVAL_S, RecordHub, log
-from socketio_trace_proxy.tracking.runtime.intake import EventIntake, LegObserver, RecordIntake
+from socketio_trace_proxy.tracking.runtime.intake import (
+    EventIntake,
+    LegObserver,
+    PollingIntake,
+    RecordIntake,
+)
 from socketio_trace_proxy.tracking.runtime.timelines import SessionTimeline, Timelines
 from socketio_trace_proxy.tracking.sampling import SessionSampler
 from socketio_trace_proxy.tracking.sink import RecordSink
 from socketio_trace_proxy.tracking.traffic import Direction
 from socketio_trace_proxy.tracking.views import MetricsSnapshot, PendingView, SessionView
 
-_C2S = Direction.CLIENT_TO_SERVER
-_S2C = Direction.SERVER_TO_CLIENT
 MAX_SLEEP_S = 1.0  # the timer wakes at least this often (session heartbeat expiry)
 
 
@@ -110,6 +113,14 @@ class _NullWebSocketObserver:
 class Tracker(RecordHub):
     """Observer, clock and timer owner, record hub and query API (see the module docstring)."""
 
+    # TrafficObserver's polling methods: :class:`PollingIntake`'s, bound in ``__init__``.
+    request_arrived: Callable[..., RequestInfo]
+    """A request head arrived on the Socket.IO path: its info, stamped now."""
+    polling_request: Callable[[RequestInfo, bytes], None]
+    """A polling POST body was forwarded."""
+    polling_response: Callable[[RequestInfo, int, str | None, str | None, bytes], None]
+    """A polling response was forwarded (status, content type and encoding, body as sent)."""
+
     def __init__(
         self,
         settings: TrackingSettings,
@@ -160,6 +171,7 @@ class Tracker(RecordHub):
         )
         # the per-request sid check, only when some sessions are left out
         self._thinning = self._sampler if self._sampler and not self._sampler.everything else None
+        self._bind_polling()
         self._tasks: set[asyncio.Task[None]] = set()
         self._wake: asyncio.Event | None = None
         self._armed = math.inf
@@ -168,46 +180,20 @@ class Tracker(RecordHub):
 
     # --- TrafficObserver --------------------------------------------------------------------
 
-    def request_arrived(
-        self,
-        method: str,
-        query: Mapping[str, str],
-        remote: str | None,
-        traceparent: str | None,
-        remote_port: int | None = None,
-    ) -> RequestInfo:
-        return RequestInfo(method, query, remote, traceparent, self._monotonic(), remote_port)
-
-    def polling_request(self, info: RequestInfo, body: bytes) -> None:
-        try:
-            thinning = self._thinning
-            if thinning is not None and (sid := info.query.get("sid")) and not thinning.keeps(sid):
-                thinning.unsampled_body(_C2S, body)  # a session sampling left out
-                return
-            self._sessions.polling_request(info, body, self._monotonic(), self._time())
-        except Exception:
-            self.fault("polling_request")
-
-    def polling_response(
-        self,
-        info: RequestInfo,
-        status: int,
-        content_type: str | None,
-        content_encoding: str | None,
-        body: bytes,
-    ) -> None:
-        try:
-            thinning = self._thinning
-            if thinning is not None and (sid := info.query.get("sid")) and not thinning.keeps(sid):
-                # a session sampling left out: a body in reply to a GET is traffic, the
-                # "ok" answering a POST is not
-                if info.method.upper() == "GET":
-                    thinning.unsampled_body(_S2C, body)
-                return
-            at, wall = self._monotonic(), self._time()
-            self._sessions.polling_reply(info, status, content_encoding, body, at, wall)
-        except Exception:
-            self.fault("polling_response")
+    def _bind_polling(self) -> None:
+        """The polling entry points: the compiled intake's own bound methods (no Python
+        frame between the relay and the session table)."""
+        polling = PollingIntake(
+            self._sessions.polling_request,
+            self._sessions.polling_reply,
+            self._thinning,
+            self._monotonic,
+            self._time,
+            self.fault,
+        )
+        self.request_arrived = polling.request_arrived
+        self.polling_request = polling.polling_request
+        self.polling_response = polling.polling_response
 
     def websocket_opened(self, info: RequestInfo) -> WebSocketObserver | None:
         """The observer of a new WebSocket; ``None`` for one of an unsampled session (the

@@ -14,19 +14,23 @@ Nothing here raises: failures are counted through ``fault``.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from socketio_trace_proxy.tracking.correlation.engine import CorrelationEngine
 from socketio_trace_proxy.tracking.events import PacketObserved, SessionClosed, SessionEvent
+from socketio_trace_proxy.tracking.observer import RequestInfo
 from socketio_trace_proxy.tracking.records import Record
 from socketio_trace_proxy.tracking.runtime.timelines import Timelines
+from socketio_trace_proxy.tracking.sampling import SessionSampler
 from socketio_trace_proxy.tracking.sessions.state import LegState
 from socketio_trace_proxy.tracking.traffic import Direction
 
 Fault = Callable[[str], None]
 Clock = Callable[[], float]
 _UNSAMPLED = LegState.UNSAMPLED
+_C2S = Direction.CLIENT_TO_SERVER
+_S2C = Direction.SERVER_TO_CLIENT
 
 
 class EventIntake:
@@ -104,6 +108,74 @@ class LegObserver:
             self._on_closed(self._leg, initiator, code, self._monotonic(), self._wall())
         except Exception:
             self._fault("websocket_closed")
+
+
+class PollingIntake:
+    """The tracker's polling entry points (``TrafficObserver.request_arrived``,
+    ``polling_request``, ``polling_response``): the tracker binds them on itself, so the
+    relay calls straight into this (compiled) code, one clock read per observation, into the
+    session layer's ``on_request``/``on_reply``.  ``thinning``: the sampler when session
+    sampling leaves some sessions out (their later traffic is counted, not decoded)."""
+
+    def __init__(  # noqa: PLR0917 - built once per tracker
+        self,
+        on_request: Callable[[RequestInfo, bytes, float, float], None],
+        on_reply: Callable[[RequestInfo, int, str | None, bytes, float, float], None],
+        thinning: SessionSampler | None,
+        monotonic: Clock,
+        wall: Clock,
+        fault: Fault,
+    ) -> None:
+        self._on_request = on_request
+        self._on_reply = on_reply
+        self._thinning = thinning
+        self._monotonic = monotonic
+        self._wall = wall
+        self._fault = fault
+
+    def request_arrived(
+        self,
+        method: str,
+        query: Mapping[str, str],
+        remote: str | None,
+        traceparent: str | None,
+        remote_port: int | None = None,
+    ) -> RequestInfo:
+        return RequestInfo(method, query, remote, traceparent, self._monotonic(), remote_port)
+
+    def polling_request(self, info: RequestInfo, body: bytes) -> None:
+        try:
+            thinning = self._thinning
+            if thinning is not None:
+                sid = info.query.get("sid")
+                if sid and not thinning.keeps(sid):
+                    thinning.unsampled_body(_C2S, body)  # a session sampling left out
+                    return
+            self._on_request(info, body, self._monotonic(), self._wall())
+        except Exception:
+            self._fault("polling_request")
+
+    def polling_response(
+        self,
+        info: RequestInfo,
+        status: int,
+        content_type: str | None,
+        content_encoding: str | None,
+        body: bytes,
+    ) -> None:
+        try:
+            thinning = self._thinning
+            if thinning is not None:
+                sid = info.query.get("sid")
+                if sid and not thinning.keeps(sid):
+                    # a session sampling left out: a body in reply to a GET is traffic, the
+                    # "ok" answering a POST is not
+                    if info.method.upper() == "GET":
+                        thinning.unsampled_body(_S2C, body)
+                    return
+            self._on_reply(info, status, content_encoding, body, self._monotonic(), self._wall())
+        except Exception:
+            self._fault("polling_response")
 
 
 def _nothing() -> None:
