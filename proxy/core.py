@@ -13,12 +13,12 @@ from __future__ import annotations
 import asyncio
 import logging
 import ssl
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from urllib.parse import parse_qsl
 
 import aiohttp
 from aiohttp import hdrs, web
-from multidict import CIMultiDict, MultiDict, MultiDictProxy
+from multidict import CIMultiDict, MultiDict, MultiDictProxy, istr
 from yarl import URL
 
 from socketio_trace_proxy.config.address import check_upstream_url
@@ -190,25 +190,44 @@ class RelayCore:
     ) -> bytes:
         """The upstream request head, from the client's raw header lines (``keep``: names
         kept although hop-by-hop, ``drop``: names dropped besides)."""
-        line = f"{request.method} {self.path_prefix}{origin_form(request)} HTTP/1.1\r\n"
+        added = forwarded_values(request) if self.forwarded else []
+        if self.rewrite_address:
+            added += address_values(request)
+        connection = request.headers.get(hdrs.CONNECTION)
+        target = origin_form(request)
+        raw = request.raw_headers
+        return self.head(request.method, target, raw, connection, added, body, keep=keep, drop=drop)
+
+    def head(  # noqa: PLR0917 - the head's parts
+        self,
+        method: str,
+        target: str,
+        raw_headers: Sequence[tuple[bytes, bytes]],
+        connection: str | None,
+        added: list[tuple[istr, str]],
+        body: bytes | None,
+        *,
+        keep: frozenset[bytes] = frozenset(),
+        drop: frozenset[bytes] = frozenset(),
+    ) -> bytes:
+        """:meth:`request_head` from its parts: the target in origin form, the client's
+        first ``Connection`` value and the lines the proxy adds."""
+        line = f"{method} {self.path_prefix}{target} HTTP/1.1\r\n"
         parts = [line.encode("utf-8", "surrogateescape")]
         append = parts.append
         # With forwarding on, the client's X-Forwarded-* lines are replaced below, not repeated.
-        dropped = with_connection_tokens(self.request_drop, request.headers.get(hdrs.CONNECTION))
+        dropped = with_connection_tokens(self.request_drop, connection)
         if keep or drop:
             dropped = (dropped - keep) | drop
         guard = self.guard_address
         extend = parts.extend
-        for name, value in request.raw_headers:
+        for name, value in raw_headers:
             lname = name.lower()
             if lname not in dropped and not (guard and b"_" in lname and underscored(lname)):
                 extend((name, b": ", value, b"\r\n"))
-        added = forwarded_values(request) if self.forwarded else []
-        if self.rewrite_address:
-            added += address_values(request)
         for fname, fvalue in added:
             append(f"{fname}: {fvalue}\r\n".encode("utf-8", "surrogateescape"))
-        if body is not None or request.method in METHODS_WITH_BODY:
+        if body is not None or method in METHODS_WITH_BODY:
             append(b"Content-Length: %d\r\n" % (len(body) if body else 0))
         append(b"\r\n")
         return b"".join(parts)

@@ -116,18 +116,26 @@ def with_connection_tokens(drop: frozenset[bytes], connection: str | None) -> fr
 
 @functools.lru_cache(maxsize=64)  # clients send a few values (keep-alive, close, Upgrade)
 def _with_tokens(drop: frozenset[bytes], connection: str) -> frozenset[bytes]:
-    return drop | {t.lower().encode("latin-1") for t in _tokens(connection)}
+    # A value with bytes outside ASCII (decoded with surrogateescape) must not fail: such a
+    # token names no header (RFC 9110 5.1: field names are tokens), whatever it encodes to.
+    return drop | {t.lower().encode("utf-8", "surrogateescape") for t in _tokens(connection)}
 
 
 def forwarded_values(request: ClientRequest) -> list[tuple[istr, str]]:
     """``X-Forwarded-For`` (the client's chain plus its address), ``-Proto`` and ``-Host``."""
+    headers = request.headers
+    return forwarded_for(request.remote, request.scheme, headers.get(_XFF), headers.get(hdrs.HOST))
+
+
+def forwarded_for(
+    remote: str | None, scheme: str, prior: str | None, host: str | None
+) -> list[tuple[istr, str]]:
+    """:func:`forwarded_values` from the client's address, the scheme and the client's
+    first ``X-Forwarded-For`` and ``Host`` values."""
     out: list[tuple[istr, str]] = []
-    remote = request.remote
     if remote:
-        prior = request.headers.get(_XFF)
         out.append((_XFF, f"{prior}, {remote}" if prior else remote))
-    out.append((_XFP, request.scheme))
-    host = request.headers.get(hdrs.HOST)
+    out.append((_XFP, scheme))
     if host:
         out.append((_XFH, host))
     return out
@@ -150,19 +158,30 @@ def _forwarded_node(value: str) -> str:
 def address_values(request: ClientRequest) -> list[tuple[istr, str]]:
     """The rewritten ``Forwarded`` (the client's elements plus this hop) and ``X-Real-IP``
     (the client's address), each only when the client sent it."""
-    out: list[tuple[istr, str]] = []
     headers = request.headers
-    remote = request.remote
-    prior = headers.getall(_FORWARDED, ())
+    return address_for(
+        request.remote,
+        request.scheme,
+        headers.getall(_FORWARDED, ()),
+        _XRI in headers,
+        headers.get(hdrs.HOST),
+    )
+
+
+def address_for(
+    remote: str | None, scheme: str, prior: Sequence[str], real_ip: bool, host: str | None
+) -> list[tuple[istr, str]]:
+    """:func:`address_values` from the client's address, the scheme, the client's
+    ``Forwarded`` values, whether it sent ``X-Real-IP``, and its first ``Host`` value."""
+    out: list[tuple[istr, str]] = []
     if prior:
-        hop = [f"proto={request.scheme}"]
+        hop = [f"proto={scheme}"]
         if remote:
             hop.insert(0, f"for={_forwarded_node(remote)}")
-        host = headers.get(hdrs.HOST)
         if host:
             hop.append(f"host={_forwarded_node(host)}")
         out.append((_FORWARDED, ", ".join([*prior, ";".join(hop)])))
-    if remote and _XRI in headers:
+    if remote and real_ip:
         out.append((_XRI, remote))
     return out
 

@@ -19,6 +19,9 @@ from aiohttp.http import HttpVersion10
 
 from socketio_trace_proxy.proxy.core import RelayCore, log
 from socketio_trace_proxy.proxy.headers import (
+    address_for,
+    forwarded_for,
+    origin_form,
     switching_head,
     text_response,
 )
@@ -94,6 +97,24 @@ def _write_back(
     return reply.keep_alive
 
 
+def upstream_head(core: RelayCore, request: LeanRequest, body: bytes | None) -> bytes:
+    """:meth:`RelayCore.request_head` from the headers the request noted (no header
+    multidict built), unless the client sent a ``Forwarded`` (all its values count)."""
+    noted = request.noted
+    if b"forwarded" in noted:
+        return core.request_head(request, body)
+    remote = request.remote
+    host = request.text(b"host")
+    added = []
+    if core.forwarded:
+        added = forwarded_for(remote, request.scheme, request.text(b"x-forwarded-for"), host)
+    if core.rewrite_address:
+        added += address_for(remote, request.scheme, (), b"x-real-ip" in noted, host)
+    connection = request.text(b"connection")
+    raw = request.raw_headers
+    return core.head(request.method, origin_form(request), raw, connection, added, body)
+
+
 class InlineWhole:
     """:func:`relay_whole` without a task, for the common long-poll: begun as the head
     arrives, sent once the body is in on an idle pooled upstream connection (from the
@@ -140,7 +161,7 @@ class InlineWhole:
                 return
             core.counters.polling_bytes_c2s += len(body)
         observe_request(core, self.info, body)
-        head = core.request_head(request, body)
+        head = upstream_head(core, request, body)
         pool = core.pool
         assert pool is not None
         try:

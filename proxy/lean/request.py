@@ -14,6 +14,7 @@ import enum
 from collections import deque
 from collections.abc import AsyncIterator, Callable, Mapping
 from email.utils import formatdate
+from typing import Final
 from urllib.parse import parse_qsl
 
 from aiohttp import web
@@ -22,6 +23,21 @@ from multidict import CIMultiDict, MultiDict, MultiDictProxy
 from yarl import URL
 
 from socketio_trace_proxy.proxy.polling import connection_line
+
+# Request headers the relay reads itself (their first value, :attr:`LeanRequest.noted`).
+NOTED: Final = frozenset(
+    (
+        b"connection",
+        b"content-length",
+        b"expect",
+        b"forwarded",
+        b"host",
+        b"transfer-encoding",
+        b"upgrade",
+        b"x-forwarded-for",
+        b"x-real-ip",
+    )
+)
 
 
 class Kind(enum.Enum):
@@ -40,6 +56,7 @@ class LeanRequest:
     """A parsed request (:class:`proxy.headers.ClientRequest`) and its body."""
 
     __slots__ = (
+        "_headers",
         "_query",
         "_waiter",
         "buffered",
@@ -47,11 +64,11 @@ class LeanRequest:
         "complete",
         "expect",
         "has_body",
-        "headers",
         "keep_alive",
         "kind",
         "lost",
         "method",
+        "noted",
         "path",
         "raw_headers",
         "raw_path",
@@ -83,18 +100,25 @@ class LeanRequest:
         self.path = path  # percent-decoded, as aiohttp's ``request.path``
         self.version = version
         self.raw_headers = raw_headers
-        self.headers: CIMultiDict[str] = CIMultiDict(
-            [(n.decode("latin-1"), v.decode("utf-8", "surrogateescape")) for n, v in raw_headers]
-        )
+        # The first value of each header the relay reads itself; ``headers`` (all of them,
+        # decoded) only when asked for.
+        noted: dict[bytes, bytes] = {}
+        for name, value in raw_headers:
+            lname = name.lower()
+            if lname in NOTED and lname not in noted:
+                noted[lname] = value
+        self.noted = noted
+        self._headers: CIMultiDict[str] | None = None
         self.keep_alive = keep_alive
         self.transport = transport
         self.remote = remote
-        upgrade = self.headers.get("Upgrade")
-        self.upgrade = method == "GET" and upgrade is not None and upgrade.lower() == "websocket"
-        self.expect = self.headers.get("Expect")
-        self.has_body = "Transfer-Encoding" in self.headers or self.headers.get(
-            "Content-Length", "0"
-        ) not in ("0", "")
+        upgrade = noted.get(b"upgrade")
+        self.upgrade = method == "GET" and upgrade is not None and upgrade.lower() == b"websocket"
+        self.expect = self.text(b"expect")
+        self.has_body = b"transfer-encoding" in noted or noted.get(b"content-length", b"0") not in (
+            b"0",
+            b"",
+        )
         self.kind = Kind.STREAM
         self.refused = False  # over max_bodies_in_flight: answered 503, body dropped
         self.too_large = False  # over max_message_size: answered 413, connection closed
@@ -107,7 +131,24 @@ class LeanRequest:
         self._waiter: asyncio.Future[None] | None = None
         self._query: MultiDictProxy[str] | None = None
 
+    def text(self, lname: bytes) -> str | None:
+        """The first value of a :data:`NOTED` header (lower-case name), as ``headers`` has it."""
+        value = self.noted.get(lname)
+        return None if value is None else value.decode("utf-8", "surrogateescape")
+
     # --- what the legs read (aiohttp's names) ---------------------------------------
+
+    @property
+    def headers(self) -> CIMultiDict[str]:
+        headers = self._headers
+        if headers is None:
+            headers = self._headers = CIMultiDict(
+                [
+                    (n.decode("latin-1"), v.decode("utf-8", "surrogateescape"))
+                    for n, v in self.raw_headers
+                ]
+            )
+        return headers
 
     @property
     def rel_url(self) -> URL:
@@ -122,8 +163,8 @@ class LeanRequest:
 
     @property
     def content_length(self) -> int | None:
-        value = self.headers.get("Content-Length")
-        return None if value is None or "Transfer-Encoding" in self.headers else int(value)
+        value = self.noted.get(b"content-length")
+        return None if value is None or b"transfer-encoding" in self.noted else int(value)
 
     # --- the body, fed by the connection --------------------------------------------
 
