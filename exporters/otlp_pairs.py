@@ -16,6 +16,7 @@ takes the general path, which reports or repairs it as before.
 
 from __future__ import annotations
 
+import binascii
 import struct
 from typing import Final
 
@@ -32,6 +33,7 @@ from socketio_trace_proxy.tracking.records import Outcome, PairKind, PairRecord,
 _pack_double: Final = struct.Struct("<d").pack
 _pack_times: Final = struct.Struct("<BQBQ").pack  # Span.start (7) and .end (8), fixed64
 _fromhex: Final = bytes.fromhex
+_unhexlify: Final = binascii.unhexlify  # ASCII hex only: cheaper than bytes.fromhex
 _STREAM: Final = PairKind.STREAM
 _OK: Final = Outcome.OK
 _T_START: Final = 0x39
@@ -103,11 +105,12 @@ class PairSpanEncoder:
         # keyed by identity, the entry keeping its key object alive (so no id is reused)
         self._shapes: dict[int, tuple[object, bytes, bytes, int, str, bytes]] = {}
         self._sessions: dict[int, tuple[SessionRef, bytes, bytes, bytes, int]] = {}
-        # ids, times, the duration attribute and the constant attributes
-        self._fixed = 28 + 18 + len(_DURATION) + 8 + len(constant)
+        # times, the duration attribute and the constant attributes
+        self._fixed = 18 + len(_DURATION) + 8 + len(constant)
         self._request_sizes: dict[int, bytes] = {}
         self._response_sizes: dict[int, bytes] = {}
         self._acks: dict[int, bytes] = {}
+        self._keys: dict[tuple[int | None, str], bytes] = {}  # (ack id, match key)
         self.cache_resets = 0
 
     def _room(self, cache: dict[int, bytes]) -> None:
@@ -115,27 +118,24 @@ class PairSpanEncoder:
             cache.clear()
             self.cache_resets += 1
 
-    def _shape(self, record: PairRecord) -> tuple[object, bytes, bytes, int, str, bytes]:
-        """The shared attributes, the status (both follow from the record's shape), their
-        size, and the span's name and kind (the operation's, nearly always one per shape)."""
-        error_type = record.error_type
-        if error_type is not None or record.outcome is not _OK:
-            error_type = pair_error_type(record)
-        shared = pair_shared(record, error_type)
-        entry = self._shapes.get(id(shared))
-        if entry is None or entry[0] is not shared or entry[4] != record.operation:
-            status = b""
-            if error_type is not None:  # Status{message = 2, code = 3}
-                message = _field(b"\x12", error_type.encode()) if error_type else b""
-                status = _field(b"\x7a", message + b"\x18" + bytes((StatusCode.ERROR,)))
-            attrs = b"".join(attribute(k, v) for k, v in shared)
-            name = _field(_NAME_TAG, record.operation.encode()) + _KIND
-            if len(self._shapes) >= self._limit:
-                self._shapes.clear()
-                self.cache_resets += 1
-            size = len(attrs) + len(status) + len(name)
-            entry = (shared, attrs, status, size, record.operation, name)
-            self._shapes[id(shared)] = entry
+    def _shape(
+        self, record: PairRecord, shared: tuple[tuple[str, AttrValue], ...], error_type: str | None
+    ) -> tuple[object, bytes, bytes, int, str, bytes]:
+        """The shared attributes (``shared``, :func:`exporters.spans.pair_shared`), the
+        status (both follow from the record's shape), their size, and the span's name and
+        kind (the operation's, nearly always one per shape), encoded and cached."""
+        status = b""
+        if error_type is not None:  # Status{message = 2, code = 3}
+            message = _field(b"\x12", error_type.encode()) if error_type else b""
+            status = _field(b"\x7a", message + b"\x18" + bytes((StatusCode.ERROR,)))
+        attrs = b"".join(attribute(k, v) for k, v in shared)
+        name = _field(_NAME_TAG, record.operation.encode()) + _KIND
+        if len(self._shapes) >= self._limit:
+            self._shapes.clear()
+            self.cache_resets += 1
+        size = len(attrs) + len(status) + len(name)
+        entry = (shared, attrs, status, size, record.operation, name)
+        self._shapes[id(shared)] = entry
         return entry
 
     def _session(self, session: SessionRef) -> tuple[SessionRef, bytes, bytes, bytes, int]:
@@ -181,43 +181,56 @@ class PairSpanEncoder:
         trace_id = record.trace_id
         span_id = record.span_id
         parent = record.parent_span_id
-        if len(trace_id) != 32 or len(span_id) != 16 or (parent and len(parent) != 16):
-            raise ValueError(f"bad ids {trace_id!r}/{span_id!r}/{parent!r}")
+        if len(trace_id) != 32 or len(span_id) != 16:
+            raise ValueError(f"bad ids {trace_id!r}/{span_id!r}")
+        if parent:  # trace_id (1), span_id (2) and parent_span_id (4) with their tags
+            if len(parent) != 16:
+                raise ValueError(f"bad parent span id {parent!r}")
+            ids = _unhexlify("0a10" + trace_id + "1208" + span_id + "2208" + parent)
+        else:
+            ids = _unhexlify("0a10" + trace_id + "1208" + span_id)
         session = record.session
         known = self._sessions.get(id(session))
         if known is None or known[0] is not session:
             known = self._session(session)
-        shape = self._shape(record)
-        request_size = self._request_sizes.get(record.request_size) or self._size(
-            self._request_sizes, "messaging.message.body.size", record.request_size
+        error_type = record.error_type
+        if error_type is not None or record.outcome is not _OK:
+            error_type = pair_error_type(record)
+        shared = pair_shared(record, error_type)
+        shape = self._shapes.get(id(shared))
+        if shape is None or shape[0] is not shared or shape[4] != record.operation:
+            shape = self._shape(record, shared, error_type)
+        value = record.request_size
+        request_size = self._request_sizes.get(value) or self._size(
+            self._request_sizes, "messaging.message.body.size", value
         )
-        response_size = self._response_sizes.get(record.response_size) or self._size(
-            self._response_sizes, "messaging.socket.io.response.body.size", record.response_size
+        value = record.response_size
+        response_size = self._response_sizes.get(value) or self._size(
+            self._response_sizes, "messaging.socket.io.response.body.size", value
         )
         ack_id = record.ack_id
-        if record.match_key is None and ack_id is not None:
-            conversation = self._acks.get(ack_id) or self._ack(ack_id)
+        match_key = record.match_key
+        if match_key is None:
+            conversation = b"" if ack_id is None else self._acks.get(ack_id) or self._ack(ack_id)
         else:
-            conversation = self._conversation(record)
+            conversation = self._keys.get((ack_id, match_key)) or self._key(ack_id, match_key)
         rare = b""
-        payloads = record.request_payload is not None or record.response_payload is not None
-        if payloads or record.kind is _STREAM:
+        if (
+            record.request_payload is not None
+            or record.response_payload is not None
+            or record.kind is _STREAM
+        ):
             rare = self._rare(record)
-        parent_part = b"\x22\x08" + _fromhex(parent) if parent else b""
         linked = record.linked_span_id
         linked_part = b"" if linked is None else _link(trace_id, linked)
         duration = record.duration_s
         start = round(record.start_wall * 1_000_000) * 1000
         size = (
-            self._fixed + shape[3] + known[4] + len(parent_part) + len(request_size)
+            self._fixed + len(ids) + shape[3] + known[4] + len(request_size)
             + len(response_size) + len(conversation) + len(rare) + len(linked_part)
         )  # fmt: skip
         return size, (
-            b"\x0a\x10",
-            _fromhex(trace_id),
-            b"\x12\x08",
-            _fromhex(span_id),
-            parent_part,
+            ids,
             shape[5],
             _pack_times(_T_START, start, _T_END, start + round(duration * 1e9)),
             shape[1],
@@ -235,16 +248,16 @@ class PairSpanEncoder:
             shape[2],
         )
 
-    @staticmethod
-    def _conversation(record: PairRecord) -> bytes:
-        """``messaging.message.id`` and ``.conversation_id`` of a pair that has a match key,
-        or neither."""
-        ack_id = record.ack_id
-        match_key = record.match_key
-        ack = b"" if ack_id is None else text_attribute(_MESSAGE_ID, str(ack_id))
-        if match_key is None:
-            return ack
-        return ack + text_attribute(_CONVERSATION, match_key)
+    def _key(self, ack_id: int | None, match_key: str) -> bytes:
+        """``messaging.message.id`` (an ack id, if any) and ``.conversation_id`` (the match
+        key) of a pair that has a match key."""
+        encoded = b"" if ack_id is None else text_attribute(_MESSAGE_ID, str(ack_id))
+        encoded += text_attribute(_CONVERSATION, match_key)
+        if len(self._keys) >= self._limit:
+            self._keys.clear()
+            self.cache_resets += 1
+        self._keys[(ack_id, match_key)] = encoded
+        return encoded
 
     @staticmethod
     def _rare(record: PairRecord) -> bytes:

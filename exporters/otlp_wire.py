@@ -213,6 +213,7 @@ def scope(name: str, version: str) -> bytes:
 
 
 _SPAN_HEADS = [b"\x12" + size for size in _SMALL]
+_pack_head2 = struct.Struct("<BH").pack  # a tag and a two-byte varint (low 7 bits first)
 
 
 def span_head(size: int) -> bytes:
@@ -220,7 +221,7 @@ def span_head(size: int) -> bytes:
     if size < 0x80:
         return _SPAN_HEADS[size]
     if size < 0x4000:  # a two-byte length varint: most spans
-        return bytes((0x12, (size & 0x7F) | 0x80, size >> 7))
+        return _pack_head2(0x12, (size & 0x7F) | 0x80 | (size >> 7) << 8)
     return b"\x12" + varint(size)
 
 

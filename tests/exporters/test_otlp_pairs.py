@@ -16,7 +16,7 @@ from hypothesis import strategies as st
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 
 from socketio_trace_proxy.config.about import version
-from socketio_trace_proxy.exporters import otlp_wire
+from socketio_trace_proxy.exporters import otlp, otlp_wire
 from socketio_trace_proxy.exporters.otlp import SCOPE_NAME, OtlpTracesPlugin
 from socketio_trace_proxy.exporters.otlp_pairs import PairSpanEncoder
 from socketio_trace_proxy.exporters.spans import (
@@ -245,3 +245,16 @@ def test_any_pair_is_the_general_paths_span(records: list[PairRecord]) -> None:
                 encoder.encode(record)
             continue
         assert encoder.encode(record) == general
+
+
+@pytest.mark.parametrize(("after_s", "yields"), [(0.0, 3), (3600.0, 0)])
+def test_encoding_hands_the_gil_over_by_time_not_per_span(
+    monkeypatch: pytest.MonkeyPatch, after_s: float, yields: int
+) -> None:
+    slept: list[float] = []
+    monkeypatch.setattr(otlp, "YIELD_AFTER_S", after_s)
+    monkeypatch.setattr(otlp.time, "sleep", slept.append)
+    plugin = OtlpTracesPlugin("http://o:4318/v1/traces", {}, {"service.name": "s"}, gzip=False)
+    records = [pair(ack_id=n) for n in range(4 * otlp.CHUNK)]
+    assert plugin.encode(records).count == len(records)
+    assert slept == [0] * yields  # between chunks only, never before the first

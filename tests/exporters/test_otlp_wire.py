@@ -130,3 +130,8 @@ def test_check_ids_rejects_wrong_sizes() -> None:
         except ValueError:
             continue
         raise AssertionError(f"accepted {bad}")
+
+
+@given(st.integers(0, 2**21))
+def test_span_head_is_the_spans_tag_and_the_size_varint(size: int) -> None:
+    assert otlp_wire.span_head(size) == b"\x12" + otlp_wire.varint(size)
