@@ -17,7 +17,12 @@ from aiohttp.abc import AbstractStreamWriter
 from aiohttp.http import HttpVersion, HttpVersion10, HttpVersion11
 
 from socketio_trace_proxy.proxy.core import RelayCore, log
-from socketio_trace_proxy.proxy.headers import ClientRequest, response_drop, text_response
+from socketio_trace_proxy.proxy.headers import (
+    DROP_RESPONSE_BYTES,
+    ClientRequest,
+    response_drop,
+    text_response,
+)
 from socketio_trace_proxy.proxy.upstream import (
     PoolExhausted,
     ResponseTooLarge,
@@ -93,6 +98,49 @@ def copy_headers(
     return seen
 
 
+def _as_received(request: ClientRequest, upstream: UpstreamResponse) -> Seen | None:
+    """The common case of :class:`RelayedReply`: what it would write is the upstream's
+    response byte for byte (``upstream.raw``): HTTP/1.1 both ways, a keep-alive client,
+    ``Content-Length`` framing, no hop-by-hop line, no 1xx before it, every line written
+    ``name: value`` as the serializer writes it.  ``None`` otherwise."""
+    raw = upstream.raw
+    if (
+        raw is None
+        or upstream.interim
+        or not request.keep_alive
+        or request.version != HttpVersion11
+        or upstream.status in NO_BODY_STATUS
+        or request.method == hdrs.METH_CONNECT
+    ):
+        return None
+    status_line = b"HTTP/1.1 %d %s\r\n" % (upstream.status, upstream.reason)
+    if not raw.startswith(status_line):
+        return None
+    seen = Seen()
+    at = len(status_line)
+    startswith = raw.startswith
+    for name, value in upstream.headers:
+        lname = name.lower()
+        if lname in DROP_RESPONSE_BYTES:
+            return None
+        # The line is "name: value\r\n" exactly (one space, none after the value).
+        end = at + len(name) + len(value) + 4
+        if not startswith(b": ", at + len(name)) or not startswith(b"\r\n", end - 2):
+            return None
+        at = end
+        if lname == b"content-length":
+            if seen.length is None:
+                seen.length = value
+        elif lname == b"content-type":
+            if seen.content_type is None:
+                seen.content_type = value
+        elif lname == b"content-encoding" and seen.content_encoding is None:
+            seen.content_encoding = value
+    if seen.length is None or at + 2 + len(upstream.body) != len(raw):
+        return None
+    return seen
+
+
 class RelayedReply:
     """A relayed whole-body response (long-polling, a refused upgrade) as the client gets it,
     plus what the observer reads."""
@@ -108,6 +156,11 @@ class RelayedReply:
         """
         status = upstream.status
         version = request.version
+        seen = _as_received(request, upstream)
+        if seen is not None:
+            assert upstream.raw is not None
+            self._done(upstream.raw, True, seen)
+            return
         # Never a HEAD: :meth:`proxy.relay.Relay.handle` streams those.
         no_length = status in NO_BODY_STATUS or (
             request.method == hdrs.METH_CONNECT and 200 <= status < 300
@@ -139,7 +192,10 @@ class RelayedReply:
             append(b"0\r\n\r\n")
         elif not no_length:
             append(body)
-        self.data = b"".join(parts)
+        self._done(b"".join(parts), keep_alive, seen)
+
+    def _done(self, data: bytes, keep_alive: bool, seen: Seen) -> None:
+        self.data = data
         self.keep_alive = keep_alive
         ctype, cenc = seen.content_type, seen.content_encoding
         self.content_type = None if ctype is None else ctype.decode("latin-1")

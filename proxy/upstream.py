@@ -44,9 +44,11 @@ class PoolExhausted(UpstreamError):
 
 class UpstreamResponse:
     """Status line, raw header pairs (as received) and the whole body; ``interim``: the
-    informational (1xx) responses that came before it, serialized as received."""
+    informational (1xx) responses that came before it, serialized as received; ``raw``: the
+    bytes of the whole response when they came in one read and held nothing else (else
+    ``None``)."""
 
-    __slots__ = ("body", "headers", "interim", "keep_alive", "reason", "status")
+    __slots__ = ("body", "headers", "interim", "keep_alive", "raw", "reason", "status")
 
     def __init__(  # noqa: PLR0917 - one field each
         self,
@@ -56,7 +58,9 @@ class UpstreamResponse:
         body: bytes,
         keep_alive: bool,
         interim: bytes = b"",
+        raw: bytes | None = None,
     ) -> None:
+        self.raw = raw
         self.status = status
         self.reason = reason
         self.headers = headers
@@ -104,6 +108,7 @@ class _Connection(asyncio.Protocol):
         "_size",
         "_upgrade_allowed",
         "_waiter",
+        "_whole",
         "closed",
         "idle_since",
         "transport",
@@ -127,6 +132,7 @@ class _Connection(asyncio.Protocol):
         self._headers_done = False
         self._interim: list[bytes] = []
         self._upgrade_allowed = False
+        self._whole: bytes | None = None  # an exchange's first read, while it is the only one
         self.upgraded = False  # the upstream answered 101: no more HTTP on this connection
         self.upgrade_tail = b""  # what it sent after its 101
 
@@ -136,6 +142,7 @@ class _Connection(asyncio.Protocol):
         self.transport = cast(asyncio.Transport, transport)  # uvloop's is not a subclass
 
     def data_received(self, data: bytes) -> None:
+        self._whole = None if self._received else data
         self._received = True
         if self.upgraded:
             self.upgrade_tail += data
@@ -221,6 +228,7 @@ class _Connection(asyncio.Protocol):
                 body[0] if len(body) == 1 else b"".join(body),
                 parser.should_keep_alive(),
                 b"".join(interim) if interim else b"",
+                self._whole,
             )
         )
 
