@@ -36,6 +36,7 @@ COMPILED_MODULES: tuple[str, ...] = (
     "tracking.correlation.dispatch",
     "tracking.correlation.engine",
     "tracking.sampling",
+    "tracking.runtime.ring",
     "tracking.runtime.intake",
     "tracking.ids",
     "tracking.metrics",

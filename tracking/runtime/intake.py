@@ -50,17 +50,15 @@ class EventIntake:
                 tl = self._live.get(sid)
                 if tl is None:
                     tl = self._timelines.open(sid)
-                tl.append(
-                    (
-                        event.wall,
-                        event.direction,
-                        event.transport,
-                        p.type,
-                        p.namespace,
-                        p.event,
-                        p.ack_id,
-                        p.size,
-                    )
+                tl.packet(
+                    event.wall,
+                    event.direction,
+                    event.transport,
+                    p.type,
+                    p.namespace,
+                    p.event,
+                    p.ack_id,
+                    p.size,
                 )
                 self._engine.handle(event)
                 return
@@ -220,7 +218,7 @@ class RecordIntake:
             sid = record.session.session_id
             tl = timelines.live.get(sid)
             if tl is not None:
-                tl.append(record)
+                tl.record(record)
             else:
                 timelines.add_record(sid, record)  # a session just retired (its close)
         if not self.deferred:

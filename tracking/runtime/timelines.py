@@ -1,20 +1,20 @@
 """Per-session timelines: each session's recent packets and records, bounded.
 
-Owns the live timelines (one bounded deque per tracked session, at most one per allowed
-session, the oldest dropped and counted) and the timelines of recently closed sessions
-(frozen at the close, a bounded number kept).  Per packet it stores a plain tuple of facts;
-:class:`PacketView` values are built only when a timeline is asked for.
+Owns the live timelines (one bounded :class:`~.ring.TimelineRing` per tracked session, at
+most one per allowed session, the oldest dropped and counted) and the timelines of recently
+closed sessions (frozen at the close, a bounded number kept).  Per packet the ring stores the
+packet's facts in place; :class:`PacketView` values are built only when a timeline is asked
+for.
 """
 
 from __future__ import annotations
 
-from collections import Counter, OrderedDict, deque
+from collections import Counter, OrderedDict
 from dataclasses import dataclass
 
 from socketio_trace_proxy.tracking.records import Record
-from socketio_trace_proxy.tracking.traffic import Direction, Transport
+from socketio_trace_proxy.tracking.runtime.ring import TimelineItem, TimelineRing
 from socketio_trace_proxy.tracking.views import SessionView
-from socketio_trace_proxy.tracking.wire.packets import SocketPacketType
 
 
 @dataclass(frozen=True, slots=True)
@@ -40,12 +40,6 @@ class SessionTimeline:
     items: tuple[PacketView | Record, ...]
 
 
-# What a timeline holds per packet (a PacketView's facts, built into one when asked):
-# wall, direction, transport, type, namespace, event, ack id, size.
-PacketRow = tuple[float, Direction, Transport, SocketPacketType, str, str | None, int | None, int]
-TimelineItem = PacketRow | Record
-
-
 def _view(item: TimelineItem) -> PacketView | Record:
     if isinstance(item, tuple):
         wall, direction, transport, ptype, namespace, event, ack_id, size = item
@@ -59,21 +53,21 @@ class Timelines:
     """See the module docstring.  ``live`` is read directly on the per-packet path."""
 
     def __init__(self, per_session: int, max_live: int, keep_closed: int, drops: Counter[str]):
-        self.live: OrderedDict[str, deque[TimelineItem]] = OrderedDict()
+        self.live: OrderedDict[str, TimelineRing] = OrderedDict()
         self._closed: OrderedDict[str, tuple[TimelineItem, ...]] = OrderedDict()
         self._per_session = per_session
         self._max_live = max_live
         self._keep_closed = keep_closed
         self._drops = drops
 
-    def open(self, sid: str) -> deque[TimelineItem]:
+    def open(self, sid: str) -> TimelineRing:
         """The live timeline of ``sid``, started if it has none."""
         tl = self.live.get(sid)
         if tl is None:
             while len(self.live) >= self._max_live:
                 self.live.popitem(last=False)
                 self._drops["timelines"] += 1
-            tl = self.live[sid] = deque(maxlen=self._per_session)
+            tl = self.live[sid] = TimelineRing(self._per_session)
         return tl
 
     def retire(self, sid: str) -> None:
@@ -81,14 +75,14 @@ class Timelines:
         tl = self.live.pop(sid, None)
         if tl is None or self._keep_closed == 0:
             return
-        self._closed[sid] = tuple(tl)
+        self._closed[sid] = tuple(tl.items())
         while len(self._closed) > self._keep_closed:
             self._closed.popitem(last=False)
 
     def add_record(self, sid: str, record: Record) -> None:
         tl = self.live.get(sid)
         if tl is not None:
-            tl.append(record)
+            tl.record(record)
         elif sid in self._closed:  # records of a session just retired (its close)
             kept = (*self._closed[sid], record)
             self._closed[sid] = kept[-self._per_session :]
@@ -96,7 +90,7 @@ class Timelines:
     def get(self, sid: str, view: SessionView | None) -> SessionTimeline | None:
         live = self.live.get(sid)
         if live is not None:
-            return SessionTimeline(sid, view, tuple(map(_view, live)))
+            return SessionTimeline(sid, view, tuple(map(_view, live.items())))
         closed = self._closed.get(sid)
         if closed is not None:
             return SessionTimeline(sid, None, tuple(map(_view, closed)))
