@@ -61,6 +61,18 @@ class Seen:
         self.chunked = False
         self.framed = False  # a "Transfer-Encoding: chunked" line was kept in its place
 
+    def note(self, lname: bytes, value: bytes) -> None:
+        """A line kept (``lname``: its name in lower case): the first ``Content-Length``,
+        ``Content-Type`` and ``Content-Encoding`` values count."""
+        if lname == b"content-length":
+            if self.length is None:
+                self.length = value
+        elif lname == b"content-type":
+            if self.content_type is None:
+                self.content_type = value
+        elif lname == b"content-encoding" and self.content_encoding is None:
+            self.content_encoding = value
+
 
 def copy_headers(
     headers: list[tuple[bytes, bytes]],
@@ -84,16 +96,9 @@ def copy_headers(
                     seen.framed = True
                     append(name + b": " + value + b"\r\n")
             continue
-        if lname == b"content-length":
-            if no_length:
-                continue
-            if seen.length is None:
-                seen.length = value
-        elif lname == b"content-type":
-            if seen.content_type is None:
-                seen.content_type = value
-        elif lname == b"content-encoding" and seen.content_encoding is None:
-            seen.content_encoding = value
+        if no_length and lname == b"content-length":
+            continue
+        seen.note(lname, value)
         append(name + b": " + value + b"\r\n")
     return seen
 
@@ -128,14 +133,7 @@ def _as_received(request: ClientRequest, upstream: UpstreamResponse) -> Seen | N
         if not startswith(b": ", at + len(name)) or not startswith(b"\r\n", end - 2):
             return None
         at = end
-        if lname == b"content-length":
-            if seen.length is None:
-                seen.length = value
-        elif lname == b"content-type":
-            if seen.content_type is None:
-                seen.content_type = value
-        elif lname == b"content-encoding" and seen.content_encoding is None:
-            seen.content_encoding = value
+        seen.note(lname, value)
     if seen.length is None or at + 2 + len(upstream.body) != len(raw):
         return None
     return seen

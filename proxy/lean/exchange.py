@@ -160,20 +160,24 @@ class InlineWhole:
                 conn.inline_done(request, _own(conn, request, too_large))
                 return
             core.counters.polling_bytes_c2s += len(body)
-        observe_request(core, self.info, body)
         head = upstream_head(core, request, body)
         pool = core.pool
         assert pool is not None
         try:
             upstream = pool.lend()
         except PoolExhausted as exc:
+            observe_request(core, self.info, body)
             conn.inline_done(request, _own(conn, request, failed_answer(core, exc)))
             return
         if upstream is None:
+            observe_request(core, self.info, body)
             conn.inline_async(request, self._rest(head, body, fresh=False))
             return
         self.upstream, self.head, self.body = upstream, head, body
         upstream.send(head, body or b"", core.max, self._received)
+        # Relay first, observe second.  Still before any reply is observed: the upstream's
+        # answer, on this connection or another, arrives in a later loop callback.
+        observe_request(core, self.info, body)
 
     def _received(self, outcome: UpstreamResponse | UpstreamError) -> None:
         upstream = self.upstream

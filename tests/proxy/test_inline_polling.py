@@ -10,11 +10,13 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
-from typing import ClassVar
+from typing import Any, ClassVar
 
 import pytest
 
-from tests.proxy.peers import RawUpstream, eventually, relay_in_front_of
+from socketio_trace_proxy.proxy.upstream import UpstreamConnection
+from socketio_trace_proxy.tracking.observer import RequestInfo
+from tests.proxy.peers import RawUpstream, RecordingObserver, eventually, relay_in_front_of
 
 SIO = b"/socket.io/?EIO=4&transport=polling"
 OK = b"HTTP/1.1 200 OK\r\nX-Target: %s\r\nContent-Length: 2\r\n\r\nok"
@@ -177,3 +179,37 @@ async def test_a_body_over_the_limit_on_a_warm_pool_gets_413_and_nothing_upstrea
     assert b"\r\nConnection: close\r\n" in answer
     assert [u for u, _ in server.seen] == [SIO + b"&warm"]
     assert stats.rejected_too_large == 1
+
+
+async def test_a_posted_body_is_sent_upstream_before_the_observer_sees_it(
+    upstream: tuple[str, type[_Upstream]], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Relay first, observe second: the tracker sees a POST's body only once it is on its
+    way upstream (on the inline path), yet before the upstream's answer is observed."""
+    url, _server = upstream
+    order: list[str] = []
+    original = UpstreamConnection.send
+
+    def send(self: UpstreamConnection, *args: Any) -> None:
+        order.append("sent")
+        original(self, *args)
+
+    class Observer(RecordingObserver):
+        def polling_request(self, info: RequestInfo, body: bytes) -> None:
+            order.append("observed " + body.decode())
+            super().polling_request(info, body)
+
+        def polling_response(self, info: RequestInfo, status: int, *rest: Any) -> None:
+            order.append("answered")
+
+    monkeypatch.setattr(UpstreamConnection, "send", send)
+    async with relay_in_front_of(url, Observer()) as relay:
+        reader, writer = await _open(relay.url)
+        try:
+            await _get(reader, writer, SIO + b"&warm")
+            order.clear()
+            writer.write(b"POST " + SIO + b" HTTP/1.1\r\nHost: h\r\nContent-Length: 4\r\n\r\n42[]")
+            assert (await _read(reader)).endswith(b"ok")
+        finally:
+            writer.close()
+    assert order == ["sent", "observed 42[]", "answered"]
