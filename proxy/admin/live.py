@@ -171,8 +171,8 @@ class LiveHub:
         self.on_records((record,))
 
     def on_records(self, records: Sequence[object]) -> None:
-        """The records of one tracker flush, in order (one call per loop tick, not per
-        record)."""
+        """The records of one tracker flush, in order (one call per flush, at most
+        ``FLUSH_INTERVAL_S`` apart, not one per record)."""
         observe = self._histograms.observe
         buckets = self._buckets
         random = self._rng.random

@@ -8,8 +8,8 @@ counted per place (and logged once), never raised.  Per record it only stores re
 
 Once the tracker runs on a loop the fan-out past the timelines is deferred (issue 12,
 decision 3): a packet's timeline row, a record's timeline entry and a closed session's
-timeline retirement happen at once (a deque append: as cheap as queueing it), while the
-records queue up in order for everything else and are fanned out together at most
+timeline retirement happen at once (a write into the session's ring: as cheap as queueing
+it), while the records queue up in order for everything else and are fanned out together at most
 :data:`FLUSH_INTERVAL_S` after the first of them (at once when :data:`MAX_DEFERRED` are
 queued, and before any query), so that the per-frame path only appends to lists and the
 fan-out's fixed cost (a timer handle, a call per sink and subscriber) is shared by every
