@@ -58,6 +58,14 @@ def _own(conn: ClientConnection, request: LeanRequest, response: web.Response) -
     return request.keep_alive
 
 
+def _too_large(core: RelayCore, conn: ClientConnection, request: LeanRequest) -> bool:
+    """A body over the limit answered 413; the rest of it is never read, so the connection
+    ends with the answer."""
+    core.counters.rejected_too_large += 1
+    request.keep_alive = False
+    return _own(conn, request, text_response(413, "Payload Too Large"))
+
+
 async def relay_whole(core: RelayCore, conn: ClientConnection, request: LeanRequest) -> bool:
     """A Socket.IO-path request: body read whole, observed, relayed, the reply written
     whole and observed."""
@@ -72,10 +80,7 @@ async def relay_whole(core: RelayCore, conn: ClientConnection, request: LeanRequ
     if request.has_body:
         body = await request.whole()
         if request.too_large:
-            # The rest of the body is never read: the connection ends with the answer.
-            counters.rejected_too_large += 1
-            request.keep_alive = False
-            return _own(conn, request, text_response(413, "Payload Too Large"))
+            return _too_large(core, conn, request)
         counters.polling_bytes_c2s += len(body)
     upstream = await forward_whole(core, request, info, body)
     return _write_back(core, conn, request, info, upstream)
@@ -153,11 +158,7 @@ class InlineWhole:
         if request.has_body:
             body = request.body()
             if request.too_large:
-                # The rest of the body is never read: the connection ends with the answer.
-                core.counters.rejected_too_large += 1
-                request.keep_alive = False
-                too_large = text_response(413, "Payload Too Large")
-                conn.inline_done(request, _own(conn, request, too_large))
+                conn.inline_done(request, _too_large(core, conn, request))
                 return
             core.counters.polling_bytes_c2s += len(body)
         head = upstream_head(core, request, body)

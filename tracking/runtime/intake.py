@@ -144,11 +144,9 @@ class PollingIntake:
     def polling_request(self, info: RequestInfo, body: bytes) -> None:
         try:
             thinning = self._thinning
-            if thinning is not None:
-                sid = info.query.get("sid")
-                if sid and not thinning.keeps(sid):
-                    thinning.unsampled_body(_C2S, body)  # a session sampling left out
-                    return
+            if thinning is not None and _left_out(thinning, info):
+                thinning.unsampled_body(_C2S, body)
+                return
             self._on_request(info, body, self._monotonic(), self._wall())
         except Exception:
             self._fault("polling_request")
@@ -163,17 +161,20 @@ class PollingIntake:
     ) -> None:
         try:
             thinning = self._thinning
-            if thinning is not None:
-                sid = info.query.get("sid")
-                if sid and not thinning.keeps(sid):
-                    # a session sampling left out: a body in reply to a GET is traffic, the
-                    # "ok" answering a POST is not
-                    if info.method.upper() == "GET":
-                        thinning.unsampled_body(_S2C, body)
-                    return
+            if thinning is not None and _left_out(thinning, info):
+                # a body in reply to a GET is traffic, the "ok" answering a POST is not
+                if info.method.upper() == "GET":
+                    thinning.unsampled_body(_S2C, body)
+                return
             self._on_reply(info, status, content_encoding, body, self._monotonic(), self._wall())
         except Exception:
             self._fault("polling_response")
+
+
+def _left_out(thinning: SessionSampler, info: RequestInfo) -> bool:
+    """The request belongs to a session that session sampling leaves out."""
+    sid = info.query.get("sid")
+    return sid is not None and sid != "" and not thinning.keeps(sid)
 
 
 def _nothing() -> None:
