@@ -23,6 +23,7 @@ from socketio_trace_proxy.proxy.headers import (
     response_drop,
     text_response,
 )
+from socketio_trace_proxy.proxy.lean.head import Seen, as_received
 from socketio_trace_proxy.proxy.upstream import (
     PoolExhausted,
     ResponseTooLarge,
@@ -47,31 +48,6 @@ def connection_line(version: HttpVersion, keep_alive: bool) -> bytes:
     if keep_alive:
         return _KEEP_ALIVE_10 if version == HttpVersion10 else b""
     return _CLOSE_11 if version == HttpVersion11 else b""
-
-
-class Seen:
-    """The response header lines the serializer has to know about, as copied."""
-
-    __slots__ = ("chunked", "content_encoding", "content_type", "framed", "length")
-
-    def __init__(self) -> None:
-        self.length: bytes | None = None
-        self.content_type: bytes | None = None
-        self.content_encoding: bytes | None = None
-        self.chunked = False
-        self.framed = False  # a "Transfer-Encoding: chunked" line was kept in its place
-
-    def note(self, lname: bytes, value: bytes) -> None:
-        """A line kept (``lname``: its name in lower case): the first ``Content-Length``,
-        ``Content-Type`` and ``Content-Encoding`` values count."""
-        if lname == b"content-length":
-            if self.length is None:
-                self.length = value
-        elif lname == b"content-type":
-            if self.content_type is None:
-                self.content_type = value
-        elif lname == b"content-encoding" and self.content_encoding is None:
-            self.content_encoding = value
 
 
 def copy_headers(
@@ -118,25 +94,14 @@ def _as_received(request: ClientRequest, upstream: UpstreamResponse) -> Seen | N
         or request.method == hdrs.METH_CONNECT
     ):
         return None
-    status_line = b"HTTP/1.1 %d %s\r\n" % (upstream.status, upstream.reason)
-    if not raw.startswith(status_line):
-        return None
-    seen = Seen()
-    at = len(status_line)
-    startswith = raw.startswith
-    for name, value in upstream.headers:
-        lname = name.lower()
-        if lname in DROP_RESPONSE_BYTES:
-            return None
-        # The line is "name: value\r\n" exactly (one space, none after the value).
-        end = at + len(name) + len(value) + 4
-        if not startswith(b": ", at + len(name)) or not startswith(b"\r\n", end - 2):
-            return None
-        at = end
-        seen.note(lname, value)
-    if seen.length is None or at + 2 + len(upstream.body) != len(raw):
-        return None
-    return seen
+    return as_received(
+        raw,
+        upstream.status,
+        upstream.reason,
+        upstream.headers,
+        len(upstream.body),
+        DROP_RESPONSE_BYTES,
+    )
 
 
 class RelayedReply:

@@ -1,0 +1,153 @@
+"""Issue 14: the typed, sans-IO head module (:mod:`proxy.lean.head`, compiled in the compiled
+build) gives byte for byte what the Python loops it replaced gave (kept here as references),
+for any header lines: the noted values, the upstream request head, and the decision to
+write an upstream reply as received (only when that is exactly what the serializer writes)."""
+
+from __future__ import annotations
+
+import httptools
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from socketio_trace_proxy.proxy.headers import DROP_RESPONSE_BYTES
+from socketio_trace_proxy.proxy.lean.head import (
+    ADDRESS_LIKE,
+    NOTED,
+    Seen,
+    as_received,
+    noted,
+    request_head,
+)
+from socketio_trace_proxy.proxy.polling import copy_headers
+
+NAMES = [
+    b"Host", b"host", b"Connection", b"Keep-Alive", b"X-Forwarded-For", b"x_real_ip",
+    b"X_Forwarded_For", b"Content-Length", b"content-length", b"Content-Type",
+    b"CONTENT-ENCODING", b"Transfer-Encoding", b"Expect", b"Upgrade", b"X-Custom",
+    b"Traceparent", b"Set-Cookie", b"Date", b"Server",
+]  # fmt: skip
+VALUES = [b"", b"a", b"keep-alive", b"close", b"12", b"text/plain", b"gzip", b"\xc3\xa9\xff"]
+HEADERS = st.lists(st.tuples(st.sampled_from(NAMES), st.sampled_from(VALUES)), max_size=10)
+DROPS = st.frozensets(st.sampled_from([n.lower() for n in NAMES]), max_size=6)
+
+
+def _noted_reference(raw: list[tuple[bytes, bytes]]) -> dict[bytes, bytes]:
+    out: dict[bytes, bytes] = {}
+    for name, value in raw:
+        lname = name.lower()
+        if lname in NOTED and lname not in out:
+            out[lname] = value
+    return out
+
+
+def _head_reference(  # noqa: PLR0917 - request_head's parameters
+    line: bytes,
+    raw: list[tuple[bytes, bytes]],
+    dropped: frozenset[bytes],
+    guard: bool,
+    added: list[bytes],
+    length: int,
+) -> bytes:
+    """``RelayCore.head``'s loop before the head module."""
+    parts = [line]
+    for name, value in raw:
+        lname = name.lower()
+        underscored = b"_" in lname and lname.replace(b"_", b"-") in ADDRESS_LIKE
+        if lname not in dropped and not (guard and underscored):
+            parts.extend((name, b": ", value, b"\r\n"))
+    parts.extend(added)
+    if length >= 0:
+        parts.append(b"Content-Length: %d\r\n" % length)
+    parts.append(b"\r\n")
+    return b"".join(parts)
+
+
+@settings(max_examples=300, deadline=None)
+@given(headers=HEADERS)
+def test_noted_values_are_the_first_of_each_noted_name(headers: list[tuple[bytes, bytes]]) -> None:
+    assert noted(headers) == _noted_reference(headers)
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    headers=HEADERS,
+    dropped=DROPS,
+    guard=st.booleans(),
+    added=st.lists(st.sampled_from([b"X-Forwarded-Proto: http\r\n", b"X-Real-IP: ::1\r\n"])),
+    length=st.sampled_from([-1, 0, 7, 123456]),
+)
+def test_the_request_head_is_the_loops(
+    headers: list[tuple[bytes, bytes]],
+    dropped: frozenset[bytes],
+    guard: bool,
+    added: list[bytes],
+    length: int,
+) -> None:
+    line = b"POST /socket.io/?EIO=4 HTTP/1.1\r\n"
+    expected = _head_reference(line, headers, dropped, guard, added, length)
+    assert request_head(line, headers, dropped, guard, added, length) == expected
+
+
+SEPARATORS = [b": ", b": ", b":", b":  ", b":\t"]
+
+
+@settings(max_examples=500, deadline=None)
+@given(
+    headers=HEADERS,
+    separators=st.lists(st.sampled_from(SEPARATORS), min_size=10, max_size=10),
+    trailing=st.lists(st.sampled_from([b"", b"", b"", b" "]), min_size=10, max_size=10),
+    status=st.sampled_from([200, 201, 400, 503]),
+    reason=st.sampled_from([b"OK", b"", b"Odd Reason"]),
+    body=st.sampled_from([b"", b"ok", b"4" * 300]),
+)
+def test_a_reply_passes_as_received_only_when_it_is_the_serialized_one(  # noqa: PLR0917
+    headers: list[tuple[bytes, bytes]],
+    separators: list[bytes],
+    trailing: list[bytes],
+    status: int,
+    reason: bytes,
+    body: bytes,
+) -> None:
+    lines = [
+        name + sep + value + (tail if value else b"") + b"\r\n"
+        for (name, value), sep, tail in zip(headers, separators, trailing, strict=False)
+    ]
+    raw = b"HTTP/1.1 %d %s\r\n" % (status, reason) + b"".join(lines) + b"\r\n" + body
+    parsed = _parse(raw)
+    if parsed is None:
+        return  # llhttp refuses it (a bad Content-Length, a Transfer-Encoding): never relayed
+    got = as_received(raw, status, reason, parsed, len(body), DROP_RESPONSE_BYTES)
+    serialized = [b"HTTP/1.1 %d %s\r\n" % (status, reason)]
+    seen = copy_headers(parsed, False, serialized.append)
+    exact = b"".join(serialized) + b"\r\n" + body == raw
+    hop = any(n.lower() in DROP_RESPONSE_BYTES for n, _ in parsed)
+    expected = exact and not hop and seen.length is not None
+    assert (got is not None) == expected, (raw, parsed)
+    if got is not None:
+        assert _facts(got) == _facts(seen)
+
+
+def _facts(seen: Seen) -> tuple[bytes | None, bytes | None, bytes | None]:
+    return seen.length, seen.content_type, seen.content_encoding
+
+
+def _parse(raw: bytes) -> list[tuple[bytes, bytes]] | None:
+    """The header lines as the upstream client's parser (llhttp) reads them."""
+
+    class _Sink:
+        def __init__(self) -> None:
+            self.headers: list[tuple[bytes, bytes]] = []
+            self.complete = False
+
+        def on_header(self, name: bytes, value: bytes) -> None:
+            self.headers.append((name, value))
+
+        def on_message_complete(self) -> None:
+            self.complete = True
+
+    sink = _Sink()
+    try:
+        httptools.HttpResponseParser(sink).feed_data(raw)
+    except httptools.HttpParserError:
+        return None
+    return sink.headers if sink.complete else None
