@@ -79,6 +79,28 @@ def request_head(  # noqa: PLR0917 - the head's parts
     return b"".join(parts)
 
 
+def proxy_lines(
+    remote: bytes | None, scheme: bytes, noted: dict[bytes, bytes], forwarded: bool, rewrite: bool
+) -> list[bytes]:
+    """The lines the proxy adds to a request whose client sent no ``Forwarded``: with
+    ``forwarded``, ``X-Forwarded-For`` (the client's first value, then its address),
+    ``-Proto`` and ``-Host`` (its first ``Host``); with ``rewrite``, ``X-Real-IP`` (its
+    address) when it sent one (:func:`proxy.headers.forwarded_for`, ``address_for``)."""
+    lines: list[bytes] = []
+    if forwarded:
+        if remote:
+            prior = noted.get(b"x-forwarded-for")
+            chain = prior + b", " + remote if prior else remote
+            lines.append(b"X-Forwarded-For: " + chain + b"\r\n")
+        lines.append(b"X-Forwarded-Proto: " + scheme + b"\r\n")
+        host = noted.get(b"host")
+        if host:
+            lines.append(b"X-Forwarded-Host: " + host + b"\r\n")
+    if rewrite and remote and b"x-real-ip" in noted:
+        lines.append(b"X-Real-IP: " + remote + b"\r\n")
+    return lines
+
+
 class Seen:
     """The response header lines the serializer has to know about, as copied."""
 
