@@ -22,7 +22,7 @@ from typing import Final, Protocol, cast
 
 import httptools
 
-from socketio_trace_proxy.proxy.lean.head import ResponseHead
+from socketio_trace_proxy.proxy.lean.head import ResponseHead, TooLarge
 
 # RFC 9112 9.3: a reused idle connection the server closed meanwhile fails before any byte of
 # the response arrives; such a request is sent again once on a fresh connection.
@@ -83,15 +83,15 @@ class Settles(Protocol):
 
 class _Callbacks:
     """What the response parser calls: the (compiled) :class:`ResponseHead` collects the
-    reason and header lines, the connection takes the rest."""
+    head and the body, the connection takes the complete message."""
 
     __slots__ = ("on_body", "on_header", "on_headers_complete", "on_message_complete", "on_status")
 
     def __init__(self, head: ResponseHead, conn: _Connection) -> None:
         self.on_status = head.on_status
         self.on_header = head.on_header
-        self.on_headers_complete = conn.on_headers_complete
-        self.on_body = conn.on_body
+        self.on_headers_complete = head.on_headers_complete
+        self.on_body = head.on_body
         self.on_message_complete = conn.on_message_complete
 
 
@@ -99,15 +99,11 @@ class _Connection(asyncio.Protocol):
     """One keep-alive connection; carries one exchange at a time."""
 
     __slots__ = (
-        "_body",
         "_head",
-        "_headers_done",
         "_interim",
-        "_limit",
         "_loop",
         "_parser",
         "_received",
-        "_size",
         "_upgrade_allowed",
         "_waiter",
         "_whole",
@@ -126,11 +122,7 @@ class _Connection(asyncio.Protocol):
         self._head = head = ResponseHead()
         self._parser = httptools.HttpResponseParser(_Callbacks(head, self))
         self._waiter: Settles | None = None
-        self._body: list[bytes] = []
-        self._size = 0
-        self._limit = 0
         self._received = False
-        self._headers_done = False
         self._interim: list[bytes] = []
         self._upgrade_allowed = False
         self._whole: bytes | None = None  # an exchange's first read, while it is the only one
@@ -162,30 +154,23 @@ class _Connection(asyncio.Protocol):
             if self.transport is not None:
                 self.transport.pause_reading()
         except httptools.HttpParserError as exc:
-            # A callback's own exception (ResponseTooLarge) comes back as the context.
+            # A callback's own exception (TooLarge, ResponseTooLarge) comes back as the context.
             cause = exc.__context__
+            if isinstance(cause, TooLarge):
+                cause = ResponseTooLarge(str(cause))
             self._fail(cause if isinstance(cause, UpstreamError) else UpstreamError(str(exc)))
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.closed = True
         waiter = self._waiter
         if waiter is not None and not waiter.done():
-            if self._headers_done and not self._parser.should_keep_alive():
+            if self._head.done and not self._parser.should_keep_alive():
                 # A body delimited by the end of the connection (RFC 9112 6.3, item 8).
                 self.on_message_complete()
             if not waiter.done():
                 waiter.set_exception(UpstreamError("upstream closed the connection"))
 
-    # httptools callbacks (the reason and header lines: :class:`ResponseHead`)
-
-    def on_headers_complete(self) -> None:
-        self._headers_done = True
-
-    def on_body(self, body: bytes) -> None:
-        self._size += len(body)
-        if self._size > self._limit:
-            raise ResponseTooLarge("upstream response larger than max_message_size")
-        self._body.append(body)
+    # httptools callbacks (the head and body: :class:`ResponseHead`)
 
     def on_message_complete(self) -> None:
         waiter = self._waiter
@@ -206,16 +191,15 @@ class _Connection(asyncio.Protocol):
                     b"\r\n",
                 )
             )
-            self._size += len(head)
-            if self._size > self._limit:
+            parts.size += len(head)
+            if parts.size > parts.limit:
                 raise ResponseTooLarge("upstream informational responses over max_message_size")
             self._interim.append(head)
             parts.reset()
-            self._headers_done = False
             return
-        body = self._body
         interim = self._interim
         parts = self._head
+        body = parts.body
         waiter.set_result(
             UpstreamResponse(
                 status,
@@ -258,12 +242,8 @@ class _Connection(asyncio.Protocol):
         assert self.transport is not None
         self._upgrade_allowed = upgrade
         self._waiter = waiter
-        self._head.reset()
-        self._body = []
-        self._size = 0
-        self._limit = limit
+        self._head.start(limit)
         self._received = False
-        self._headers_done = False
         self._interim = []
         # One write (one segment, one send) for a small body; a large one is not copied.
         if not body:

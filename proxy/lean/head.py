@@ -81,13 +81,23 @@ class RequestHead:
         return url, headers
 
 
+class TooLarge(Exception):
+    """A response body over the relay's limit (:class:`ResponseHead`'s ``limit``)."""
+
+
 class ResponseHead:
-    """A response head's reason phrase and header lines as llhttp reads them (httptools'
-    ``on_status`` and ``on_header`` callbacks)."""
+    """A response as llhttp reads it (httptools' ``on_status``, ``on_header``,
+    ``on_headers_complete`` and ``on_body`` callbacks): its reason phrase, header lines,
+    whether the head is complete, and its body's chunks, at most ``limit`` bytes with what
+    came before it (``size``)."""
 
     def __init__(self) -> None:
         self.reason = b""
         self.headers: list[tuple[bytes, bytes]] = []
+        self.done = False  # the head is complete
+        self.body: list[bytes] = []
+        self.size = 0
+        self.limit = 0
 
     def on_status(self, reason: bytes) -> None:
         self.reason += reason
@@ -95,9 +105,27 @@ class ResponseHead:
     def on_header(self, name: bytes, value: bytes) -> None:
         self.headers.append((name, value))
 
+    def on_headers_complete(self) -> None:
+        self.done = True
+
+    def on_body(self, body: bytes) -> None:
+        self.size += len(body)
+        if self.size > self.limit:
+            raise TooLarge("upstream response larger than max_message_size")
+        self.body.append(body)
+
     def reset(self) -> None:
+        """The next head starts (after an informational response: the body's count goes on)."""
         self.reason = b""
         self.headers = []
+        self.done = False
+
+    def start(self, limit: int) -> None:
+        """A new response starts, its body (and informational heads) within ``limit`` bytes."""
+        self.reset()
+        self.body = []
+        self.size = 0
+        self.limit = limit
 
 
 def underscored(lname: bytes) -> bool:

@@ -22,6 +22,7 @@ from socketio_trace_proxy.proxy.lean.head import (
     RequestHead,
     ResponseHead,
     Seen,
+    TooLarge,
     as_received,
     noted,
     request_head,
@@ -221,3 +222,16 @@ def test_a_response_head_collects_its_reason_and_lines_until_reset() -> None:
     assert (head.reason, kept) == (b"All Good", [(b"Content-Length", b"0"), (b"X-A", b"1")])
     head.reset()
     assert (head.reason, head.headers, kept[1]) == (b"", [], (b"X-A", b"1"))
+
+
+def test_a_response_body_is_kept_within_its_limit() -> None:
+    head = ResponseHead()
+    head.start(5)
+    parser = httptools.HttpResponseParser(head)
+    parser.feed_data(b"HTTP/1.1 200 OK\r\nContent-Length: 9\r\n\r\nabc")
+    assert (head.done, head.body, head.size) == (True, [b"abc"], 3)
+    with pytest.raises(httptools.HttpParserCallbackError) as over:
+        parser.feed_data(b"defghi")
+    assert isinstance(over.value.__context__, TooLarge)
+    head.start(9)
+    assert (head.done, head.body, head.size, head.headers) == (False, [], 0, [])
