@@ -32,6 +32,7 @@ NOTED: Final = frozenset(
         b"expect",
         b"forwarded",
         b"host",
+        b"traceparent",
         b"transfer-encoding",
         b"upgrade",
         b"x-forwarded-for",
@@ -74,6 +75,7 @@ class LeanRequest:
         "raw_path",
         "refused",
         "remote",
+        "remote_port",
         "reserved",
         "size",
         "too_large",
@@ -94,6 +96,7 @@ class LeanRequest:
         keep_alive: bool,
         transport: asyncio.Transport | None,
         remote: str | None,
+        remote_port: int | None = None,
     ) -> None:
         self.method = method
         self.raw_path = raw_path  # origin form: path and query as sent
@@ -112,6 +115,7 @@ class LeanRequest:
         self.keep_alive = keep_alive
         self.transport = transport
         self.remote = remote
+        self.remote_port = remote_port  # the client's TCP port (the records' client.port)
         upgrade = noted.get(b"upgrade")
         self.upgrade = method == "GET" and upgrade is not None and upgrade.lower() == b"websocket"
         self.expect = self.text(b"expect")
@@ -130,6 +134,11 @@ class LeanRequest:
         self.lost = False
         self._waiter: asyncio.Future[None] | None = None
         self._query: MultiDictProxy[str] | None = None
+
+    @property
+    def traceparent(self) -> str | None:
+        """The client's first ``traceparent`` (W3C trace context), without a header dict."""
+        return self.text(b"traceparent")
 
     def text(self, lname: bytes) -> str | None:
         """The first value of a :data:`NOTED` header (lower-case name), as ``headers`` has it."""
