@@ -1,4 +1,4 @@
-"""The relay core's query reading (:func:`proxy.core.query_of`): the observer gets what
+"""The relay's query reading (:func:`proxy.query.query_of`): the observer gets what
 ``parse_qsl`` reads, whichever way the query was split."""
 
 from __future__ import annotations
@@ -9,7 +9,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 from multidict import MultiDict
 
-from socketio_trace_proxy.proxy.core import query_of
+from socketio_trace_proxy.proxy.query import query_of
 
 _QUERY_CHARS = st.sampled_from([*"ab=&%+41_-.~?;#", "%2", "%zz", "%C3%A9", "é"])
 
