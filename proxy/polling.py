@@ -39,6 +39,7 @@ NO_BODY_STATUS: Final = frozenset((204, 304, *range(100, 200)))
 CHUNKED: Final = b"Transfer-Encoding: chunked\r\n"
 _KEEP_ALIVE_10: Final = b"Connection: keep-alive\r\n"
 _CLOSE_11: Final = b"Connection: close\r\n"
+_OK_LINE: Final = b"HTTP/1.1 200 OK\r\n"
 
 
 def connection_line(version: HttpVersion, keep_alive: bool) -> bytes:
@@ -118,24 +119,32 @@ def _as_received(request: ClientRequest, upstream: UpstreamResponse) -> Seen | N
         or request.method == hdrs.METH_CONNECT
     ):
         return None
-    status_line = b"HTTP/1.1 %d %s\r\n" % (upstream.status, upstream.reason)
-    if not raw.startswith(status_line):
+    status, reason = upstream.status, upstream.reason
+    if status == 200 and reason == b"OK":
+        status_line = _OK_LINE
+    else:
+        status_line = b"HTTP/1.1 %d %s\r\n" % (status, reason)
+    headers = upstream.headers
+    if not headers:
+        return None  # no Content-Length
+    # Every line "name: value\r\n" exactly (one space, none after the value), in order.
+    lines = b"\r\n".join([b": ".join(line) for line in headers]) + b"\r\n"
+    at = len(status_line)
+    if (
+        at + len(lines) + 2 + len(upstream.body) != len(raw)
+        or not raw.startswith(status_line)
+        or not raw.startswith(lines, at)
+    ):
+        return None
+    names = [name.lower() for name, _ in headers]
+    if b"content-length" not in names or not DROP_RESPONSE_BYTES.isdisjoint(names):
         return None
     seen = Seen()
-    at = len(status_line)
-    startswith = raw.startswith
-    for name, value in upstream.headers:
-        lname = name.lower()
-        if lname in DROP_RESPONSE_BYTES:
-            return None
-        # The line is "name: value\r\n" exactly (one space, none after the value).
-        end = at + len(name) + len(value) + 4
-        if not startswith(b": ", at + len(name)) or not startswith(b"\r\n", end - 2):
-            return None
-        at = end
-        seen.note(lname, value)
-    if seen.length is None or at + 2 + len(upstream.body) != len(raw):
-        return None
+    seen.length = headers[names.index(b"content-length")][1]
+    if b"content-type" in names:
+        seen.content_type = headers[names.index(b"content-type")][1]
+    if b"content-encoding" in names:
+        seen.content_encoding = headers[names.index(b"content-encoding")][1]
     return seen
 
 
