@@ -25,9 +25,7 @@ from socketio_trace_proxy.config.address import check_upstream_url
 from socketio_trace_proxy.config.proxy import AddressHeaders, ProxySettings
 from socketio_trace_proxy.proxy.counters import RelayCounters, RelayStats
 from socketio_trace_proxy.proxy.headers import (
-    ADDRESS_BYTES,
     DROP_REQUEST_BYTES,
-    FORWARDED_BYTES,
     HOP_BY_HOP,
     METHODS_WITH_BODY,
     REQUEST_ONLY_DROP,
@@ -40,9 +38,9 @@ from socketio_trace_proxy.proxy.headers import (
     strip,
     strip_address,
     text_response,
-    underscored,
     with_connection_tokens,
 )
+from socketio_trace_proxy.proxy.lean.head import ADDRESS_BYTES, FORWARDED_BYTES, request_head
 from socketio_trace_proxy.proxy.query import query_of
 from socketio_trace_proxy.proxy.serverlog import Throttled
 from socketio_trace_proxy.proxy.upstream import UpstreamPool
@@ -206,24 +204,22 @@ class RelayCore:
         """:meth:`request_head` from its parts: the target in origin form, the client's
         first ``Connection`` value and the lines the proxy adds."""
         line = f"{method} {self.path_prefix}{target} HTTP/1.1\r\n"
-        parts = [line.encode("utf-8", "surrogateescape")]
-        append = parts.append
-        # With forwarding on, the client's X-Forwarded-* lines are replaced below, not repeated.
+        # With forwarding on, the client's X-Forwarded-* lines are replaced, not repeated.
         dropped = with_connection_tokens(self.request_drop, connection)
         if keep or drop:
             dropped = (dropped - keep) | drop
-        guard = self.guard_address
-        extend = parts.extend
-        for name, value in raw_headers:
-            lname = name.lower()
-            if lname not in dropped and not (guard and b"_" in lname and underscored(lname)):
-                extend((name, b": ", value, b"\r\n"))
-        for fname, fvalue in added:
-            append(f"{fname}: {fvalue}\r\n".encode("utf-8", "surrogateescape"))
+        lines = [f"{n}: {v}\r\n".encode("utf-8", "surrogateescape") for n, v in added]
+        length = -1
         if body is not None or method in METHODS_WITH_BODY:
-            append(b"Content-Length: %d\r\n" % (len(body) if body else 0))
-        append(b"\r\n")
-        return b"".join(parts)
+            length = len(body) if body else 0
+        return request_head(
+            line.encode("utf-8", "surrogateescape"),
+            raw_headers,
+            dropped,
+            self.guard_address,
+            lines,
+            length,
+        )
 
     def arrival(self, request: ClientRequest) -> RequestInfo | None:
         """The observer's :class:`RequestInfo` of a Socket.IO-path request, stamped on its

@@ -17,6 +17,7 @@ from aiohttp.http import HttpVersion
 from multidict import CIMultiDict, MultiMapping, istr
 from yarl import URL
 
+from socketio_trace_proxy.proxy.lean.head import underscored
 from socketio_trace_proxy.proxy.upstream import UpstreamResponse
 
 # RFC 9110 7.6.1 hop-by-hop fields, plus the proxy ones; never forwarded either way.
@@ -55,11 +56,6 @@ DROP_REQUEST_BYTES: Final = DROP_RESPONSE_BYTES | {b"expect", b"content-length"}
 DROP_UPGRADE_BYTES: Final = frozenset({b"connection", b"upgrade"})
 EXTENSIONS_BYTES: Final = frozenset({b"sec-websocket-extensions"})
 METHODS_WITH_BODY: Final = frozenset({"POST", "PUT", "PATCH"})
-FORWARDED_BYTES: Final = frozenset({b"x-forwarded-for", b"x-forwarded-proto", b"x-forwarded-host"})
-# The client's other address headers (issue 17.15), and every name a server may read as one
-# of them once underscores become dashes (CGI-style environ keys make them equal).
-ADDRESS_BYTES: Final = frozenset({b"forwarded", b"x-real-ip"})
-_ADDRESS_LIKE: Final = ADDRESS_BYTES | FORWARDED_BYTES
 _FORWARDED: Final = istr("Forwarded")
 _XRI: Final = istr("X-Real-IP")
 _XFF: Final = istr("X-Forwarded-For")
@@ -139,11 +135,6 @@ def forwarded_for(
     if host:
         out.append((_XFH, host))
     return out
-
-
-def underscored(lname: bytes) -> bool:
-    """Whether a lower-case header name is an address header spelled with underscores."""
-    return b"_" in lname and lname.replace(b"_", b"-") in _ADDRESS_LIKE
 
 
 def _forwarded_node(value: str) -> str:

@@ -23,6 +23,7 @@ from socketio_trace_proxy.proxy.headers import (
     response_drop,
     text_response,
 )
+from socketio_trace_proxy.proxy.lean.head import Seen, as_received
 from socketio_trace_proxy.proxy.upstream import (
     PoolExhausted,
     ResponseTooLarge,
@@ -39,7 +40,6 @@ NO_BODY_STATUS: Final = frozenset((204, 304, *range(100, 200)))
 CHUNKED: Final = b"Transfer-Encoding: chunked\r\n"
 _KEEP_ALIVE_10: Final = b"Connection: keep-alive\r\n"
 _CLOSE_11: Final = b"Connection: close\r\n"
-_OK_LINE: Final = b"HTTP/1.1 200 OK\r\n"
 
 
 def connection_line(version: HttpVersion, keep_alive: bool) -> bytes:
@@ -48,31 +48,6 @@ def connection_line(version: HttpVersion, keep_alive: bool) -> bytes:
     if keep_alive:
         return _KEEP_ALIVE_10 if version == HttpVersion10 else b""
     return _CLOSE_11 if version == HttpVersion11 else b""
-
-
-class Seen:
-    """The response header lines the serializer has to know about, as copied."""
-
-    __slots__ = ("chunked", "content_encoding", "content_type", "framed", "length")
-
-    def __init__(self) -> None:
-        self.length: bytes | None = None
-        self.content_type: bytes | None = None
-        self.content_encoding: bytes | None = None
-        self.chunked = False
-        self.framed = False  # a "Transfer-Encoding: chunked" line was kept in its place
-
-    def note(self, lname: bytes, value: bytes) -> None:
-        """A line kept (``lname``: its name in lower case): the first ``Content-Length``,
-        ``Content-Type`` and ``Content-Encoding`` values count."""
-        if lname == b"content-length":
-            if self.length is None:
-                self.length = value
-        elif lname == b"content-type":
-            if self.content_type is None:
-                self.content_type = value
-        elif lname == b"content-encoding" and self.content_encoding is None:
-            self.content_encoding = value
 
 
 def copy_headers(
@@ -119,33 +94,14 @@ def _as_received(request: ClientRequest, upstream: UpstreamResponse) -> Seen | N
         or request.method == hdrs.METH_CONNECT
     ):
         return None
-    status, reason = upstream.status, upstream.reason
-    if status == 200 and reason == b"OK":
-        status_line = _OK_LINE
-    else:
-        status_line = b"HTTP/1.1 %d %s\r\n" % (status, reason)
-    headers = upstream.headers
-    if not headers:
-        return None  # no Content-Length
-    # Every line "name: value\r\n" exactly (one space, none after the value), in order.
-    lines = b"\r\n".join([b": ".join(line) for line in headers]) + b"\r\n"
-    at = len(status_line)
-    if (
-        at + len(lines) + 2 + len(upstream.body) != len(raw)
-        or not raw.startswith(status_line)
-        or not raw.startswith(lines, at)
-    ):
-        return None
-    names = [name.lower() for name, _ in headers]
-    if b"content-length" not in names or not DROP_RESPONSE_BYTES.isdisjoint(names):
-        return None
-    seen = Seen()
-    seen.length = headers[names.index(b"content-length")][1]
-    if b"content-type" in names:
-        seen.content_type = headers[names.index(b"content-type")][1]
-    if b"content-encoding" in names:
-        seen.content_encoding = headers[names.index(b"content-encoding")][1]
-    return seen
+    return as_received(
+        raw,
+        upstream.status,
+        upstream.reason,
+        upstream.headers,
+        len(upstream.body),
+        DROP_RESPONSE_BYTES,
+    )
 
 
 class RelayedReply:

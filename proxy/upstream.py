@@ -23,6 +23,8 @@ from typing import Final, cast
 
 import httptools
 
+from socketio_trace_proxy.proxy.lean.head import ResponseHead
+
 # RFC 9112 9.3: a reused idle connection the server closed meanwhile fails before any byte of
 # the response arrives; such a request is sent again once on a fresh connection.
 _IDLE_EXPIRY_S: Final = 4.0  # below common server keep-alive timeouts (uvicorn: 5 s)
@@ -92,18 +94,31 @@ class _Outcome:
         self._to(exc)
 
 
+class _Callbacks:
+    """What the response parser calls: the (compiled) :class:`ResponseHead` collects the
+    reason and header lines, the connection takes the rest."""
+
+    __slots__ = ("on_body", "on_header", "on_headers_complete", "on_message_complete", "on_status")
+
+    def __init__(self, head: ResponseHead, conn: _Connection) -> None:
+        self.on_status = head.on_status
+        self.on_header = head.on_header
+        self.on_headers_complete = conn.on_headers_complete
+        self.on_body = conn.on_body
+        self.on_message_complete = conn.on_message_complete
+
+
 class _Connection(asyncio.Protocol):
     """One keep-alive connection; carries one exchange at a time."""
 
     __slots__ = (
         "_body",
-        "_headers",
+        "_head",
         "_headers_done",
         "_interim",
         "_limit",
         "_loop",
         "_parser",
-        "_reason",
         "_received",
         "_size",
         "_upgrade_allowed",
@@ -121,13 +136,12 @@ class _Connection(asyncio.Protocol):
         self.transport: asyncio.Transport | None = None
         self.closed = False
         self.idle_since = 0.0
-        self._parser = httptools.HttpResponseParser(self)
+        self._head = head = ResponseHead()
+        self._parser = httptools.HttpResponseParser(_Callbacks(head, self))
         self._waiter: asyncio.Future[UpstreamResponse] | _Outcome | None = None
-        self._headers: list[tuple[bytes, bytes]] = []
         self._body: list[bytes] = []
         self._size = 0
         self._limit = 0
-        self._reason = b""
         self._received = False
         self._headers_done = False
         self._interim: list[bytes] = []
@@ -175,13 +189,7 @@ class _Connection(asyncio.Protocol):
             if not waiter.done():
                 waiter.set_exception(UpstreamError("upstream closed the connection"))
 
-    # httptools callbacks
-
-    def on_status(self, reason: bytes) -> None:
-        self._reason += reason
-
-    def on_header(self, name: bytes, value: bytes) -> None:
-        self._headers.append((name, value))
+    # httptools callbacks (the reason and header lines: :class:`ResponseHead`)
 
     def on_headers_complete(self) -> None:
         self._headers_done = True
@@ -202,11 +210,12 @@ class _Connection(asyncio.Protocol):
             # An informational response (RFC 9110 15.2: 100, 103, ...); the final one follows
             # on the same connection.  Kept for the relay to forward (within the response
             # size limit, like a body), then parsing goes on.
+            parts = self._head
             head = b"".join(
                 (
                     b"HTTP/%s %d %s\r\n"
-                    % (parser.get_http_version().encode("ascii"), status, self._reason),
-                    *(name + b": " + value + b"\r\n" for name, value in self._headers),
+                    % (parser.get_http_version().encode("ascii"), status, parts.reason),
+                    *(name + b": " + value + b"\r\n" for name, value in parts.headers),
                     b"\r\n",
                 )
             )
@@ -214,17 +223,17 @@ class _Connection(asyncio.Protocol):
             if self._size > self._limit:
                 raise ResponseTooLarge("upstream informational responses over max_message_size")
             self._interim.append(head)
-            self._headers = []
-            self._reason = b""
+            parts.reset()
             self._headers_done = False
             return
         body = self._body
         interim = self._interim
+        parts = self._head
         waiter.set_result(
             UpstreamResponse(
                 status,
-                self._reason,
-                self._headers,
+                parts.reason,
+                parts.headers,
                 body[0] if len(body) == 1 else b"".join(body),
                 parser.should_keep_alive(),
                 b"".join(interim) if interim else b"",
@@ -262,11 +271,10 @@ class _Connection(asyncio.Protocol):
         assert self.transport is not None
         self._upgrade_allowed = upgrade
         self._waiter = waiter
-        self._headers = []
+        self._head.reset()
         self._body = []
         self._size = 0
         self._limit = limit
-        self._reason = b""
         self._received = False
         self._headers_done = False
         self._interim = []

@@ -11,7 +11,7 @@ field; a ``PairRecord`` has 27).
 
 from __future__ import annotations
 
-from dataclasses import MISSING, dataclass, field, fields, make_dataclass
+from dataclasses import MISSING, dataclass, fields
 from enum import Enum
 from typing import Any, TypeVar, cast
 
@@ -24,31 +24,38 @@ def fast_constructor(cls: type[_T]) -> type[_T]:
     """A drop-in constructor for the frozen slots dataclass ``cls``: same signature, and it
     returns genuine ``cls`` instances (frozen from then on, equal to ``cls(...)``).
 
-    It is a mutable twin of ``cls`` with the same slots in the same order, whose plain
-    ``__init__`` stores the fields and then switches the instance's class to ``cls``, which
-    CPython allows between classes of identical layout.
+    It is a mutable twin of ``cls`` with the same slots in the same order, whose
+    ``__init__`` (generated, like a dataclass's own) stores the fields and then switches
+    the instance's class to ``cls``, which CPython allows between classes of identical
+    layout.  The switch is the ``__init__``'s last line, not a ``__post_init__``: one
+    Python frame per record, not two.
     """
-    specs: list[Any] = []
+    slots = getattr(cls, "__slots__", None)
+    names: list[str] = []
+    params: list[str] = []
+    defaults: dict[str, Any] = {}
     for f in fields(cls):  # type: ignore[arg-type]
-        if f.default_factory is not MISSING:
-            raise TypeError(f"{cls.__name__}.{f.name}: default factories are not supported")
-        specs.append(
-            (f.name, f.type) if f.default is MISSING else (f.name, f.type, field(default=f.default))
-        )
-
-    def __post_init__(self: Any) -> None:
-        self.__class__ = cls
-
-    twin = make_dataclass(
-        cls.__name__,
-        specs,
-        slots=True,
-        eq=False,
-        repr=False,
-        namespace={"__post_init__": __post_init__},
-    )
-    if getattr(twin, "__slots__", None) != getattr(cls, "__slots__", ()):
+        if f.default_factory is not MISSING or not f.init or f.kw_only:
+            raise TypeError(f"{cls.__name__}.{f.name}: only plain positional fields")
+        names.append(f.name)
+        if f.default is MISSING:
+            params.append(f.name)
+        else:
+            defaults[f"_d_{f.name}"] = f.default
+            params.append(f"{f.name}=_d_{f.name}")
+    if slots is None or tuple(slots) != tuple(names):
         raise TypeError(f"{cls.__name__} is not a slots dataclass")
+    body = "".join(f"    self.{n} = {n}\n" for n in names)
+    source = f"def __init__(self, {', '.join(params)}):\n{body}    self.__class__ = _cls\n"
+    namespace: dict[str, Any] = {"_cls": cls, **defaults}
+    exec(source, namespace)  # field names only, as dataclasses does
+    init = namespace["__init__"]
+    init.__qualname__ = f"{cls.__qualname__}.__init__"
+    twin = type(
+        cls.__name__,
+        (),
+        {"__slots__": tuple(slots), "__init__": init, "__module__": cls.__module__},
+    )
     return cast(type[_T], twin)
 
 

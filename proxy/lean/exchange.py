@@ -19,13 +19,14 @@ from aiohttp.http import HttpVersion10
 
 from socketio_trace_proxy.proxy.core import RelayCore, log
 from socketio_trace_proxy.proxy.headers import (
-    address_for,
-    forwarded_for,
+    METHODS_WITH_BODY,
     origin_form,
     switching_head,
     text_response,
+    with_connection_tokens,
 )
 from socketio_trace_proxy.proxy.lean.connection import ClientConnection
+from socketio_trace_proxy.proxy.lean.head import proxy_lines, request_head
 from socketio_trace_proxy.proxy.lean.request import LeanRequest, answer
 from socketio_trace_proxy.proxy.polling import (
     CHUNKED,
@@ -50,6 +51,8 @@ from socketio_trace_proxy.proxy.upstream import (
 from socketio_trace_proxy.proxy.websocket import WebSocketLegs
 from socketio_trace_proxy.proxy.wstunnel import WebSocketTunnel
 from socketio_trace_proxy.tracking.observer import RequestInfo
+
+_SCHEME = LeanRequest.scheme.encode("ascii")
 
 
 def _own(conn: ClientConnection, request: LeanRequest, response: web.Response) -> bool:
@@ -109,15 +112,22 @@ def upstream_head(core: RelayCore, request: LeanRequest, body: bytes | None) -> 
     if b"forwarded" in noted:
         return core.request_head(request, body)
     remote = request.remote
-    host = request.text(b"host")
-    added = []
-    if core.forwarded:
-        added = forwarded_for(remote, request.scheme, request.text(b"x-forwarded-for"), host)
-    if core.rewrite_address:
-        added += address_for(remote, request.scheme, (), b"x-real-ip" in noted, host)
-    connection = request.text(b"connection")
-    raw = request.raw_headers
-    return core.head(request.method, origin_form(request), raw, connection, added, body)
+    address = None if remote is None else remote.encode("utf-8", "surrogateescape")
+    added = proxy_lines(address, _SCHEME, noted, core.forwarded, core.rewrite_address)
+    dropped = with_connection_tokens(core.request_drop, request.text(b"connection"))
+    method = request.method
+    line = f"{method} {core.path_prefix}{origin_form(request)} HTTP/1.1\r\n"
+    length = -1
+    if body is not None or method in METHODS_WITH_BODY:
+        length = len(body) if body else 0
+    return request_head(
+        line.encode("utf-8", "surrogateescape"),
+        request.raw_headers,
+        dropped,
+        core.guard_address,
+        added,
+        length,
+    )
 
 
 class InlineWhole:

@@ -14,7 +14,6 @@ import enum
 from collections import deque
 from collections.abc import AsyncIterator, Callable, Mapping
 from email.utils import formatdate
-from typing import Final
 from urllib.parse import parse_qsl
 
 from aiohttp import web
@@ -22,23 +21,8 @@ from aiohttp.http import HttpVersion
 from multidict import CIMultiDict, MultiDict, MultiDictProxy
 from yarl import URL
 
+from socketio_trace_proxy.proxy.lean.head import noted as noted_headers
 from socketio_trace_proxy.proxy.polling import connection_line
-
-# Request headers the relay reads itself (their first value, :attr:`LeanRequest.noted`).
-NOTED: Final = frozenset(
-    (
-        b"connection",
-        b"content-length",
-        b"expect",
-        b"forwarded",
-        b"host",
-        b"traceparent",
-        b"transfer-encoding",
-        b"upgrade",
-        b"x-forwarded-for",
-        b"x-real-ip",
-    )
-)
 
 
 class Kind(enum.Enum):
@@ -105,12 +89,7 @@ class LeanRequest:
         self.raw_headers = raw_headers
         # The first value of each header the relay reads itself; ``headers`` (all of them,
         # decoded) only when asked for.
-        noted: dict[bytes, bytes] = {}
-        for name, value in raw_headers:
-            lname = name.lower()
-            if lname in NOTED and lname not in noted:
-                noted[lname] = value
-        self.noted = noted
+        self.noted = noted = noted_headers(raw_headers)
         self._headers: CIMultiDict[str] | None = None
         self.keep_alive = keep_alive
         self.transport = transport
@@ -141,7 +120,8 @@ class LeanRequest:
         return self.text(b"traceparent")
 
     def text(self, lname: bytes) -> str | None:
-        """The first value of a :data:`NOTED` header (lower-case name), as ``headers`` has it."""
+        """The first value of a noted header (:data:`proxy.lean.head.NOTED`, lower-case
+        name), as ``headers`` has it."""
         value = self.noted.get(lname)
         return None if value is None else value.decode("utf-8", "surrogateescape")
 

@@ -78,7 +78,7 @@ class CorrelationEngine:
         dispatch = PacketDispatch(
             settings, emit, ids, self.rules, metrics, capture, book, table, outcomes
         )
-        self._packet = dispatch.packet
+        self._dispatch = dispatch  # called as a method: a native call in the compiled build
 
     # --- input ------------------------------------------------------------------------------
 
@@ -89,7 +89,7 @@ class CorrelationEngine:
             # timer has run yet: a reply after its deadline is late, not ok.
             self.tick(event.at, event.wall)
         if type(event) is PacketObserved:
-            self._packet(event)
+            self._dispatch.packet(event)
         elif isinstance(event, SessionOpened):
             self._book.opened(event)
         elif isinstance(event, HeartbeatObserved):

@@ -148,9 +148,12 @@ class RecordHub:
         if over > 0:
             self._extra["activity_rotated"] += min(over, len(records))
         activity.extend(records)
-        exported = [r for r in records if type(r) is not PairRecord or r.sampled]
+        submitters = self._submitters
+        exported = (
+            [r for r in records if type(r) is not PairRecord or r.sampled] if submitters else ()
+        )
         if exported:
-            for sink, submit_many in self._submitters:
+            for sink, submit_many in submitters:
                 if submit_many is not None:
                     try:
                         submit_many(exported)

@@ -45,9 +45,6 @@ class WebSocketReader:
         self._packets = packets
         self._polling = polling
         self._counters = counters
-        self._message = packets.message
-        self._engine = packets.engine
-        self._pong = packets.pong
 
     def opened(self, info: RequestInfo, at: float, wall: float) -> WebSocketLeg:
         """A WebSocket was accepted on both legs (the 101 is the backend accepting its
@@ -80,17 +77,19 @@ class WebSocketReader:
             s.last = at
             if type(data) is str and data[:1] == "4":
                 # Hot path: a text MESSAGE, straight to the Socket.IO decoder.
-                self._message(s, data, 1, -1, direction, _WEBSOCKET, leg.traceparent, at, wall)
+                self._packets.message(
+                    s, data, 1, -1, direction, _WEBSOCKET, leg.traceparent, at, wall
+                )
                 return
             if data == "2":  # heartbeats: no packet needed
                 s.ping_at = at
                 s.ping_dir = direction
                 return
             if data == "3":
-                self._pong(s, direction, at, wall)
+                self._packets.pong(s, direction, at, wall)
                 return
             packet = decode_ws_frame(data, eio=leg.eio)
-            self._engine(s, packet, direction, _WEBSOCKET, leg, leg.traceparent, at, wall)
+            self._packets.engine(s, packet, direction, _WEBSOCKET, leg, leg.traceparent, at, wall)
         except Exception:
             self._counters.internal_errors += 1
 

@@ -1,0 +1,221 @@
+"""HTTP/1.1 head work of the relay's polling path, sans-IO: header lines in, bytes or facts out.
+
+Owns the per-exchange loops over header lines that the lean leg runs on every long-poll:
+the first values of the request headers the relay reads itself (:func:`noted`), the
+upstream request head built from the client's lines (:func:`request_head`: hop-by-hop and
+replaced lines dropped, the proxy's lines added, the length framed), and whether an
+upstream reply may go to the client as the very bytes received (:func:`as_received`,
+with the :class:`Seen` facts the serializer and the observer read).
+
+Typed and free of I/O, so the compiled build (``tracking/compiled.py``) compiles it with
+mypyc; this Python source is what runs without a compiler, and what the compiled build is
+made from.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Final
+
+# Request headers the relay reads itself (their first value: :func:`noted`).
+NOTED: Final = frozenset(
+    (
+        b"connection",
+        b"content-length",
+        b"expect",
+        b"forwarded",
+        b"host",
+        b"traceparent",
+        b"transfer-encoding",
+        b"upgrade",
+        b"x-forwarded-for",
+        b"x-real-ip",
+    )
+)
+# aiohttp's limits for a request line and a header field (its defaults), and for the head.
+MAX_TARGET: Final = 8190
+MAX_FIELD: Final = 8190
+MAX_HEADERS: Final = 128
+FORWARDED_BYTES: Final = frozenset({b"x-forwarded-for", b"x-forwarded-proto", b"x-forwarded-host"})
+# The client's other address headers (issue 17.15), and every name a server may read as one
+# of them once underscores become dashes (CGI-style environ keys make them equal).
+ADDRESS_BYTES: Final = frozenset({b"forwarded", b"x-real-ip"})
+ADDRESS_LIKE: Final = ADDRESS_BYTES | FORWARDED_BYTES
+
+
+class Refused(Exception):
+    """A request head the parser callbacks refuse (its status and reason)."""
+
+    def __init__(self, status: int, reason: str) -> None:
+        super().__init__(reason)
+        self.status = status
+
+
+class RequestHead:
+    """A request head's target and header lines as llhttp reads them (httptools'
+    ``on_url`` and ``on_header`` callbacks), within aiohttp's limits."""
+
+    def __init__(self) -> None:
+        self.url = b""
+        self.headers: list[tuple[bytes, bytes]] = []
+        self.started = False  # a head is being read (its target began)
+
+    def on_url(self, url: bytes) -> None:
+        self.started = True
+        self.url += url
+        if len(self.url) > MAX_TARGET:
+            raise Refused(414, "URI Too Long")
+
+    def on_header(self, name: bytes, value: bytes) -> None:
+        headers = self.headers
+        headers.append((name, value))
+        if len(name) + len(value) > MAX_FIELD or len(headers) > MAX_HEADERS:
+            raise Refused(431, "Request Header Fields Too Large")
+
+    def take(self) -> tuple[bytes, list[tuple[bytes, bytes]]]:
+        """The head's target and lines, read whole; the next head starts empty."""
+        url, headers = self.url, self.headers
+        self.url = b""
+        self.headers = []
+        self.started = False
+        return url, headers
+
+
+class ResponseHead:
+    """A response head's reason phrase and header lines as llhttp reads them (httptools'
+    ``on_status`` and ``on_header`` callbacks)."""
+
+    def __init__(self) -> None:
+        self.reason = b""
+        self.headers: list[tuple[bytes, bytes]] = []
+
+    def on_status(self, reason: bytes) -> None:
+        self.reason += reason
+
+    def on_header(self, name: bytes, value: bytes) -> None:
+        self.headers.append((name, value))
+
+    def reset(self) -> None:
+        self.reason = b""
+        self.headers = []
+
+
+def underscored(lname: bytes) -> bool:
+    """Whether a lower-case header name is an address header spelled with underscores."""
+    return b"_" in lname and lname.replace(b"_", b"-") in ADDRESS_LIKE
+
+
+def noted(raw_headers: Sequence[tuple[bytes, bytes]]) -> dict[bytes, bytes]:
+    """The first value of each :data:`NOTED` header among ``raw_headers``, by lower-case name."""
+    out: dict[bytes, bytes] = {}
+    for name, value in raw_headers:
+        lname = name.lower()
+        if lname in NOTED and lname not in out:
+            out[lname] = value
+    return out
+
+
+def request_head(  # noqa: PLR0917 - the head's parts
+    line: bytes,
+    raw_headers: Sequence[tuple[bytes, bytes]],
+    dropped: frozenset[bytes],
+    guard: bool,
+    added: Sequence[bytes],
+    length: int,
+) -> bytes:
+    """An upstream request head: the request ``line``, the client's header lines as received
+    less those named in ``dropped`` (and, ``guard``, address headers spelled with
+    underscores), the ``added`` lines, a ``Content-Length`` unless ``length`` is negative."""
+    parts = [line]
+    append = parts.append
+    for name, value in raw_headers:
+        lname = name.lower()
+        if lname in dropped or (guard and underscored(lname)):
+            continue
+        append(name + b": " + value + b"\r\n")
+    parts.extend(added)
+    if length >= 0:
+        append(b"Content-Length: " + str(length).encode("ascii") + b"\r\n")
+    append(b"\r\n")
+    return b"".join(parts)
+
+
+def proxy_lines(
+    remote: bytes | None, scheme: bytes, noted: dict[bytes, bytes], forwarded: bool, rewrite: bool
+) -> list[bytes]:
+    """The lines the proxy adds to a request whose client sent no ``Forwarded``: with
+    ``forwarded``, ``X-Forwarded-For`` (the client's first value, then its address),
+    ``-Proto`` and ``-Host`` (its first ``Host``); with ``rewrite``, ``X-Real-IP`` (its
+    address) when it sent one (:func:`proxy.headers.forwarded_for`, ``address_for``)."""
+    lines: list[bytes] = []
+    if forwarded:
+        if remote:
+            prior = noted.get(b"x-forwarded-for")
+            chain = prior + b", " + remote if prior else remote
+            lines.append(b"X-Forwarded-For: " + chain + b"\r\n")
+        lines.append(b"X-Forwarded-Proto: " + scheme + b"\r\n")
+        host = noted.get(b"host")
+        if host:
+            lines.append(b"X-Forwarded-Host: " + host + b"\r\n")
+    if rewrite and remote and b"x-real-ip" in noted:
+        lines.append(b"X-Real-IP: " + remote + b"\r\n")
+    return lines
+
+
+class Seen:
+    """The response header lines the serializer has to know about, as copied."""
+
+    __slots__ = ("chunked", "content_encoding", "content_type", "framed", "length")
+
+    def __init__(self) -> None:
+        self.length: bytes | None = None
+        self.content_type: bytes | None = None
+        self.content_encoding: bytes | None = None
+        self.chunked = False
+        self.framed = False  # a "Transfer-Encoding: chunked" line was kept in its place
+
+    def note(self, lname: bytes, value: bytes) -> None:
+        """A line kept (``lname``: its name in lower case): the first ``Content-Length``,
+        ``Content-Type`` and ``Content-Encoding`` values count."""
+        if lname == b"content-length":
+            if self.length is None:
+                self.length = value
+        elif lname == b"content-type":
+            if self.content_type is None:
+                self.content_type = value
+        elif lname == b"content-encoding" and self.content_encoding is None:
+            self.content_encoding = value
+
+
+def as_received(  # noqa: PLR0917 - the reply's parts
+    raw: bytes,
+    status: int,
+    reason: bytes,
+    headers: Sequence[tuple[bytes, bytes]],
+    body_length: int,
+    drop: frozenset[bytes],
+) -> Seen | None:
+    """Whether ``raw``, a whole HTTP/1.1 response received in one read, is byte for byte
+    what the relay's serializer would write for it (its parsed ``status``, ``reason``,
+    ``headers`` and a body of ``body_length``): the status line as written, no line named in
+    ``drop``, every line ``name: value`` (one space, none after the value), framed by a
+    ``Content-Length``.  The lines' facts if so, else ``None``."""
+    status_line = b"HTTP/1.1 " + str(status).encode("ascii") + b" " + reason + b"\r\n"
+    if not raw.startswith(status_line):
+        return None
+    seen = Seen()
+    at = len(status_line)
+    for name, value in headers:
+        lname = name.lower()
+        if lname in drop:
+            return None
+        # The line is "name: value\r\n" exactly; llhttp read the names and values in order.
+        colon = at + len(name)
+        end = colon + len(value) + 4
+        if raw[colon : colon + 2] != b": " or raw[end - 2 : end] != b"\r\n":
+            return None
+        at = end
+        seen.note(lname, value)
+    if seen.length is None or at + 2 + body_length != len(raw):
+        return None
+    return seen
