@@ -18,8 +18,7 @@ import functools
 import ssl
 import time
 from collections import deque
-from collections.abc import Callable
-from typing import Final, cast
+from typing import Final, Protocol, cast
 
 import httptools
 
@@ -71,27 +70,15 @@ class UpstreamResponse:
         self.interim = interim
 
 
-class _Outcome:
-    """A future's settling side (``done``, ``set_result``, ``set_exception``) over a plain
-    callback: an exchange lent by :meth:`UpstreamPool.lend` reports its response (or its
+class Settles(Protocol):
+    """What an exchange reports its outcome to: a future's settling side (``done``,
+    ``set_result``, ``set_exception``), or an object with the same three methods, to which
+    an exchange lent by :meth:`UpstreamPool.lend` reports its response (or its
     :class:`UpstreamError`) from the connection's own protocol callbacks, no task woken."""
 
-    __slots__ = ("_done", "_to")
-
-    def __init__(self, to: Callable[[UpstreamResponse | UpstreamError], None]) -> None:
-        self._to = to
-        self._done = False
-
-    def done(self) -> bool:
-        return self._done
-
-    def set_result(self, response: UpstreamResponse) -> None:
-        self._done = True
-        self._to(response)
-
-    def set_exception(self, exc: UpstreamError) -> None:
-        self._done = True
-        self._to(exc)
+    def done(self) -> bool: ...
+    def set_result(self, response: UpstreamResponse, /) -> None: ...
+    def set_exception(self, exc: UpstreamError, /) -> None: ...
 
 
 class _Callbacks:
@@ -138,7 +125,7 @@ class _Connection(asyncio.Protocol):
         self.idle_since = 0.0
         self._head = head = ResponseHead()
         self._parser = httptools.HttpResponseParser(_Callbacks(head, self))
-        self._waiter: asyncio.Future[UpstreamResponse] | _Outcome | None = None
+        self._waiter: Settles | None = None
         self._body: list[bytes] = []
         self._size = 0
         self._limit = 0
@@ -255,14 +242,14 @@ class _Connection(asyncio.Protocol):
         head: bytes,
         body: bytes,
         limit: int,
-        to: Callable[[UpstreamResponse | UpstreamError], None],
+        to: Settles,
     ) -> None:
         """As :meth:`exchange`, the outcome given to ``to`` from the protocol callbacks."""
-        self._send(_Outcome(to), head, body, limit, False)
+        self._send(to, head, body, limit, False)
 
     def _send(
         self,
-        waiter: asyncio.Future[UpstreamResponse] | _Outcome,
+        waiter: Settles,
         head: bytes,
         body: bytes,
         limit: int,
