@@ -59,6 +59,7 @@ class ClientConnection(asyncio.Protocol):
         self._parser = httptools.HttpRequestParser(_Callbacks(head, self))
         self.transport: asyncio.Transport | None = None
         self.remote: str | None = None
+        self.remote_port: int | None = None
         self.closed = False
         self._head_fed = 0
         self._current: LeanRequest | None = None  # the request whose body is being parsed
@@ -83,6 +84,8 @@ class ClientConnection(asyncio.Protocol):
         peer = transport.get_extra_info("peername")
         if isinstance(peer, tuple | list) and peer:
             self.remote = str(peer[0])
+            if len(peer) >= 2 and isinstance(peer[1], int):
+                self.remote_port = peer[1]
         self.server.connections.add(self)
         self._arm(self.server.head_timeout_s)
 
@@ -167,6 +170,7 @@ class ClientConnection(asyncio.Protocol):
             parser.should_keep_alive(),
             self.transport,
             self.remote,
+            self.remote_port,
         )
         self.server.classify(request)
         self._current = request
