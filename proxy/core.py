@@ -13,12 +13,12 @@ from __future__ import annotations
 import asyncio
 import logging
 import ssl
-from collections.abc import Mapping, Sequence
-from urllib.parse import parse_qsl
+from collections.abc import Sequence
+from typing import Final, Protocol, cast
 
 import aiohttp
 from aiohttp import hdrs, web
-from multidict import CIMultiDict, MultiDict, MultiDictProxy, istr
+from multidict import CIMultiDict, istr
 from yarl import URL
 
 from socketio_trace_proxy.config.address import check_upstream_url
@@ -41,6 +41,7 @@ from socketio_trace_proxy.proxy.headers import (
     with_connection_tokens,
 )
 from socketio_trace_proxy.proxy.lean.head import ADDRESS_BYTES, FORWARDED_BYTES, request_head
+from socketio_trace_proxy.proxy.query import query_of
 from socketio_trace_proxy.proxy.serverlog import Throttled
 from socketio_trace_proxy.proxy.upstream import UpstreamPool
 from socketio_trace_proxy.tracking.observer import RequestInfo, TrafficObserver, WebSocketObserver
@@ -48,30 +49,22 @@ from socketio_trace_proxy.tracking.observer import RequestInfo, TrafficObserver,
 log = logging.getLogger("socketio_trace_proxy.proxy.relay")
 
 
+_UNKNOWN: Final = object()
+
+
+class LeanFacts(Protocol):
+    """What the lean server leg's request knows besides :class:`ClientRequest`."""
+
+    @property
+    def traceparent(self) -> str | None: ...
+    @property
+    def remote_port(self) -> int | None: ...
+
+
 def peer_port(transport: asyncio.BaseTransport | None) -> int | None:
     """The client socket's port (the records' ``client.port``); ``None`` off TCP."""
     peer = transport.get_extra_info("peername") if transport is not None else None
     return peer[1] if isinstance(peer, tuple) and len(peer) >= 2 else None
-
-
-def query_of(target: str) -> Mapping[str, str]:
-    """The decoded query parameters of a request target in origin form (what
-    ``parse_qsl(keep_blank_values=True)`` reads; a repeated name: its first value first).
-
-    Engine.IO's own queries (``EIO=4&transport=polling&t=...&sid=...``) are plain ASCII
-    without escapes or repeats: those are split here, anything else goes to ``parse_qsl``."""
-    _, _, qs = target.partition("?")
-    if "%" not in qs and "+" not in qs:
-        params: dict[str, str] = {}
-        for part in qs.split("&"):
-            if part:
-                name, _, value = part.partition("=")
-                if name in params:
-                    break  # a repeated name: the multi-valued form below
-                params[name] = value
-        else:
-            return params
-    return MultiDictProxy(MultiDict(parse_qsl(qs, keep_blank_values=True)))
 
 
 class RelayCore:
@@ -236,12 +229,17 @@ class RelayCore:
         if observer is None:
             return None
         try:
+            # The lean leg's request has both as its head was parsed (no header multidict
+            # built, no socket call); aiohttp's has neither.
+            noted = getattr(request, "traceparent", _UNKNOWN)
+            if noted is _UNKNOWN:
+                traceparent = request.headers.get(TRACEPARENT)
+                port = peer_port(request.transport)
+            else:
+                traceparent = cast("str | None", noted)
+                port = cast(LeanFacts, request).remote_port
             return observer.request_arrived(
-                request.method,
-                query_of(request.raw_path),
-                request.remote,
-                request.headers.get(TRACEPARENT),
-                remote_port=peer_port(request.transport),
+                request.method, query_of(request.raw_path), request.remote, traceparent, port
             )
         except Exception:
             self.counters.observer_errors += 1

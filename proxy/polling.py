@@ -108,7 +108,7 @@ class RelayedReply:
     """A relayed whole-body response (long-polling, a refused upgrade) as the client gets it,
     plus what the observer reads."""
 
-    __slots__ = ("content_encoding", "content_type", "data", "keep_alive")
+    __slots__ = ("_seen", "data", "keep_alive")
 
     def __init__(self, request: ClientRequest, upstream: UpstreamResponse) -> None:
         """Serialize ``upstream`` for the client in one buffer.
@@ -160,9 +160,19 @@ class RelayedReply:
     def _done(self, data: bytes, keep_alive: bool, seen: Seen) -> None:
         self.data = data
         self.keep_alive = keep_alive
-        ctype, cenc = seen.content_type, seen.content_encoding
-        self.content_type = None if ctype is None else ctype.decode("latin-1")
-        self.content_encoding = None if cenc is None else cenc.decode("latin-1")
+        self._seen = seen
+
+    # Decoded only when read: the observer reads them, a relay without tracking does not.
+
+    @property
+    def content_type(self) -> str | None:
+        value = self._seen.content_type
+        return None if value is None else value.decode("latin-1")
+
+    @property
+    def content_encoding(self) -> str | None:
+        value = self._seen.content_encoding
+        return None if value is None else value.decode("latin-1")
 
 
 class Written(web.StreamResponse):

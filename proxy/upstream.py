@@ -18,10 +18,11 @@ import functools
 import ssl
 import time
 from collections import deque
-from collections.abc import Callable
-from typing import Final, cast
+from typing import Final, Protocol, cast
 
 import httptools
+
+from socketio_trace_proxy.proxy.lean.head import ResponseHead
 
 # RFC 9112 9.3: a reused idle connection the server closed meanwhile fails before any byte of
 # the response arrives; such a request is sent again once on a fresh connection.
@@ -69,27 +70,29 @@ class UpstreamResponse:
         self.interim = interim
 
 
-class _Outcome:
-    """A future's settling side (``done``, ``set_result``, ``set_exception``) over a plain
-    callback: an exchange lent by :meth:`UpstreamPool.lend` reports its response (or its
+class Settles(Protocol):
+    """What an exchange reports its outcome to: a future's settling side (``done``,
+    ``set_result``, ``set_exception``), or an object with the same three methods, to which
+    an exchange lent by :meth:`UpstreamPool.lend` reports its response (or its
     :class:`UpstreamError`) from the connection's own protocol callbacks, no task woken."""
 
-    __slots__ = ("_done", "_to")
+    def done(self) -> bool: ...
+    def set_result(self, response: UpstreamResponse, /) -> None: ...
+    def set_exception(self, exc: UpstreamError, /) -> None: ...
 
-    def __init__(self, to: Callable[[UpstreamResponse | UpstreamError], None]) -> None:
-        self._to = to
-        self._done = False
 
-    def done(self) -> bool:
-        return self._done
+class _Callbacks:
+    """What the response parser calls: the (compiled) :class:`ResponseHead` collects the
+    reason and header lines, the connection takes the rest."""
 
-    def set_result(self, response: UpstreamResponse) -> None:
-        self._done = True
-        self._to(response)
+    __slots__ = ("on_body", "on_header", "on_headers_complete", "on_message_complete", "on_status")
 
-    def set_exception(self, exc: UpstreamError) -> None:
-        self._done = True
-        self._to(exc)
+    def __init__(self, head: ResponseHead, conn: _Connection) -> None:
+        self.on_status = head.on_status
+        self.on_header = head.on_header
+        self.on_headers_complete = conn.on_headers_complete
+        self.on_body = conn.on_body
+        self.on_message_complete = conn.on_message_complete
 
 
 class _Connection(asyncio.Protocol):
@@ -97,13 +100,12 @@ class _Connection(asyncio.Protocol):
 
     __slots__ = (
         "_body",
-        "_headers",
+        "_head",
         "_headers_done",
         "_interim",
         "_limit",
         "_loop",
         "_parser",
-        "_reason",
         "_received",
         "_size",
         "_upgrade_allowed",
@@ -121,13 +123,12 @@ class _Connection(asyncio.Protocol):
         self.transport: asyncio.Transport | None = None
         self.closed = False
         self.idle_since = 0.0
-        self._parser = httptools.HttpResponseParser(self)
-        self._waiter: asyncio.Future[UpstreamResponse] | _Outcome | None = None
-        self._headers: list[tuple[bytes, bytes]] = []
+        self._head = head = ResponseHead()
+        self._parser = httptools.HttpResponseParser(_Callbacks(head, self))
+        self._waiter: Settles | None = None
         self._body: list[bytes] = []
         self._size = 0
         self._limit = 0
-        self._reason = b""
         self._received = False
         self._headers_done = False
         self._interim: list[bytes] = []
@@ -175,13 +176,7 @@ class _Connection(asyncio.Protocol):
             if not waiter.done():
                 waiter.set_exception(UpstreamError("upstream closed the connection"))
 
-    # httptools callbacks
-
-    def on_status(self, reason: bytes) -> None:
-        self._reason += reason
-
-    def on_header(self, name: bytes, value: bytes) -> None:
-        self._headers.append((name, value))
+    # httptools callbacks (the reason and header lines: :class:`ResponseHead`)
 
     def on_headers_complete(self) -> None:
         self._headers_done = True
@@ -202,11 +197,12 @@ class _Connection(asyncio.Protocol):
             # An informational response (RFC 9110 15.2: 100, 103, ...); the final one follows
             # on the same connection.  Kept for the relay to forward (within the response
             # size limit, like a body), then parsing goes on.
+            parts = self._head
             head = b"".join(
                 (
                     b"HTTP/%s %d %s\r\n"
-                    % (parser.get_http_version().encode("ascii"), status, self._reason),
-                    *(name + b": " + value + b"\r\n" for name, value in self._headers),
+                    % (parser.get_http_version().encode("ascii"), status, parts.reason),
+                    *(name + b": " + value + b"\r\n" for name, value in parts.headers),
                     b"\r\n",
                 )
             )
@@ -214,17 +210,17 @@ class _Connection(asyncio.Protocol):
             if self._size > self._limit:
                 raise ResponseTooLarge("upstream informational responses over max_message_size")
             self._interim.append(head)
-            self._headers = []
-            self._reason = b""
+            parts.reset()
             self._headers_done = False
             return
         body = self._body
         interim = self._interim
+        parts = self._head
         waiter.set_result(
             UpstreamResponse(
                 status,
-                self._reason,
-                self._headers,
+                parts.reason,
+                parts.headers,
                 body[0] if len(body) == 1 else b"".join(body),
                 parser.should_keep_alive(),
                 b"".join(interim) if interim else b"",
@@ -246,14 +242,14 @@ class _Connection(asyncio.Protocol):
         head: bytes,
         body: bytes,
         limit: int,
-        to: Callable[[UpstreamResponse | UpstreamError], None],
+        to: Settles,
     ) -> None:
         """As :meth:`exchange`, the outcome given to ``to`` from the protocol callbacks."""
-        self._send(_Outcome(to), head, body, limit, False)
+        self._send(to, head, body, limit, False)
 
     def _send(
         self,
-        waiter: asyncio.Future[UpstreamResponse] | _Outcome,
+        waiter: Settles,
         head: bytes,
         body: bytes,
         limit: int,
@@ -262,11 +258,10 @@ class _Connection(asyncio.Protocol):
         assert self.transport is not None
         self._upgrade_allowed = upgrade
         self._waiter = waiter
-        self._headers = []
+        self._head.reset()
         self._body = []
         self._size = 0
         self._limit = limit
-        self._reason = b""
         self._received = False
         self._headers_done = False
         self._interim = []

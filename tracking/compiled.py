@@ -4,8 +4,9 @@ The pure Python modules are the source of truth; ``setup.py`` compiles the modul
 in :data:`COMPILED_MODULES` with mypyc when it can (``SOCKETIO_TRACE_PROXY_COMPILE``), and
 an install without a C compiler runs the same modules as Python.  The list holds typed,
 sans-IO modules on the tracker's per-frame path (and the WebSocket tunnel's frame scanner,
-``proxy.wsframes``, which reads every frame the relay forwards, and the polling path's
-header loops, ``proxy.lean.head``); modules that build
+``proxy.wsframes``, which reads every frame the relay forwards, the polling path's header
+loops, ``proxy.lean.head``, and ``proxy.query``, which reads every Socket.IO request's
+query for the observer); modules that build
 classes at run time (the records' fast constructors) stay Python.
 """
 
@@ -43,6 +44,7 @@ COMPILED_MODULES: tuple[str, ...] = (
     "tracking.metrics",
     "proxy.wsframes",
     "proxy.lean.head",
+    "proxy.query",
 )
 """Module names under :data:`PACKAGE` (also repository paths: ``tracking/wire/payload.py``)."""
 

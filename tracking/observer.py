@@ -16,6 +16,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Protocol
 
+from socketio_trace_proxy.tracking.records import fast_constructor
 from socketio_trace_proxy.tracking.traffic import Direction
 
 
@@ -37,6 +38,11 @@ class RequestInfo:
     traceparent: str | None = None
     arrived_at: float | None = None
     remote_port: int | None = None
+
+
+new_request_info = fast_constructor(RequestInfo)
+"""``RequestInfo(...)`` built without a frozen ``__init__``'s ``object.__setattr__`` per
+field (once per relayed Socket.IO request)."""
 
 
 class WebSocketObserver(Protocol):

@@ -22,6 +22,7 @@ from aiohttp.http import HttpVersion10, HttpVersion11
 
 from socketio_trace_proxy.proxy.core import log
 from socketio_trace_proxy.proxy.headers import text_response
+from socketio_trace_proxy.proxy.lean.head import Refused, RequestHead
 from socketio_trace_proxy.proxy.lean.request import Kind, LeanRequest, answer
 
 if TYPE_CHECKING:
@@ -29,21 +30,23 @@ if TYPE_CHECKING:
     from socketio_trace_proxy.proxy.lean.server import LeanServer
     from socketio_trace_proxy.proxy.wstunnel import WebSocketTunnel
 
-# aiohttp's limits for a request line and a header field (its defaults), and for the head.
-MAX_TARGET: Final = 8190
-MAX_FIELD: Final = 8190
-MAX_HEAD: Final = 64 * 1024
-MAX_HEADERS: Final = 128
+MAX_HEAD: Final = 64 * 1024  # the bytes of a request head (aiohttp's limits for its parts: head)
 MAX_QUEUED: Final = 16  # pipelined requests parsed ahead of the one being answered
 HIGH_WATER: Final = 256 * 1024  # streamed body bytes buffered before reading pauses
 
 
-class _Refused(Exception):
-    """A request the parser callbacks refuse (its status and reason)."""
+class _Callbacks:
+    """What the request parser calls: the (compiled) :class:`RequestHead` collects the
+    target and header lines, the connection takes the rest."""
 
-    def __init__(self, status: int, reason: str) -> None:
-        super().__init__(reason)
-        self.status = status
+    __slots__ = ("on_body", "on_header", "on_headers_complete", "on_message_complete", "on_url")
+
+    def __init__(self, head: RequestHead, conn: ClientConnection) -> None:
+        self.on_url = head.on_url
+        self.on_header = head.on_header
+        self.on_headers_complete = conn.on_headers_complete
+        self.on_body = conn.on_body
+        self.on_message_complete = conn.on_message_complete
 
 
 class ClientConnection(asyncio.Protocol):
@@ -52,13 +55,12 @@ class ClientConnection(asyncio.Protocol):
     def __init__(self, server: LeanServer) -> None:
         self.server = server
         self._max_body = server.core.max
-        self._parser = httptools.HttpRequestParser(self)
+        self._head = head = RequestHead()
+        self._parser = httptools.HttpRequestParser(_Callbacks(head, self))
         self.transport: asyncio.Transport | None = None
         self.remote: str | None = None
+        self.remote_port: int | None = None
         self.closed = False
-        self._url = b""
-        self._headers: list[tuple[bytes, bytes]] = []
-        self._in_head = False
         self._head_fed = 0
         self._current: LeanRequest | None = None  # the request whose body is being parsed
         self._queue: deque[LeanRequest | bytes] = deque()  # bytes: a last answer, then close
@@ -82,6 +84,8 @@ class ClientConnection(asyncio.Protocol):
         peer = transport.get_extra_info("peername")
         if isinstance(peer, tuple | list) and peer:
             self.remote = str(peer[0])
+            if len(peer) >= 2 and isinstance(peer[1], int):
+                self.remote_port = peer[1]
         self.server.connections.add(self)
         self._arm(self.server.head_timeout_s)
 
@@ -102,12 +106,12 @@ class ClientConnection(asyncio.Protocol):
             self._upgraded(data[exc.args[0] :])
         except httptools.HttpParserError as exc:
             cause = exc.__context__
-            if isinstance(cause, _Refused):
+            if isinstance(cause, Refused):
                 self._refuse(cause.status, str(cause))
             else:
                 self._refuse(400, str(exc) or type(exc).__name__)
         else:
-            if self._in_head:
+            if self._head.started:
                 self._head_fed += len(data)
                 if self._head_fed > MAX_HEAD:
                     self._refuse(431, "Request Header Fields Too Large")
@@ -147,40 +151,27 @@ class ClientConnection(asyncio.Protocol):
         if drain is not None and not drain.done():
             drain.set_result(None)
 
-    # --- httptools callbacks ---------------------------------------------------------
-
-    def on_url(self, url: bytes) -> None:
-        # No on_message_begin (one call less per request): the head's state is reset once
-        # the head is complete.
-        self._in_head = True
-        self._url += url
-        if len(self._url) > MAX_TARGET:
-            raise _Refused(414, "URI Too Long")
-
-    def on_header(self, name: bytes, value: bytes) -> None:
-        headers = self._headers
-        headers.append((name, value))
-        if len(name) + len(value) > MAX_FIELD or len(headers) > MAX_HEADERS:
-            raise _Refused(431, "Request Header Fields Too Large")
+    # --- httptools callbacks (the head's target and lines: :class:`RequestHead`) -----
 
     def on_headers_complete(self) -> None:
-        self._in_head = False
+        # No on_message_begin (one call less per request): the head's parts are taken (and
+        # reset) once the head is complete.
         self._head_fed = 0
         parser = self._parser
         version = HttpVersion11 if parser.get_http_version() == "1.1" else HttpVersion10
-        raw_path, path = _origin_form(self._url)
+        url, headers = self._head.take()
+        raw_path, path = _origin_form(url)
         request = LeanRequest(
             parser.get_method().decode("ascii"),
             raw_path,
             path,
             version,
-            self._headers,
+            headers,
             parser.should_keep_alive(),
             self.transport,
             self.remote,
+            self.remote_port,
         )
-        self._url = b""
-        self._headers = []
         self.server.classify(request)
         self._current = request
         self._enqueue(request)

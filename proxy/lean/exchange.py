@@ -185,7 +185,7 @@ class InlineWhole:
             conn.inline_async(request, self._rest(head, body, fresh=False))
             return
         self.upstream, self.head, self.body = upstream, head, body
-        upstream.send(head, body or b"", core.max, self._received)
+        upstream.send(head, body or b"", core.max, self)
         # Relay first, observe second.  Still before any reply is observed: the upstream's
         # answer, on this connection or another, arrives in a later loop callback.
         observe_request(core, self.info, body)
@@ -211,6 +211,12 @@ class InlineWhole:
             self.conn.inline_done(self.request, keep)
         except Exception:
             self._failed()
+
+    # The exchange reports here (proxy.upstream.Settles): done once answered or cancelled.
+    set_result = set_exception = _received
+
+    def done(self) -> bool:
+        return self.upstream is None
 
     async def _rest(self, head: bytes, body: bytes | None, *, fresh: bool) -> bool:
         upstream = await send_whole(self.core, head, body, fresh=fresh)

@@ -32,11 +32,72 @@ NOTED: Final = frozenset(
         b"x-real-ip",
     )
 )
+# aiohttp's limits for a request line and a header field (its defaults), and for the head.
+MAX_TARGET: Final = 8190
+MAX_FIELD: Final = 8190
+MAX_HEADERS: Final = 128
 FORWARDED_BYTES: Final = frozenset({b"x-forwarded-for", b"x-forwarded-proto", b"x-forwarded-host"})
 # The client's other address headers (issue 17.15), and every name a server may read as one
 # of them once underscores become dashes (CGI-style environ keys make them equal).
 ADDRESS_BYTES: Final = frozenset({b"forwarded", b"x-real-ip"})
 ADDRESS_LIKE: Final = ADDRESS_BYTES | FORWARDED_BYTES
+
+
+class Refused(Exception):
+    """A request head the parser callbacks refuse (its status and reason)."""
+
+    def __init__(self, status: int, reason: str) -> None:
+        super().__init__(reason)
+        self.status = status
+
+
+class RequestHead:
+    """A request head's target and header lines as llhttp reads them (httptools'
+    ``on_url`` and ``on_header`` callbacks), within aiohttp's limits."""
+
+    def __init__(self) -> None:
+        self.url = b""
+        self.headers: list[tuple[bytes, bytes]] = []
+        self.started = False  # a head is being read (its target began)
+
+    def on_url(self, url: bytes) -> None:
+        self.started = True
+        self.url += url
+        if len(self.url) > MAX_TARGET:
+            raise Refused(414, "URI Too Long")
+
+    def on_header(self, name: bytes, value: bytes) -> None:
+        headers = self.headers
+        headers.append((name, value))
+        if len(name) + len(value) > MAX_FIELD or len(headers) > MAX_HEADERS:
+            raise Refused(431, "Request Header Fields Too Large")
+
+    def take(self) -> tuple[bytes, list[tuple[bytes, bytes]]]:
+        """The head's target and lines, read whole; the next head starts empty."""
+        url, headers = self.url, self.headers
+        self.url = b""
+        self.headers = []
+        self.started = False
+        return url, headers
+
+
+class ResponseHead:
+    """A response head's reason phrase and header lines as llhttp reads them (httptools'
+    ``on_status`` and ``on_header`` callbacks)."""
+
+    def __init__(self) -> None:
+        self.reason = b""
+        self.headers: list[tuple[bytes, bytes]] = []
+
+    def on_status(self, reason: bytes) -> None:
+        self.reason += reason
+
+    def on_header(self, name: bytes, value: bytes) -> None:
+        self.headers.append((name, value))
+
+    def reset(self) -> None:
+        self.reason = b""
+        self.headers = []
 
 
 def underscored(lname: bytes) -> bool:

@@ -59,6 +59,7 @@ class LeanRequest:
         "raw_path",
         "refused",
         "remote",
+        "remote_port",
         "reserved",
         "size",
         "too_large",
@@ -79,6 +80,7 @@ class LeanRequest:
         keep_alive: bool,
         transport: asyncio.Transport | None,
         remote: str | None,
+        remote_port: int | None = None,
     ) -> None:
         self.method = method
         self.raw_path = raw_path  # origin form: path and query as sent
@@ -92,6 +94,7 @@ class LeanRequest:
         self.keep_alive = keep_alive
         self.transport = transport
         self.remote = remote
+        self.remote_port = remote_port  # the client's TCP port (the records' client.port)
         upgrade = noted.get(b"upgrade")
         self.upgrade = method == "GET" and upgrade is not None and upgrade.lower() == b"websocket"
         self.expect = self.text(b"expect")
@@ -110,6 +113,11 @@ class LeanRequest:
         self.lost = False
         self._waiter: asyncio.Future[None] | None = None
         self._query: MultiDictProxy[str] | None = None
+
+    @property
+    def traceparent(self) -> str | None:
+        """The client's first ``traceparent`` (W3C trace context), without a header dict."""
+        return self.text(b"traceparent")
 
     def text(self, lname: bytes) -> str | None:
         """The first value of a noted header (:data:`proxy.lean.head.NOTED`, lower-case

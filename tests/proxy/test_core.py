@@ -1,35 +1,70 @@
-"""The relay core's query reading (:func:`proxy.core.query_of`): the observer gets what
-``parse_qsl`` reads, whichever way the query was split."""
+"""The relay core's first look at a Socket.IO request (:meth:`proxy.core.RelayCore.arrival`):
+on the lean server leg the observer gets the method, query, address, port and
+``traceparent`` read as the head was parsed, without a header multidict built for it."""
 
 from __future__ import annotations
 
-from urllib.parse import parse_qsl
+from collections.abc import Mapping
+from typing import Any
 
-from hypothesis import given
-from hypothesis import strategies as st
-from multidict import MultiDict
+from aiohttp.http import HttpVersion11
 
-from socketio_trace_proxy.proxy.core import query_of
+from socketio_trace_proxy.config.proxy import ProxySettings
+from socketio_trace_proxy.proxy.core import RelayCore
+from socketio_trace_proxy.proxy.lean.request import LeanRequest
+from socketio_trace_proxy.tracking.observer import RequestInfo, UnstampedRequests
 
-_QUERY_CHARS = st.sampled_from([*"ab=&%+41_-.~?;#", "%2", "%zz", "%C3%A9", "é"])
-
-
-def _reference(target: str) -> list[tuple[str, str]]:
-    qs = target.partition("?")[2]
-    return list(MultiDict(parse_qsl(qs, keep_blank_values=True)).items())
+TP = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"
 
 
-@given(st.lists(_QUERY_CHARS, max_size=24).map("".join))
-def test_query_of_reads_what_parse_qsl_reads(query: str) -> None:
-    target = "/socket.io/?" + query
-    q = query_of(target)
-    assert list(q.items()) == _reference(target)
-    for name, _ in _reference(target):
-        assert q.get(name) == MultiDict(_reference(target)).get(name)
+class _Arrivals(UnstampedRequests):
+    """Records what ``request_arrived`` is given (the rest of the interface unused)."""
+
+    def __init__(self) -> None:
+        self.seen: list[tuple[Any, ...]] = []
+
+    def request_arrived(
+        self,
+        method: str,
+        query: Mapping[str, str],
+        remote: str | None,
+        traceparent: str | None,
+        remote_port: int | None = None,
+    ) -> RequestInfo:
+        self.seen.append((method, dict(query), remote, traceparent, remote_port))
+        return super().request_arrived(method, query, remote, traceparent, remote_port)
 
 
-def test_an_engineio_query_is_split_without_escapes() -> None:
-    q = query_of("/socket.io/?EIO=4&transport=polling&t=PQx1a&sid=Zm9v")
-    assert dict(q) == {"EIO": "4", "transport": "polling", "t": "PQx1a", "sid": "Zm9v"}
-    assert dict(query_of("/socket.io/")) == {}
-    assert list(query_of("/s/?a=1&a=2").items()) == [("a", "1"), ("a", "2")]
+def _core(observer: _Arrivals) -> RelayCore:
+    return RelayCore(ProxySettings(upstream="http://127.0.0.1:9"), observer)  # type: ignore[arg-type]
+
+
+def test_a_lean_request_arrives_with_its_noted_facts() -> None:
+    observer = _Arrivals()
+    headers = [(b"Host", b"x"), (b"TraceParent", TP.encode()), (b"traceparent", b"second")]
+    request = LeanRequest(
+        "POST",
+        "/socket.io/?EIO=4&transport=polling&sid=abc",
+        "/socket.io/",
+        HttpVersion11,
+        headers,
+        True,
+        None,
+        "10.0.0.7",
+        51234,
+    )
+    info = _core(observer).arrival(request)
+    assert info is not None and info.traceparent == TP and info.remote_port == 51234
+    assert observer.seen == [
+        ("POST", {"EIO": "4", "transport": "polling", "sid": "abc"}, "10.0.0.7", TP, 51234)
+    ]
+    assert request._headers is None  # no header multidict was built to read it
+
+
+def test_no_traceparent_no_port() -> None:
+    observer = _Arrivals()
+    request = LeanRequest(
+        "GET", "/socket.io/?EIO=4", "/socket.io/", HttpVersion11, [], True, None, None
+    )
+    info = _core(observer).arrival(request)
+    assert info is not None and (info.traceparent, info.remote_port) == (None, None)

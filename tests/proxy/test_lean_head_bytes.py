@@ -1,18 +1,26 @@
 """Issue 14: the typed, sans-IO head module (:mod:`proxy.lean.head`, compiled in the compiled
 build) gives byte for byte what the Python loops it replaced gave (kept here as references),
 for any header lines: the noted values, the upstream request head, and the decision to
-write an upstream reply as received (only when that is exactly what the serializer writes)."""
+write an upstream reply as received (only when that is exactly what the serializer writes);
+and its httptools callback targets read heads cut anywhere, within the head limits."""
 
 from __future__ import annotations
 
 import httptools
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from socketio_trace_proxy.proxy.headers import DROP_RESPONSE_BYTES
 from socketio_trace_proxy.proxy.lean.head import (
     ADDRESS_LIKE,
+    MAX_FIELD,
+    MAX_HEADERS,
+    MAX_TARGET,
     NOTED,
+    Refused,
+    RequestHead,
+    ResponseHead,
     Seen,
     as_received,
     noted,
@@ -151,3 +159,65 @@ def _parse(raw: bytes) -> list[tuple[bytes, bytes]] | None:
     except httptools.HttpParserError:
         return None
     return sink.headers if sink.complete else None
+
+
+class _RequestSink:
+    """httptools' callbacks for a request: the head's parts from :class:`RequestHead`."""
+
+    def __init__(self, head: RequestHead) -> None:
+        self.on_url = head.on_url
+        self.on_header = head.on_header
+        self.heads: list[tuple[bytes, list[tuple[bytes, bytes]]]] = []
+        self.head = head
+
+    def on_headers_complete(self) -> None:
+        self.heads.append(self.head.take())
+
+
+@settings(max_examples=200, deadline=None)
+@given(headers=HEADERS, cut=st.integers(min_value=1, max_value=300))
+def test_a_request_head_read_in_pieces_is_its_target_and_lines(
+    headers: list[tuple[bytes, bytes]], cut: int
+) -> None:
+    framing = (b"content-length", b"transfer-encoding", b"connection", b"upgrade")
+    lines = [(n, v) for n, v in headers if n.lower() not in framing]
+    target = b"/socket.io/?EIO=4&transport=polling&t=" + b"x" * cut
+    raw = b"GET " + target + b" HTTP/1.1\r\n"
+    raw += b"".join(n + b": " + v + b"\r\n" for n, v in lines) + b"\r\n"
+    head = RequestHead()
+    sink = _RequestSink(head)
+    parser = httptools.HttpRequestParser(sink)
+    for at in range(0, len(raw) * 2, cut):  # the same head twice, cut anywhere
+        parser.feed_data((raw + raw)[at : at + cut])
+    assert sink.heads == [(target, lines), (target, lines)]
+    assert not head.started
+
+
+def test_a_request_head_over_the_limits_is_refused() -> None:
+    head = RequestHead()
+    head.on_url(b"/" * MAX_TARGET)
+    with pytest.raises(Refused) as too_long:
+        head.on_url(b"x")
+    assert too_long.value.status == 414
+    head = RequestHead()
+    with pytest.raises(Refused) as field:
+        head.on_header(b"X-Big", b"v" * MAX_FIELD)
+    assert field.value.status == 431
+    head = RequestHead()
+    for _ in range(MAX_HEADERS):
+        head.on_header(b"X-A", b"1")
+    with pytest.raises(Refused) as many:
+        head.on_header(b"X-A", b"1")
+    assert (many.value.status, str(many.value)) == (431, "Request Header Fields Too Large")
+
+
+def test_a_response_head_collects_its_reason_and_lines_until_reset() -> None:
+    head = ResponseHead()
+    parser = httptools.HttpResponseParser(head)
+    raw = b"HTTP/1.1 200 All Good\r\nContent-Length: 0\r\nX-A: 1\r\n\r\n"
+    for at in range(len(raw)):
+        parser.feed_data(raw[at : at + 1])
+    kept = head.headers
+    assert (head.reason, kept) == (b"All Good", [(b"Content-Length", b"0"), (b"X-A", b"1")])
+    head.reset()
+    assert (head.reason, head.headers, kept[1]) == (b"", [], (b"X-A", b"1"))

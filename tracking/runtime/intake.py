@@ -19,7 +19,7 @@ from typing import Any
 
 from socketio_trace_proxy.tracking.correlation.engine import CorrelationEngine
 from socketio_trace_proxy.tracking.events import PacketObserved, SessionClosed, SessionEvent
-from socketio_trace_proxy.tracking.observer import RequestInfo
+from socketio_trace_proxy.tracking.observer import RequestInfo, new_request_info
 from socketio_trace_proxy.tracking.records import Record
 from socketio_trace_proxy.tracking.runtime.timelines import Timelines
 from socketio_trace_proxy.tracking.sampling import SessionSampler
@@ -150,7 +150,7 @@ class PollingIntake:
         traceparent: str | None,
         remote_port: int | None = None,
     ) -> RequestInfo:
-        return RequestInfo(method, query, remote, traceparent, self._monotonic(), remote_port)
+        return new_request_info(method, query, remote, traceparent, self._monotonic(), remote_port)
 
     def polling_request(self, info: RequestInfo, body: bytes) -> None:
         try:
