@@ -164,8 +164,7 @@ class Tracker(RecordHub):
             emit = self._tapped(on_session_event)
         self._sessions = (session_factory or _session_table)(emit, settings)
         self._ws_message = self._sessions.websocket_message
-        # The default table's reader, called natively by each LegObserver when the layer's
-        # websocket_message is that reader's own (else: called through websocket_message).
+        # LegObserver calls the default table's reader natively if websocket_message is its.
         reader = getattr(self._sessions, "websocket_reader", None)
         direct = isinstance(reader, WebSocketReader) and self._ws_message == reader.message
         self._ws_reader = reader if direct else None
