@@ -19,6 +19,7 @@ from socketio_trace_proxy.tracking.records import (
     Record,
 )
 from socketio_trace_proxy.tracking.runtime import PacketView, Tracker
+from socketio_trace_proxy.tracking.sessions.table import SessionTable
 from socketio_trace_proxy.tracking.traffic import Direction
 from tests.tracking.runtime_kit import FakeClock, RecordingSink
 
@@ -297,3 +298,28 @@ def test_sink_health_guarded(health_fails: bool) -> None:
     tracker, _, _ = make(sinks=[BadHealth(name="bad")])
     (h,) = tracker.sink_health()
     assert (h.name, h.healthy, h.last_error) == ("bad", False, "health() failed")
+
+
+def test_a_wrapped_session_layer_still_sees_every_websocket_message() -> None:
+    """The default table's reader is called directly only when the layer's own
+    ``websocket_message`` is that reader's: a wrapper that intercepts it sees every message."""
+    seen: list[str | bytes] = []
+
+    class Wrapped:
+        def __init__(self, emit: Any, settings: TrackingSettings) -> None:
+            self._table = SessionTable(emit, max_sessions=settings.limits.max_sessions)
+
+        def websocket_message(self, leg: Any, direction: Direction, data: Any, *at: float) -> None:
+            seen.append(data)
+            self._table.websocket_message(leg, direction, data, *at)
+
+        def __getattr__(self, name: str) -> Any:  # everything else, websocket_reader too
+            return getattr(self._table, name)
+
+    tracker, _, sink = make(session_factory=Wrapped)
+    ws = open_ws(tracker)
+    emit(ws, C2S, "q")
+    emit(ws, S2C, "r")
+    assert len(seen) == 3 and seen[1:] == ['42["q"]', '42["r"]']
+    tracker.flush()
+    assert [r.request_event for r in sink.records if isinstance(r, PairRecord)] == ["q"]

@@ -35,6 +35,7 @@ from socketio_trace_proxy.tracking.runtime.intake import (
 )
 from socketio_trace_proxy.tracking.runtime.timelines import SessionTimeline, Timelines
 from socketio_trace_proxy.tracking.sampling import SessionSampler
+from socketio_trace_proxy.tracking.sessions.websocket import WebSocketReader
 from socketio_trace_proxy.tracking.sink import RecordSink
 from socketio_trace_proxy.tracking.traffic import Direction
 from socketio_trace_proxy.tracking.views import MetricsSnapshot, PendingView, SessionView
@@ -163,6 +164,10 @@ class Tracker(RecordHub):
             emit = self._tapped(on_session_event)
         self._sessions = (session_factory or _session_table)(emit, settings)
         self._ws_message = self._sessions.websocket_message
+        # LegObserver calls the default table's reader natively if websocket_message is its.
+        reader = getattr(self._sessions, "websocket_reader", None)
+        direct = isinstance(reader, WebSocketReader) and self._ws_message == reader.message
+        self._ws_reader = reader if direct else None
         # Session sampling: the table decides at each handshake; the driver skips the later
         # traffic of an unsampled sid before anything is decoded (None: all sampled).
         sampler = getattr(self._sessions, "sampler", None)
@@ -211,6 +216,7 @@ class Tracker(RecordHub):
                 self._monotonic,
                 self._time,
                 self.fault,
+                self._ws_reader,
             )
         except Exception:
             self.fault("websocket_opened")

@@ -23,7 +23,8 @@ from socketio_trace_proxy.tracking.observer import RequestInfo, new_request_info
 from socketio_trace_proxy.tracking.records import Record
 from socketio_trace_proxy.tracking.runtime.timelines import Timelines
 from socketio_trace_proxy.tracking.sampling import SessionSampler
-from socketio_trace_proxy.tracking.sessions.state import LegState
+from socketio_trace_proxy.tracking.sessions.state import LegState, WebSocketLeg
+from socketio_trace_proxy.tracking.sessions.websocket import WebSocketReader
 from socketio_trace_proxy.tracking.traffic import Direction
 
 Fault = Callable[[str], None]
@@ -71,7 +72,9 @@ class EventIntake:
 
 class LegObserver:
     """Observes one relayed WebSocket (``tracking.observer.WebSocketObserver``) for the
-    session layer's ``leg``."""
+    session layer's ``leg``.  ``reader``: the default session table's WebSocket reader,
+    called directly (a native call in the compiled build, not through ``on_message``, a
+    bound method behind the Python-level call protocol) when ``leg`` is its own leg."""
 
     def __init__(  # noqa: PLR0917 - built once per WebSocket
         self,
@@ -81,16 +84,24 @@ class LegObserver:
         monotonic: Clock,
         wall: Clock,
         fault: Fault,
+        reader: WebSocketReader | None = None,
     ) -> None:
         self._on_message = on_message
         self._on_closed = on_closed
         self._leg = leg
+        self._ws_leg = leg if reader is not None and isinstance(leg, WebSocketLeg) else None
+        self._reader = reader
         self._monotonic = monotonic
         self._wall = wall
         self._fault = fault
 
     def message(self, direction: Direction, data: str | bytes) -> None:
         try:
+            ws_leg = self._ws_leg
+            reader = self._reader
+            if ws_leg is not None and reader is not None:
+                reader.message(ws_leg, direction, data, self._monotonic(), self._wall())
+                return
             self._on_message(self._leg, direction, data, self._monotonic(), self._wall())
         except Exception:
             self._fault("websocket_message")

@@ -103,6 +103,7 @@ class SessionTable:
         websocket = WebSocketReader(registry, packets, polling, counters)
         self.polling_request = polling.request
         self.polling_reply = polling.reply
+        self.websocket_reader = websocket  # what websocket_message calls (see LegObserver)
         self.websocket_opened = websocket.opened
         self.websocket_message = websocket.message
         self.websocket_closed = websocket.closed
