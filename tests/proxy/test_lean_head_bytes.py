@@ -41,12 +41,11 @@ DROPS = st.frozensets(st.sampled_from([n.lower() for n in NAMES]), max_size=6)
 
 
 def _noted_reference(raw: list[tuple[bytes, bytes]]) -> dict[bytes, bytes]:
-    out: dict[bytes, bytes] = {}
-    for name, value in raw:
-        lname = name.lower()
-        if lname in NOTED and lname not in out:
-            out[lname] = value
-    return out
+    # Written apart from noted(): walking backwards, the first value of a name wins last.
+    last_write: dict[bytes, bytes] = {}
+    for name, value in reversed(raw):
+        last_write[name.lower()] = value
+    return {name: value for name, value in last_write.items() if name in NOTED}
 
 
 def _head_reference(  # noqa: PLR0917 - request_head's parameters
