@@ -21,6 +21,7 @@ from socketio_trace_proxy.tracking.wire.packets import SocketPacketType
 PacketRow = tuple[float, Direction, Transport, SocketPacketType, str, str | None, int | None, int]
 TimelineItem = PacketRow | Record
 
+
 class TimelineRing:
     """Up to ``capacity`` packets and records, the oldest overwritten (see the module
     docstring).  A record's slot has no direction; its ``objects`` slot holds the record,
