@@ -18,7 +18,7 @@ from typing import Final, Protocol, cast
 
 import aiohttp
 from aiohttp import hdrs, web
-from multidict import CIMultiDict, istr
+from multidict import CIMultiDict
 from yarl import URL
 
 from socketio_trace_proxy.config.address import check_upstream_url
@@ -187,7 +187,8 @@ class RelayCore:
         connection = request.headers.get(hdrs.CONNECTION)
         target = origin_form(request)
         raw = request.raw_headers
-        return self.head(request.method, target, raw, connection, added, body, keep=keep, drop=drop)
+        lines = [f"{n}: {v}\r\n".encode("utf-8", "surrogateescape") for n, v in added]
+        return self.head(request.method, target, raw, connection, lines, body, keep=keep, drop=drop)
 
     def head(  # noqa: PLR0917 - the head's parts
         self,
@@ -195,20 +196,19 @@ class RelayCore:
         target: str,
         raw_headers: Sequence[tuple[bytes, bytes]],
         connection: str | None,
-        added: list[tuple[istr, str]],
+        added: list[bytes],
         body: bytes | None,
         *,
         keep: frozenset[bytes] = frozenset(),
         drop: frozenset[bytes] = frozenset(),
     ) -> bytes:
         """:meth:`request_head` from its parts: the target in origin form, the client's
-        first ``Connection`` value and the lines the proxy adds."""
+        first ``Connection`` value and the lines the proxy adds (encoded, CRLF-ended)."""
         line = f"{method} {self.path_prefix}{target} HTTP/1.1\r\n"
         # With forwarding on, the client's X-Forwarded-* lines are replaced, not repeated.
         dropped = with_connection_tokens(self.request_drop, connection)
         if keep or drop:
             dropped = (dropped - keep) | drop
-        lines = [f"{n}: {v}\r\n".encode("utf-8", "surrogateescape") for n, v in added]
         length = -1
         if body is not None or method in METHODS_WITH_BODY:
             length = len(body) if body else 0
@@ -217,7 +217,7 @@ class RelayCore:
             raw_headers,
             dropped,
             self.guard_address,
-            lines,
+            added,
             length,
         )
 

@@ -19,14 +19,12 @@ from aiohttp.http import HttpVersion10
 
 from socketio_trace_proxy.proxy.core import RelayCore, log
 from socketio_trace_proxy.proxy.headers import (
-    METHODS_WITH_BODY,
     origin_form,
     switching_head,
     text_response,
-    with_connection_tokens,
 )
 from socketio_trace_proxy.proxy.lean.connection import ClientConnection
-from socketio_trace_proxy.proxy.lean.head import proxy_lines, request_head
+from socketio_trace_proxy.proxy.lean.head import proxy_lines
 from socketio_trace_proxy.proxy.lean.request import LeanRequest, answer
 from socketio_trace_proxy.proxy.polling import (
     CHUNKED,
@@ -114,19 +112,9 @@ def upstream_head(core: RelayCore, request: LeanRequest, body: bytes | None) -> 
     remote = request.remote
     address = None if remote is None else remote.encode("utf-8", "surrogateescape")
     added = proxy_lines(address, _SCHEME, noted, core.forwarded, core.rewrite_address)
-    dropped = with_connection_tokens(core.request_drop, request.text(b"connection"))
-    method = request.method
-    line = f"{method} {core.path_prefix}{origin_form(request)} HTTP/1.1\r\n"
-    length = -1
-    if body is not None or method in METHODS_WITH_BODY:
-        length = len(body) if body else 0
-    return request_head(
-        line.encode("utf-8", "surrogateescape"),
-        request.raw_headers,
-        dropped,
-        core.guard_address,
-        added,
-        length,
+    connection = request.text(b"connection")
+    return core.head(
+        request.method, origin_form(request), request.raw_headers, connection, added, body
     )
 
 
