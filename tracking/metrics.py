@@ -16,10 +16,11 @@ the engine calls it per frame and per pair.
 from __future__ import annotations
 
 import math
-from bisect import bisect_left as _bisect_left
+from bisect import bisect_left
 from collections import Counter, deque
 from collections.abc import Callable, Iterable, Sequence
 from itertools import pairwise
+from typing import Final
 
 from socketio_trace_proxy.tracking.records import Outcome, PairRecord
 from socketio_trace_proxy.tracking.traffic import Direction
@@ -31,6 +32,7 @@ from socketio_trace_proxy.tracking.views import (
     RuleStats,
 )
 
+_bisect_left: Final = bisect_left
 OTHER = "(other)"
 """The one label that names everything folded away by a bounded table (events, series)."""
 LOG_BOUNDS: tuple[float, ...] = tuple(10 ** (e / 10) for e in range(-50, 31))
@@ -167,13 +169,13 @@ class RuleMetrics:
         self.latency = Histogram()
 
 
-_C2S = Direction.CLIENT_TO_SERVER
-_S2C = Direction.SERVER_TO_CLIENT
-_OK = Outcome.OK
-_ERROR = Outcome.ERROR
-_LATE = Outcome.LATE
-_REJECTED = Outcome.REJECTED
-_TIMEOUT = Outcome.TIMEOUT
+_C2S: Final = Direction.CLIENT_TO_SERVER
+_S2C: Final = Direction.SERVER_TO_CLIENT
+_OK: Final = Outcome.OK
+_ERROR: Final = Outcome.ERROR
+_LATE: Final = Outcome.LATE
+_REJECTED: Final = Outcome.REJECTED
+_TIMEOUT: Final = Outcome.TIMEOUT
 
 
 class Metrics:
