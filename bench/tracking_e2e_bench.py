@@ -9,7 +9,10 @@ sessions:
 
 * WebSocket: each round trip is two ``message`` calls (the EVENT and its ACK);
 * long-polling (Engine.IO v4): a POST carrying the EVENT (``polling_request`` and the POST's
-  ``ok`` response) and the pending GET's response carrying the ACK.
+  ``ok`` response) and the pending GET's response carrying the ACK; each of the two
+  requests first goes through :meth:`proxy.core.RelayCore.arrival` (its query read, then
+  ``request_arrived``), as the relay's lean polling leg does once per request, from a
+  parsed request as that leg gets it (:class:`proxy.lean.request.LeanRequest`).
 
 Measured: process CPU time (``time.process_time``, so the exporter threads count) from the
 first frame until every exporter has flushed what it was given, divided by round trips;
@@ -37,6 +40,7 @@ from pathlib import Path
 from typing import Any
 
 import uvloop
+from aiohttp.http import HttpVersion11
 from multidict import MultiDict, MultiDictProxy
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -51,6 +55,14 @@ from socketio_trace_proxy.exporters.plugin import SendResult, Verdict  # noqa: E
 from socketio_trace_proxy.proxy.admin.live import LiveHub  # noqa: E402
 from socketio_trace_proxy.proxy.admin.metrics import DurationHistograms  # noqa: E402
 from socketio_trace_proxy.proxy.admin.source import TrackerMonitorSource  # noqa: E402
+from socketio_trace_proxy.proxy.core import RelayCore  # noqa: E402
+from socketio_trace_proxy.proxy.lean.request import LeanRequest  # noqa: E402
+from socketio_trace_proxy.proxy.polling import (  # noqa: E402
+    RelayedReply,
+    observe_reply,
+    observe_request,
+)
+from socketio_trace_proxy.proxy.upstream import UpstreamResponse  # noqa: E402
 from socketio_trace_proxy.tracking.compiled import compiled_core  # noqa: E402
 from socketio_trace_proxy.tracking.observer import (  # noqa: E402
     RequestInfo,
@@ -156,6 +168,7 @@ class Rig:
         self.sinks: list[RecordSink] = []
         self.hub: LiveHub | None = None
         self.observer: TrafficObserver = NullObserver()
+        proxy = load_settings(None, {}).proxy.model_copy(update={"upstream": "http://127.0.0.1:9"})
         if settings is not None:
             self.sinks = build_sinks(settings.exporters, {}, console=console)
             discard_sends(self.sinks)
@@ -166,6 +179,9 @@ class Rig:
                     settings.admin.duration_buckets_s, settings.admin.max_histogram_series
                 )
                 self.hub = LiveHub(TrackerMonitorSource(self.tracker), settings.admin, histograms)
+        # The relay's shared steps (never started: no upstream is contacted); with tracking
+        # off (the driver) it holds no observer, as the relay does.
+        self.core = RelayCore(proxy, self.tracker)
 
     async def start(self) -> None:
         if self.tracker is not None:
@@ -254,37 +270,68 @@ async def run_websocket(rig: Rig, sessions: int, round_trips: int, rate: float) 
     return result
 
 
+def lean_request(method: str, target: str, body: bytes = b"") -> LeanRequest:
+    """A request head as the lean polling leg parses it from socket.io-client (node)."""
+    headers = [(b"Host", b"127.0.0.1:8080"), (b"Accept", b"*/*"), (b"Connection", b"keep-alive")]
+    if method == "POST":
+        headers += [
+            (b"Content-Type", b"text/plain;charset=UTF-8"),
+            (b"Content-Length", b"%d" % len(body)),
+        ]
+    path = target.partition("?")[0]
+    return LeanRequest(method, target, path, HttpVersion11, headers, True, None, "127.0.0.1", 40000)
+
+
+Reply = tuple[UpstreamResponse, RelayedReply]
+
+
+def upstream_reply(request: LeanRequest, content_type: bytes, body: bytes) -> Reply:
+    """The backend's 200 as the pool reads it, and the reply the relay writes from it."""
+    headers = [(b"Content-Type", content_type), (b"Content-Length", b"%d" % len(body))]
+    raw = b"HTTP/1.1 200 OK\r\n" + b"".join(n + b": " + v + b"\r\n" for n, v in headers)
+    upstream = UpstreamResponse(200, b"OK", headers, body, True, raw=raw + b"\r\n" + body)
+    return upstream, RelayedReply(request, upstream)
+
+
 async def run_polling(rig: Rig, sessions: int, round_trips: int, rate: float) -> Result:
+    """Each request as the lean polling leg observes it: ``RelayCore.arrival`` as its head
+    is in, ``observe_request`` for a POST's body, ``observe_reply`` for the reply."""
     await rig.start()
-    obs = rig.observer
-    posts: list[RequestInfo] = []
-    gets: list[RequestInfo] = []
-    text = "text/plain; charset=UTF-8"
+    core = rig.core
+    posts: list[LeanRequest] = []
+    gets: list[LeanRequest] = []
+    text = b"text/plain; charset=UTF-8"
+
+    def exchange(request: LeanRequest, body: bytes | None, reply: Reply) -> None:
+        info = core.arrival(request)
+        observe_request(core, info, body)
+        observe_reply(core, info, reply[0], reply[1])
+
     for n in range(sessions):
         sid = f"lp{n:06d}AAAAAAAAAAAA"
-        handshake = RequestInfo("GET", query(EIO="4", transport="polling", t="a"), "127.0.0.1")
-        obs.polling_response(
-            handshake, 200, text, None, ('0{"sid":"' + sid + '",' + PING[1:]).encode()
-        )
-        post = RequestInfo("POST", query(EIO="4", transport="polling", t="b", sid=sid), "127.0.0.1")
-        get = RequestInfo("GET", query(EIO="4", transport="polling", t="c", sid=sid), "127.0.0.1")
-        obs.polling_request(post, b"40")
-        obs.polling_response(post, 200, "text/html", None, b"ok")
-        obs.polling_response(get, 200, text, None, ('40{"sid":"ns' + sid + '"}').encode())
-        posts.append(post)
+        handshake = lean_request("GET", "/socket.io/?EIO=4&transport=polling&t=a")
+        opened = ('0{"sid":"' + sid + '",' + PING[1:]).encode()
+        exchange(handshake, None, upstream_reply(handshake, text, opened))
+        target = f"/socket.io/?EIO=4&transport=polling&t=PzYx1Ab.0&sid={sid}"
+        connect = lean_request("POST", target, b"40")
+        get = lean_request("GET", target)
+        exchange(connect, b"40", upstream_reply(connect, b"text/html", b"ok"))
+        exchange(get, None, upstream_reply(get, text, ('40{"sid":"ns' + sid + '"}').encode()))
+        posts.append(connect)
         gets.append(get)
     rounds = max(1, round_trips // sessions)
     events = [event(i).encode() for i in range(rounds)]
-    acks = [ack(i).encode() for i in range(rounds)]
-    pairs = list(zip(posts, gets, strict=True))
+    # The POST's "ok" and each round's ACK as relayed replies (the relay's own work, built
+    # before the clock starts: only what it does for the observer is measured).
+    ok = upstream_reply(posts[0], b"text/html", b"ok")
+    acks = [upstream_reply(gets[0], text, ack(i).encode()) for i in range(rounds)]
 
     def step(i: int) -> None:
         body, reply = events[i], acks[i]
-        for post, _ in pairs:
-            obs.polling_request(post, body)
-            obs.polling_response(post, 200, "text/html", None, b"ok")
-        for _, get in pairs:
-            obs.polling_response(get, 200, text, None, reply)
+        for post in posts:
+            exchange(post, body, ok)
+        for get in gets:
+            exchange(get, None, reply)
 
     result = await _paced(rig, rounds, sessions, rate, step)
     await rig.stop()
