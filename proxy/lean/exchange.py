@@ -206,7 +206,9 @@ class InlineWhole:
                 pool.settle(upstream, outcome)
                 conn, request = self.conn, self.request
                 reply = RelayedReply(request, outcome)
-                conn.write(reply.data)
+                transport = conn.transport
+                if transport is not None and not conn.closed:  # conn.write
+                    transport.write(reply.data)
                 observe_reply(self.core, self.info, outcome, reply)
                 conn.inline_done(request, reply.keep_alive)
                 return

@@ -97,7 +97,8 @@ class LeanRequest:
         self.remote_port = remote_port  # the client's TCP port (the records' client.port)
         upgrade = noted.get(b"upgrade")
         self.upgrade = method == "GET" and upgrade is not None and upgrade.lower() == b"websocket"
-        self.expect = self.text(b"expect")
+        expect = noted.get(b"expect")
+        self.expect = None if expect is None else expect.decode("utf-8", "surrogateescape")
         self.has_body = b"transfer-encoding" in noted or noted.get(b"content-length", b"0") not in (
             b"0",
             b"",

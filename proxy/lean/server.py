@@ -105,7 +105,10 @@ class LeanServer:
         if request.upgrade or request.path[:1] != "/":
             request.kind = Kind.DISCARD
             return False
-        if request.method == "HEAD" or not core.is_socketio(request.path):
+        path = request.path
+        if request.method == "HEAD" or not (
+            path.startswith(core.sio_path) or path == core.sio_path_bare  # core.is_socketio
+        ):
             request.kind = Kind.STREAM
             return False
         request.kind = Kind.WHOLE
@@ -118,7 +121,7 @@ class LeanServer:
                 return False
             core.bodies_held += reserved
             request.reserved = reserved
-        return request.expect is None and "\n" not in request.path
+        return request.expect is None and "\n" not in path
 
     def release(self, request: LeanRequest) -> None:
         self.core.bodies_held -= request.reserved
