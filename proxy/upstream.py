@@ -427,8 +427,6 @@ class UpstreamPool:
         reused = conn is not None
         if conn is None:
             conn = await self._connect()
-        else:
-            self._replace_idle()
         try:
             try:
                 response = await conn.exchange(head, b"", limit, upgrade=True)
@@ -443,6 +441,11 @@ class UpstreamPool:
         except BaseException:
             conn.close()
             raise
+        finally:
+            if reused:
+                # Started now, its connect runs after the caller's next step (the 101 relayed
+                # to the client), not in the handshake's critical window.
+                self._replace_idle()
         if response.status == 101 and conn.upgraded and not conn.closed:
             assert conn.transport is not None
             return response, conn.transport, conn.upgrade_tail

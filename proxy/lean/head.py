@@ -245,16 +245,21 @@ class HeadBuilder:
         noted: dict[bytes, bytes],
         remote: str | None,
         length: int,
+        keep: frozenset[bytes] = frozenset(),
+        drop: frozenset[bytes] = frozenset(),
     ) -> bytes:
         """The head of ``method`` ``target`` (origin form) with the client's ``raw_headers``
         (``noted``: their first values, :func:`noted`; no ``Forwarded`` among them), from a
-        client at ``remote``; a ``Content-Length`` unless ``length`` is negative."""
+        client at ``remote``; a ``Content-Length`` unless ``length`` is negative; ``keep``:
+        names kept although hop-by-hop, ``drop``: names dropped besides."""
         line = (method + " " + self.prefix + target + " HTTP/1.1\r\n").encode(
             "utf-8", "surrogateescape"
         )
         address = None if remote is None else remote.encode("utf-8", "surrogateescape")
         added = proxy_lines(address, self.scheme, noted, self.forwarded, self.rewrite)
         dropped = self.dropped(noted.get(b"connection"))
+        if keep or drop:
+            dropped = (dropped - keep) | drop
         return request_head(line, raw_headers, dropped, self.guard, added, length)
 
 
