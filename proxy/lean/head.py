@@ -130,7 +130,9 @@ class ResponseHead:
 
 def underscored(lname: bytes) -> bool:
     """Whether a lower-case header name is an address header spelled with underscores."""
-    return b"_" in lname and lname.replace(b"_", b"-") in ADDRESS_LIKE
+    # find, not ``in``: CPython's bytes ``in`` first tries the operand as an integer, and
+    # raises and clears a formatted TypeError for every name that is not.
+    return lname.find(b"_") >= 0 and lname.replace(b"_", b"-") in ADDRESS_LIKE
 
 
 def noted(raw_headers: Sequence[tuple[bytes, bytes]]) -> dict[bytes, bytes]:
