@@ -161,7 +161,7 @@ class ClientConnection(asyncio.Protocol):
         self._head_fed = 0
         parser = self._parser
         version = HttpVersion11 if parser.get_http_version() == "1.1" else HttpVersion10
-        url, headers = self._head.take()
+        url, headers, lnames, noted = self._head.take_all()
         raw_path = url.decode("utf-8", "surrogateescape")
         if raw_path[:1] == "/":
             path = raw_path.partition("?")[0]
@@ -179,6 +179,8 @@ class ClientConnection(asyncio.Protocol):
             self.transport,
             self.remote,
             self.remote_port,
+            noted,
+            lnames,
         )
         self._current = request
         server = self.server

@@ -140,7 +140,15 @@ def upstream_head(  # noqa: PLR0917 - request_head's parts
     if target[:1] != "/":
         target = origin_form(request)
     return heads.build(
-        method, target, request.raw_headers, noted, request.remote, length, keep, drop
+        method,
+        target,
+        request.raw_headers,
+        noted,
+        request.remote,
+        length,
+        keep,
+        drop,
+        request.lnames,
     )
 
 

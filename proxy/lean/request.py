@@ -59,6 +59,7 @@ class LeanRequest:
         "has_body",
         "keep_alive",
         "kind",
+        "lnames",
         "lost",
         "method",
         "noted",
@@ -89,6 +90,8 @@ class LeanRequest:
         transport: asyncio.Transport | None,
         remote: str | None,
         remote_port: int | None = None,
+        noted: dict[bytes, bytes] | None = None,
+        lnames: list[bytes] | None = None,
     ) -> None:
         self.method = method
         self.raw_path = raw_path  # origin form: path and query as sent
@@ -97,7 +100,10 @@ class LeanRequest:
         self.raw_headers = raw_headers
         # The first value of each header the relay reads itself; ``headers`` (all of them,
         # decoded) only when asked for.
-        self.noted = noted = noted_headers(raw_headers)
+        if noted is None:
+            noted = noted_headers(raw_headers)
+        self.noted = noted
+        self.lnames = lnames  # the lines' names in lower case, if the head reader gave them
         self._headers: CIMultiDict[str] | None = None
         self.keep_alive = keep_alive
         self.transport = transport
