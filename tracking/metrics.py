@@ -16,12 +16,13 @@ the engine calls it per frame and per pair.
 from __future__ import annotations
 
 import math
-from bisect import bisect_left as _bisect_left
-from collections import Counter
-from collections.abc import Iterable, Sequence
+from bisect import bisect_left
+from collections import Counter, deque
+from collections.abc import Callable, Iterable, Sequence
 from itertools import pairwise
+from typing import Final
 
-from socketio_trace_proxy.tracking.records import Outcome
+from socketio_trace_proxy.tracking.records import Outcome, PairRecord
 from socketio_trace_proxy.tracking.traffic import Direction
 from socketio_trace_proxy.tracking.views import (
     EchoStats,
@@ -31,6 +32,7 @@ from socketio_trace_proxy.tracking.views import (
     RuleStats,
 )
 
+_bisect_left: Final = bisect_left
 OTHER = "(other)"
 """The one label that names everything folded away by a bounded table (events, series)."""
 LOG_BOUNDS: tuple[float, ...] = tuple(10 ** (e / 10) for e in range(-50, 31))
@@ -167,12 +169,13 @@ class RuleMetrics:
         self.latency = Histogram()
 
 
-_C2S = Direction.CLIENT_TO_SERVER
-_S2C = Direction.SERVER_TO_CLIENT
-_OK = Outcome.OK
-_ERROR = Outcome.ERROR
-_LATE = Outcome.LATE
-_REJECTED = Outcome.REJECTED
+_C2S: Final = Direction.CLIENT_TO_SERVER
+_S2C: Final = Direction.SERVER_TO_CLIENT
+_OK: Final = Outcome.OK
+_ERROR: Final = Outcome.ERROR
+_LATE: Final = Outcome.LATE
+_REJECTED: Final = Outcome.REJECTED
+_TIMEOUT: Final = Outcome.TIMEOUT
 
 
 class Metrics:
@@ -298,3 +301,126 @@ class Metrics:
 
     def _totals(self) -> tuple[tuple[Direction, list[int]], ...]:
         return ((_C2S, self._c2s), (_S2C, self._s2c))
+
+
+class DurationSeries:
+    """Request duration histograms per (rule, outcome) over fixed ``bounds`` (the admin
+    listener's Prometheus buckets), bounded in series count.
+
+    Each series is a :class:`Histogram` over ``bounds``.  Past ``max_series`` new (rule,
+    outcome) pairs are folded into rule :data:`OTHER` and counted in ``folded``.  Here, not
+    in the admin listener, so that the compiled build compiles the per-record work.
+    """
+
+    __slots__ = ("_histogram", "_max_series", "_series", "bounds", "folded")
+
+    def __init__(self, bounds: Sequence[float], max_series: int) -> None:
+        self._histogram = Histogram.with_bounds(bounds)
+        self.bounds = self._histogram.bounds
+        self._max_series = max_series
+        self._series: dict[tuple[str, str], Histogram] = {}
+        self.folded = 0
+
+    def observe(self, record: PairRecord) -> None:
+        self.add(record.rule, record.outcome._value_, record.duration_s)
+
+    def add(self, rule: str, outcome: str, duration_s: float) -> None:
+        key = (rule, outcome)
+        series = self._series.get(key)
+        if series is None:
+            if len(self._series) >= self._max_series:
+                self.folded += 1
+                key = (OTHER, outcome)
+                series = self._series.get(key)
+            if series is None:
+                series = self._series[key] = self._histogram()
+        series.observe(duration_s)
+
+    def series(self) -> list[tuple[str, str, list[int], float]]:
+        """(rule, outcome, per-bucket counts incl. +Inf, sum) for every series."""
+        return [(r, o, list(h.counts), h.sum) for (r, o), h in sorted(self._series.items())]
+
+    def __len__(self) -> int:
+        return len(self._series)
+
+
+class LatencyBucket:
+    """One rule's finished requests in the current live-stream interval: how many, how
+    many errors and timeouts, and a bounded reservoir of ok durations."""
+
+    __slots__ = ("count", "errors", "samples", "timeouts")
+
+    def __init__(self) -> None:
+        self.samples: list[float] = []
+        self.count = 0
+        self.errors = 0
+        self.timeouts = 0
+
+
+class LatencyWindow:
+    """What the live stream takes from each finished request (the admin listener's per-record
+    work, compiled): the duration histograms, and per rule a :class:`LatencyBucket` for the
+    current interval (:meth:`roll` starts the next); timed-out pairs also go to
+    ``timeouts``.  Reservoir sampling (``random``: uniform in [0, 1)) keeps each
+    interval's percentiles bounded in cost."""
+
+    __slots__ = ("_random", "buckets", "histograms", "samples_per_rule", "timeouts")
+
+    def __init__(
+        self,
+        histograms: DurationSeries,
+        samples_per_rule: int,
+        random: Callable[[], float],
+        timeouts: deque[PairRecord],
+    ) -> None:
+        self.histograms = histograms
+        self.samples_per_rule = samples_per_rule
+        self._random = random
+        self.timeouts = timeouts
+        self.buckets: dict[str, LatencyBucket] = {}
+
+    def roll(self) -> dict[str, LatencyBucket]:
+        """The interval's buckets; the next interval starts empty."""
+        buckets = self.buckets
+        self.buckets = {}
+        return buckets
+
+    def take(self, records: Sequence[object], other: Callable[[object], None]) -> int:
+        """Take the records of one tracker flush, in order (anything but a pair goes to
+        ``other``); returns how many failed (counted by the caller, never raised)."""
+        failed = 0
+        histograms = self.histograms
+        buckets = self.buckets
+        keep = self.samples_per_rule
+        for record in records:
+            try:
+                if type(record) is not PairRecord:
+                    other(record)
+                    continue
+                pair = record
+                rule = pair.rule
+                outcome = pair.outcome
+                duration = pair.duration_s
+                histograms.add(rule, outcome._value_, duration)
+                bucket = buckets.get(rule)
+                if bucket is None:
+                    bucket = buckets[rule] = LatencyBucket()
+                bucket.count += 1
+                if outcome is _ERROR:
+                    bucket.errors += 1
+                elif outcome is _TIMEOUT:
+                    bucket.timeouts += 1
+                    self.timeouts.append(pair)
+                    continue
+                elif outcome is not _OK:
+                    continue
+                samples = bucket.samples
+                if len(samples) < keep:
+                    samples.append(duration)
+                else:
+                    slot = int(self._random() * bucket.count)  # uniform in [0, count)
+                    if slot < keep:
+                        samples[slot] = duration
+            except Exception:
+                failed += 1
+        return failed

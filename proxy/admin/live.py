@@ -37,14 +37,12 @@ from socketio_trace_proxy.proxy.admin.serialize import (
     to_jsonable,
 )
 from socketio_trace_proxy.proxy.admin.source import MonitorSource
-from socketio_trace_proxy.tracking.records import Outcome, PairRecord
+from socketio_trace_proxy.tracking.metrics import LatencyWindow
+from socketio_trace_proxy.tracking.records import PairRecord
 from socketio_trace_proxy.tracking.views import ActivityItem, MetricsSnapshot
 
 log = logging.getLogger(__name__)
 
-_OK = Outcome.OK
-_ERROR = Outcome.ERROR
-_TIMEOUT = Outcome.TIMEOUT
 LATENCY_HISTORY_POINTS = 600
 LATENCY_SAMPLES_PER_RULE = 512
 LATENCY_RULES_PER_POINT = 40
@@ -85,14 +83,6 @@ class LiveClient:
         return not full
 
 
-@dataclass(slots=True)
-class _LatencyBucket:
-    samples: list[float] = field(default_factory=list)
-    count: int = 0
-    errors: int = 0
-    timeouts: int = 0
-
-
 def _finish_update(head: str, dropped: int) -> str:
     return f'{head}"dropped_updates":{dropped}}}'
 
@@ -117,10 +107,13 @@ class LiveHub:
         self._clock = clock
         self.closed = closed if closed is not None else ClosedSessions(settings.closed_sessions)
         self._clients: set[LiveClient] = set()
-        self._buckets: dict[str, _LatencyBucket] = {}
         self._history: deque[JSON] = deque(maxlen=LATENCY_HISTORY_POINTS)
         self._timeouts: deque[PairRecord] = deque(maxlen=RECENT_TIMEOUTS)
         self._rng = random.Random(0)
+        # Each finished request's share of the stream, taken in compiled code.
+        self._latency = LatencyWindow(
+            histograms, LATENCY_SAMPLES_PER_RULE, self._rng.random, self._timeouts
+        )
         self._last_seq: int | None = None  # None: re-read the ring's end before streaming
         self._prev_totals: tuple[float, dict[str, int], dict[str, int]] | None = None
         self._unsubscribe: Callable[[], None] | None = None
@@ -173,38 +166,7 @@ class LiveHub:
     def on_records(self, records: Sequence[object]) -> None:
         """The records of one tracker flush, in order (one call per flush, at most
         ``FLUSH_INTERVAL_S`` apart, not one per record)."""
-        observe = self._histograms.observe
-        buckets = self._buckets
-        random = self._rng.random
-        for record in records:
-            try:
-                if type(record) is not PairRecord:
-                    self.closed.on_record(record)
-                    continue
-                observe(record)
-                bucket = buckets.get(record.rule)
-                if bucket is None:
-                    bucket = buckets[record.rule] = _LatencyBucket()
-                bucket.count += 1
-                outcome = record.outcome
-                if outcome is _ERROR:
-                    bucket.errors += 1
-                elif outcome is _TIMEOUT:
-                    bucket.timeouts += 1
-                    self._timeouts.append(record)
-                    continue
-                elif outcome is not _OK:
-                    continue
-                # Reservoir sampling keeps each interval's percentiles bounded in cost.
-                samples = bucket.samples
-                if len(samples) < LATENCY_SAMPLES_PER_RULE:
-                    samples.append(record.duration_s)
-                else:
-                    slot = int(random() * bucket.count)  # uniform in [0, count)
-                    if slot < LATENCY_SAMPLES_PER_RULE:
-                        samples[slot] = record.duration_s
-            except Exception:
-                self.subscription_errors += 1
+        self.subscription_errors += self._latency.take(records, self.closed.on_record)
 
     # -- clients ---------------------------------------------------------------------
 
@@ -286,7 +248,7 @@ class LiveHub:
                 self.updates_dropped += 1
 
     def _roll_latency(self, now: float) -> JSON:
-        buckets, self._buckets = self._buckets, {}
+        buckets = self._latency.roll()
         ranked = sorted(buckets.items(), key=lambda kv: kv[1].count, reverse=True)
         rules: dict[str, JSON] = {}
         for rule, bucket in ranked[:LATENCY_RULES_PER_POINT]:

@@ -1,7 +1,8 @@
 """``/metrics``: a prometheus_client collector that reads snapshots at scrape time.
 
 Nothing here is called per frame.  The only per-record work is
-:meth:`DurationHistograms.observe` (one bisect and a few additions per finished request);
+:meth:`DurationHistograms.observe` (one bisect and a few additions per finished request,
+compiled: :class:`~tracking.metrics.LatencyWindow` calls it);
 everything else is read from the tracker's :class:`~tracking.views.MetricsSnapshot`, the
 sinks' health, the relay's counters and the admin listener's own counters when Prometheus
 scrapes.  With tracking off only the relay's and the admin listener's families are served.
@@ -19,8 +20,7 @@ from prometheus_client.core import (
 )
 
 from socketio_trace_proxy.proxy.admin.source import MonitorSource
-from socketio_trace_proxy.tracking.metrics import ECHO_BOUNDS, OTHER, Histogram
-from socketio_trace_proxy.tracking.records import PairRecord
+from socketio_trace_proxy.tracking.metrics import ECHO_BOUNDS, OTHER, DurationSeries
 from socketio_trace_proxy.tracking.views import LatencySummary, MetricsSnapshot, SamplingInfo
 
 __all__ = ["ADMIN_METRICS", "OTHER", "AdminCounters", "DurationHistograms", "MonitorCollector"]
@@ -28,39 +28,9 @@ __all__ = ["ADMIN_METRICS", "OTHER", "AdminCounters", "DurationHistograms", "Mon
 PREFIX = "socketio_proxy"
 
 
-class DurationHistograms:
-    """Request duration histograms per (rule, outcome), bounded in series count.
-
-    Each series is a :class:`tracking.metrics.Histogram` over the configured bounds.  Past
-    ``max_series`` new (rule, outcome) pairs are folded into rule :data:`OTHER` (the label
-    the tracker folds event names into) and counted in ``folded``.
-    """
-
-    def __init__(self, bounds: Sequence[float], max_series: int) -> None:
-        self._histogram = Histogram.with_bounds(bounds)
-        self.bounds = self._histogram.bounds
-        self._max_series = max_series
-        self._series: dict[tuple[str, str], Histogram] = {}
-        self.folded = 0
-
-    def observe(self, record: PairRecord) -> None:
-        key = (record.rule, record.outcome._value_)  # not .value: a Python-level property
-        series = self._series.get(key)
-        if series is None:
-            if len(self._series) >= self._max_series:
-                self.folded += 1
-                key = (OTHER, record.outcome._value_)
-                series = self._series.get(key)
-            if series is None:
-                series = self._series[key] = self._histogram()
-        series.observe(record.duration_s)
-
-    def series(self) -> list[tuple[str, str, list[int], float]]:
-        """(rule, outcome, per-bucket counts incl. +Inf, sum) for every series."""
-        return [(r, o, list(h.counts), h.sum) for (r, o), h in sorted(self._series.items())]
-
-    def __len__(self) -> int:
-        return len(self._series)
+DurationHistograms = DurationSeries
+"""Request duration histograms per (rule, outcome), bounded in series count: the tracker's
+:class:`~tracking.metrics.DurationSeries` (compiled with the tracker's metrics)."""
 
 
 AdminCounters = Mapping[str, int]

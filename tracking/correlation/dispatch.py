@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from types import MappingProxyType
-from typing import Any
+from typing import Any, Final
 
 from socketio_trace_proxy.config.tracking import TrackingSettings
 from socketio_trace_proxy.tracking.capture import (
@@ -41,17 +41,17 @@ from socketio_trace_proxy.tracking.traffic import Direction
 from socketio_trace_proxy.tracking.wire.packets import SocketPacket, SocketPacketType
 from socketio_trace_proxy.tracking.wire.socketio import first_arg
 
-_C2S = Direction.CLIENT_TO_SERVER
-_S2C = Direction.SERVER_TO_CLIENT
-_EVENT = SocketPacketType.EVENT
-_BINARY_EVENT = SocketPacketType.BINARY_EVENT
-_ACK = SocketPacketType.ACK
-_BINARY_ACK = SocketPacketType.BINARY_ACK
-_KIND_ACK = PairKind.ACK
-_REJECTION = Role.REJECTION
-_REJECTED = Outcome.REJECTED
-_NO_CAPTURES: Mapping[str, str] = MappingProxyType({})
-_PACKET_LABELS = {
+_C2S: Final = Direction.CLIENT_TO_SERVER
+_S2C: Final = Direction.SERVER_TO_CLIENT
+_EVENT: Final = SocketPacketType.EVENT
+_BINARY_EVENT: Final = SocketPacketType.BINARY_EVENT
+_ACK: Final = SocketPacketType.ACK
+_BINARY_ACK: Final = SocketPacketType.BINARY_ACK
+_KIND_ACK: Final = PairKind.ACK
+_REJECTION: Final = Role.REJECTION
+_REJECTED: Final = Outcome.REJECTED
+_NO_CAPTURES: Final[Mapping[str, str]] = MappingProxyType({})
+_PACKET_LABELS: Final = {
     SocketPacketType.CONNECT: "(connect)",
     SocketPacketType.DISCONNECT: "(disconnect)",
     SocketPacketType.ACK: "(ack)",

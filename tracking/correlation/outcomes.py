@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import zlib
 from collections.abc import Callable
+from typing import Final
 
 from socketio_trace_proxy.tracking.capture import Capturer
 from socketio_trace_proxy.tracking.correlation.pending import PendingTable
@@ -24,8 +25,9 @@ from socketio_trace_proxy.tracking.records import Outcome, Record, new_pair_reco
 from socketio_trace_proxy.tracking.traffic import Transport
 from socketio_trace_proxy.tracking.wire.packets import SocketPacket
 
-_OK = Outcome.OK
-_ERROR = Outcome.ERROR
+_new_pair_record: Final = new_pair_record
+_OK: Final = Outcome.OK
+_ERROR: Final = Outcome.ERROR
 
 
 class Outcomes:
@@ -190,7 +192,7 @@ class Outcomes:
         if trace_id is None:
             trace_id = parent[0] if parent is not None else self._trace_id()
         self._emit(
-            new_pair_record(
+            _new_pair_record(
                 trace_id,
                 span_id,
                 q.session.ref,

@@ -14,14 +14,15 @@ import heapq
 import itertools
 from collections import OrderedDict
 from collections.abc import Callable
+from typing import Final
 
 from socketio_trace_proxy.tracking.correlation.state import Pending, SessionState, TimedOut
 from socketio_trace_proxy.tracking.metrics import Metrics
 from socketio_trace_proxy.tracking.records import PairKind
 from socketio_trace_proxy.tracking.traffic import Direction
 
-_C2S = Direction.CLIENT_TO_SERVER
-_KIND_ACK = PairKind.ACK
+_C2S: Final = Direction.CLIENT_TO_SERVER
+_KIND_ACK: Final = PairKind.ACK
 
 
 class PendingTable:

@@ -18,7 +18,6 @@ from socketio_trace_proxy.tracking.rules import Rule
 from socketio_trace_proxy.tracking.traffic import Direction, Transport
 
 
-@dataclass(slots=True, eq=False)
 class Pending:
     """A request waiting for its reply.
 
@@ -26,32 +25,90 @@ class Pending:
     the name every record of it carries whatever its outcome (the rule's
     ``"<request> -> <first response>"``, or the ack label).  ``parent`` is the trace
     context (trace id, span id) of the request that carried it, if the client sent one.
+    ``rule`` is ``None`` for acks.  A plain class with its own ``__init__`` (not a
+    dataclass): one is made per request, and the compiled build makes a dataclass's
+    generated ``__init__`` an interpreted function setting each field one by one.
     """
 
-    id: int
-    span_id: str
-    session: SessionState
-    namespace: str
-    kind: PairKind
-    rule: Rule | None  # None for acks
-    label: str
-    operation: str
-    request_event: str
-    initiator: Direction
-    ack_id: int | None
-    key: str | None
-    captures: Mapping[str, str]
-    at: float
-    wall: float
-    deadline: float
-    timeout_s: float
-    slow_s: float
-    transport: Transport
-    size: int
-    payload: str | None
-    parent: tuple[str, str] | None
-    first_chunk_at: float | None = None
-    chunks: int = 0
+    __slots__ = (
+        "ack_id",
+        "at",
+        "captures",
+        "chunks",
+        "deadline",
+        "first_chunk_at",
+        "id",
+        "initiator",
+        "key",
+        "kind",
+        "label",
+        "namespace",
+        "operation",
+        "parent",
+        "payload",
+        "request_event",
+        "rule",
+        "session",
+        "size",
+        "slow_s",
+        "span_id",
+        "timeout_s",
+        "transport",
+        "wall",
+    )
+
+    def __init__(  # noqa: PLR0917 - built positionally, once per request
+        self,
+        id: int,
+        span_id: str,
+        session: SessionState,
+        namespace: str,
+        kind: PairKind,
+        rule: Rule | None,
+        label: str,
+        operation: str,
+        request_event: str,
+        initiator: Direction,
+        ack_id: int | None,
+        key: str | None,
+        captures: Mapping[str, str],
+        at: float,
+        wall: float,
+        deadline: float,
+        timeout_s: float,
+        slow_s: float,
+        transport: Transport,
+        size: int,
+        payload: str | None,
+        parent: tuple[str, str] | None,
+    ) -> None:
+        self.id = id
+        self.span_id = span_id
+        self.session = session
+        self.namespace = namespace
+        self.kind = kind
+        self.rule = rule
+        self.label = label
+        self.operation = operation
+        self.request_event = request_event
+        self.initiator = initiator
+        self.ack_id = ack_id
+        self.key = key
+        self.captures = captures
+        self.at = at
+        self.wall = wall
+        self.deadline = deadline
+        self.timeout_s = timeout_s
+        self.slow_s = slow_s
+        self.transport = transport
+        self.size = size
+        self.payload = payload
+        self.parent = parent
+        self.first_chunk_at: float | None = None
+        self.chunks = 0
+
+    def __repr__(self) -> str:
+        return f"Pending(id={self.id!r}, label={self.label!r}, session={self.session.ref!r})"
 
     def fits(self, captures: tuple[tuple[str, str], ...]) -> bool:
         return not captures or all(self.captures.get(n) == v for n, v in captures)

@@ -15,7 +15,7 @@ Nothing here raises: failures are counted through ``fault``.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
-from typing import Any
+from typing import Any, Final
 
 from socketio_trace_proxy.tracking.correlation.engine import CorrelationEngine
 from socketio_trace_proxy.tracking.events import PacketObserved, SessionClosed, SessionEvent
@@ -31,10 +31,11 @@ from socketio_trace_proxy.tracking.traffic import Direction
 
 Fault = Callable[[str], None]
 Clock = Callable[[], float]
-_UNSAMPLED = LegState.UNSAMPLED
-_C2S = Direction.CLIENT_TO_SERVER
-_S2C = Direction.SERVER_TO_CLIENT
-_tuple_new = tuple.__new__  # builds a NamedTuple without its Python-level ``__new__``
+_UNSAMPLED: Final = LegState.UNSAMPLED
+_C2S: Final = Direction.CLIENT_TO_SERVER
+_S2C: Final = Direction.SERVER_TO_CLIENT
+_REQUEST_INFO: Final = RequestInfo
+_tuple_new: Final = tuple.__new__  # builds a NamedTuple without its Python-level ``__new__``
 
 
 class EventIntake:
@@ -159,7 +160,7 @@ class PollingIntake:
     ) -> RequestInfo:
         at = self._monotonic()
         info: RequestInfo = _tuple_new(
-            RequestInfo, (method, query, remote, traceparent, at, remote_port)
+            _REQUEST_INFO, (method, query, remote, traceparent, at, remote_port)
         )
         return info
 

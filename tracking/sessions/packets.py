@@ -10,6 +10,7 @@ passes it on to the events it emits.
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Final
 
 from socketio_trace_proxy.tracking.events import (
     CloseReason,
@@ -40,15 +41,16 @@ from socketio_trace_proxy.tracking.wire.socketio import (
     parse_header,
 )
 
-_C2S = Direction.CLIENT_TO_SERVER
-_WEBSOCKET = Transport.WEBSOCKET
-_OPEN = EnginePacketType.OPEN
-_CLOSE = EnginePacketType.CLOSE
-_PING = EnginePacketType.PING
-_PONG = EnginePacketType.PONG
-_MESSAGE = EnginePacketType.MESSAGE
-_UPGRADE = EnginePacketType.UPGRADE
-_tuple_new = tuple.__new__  # builds a NamedTuple without its Python-level ``__new__``
+_C2S: Final = Direction.CLIENT_TO_SERVER
+_WEBSOCKET: Final = Transport.WEBSOCKET
+_OPEN: Final = EnginePacketType.OPEN
+_CLOSE: Final = EnginePacketType.CLOSE
+_PING: Final = EnginePacketType.PING
+_PONG: Final = EnginePacketType.PONG
+_MESSAGE: Final = EnginePacketType.MESSAGE
+_UPGRADE: Final = EnginePacketType.UPGRADE
+_PACKET_OBSERVED: Final = PacketObserved
+_tuple_new: Final = tuple.__new__  # builds a NamedTuple without its Python-level ``__new__``
 
 
 class PacketReader:
@@ -170,7 +172,7 @@ class PacketReader:
             if fast is not None:
                 self.packets += 1
                 event: PacketObserved = _tuple_new(
-                    PacketObserved, (s.sid, direction, transport, fast, at, wall, traceparent)
+                    _PACKET_OBSERVED, (s.sid, direction, transport, fast, at, wall, traceparent)
                 )
                 self._emit(event)
                 return

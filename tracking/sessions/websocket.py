@@ -10,6 +10,8 @@ per-message path is the hot one: a text MESSAGE goes straight to the Socket.IO d
 
 from __future__ import annotations
 
+from typing import Final
+
 from socketio_trace_proxy.tracking.events import CloseReason
 from socketio_trace_proxy.tracking.observer import RequestInfo
 from socketio_trace_proxy.tracking.sessions.packets import PacketReader
@@ -25,10 +27,10 @@ from socketio_trace_proxy.tracking.traffic import Direction, Transport
 from socketio_trace_proxy.tracking.wire.engineio import decode_open, decode_ws_frame
 from socketio_trace_proxy.tracking.wire.packets import DecodeFailure, EnginePacket, EnginePacketType
 
-_S2C = Direction.SERVER_TO_CLIENT
-_POLLING = Transport.POLLING
-_WEBSOCKET = Transport.WEBSOCKET
-_OPEN = EnginePacketType.OPEN
+_S2C: Final = Direction.SERVER_TO_CLIENT
+_POLLING: Final = Transport.POLLING
+_WEBSOCKET: Final = Transport.WEBSOCKET
+_OPEN: Final = EnginePacketType.OPEN
 
 
 class WebSocketReader:

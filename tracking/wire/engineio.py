@@ -12,17 +12,18 @@ import binascii
 import json
 import zlib
 from dataclasses import dataclass
+from typing import Final
 
 from socketio_trace_proxy.tracking.wire.packets import DecodeFailure, EnginePacket, EnginePacketType
 
 Decoded = EnginePacket | DecodeFailure
 
 #: How much of an undecodable input a :class:`DecodeFailure` keeps (never the whole body).
-RAW_KEEP = 256
+RAW_KEEP: Final = 256
 
-_TYPES = tuple(EnginePacketType)
-_MESSAGE = EnginePacketType.MESSAGE
-_tuple_new = tuple.__new__  # builds a NamedTuple without its Python-level ``__new__``
+_TYPES: Final = tuple(EnginePacketType)
+_MESSAGE: Final = EnginePacketType.MESSAGE
+_tuple_new: Final = tuple.__new__  # builds a NamedTuple without its Python-level ``__new__``
 
 
 def decode_failure(reason: str, raw: str | bytes) -> DecodeFailure:

@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 from collections.abc import Callable
 from json.decoder import scanstring  # type: ignore[attr-defined]
-from typing import Any
+from typing import Any, Final
 
 from socketio_trace_proxy.tracking.wire.packets import (
     DecodeFailure,
@@ -21,26 +21,27 @@ from socketio_trace_proxy.tracking.wire.packets import (
     SocketPacketType,
 )
 
-RAW_KEEP = 256
-_TYPES = tuple(SocketPacketType)
-_EVENT = SocketPacketType.EVENT
-_ACK = SocketPacketType.ACK
-_BINARY_EVENT = SocketPacketType.BINARY_EVENT
-_BINARY_ACK = SocketPacketType.BINARY_ACK
-_CONNECT = SocketPacketType.CONNECT
-_CONNECT_ERROR = SocketPacketType.CONNECT_ERROR
-_MAX_ID_DIGITS = 16  # JavaScript numbers stay exact up to 2**53
-_MAX_COUNT_DIGITS = 9
+RAW_KEEP: Final = 256
+_TYPES: Final = tuple(SocketPacketType)
+_EVENT: Final = SocketPacketType.EVENT
+_ACK: Final = SocketPacketType.ACK
+_BINARY_EVENT: Final = SocketPacketType.BINARY_EVENT
+_BINARY_ACK: Final = SocketPacketType.BINARY_ACK
+_CONNECT: Final = SocketPacketType.CONNECT
+_CONNECT_ERROR: Final = SocketPacketType.CONNECT_ERROR
+_MAX_ID_DIGITS: Final = 16  # JavaScript numbers stay exact up to 2**53
+_MAX_COUNT_DIGITS: Final = 9
 #: Longest namespace (query included) taken as one; a longer one is a decode failure.
-MAX_NAMESPACE = 4096
+MAX_NAMESPACE: Final = 4096
 #: Longest event name kept as seen; longer ones are cut (and end in "…").
-MAX_EVENT_NAME = 1024
+MAX_EVENT_NAME: Final = 1024
 #: Deepest nesting in which binary attachment placeholders are put back.
-MAX_PLACEHOLDER_DEPTH = 64
+MAX_PLACEHOLDER_DEPTH: Final = 64
 _NO_ATTACHMENTS: tuple[bytes, ...] = ()
 
 
-_tuple_new = tuple.__new__  # builds a NamedTuple without its Python-level ``__new__``
+_SOCKET_PACKET: Final = SocketPacket
+_tuple_new: Final = tuple.__new__  # builds a NamedTuple without its Python-level ``__new__``
 _scan_json: Callable[[str, int], tuple[Any, int]]
 _scan_json = json.JSONDecoder().scan_once  # type: ignore[attr-defined]
 
@@ -97,7 +98,7 @@ def fast_message(frame: str, start: int = 1, size: int | None = None) -> SocketP
     if first == "3":
         if ack_id is None:
             return None
-        return _tuple_new(SocketPacket, (_ACK, "/", ack_id, None, frame[k:], (), size))
+        return _tuple_new(_SOCKET_PACKET, (_ACK, "/", ack_id, None, frame[k:], (), size))
     if frame[k + 1] != '"':
         return None
     end = frame.find('"', k + 2)
@@ -108,7 +109,7 @@ def fast_message(frame: str, start: int = 1, size: int | None = None) -> SocketP
     # escapes and anything unusual take the general path.
     if "\\" in name or not name.isprintable():
         return None
-    return _tuple_new(SocketPacket, (_EVENT, "/", ack_id, name, frame[k:], (), size))
+    return _tuple_new(_SOCKET_PACKET, (_EVENT, "/", ack_id, name, frame[k:], (), size))
 
 
 def parse_header(text: str, size: int | None = None) -> tuple[SocketPacket, int] | DecodeFailure:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import random
+from collections import deque
 from dataclasses import replace
 
 from prometheus_client.parser import text_string_to_metric_families
@@ -9,9 +11,9 @@ from prometheus_client.samples import Sample
 
 from socketio_trace_proxy.config.admin import AdminSettings
 from socketio_trace_proxy.proxy.admin.metrics import ADMIN_METRICS, OTHER, DurationHistograms
-from socketio_trace_proxy.tracking.metrics import ECHO_BOUNDS, Metrics
+from socketio_trace_proxy.tracking.metrics import ECHO_BOUNDS, LatencyWindow, Metrics
 from socketio_trace_proxy.tracking.metrics import OTHER as TRACKER_OTHER
-from socketio_trace_proxy.tracking.records import Outcome
+from socketio_trace_proxy.tracking.records import Outcome, PairRecord
 from socketio_trace_proxy.tracking.sink import SinkHealth
 from tests.proxy.admin.conftest import MakeClient
 from tests.proxy.admin.fakes import FakeSource, pair
@@ -152,3 +154,40 @@ async def test_echo_histogram_per_echo_rule(make_client: MakeClient) -> None:
     assert value(m[p + "slow_echoes"], p + "slow_echoes_total", rule="terminal echo") == 1
     q = p + "echo_quantile_seconds"
     assert value(m[q], q, rule="terminal echo", quantile="0.5") == 0.003  # exact: 3 samples
+
+
+def test_latency_window_takes_a_flush_in_order() -> None:
+    """The live stream's per-record work (compiled with the tracker's metrics): pairs go
+    into the histograms and the interval's bucket of their rule, timeouts also into the
+    recent-timeouts ring, anything else to ``other``; a bad record is counted, the rest
+    of the flush is still taken; the reservoir of ok durations stays bounded."""
+    hist = DurationHistograms((0.1, 1.0), max_series=10)
+    timeouts: deque[PairRecord] = deque(maxlen=2)
+    others: list[object] = []
+    window = LatencyWindow(hist, 3, random.Random(0).random, timeouts)
+    slow = pair("s", "a", duration_s=0.5)
+    late = pair("s", "a", outcome=Outcome.TIMEOUT, duration_s=2.0)
+    failed = window.take(
+        [pair("s", "a", duration_s=0.05), "not a record", slow, late, object()], others.append
+    )
+    assert failed == 0
+    assert others[0] == "not a record" and len(others) == 2
+    assert list(timeouts) == [late]
+    bucket = window.buckets["a"]
+    assert (bucket.count, bucket.errors, bucket.timeouts) == (3, 0, 1)
+    assert sorted(bucket.samples) == [0.05, 0.5]
+    assert {(r, o): c for r, o, c, _ in hist.series()} == {
+        ("a", "ok"): [1, 1, 0],
+        ("a", "timeout"): [0, 0, 1],
+    }
+    window.take([pair("s", "a", duration_s=0.01 * i) for i in range(1, 50)], others.append)
+    assert len(window.buckets["a"].samples) == 3
+    assert window.buckets["a"].count == 52
+    rolled = window.roll()
+    assert rolled["a"].count == 52 and window.buckets == {}
+
+    def refuse(record: object) -> None:
+        raise ValueError("bad record")
+
+    assert window.take(["x", pair("s", "b")], refuse) == 1
+    assert window.buckets["b"].count == 1
