@@ -122,7 +122,9 @@ class RelayedReply:
         seen = _as_received(request, upstream)
         if seen is not None:
             assert upstream.raw is not None
-            self._done(upstream.raw, True, seen)
+            self.data = upstream.raw
+            self.keep_alive = True
+            self._seen = seen
             return
         # Never a HEAD: :meth:`proxy.relay.Relay.handle` streams those.
         no_length = status in NO_BODY_STATUS or (

@@ -68,6 +68,8 @@ class ClientConnection(asyncio.Protocol):
         self.inline: InlineWhole | None = None  # a request answered without the worker
         self._settled: asyncio.Future[None] | None = None  # see settled()
         self._clock = server.loop.time
+        self._head_timeout = server.head_timeout_s
+        self._keepalive_timeout = server.keepalive_timeout_s
         self.deadline = 0.0  # when the head or idle deadline expires (0: none); see _arm
         self._partial = True  # a head is on its way (the first one, at the start)
         self._dead = False  # the parser stopped (an error or an upgrade): nothing more read
@@ -98,8 +100,8 @@ class ClientConnection(asyncio.Protocol):
             self._pending += data
             return
         if not self._partial and self.worker is None and self.inline is None:
-            self._partial = True  # the next head starts: its own deadline
-            self._arm(self.server.head_timeout_s)
+            self._partial = True  # the next head starts: its own deadline (see _arm)
+            self.deadline = self._clock() + self._head_timeout
         try:
             self._parser.feed_data(data)
         except httptools.HttpParserUpgrade as exc:
@@ -172,8 +174,15 @@ class ClientConnection(asyncio.Protocol):
             self.remote,
             self.remote_port,
         )
-        self.server.classify(request)
         self._current = request
+        server = self.server
+        if server.classify(request) and self.worker is None and self.inline is None:
+            # The common long-poll goes without a task (started once its body is in).
+            self._queue.append(request)
+            self.deadline = 0.0
+            self._partial = False
+            self.inline = server.inline_whole(server.core, self, request)
+            return
         self._enqueue(request)
 
     def on_body(self, body: bytes) -> None:
@@ -201,11 +210,6 @@ class ClientConnection(asyncio.Protocol):
         if self.worker is None and self.inline is None:
             self.deadline = 0.0
             self._partial = False
-            if isinstance(item, LeanRequest):
-                # The common long-poll goes without a task (started once its body is in).
-                self.inline = self.server.inline(self, item)
-                if self.inline is not None:
-                    return
             self.worker = self.server.loop.create_task(self._work())
         elif len(self._queue) > MAX_QUEUED:
             self._flow()
@@ -214,7 +218,23 @@ class ClientConnection(asyncio.Protocol):
         """The request :attr:`inline` answered was answered (``keep``: the connection may
         carry another)."""
         self.inline = None
-        if self._answered(request, keep) and self._queue:
+        queue = self._queue
+        if (
+            keep
+            and request.keep_alive
+            and len(queue) == 1
+            and not self._paused
+            and self._settled is None
+            and not self.closed
+        ):
+            # The common case, in one step: nothing queued behind it, the idle deadline
+            # runs (see _arm), nobody waits for the connection to settle.
+            queue.popleft()
+            if request.reserved:
+                self.server.release(request)
+            self.deadline = self._clock() + self._keepalive_timeout
+            return
+        if self._answered(request, keep) and queue:
             self.worker = self.server.loop.create_task(self._work())
         else:
             self._idle()
@@ -365,7 +385,9 @@ class ClientConnection(asyncio.Protocol):
 
     def _arm(self, delay: float) -> None:
         """Set the deadline; the server's sweep (:meth:`LeanServer.sweep`) checks it
-        (cheaper than a loop timer armed and cancelled for every request)."""
+        (cheaper than a loop timer armed and cancelled for every request).  The sweep runs
+        while the server has a connection (from :meth:`connection_made` on), so the
+        deadlines set while answering (``deadline`` written directly) need no ``watch``."""
         self.deadline = self._clock() + delay
         self.server.watch()
 

@@ -19,12 +19,13 @@ from aiohttp.http import HttpVersion10
 
 from socketio_trace_proxy.proxy.core import RelayCore, log
 from socketio_trace_proxy.proxy.headers import (
+    METHODS_WITH_BODY,
     origin_form,
     switching_head,
     text_response,
 )
 from socketio_trace_proxy.proxy.lean.connection import ClientConnection
-from socketio_trace_proxy.proxy.lean.head import proxy_lines
+from socketio_trace_proxy.proxy.lean.head import HeadBuilder
 from socketio_trace_proxy.proxy.lean.request import LeanRequest, answer
 from socketio_trace_proxy.proxy.polling import (
     CHUNKED,
@@ -103,19 +104,36 @@ def _write_back(
     return reply.keep_alive
 
 
-def upstream_head(core: RelayCore, request: LeanRequest, body: bytes | None) -> bytes:
+def lean_heads(core: RelayCore) -> HeadBuilder:
+    """The (compiled) builder of the lean leg's upstream request heads for ``core``'s
+    settings."""
+    return HeadBuilder(
+        core.path_prefix,
+        core.request_drop,
+        core.guard_address,
+        _SCHEME,
+        core.forwarded,
+        core.rewrite_address,
+    )
+
+
+def upstream_head(
+    heads: HeadBuilder, core: RelayCore, request: LeanRequest, body: bytes | None
+) -> bytes:
     """:meth:`RelayCore.request_head` from the headers the request noted (no header
-    multidict built), unless the client sent a ``Forwarded`` (all its values count)."""
+    multidict built) in one compiled call, unless the client sent a ``Forwarded`` (all its
+    values count)."""
     noted = request.noted
     if b"forwarded" in noted:
         return core.request_head(request, body)
-    remote = request.remote
-    address = None if remote is None else remote.encode("utf-8", "surrogateescape")
-    added = proxy_lines(address, _SCHEME, noted, core.forwarded, core.rewrite_address)
-    connection = request.text(b"connection")
-    return core.head(
-        request.method, origin_form(request), request.raw_headers, connection, added, body
-    )
+    method = request.method
+    length = -1
+    if body is not None or method in METHODS_WITH_BODY:
+        length = len(body) if body else 0
+    target = request.raw_path
+    if target[:1] != "/":
+        target = origin_form(request)
+    return heads.build(method, target, request.raw_headers, noted, request.remote, length)
 
 
 class InlineWhole:
@@ -138,45 +156,44 @@ class InlineWhole:
         counters = core.counters
         counters.http_requests += 1
         counters.polling_requests += 1
-        self.info = core.lean_arrival(request)
+        self.info = None if core.observer is None else core.lean_arrival(request)
 
     def start(self) -> None:
         """The body is in (or over the limit): send the request upstream."""
         if self.started:
             return
         self.started = True
+        core, conn, request = self.core, self.conn, self.request
         try:
-            self._send()
+            body: bytes | None = None
+            if request.has_body:
+                body = request.body()
+                if request.too_large:
+                    conn.inline_done(request, _too_large(core, conn, request))
+                    return
+                core.counters.polling_bytes_c2s += len(body)
+            head = upstream_head(conn.server.heads, core, request, body)
+            pool = core.pool
+            assert pool is not None
+            try:
+                upstream = pool.lend()
+            except PoolExhausted as exc:
+                observe_request(core, self.info, body)
+                conn.inline_done(request, _own(conn, request, failed_answer(core, exc)))
+                return
+            if upstream is None:
+                observe_request(core, self.info, body)
+                conn.inline_async(request, self._rest(head, body, fresh=False))
+                return
+            self.upstream, self.head, self.body = upstream, head, body
+            upstream.send(head, body or b"", core.max, self)
+            # Relay first, observe second.  Still before any reply is observed: the
+            # upstream's answer, on this connection or another, arrives in a later loop
+            # callback.
+            if body is not None:
+                observe_request(core, self.info, body)
         except Exception:
             self._failed()
-
-    def _send(self) -> None:
-        core, conn, request = self.core, self.conn, self.request
-        body: bytes | None = None
-        if request.has_body:
-            body = request.body()
-            if request.too_large:
-                conn.inline_done(request, _too_large(core, conn, request))
-                return
-            core.counters.polling_bytes_c2s += len(body)
-        head = upstream_head(core, request, body)
-        pool = core.pool
-        assert pool is not None
-        try:
-            upstream = pool.lend()
-        except PoolExhausted as exc:
-            observe_request(core, self.info, body)
-            conn.inline_done(request, _own(conn, request, failed_answer(core, exc)))
-            return
-        if upstream is None:
-            observe_request(core, self.info, body)
-            conn.inline_async(request, self._rest(head, body, fresh=False))
-            return
-        self.upstream, self.head, self.body = upstream, head, body
-        upstream.send(head, body or b"", core.max, self)
-        # Relay first, observe second.  Still before any reply is observed: the upstream's
-        # answer, on this connection or another, arrives in a later loop callback.
-        observe_request(core, self.info, body)
 
     def _received(self, outcome: UpstreamResponse | UpstreamError) -> None:
         upstream = self.upstream
@@ -187,8 +204,11 @@ class InlineWhole:
         try:
             if isinstance(outcome, UpstreamResponse):
                 pool.settle(upstream, outcome)
-                keep = _write_back(self.core, self.conn, self.request, self.info, outcome)
-                self.conn.inline_done(self.request, keep)
+                conn, request = self.conn, self.request
+                reply = RelayedReply(request, outcome)
+                conn.write(reply.data)
+                observe_reply(self.core, self.info, outcome, reply)
+                conn.inline_done(request, reply.keep_alive)
                 return
             pool.settle(upstream, None)
             stale = not upstream.received_anything and not pool.closing

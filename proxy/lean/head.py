@@ -190,6 +190,74 @@ def proxy_lines(
     return lines
 
 
+_MAX_TOKEN_SETS: Final = 64  # distinct Connection values kept (clients send a few)
+
+
+class HeadBuilder:
+    """The upstream request heads of one relay configuration, from a request's parts in one
+    call: the request line (the upstream's path ``prefix`` before the target), the client's
+    lines less ``drop`` (and those its first ``Connection`` value lists, and, ``guard``,
+    address headers spelled with underscores), the :func:`proxy_lines` and the length;
+    what :meth:`proxy.core.RelayCore.head` builds for a client that sent no ``Forwarded``."""
+
+    def __init__(  # noqa: PLR0917 - the configuration's parts
+        self,
+        prefix: str,
+        drop: frozenset[bytes],
+        guard: bool,
+        scheme: bytes,
+        forwarded: bool,
+        rewrite: bool,
+    ) -> None:
+        self.prefix = prefix
+        self.drop = drop
+        self.guard = guard
+        self.scheme = scheme
+        self.forwarded = forwarded
+        self.rewrite = rewrite
+        self._dropped: dict[bytes, frozenset[bytes]] = {}
+
+    def dropped(self, connection: bytes | None) -> frozenset[bytes]:
+        """:attr:`drop` plus the names a ``Connection`` value lists (RFC 9110 7.6.1), as
+        :func:`proxy.headers.with_connection_tokens` reads them."""
+        if not connection:
+            return self.drop
+        known = self._dropped.get(connection)
+        if known is not None:
+            return known
+        text = connection.decode("utf-8", "surrogateescape")
+        names = set(self.drop)
+        for part in text.split(","):
+            token = part.strip()
+            if token:
+                names.add(token.lower().encode("utf-8", "surrogateescape"))
+        result = frozenset(names)
+        if len(self._dropped) >= _MAX_TOKEN_SETS:
+            self._dropped.clear()
+        self._dropped[connection] = result
+        return result
+
+    def build(  # noqa: PLR0917 - the request's parts
+        self,
+        method: str,
+        target: str,
+        raw_headers: Sequence[tuple[bytes, bytes]],
+        noted: dict[bytes, bytes],
+        remote: str | None,
+        length: int,
+    ) -> bytes:
+        """The head of ``method`` ``target`` (origin form) with the client's ``raw_headers``
+        (``noted``: their first values, :func:`noted`; no ``Forwarded`` among them), from a
+        client at ``remote``; a ``Content-Length`` unless ``length`` is negative."""
+        line = (method + " " + self.prefix + target + " HTTP/1.1\r\n").encode(
+            "utf-8", "surrogateescape"
+        )
+        address = None if remote is None else remote.encode("utf-8", "surrogateescape")
+        added = proxy_lines(address, self.scheme, noted, self.forwarded, self.rewrite)
+        dropped = self.dropped(noted.get(b"connection"))
+        return request_head(line, raw_headers, dropped, self.guard, added, length)
+
+
 class Seen:
     """The response header lines the serializer has to know about, as copied."""
 

@@ -25,6 +25,7 @@ from socketio_trace_proxy.proxy.core import RelayCore, log
 from socketio_trace_proxy.proxy.lean.connection import ClientConnection
 from socketio_trace_proxy.proxy.lean.exchange import (
     InlineWhole,
+    lean_heads,
     relay_stream,
     relay_upgrade,
     relay_whole,
@@ -60,6 +61,8 @@ class LeanServer:
         # Deadlines are checked by one sweep, at a quarter of the shorter one (at most 1 s).
         self._sweep_s = min(1.0, self.head_timeout_s / 4, self.keepalive_timeout_s / 4)
         self._sweeper: asyncio.TimerHandle | None = None
+        self.heads = lean_heads(core)  # the upstream request heads (compiled)
+        self.inline_whole = InlineWhole  # what :meth:`classify` admits, for the connections
 
     def __call__(self) -> asyncio.Protocol:
         if len(self.connections) >= self.max_connections:
@@ -93,36 +96,29 @@ class LeanServer:
         if self.connections:
             self.watch()
 
-    def classify(self, request: LeanRequest) -> None:
-        """What ``request``'s body is for, and the room it may take (as its head arrives)."""
+    def classify(self, request: LeanRequest) -> bool:
+        """What ``request``'s body is for, and the room it may take (as its head arrives);
+        whether it may be answered from protocol callbacks, no task
+        (:class:`proxy.lean.exchange.InlineWhole`: a Socket.IO-path request none of the
+        answers :meth:`_route` gives itself applies to)."""
         core = self.core
         if request.upgrade or request.path[:1] != "/":
             request.kind = Kind.DISCARD
-        elif request.method == "HEAD" or not core.is_socketio(request.path):
+            return False
+        if request.method == "HEAD" or not core.is_socketio(request.path):
             request.kind = Kind.STREAM
-        else:
-            request.kind = Kind.WHOLE
-            if request.has_body:
-                # What the body may hold while read and relayed: its length, or the limit.
-                length = request.content_length
-                reserved = core.max if length is None else min(length, core.max + 1)
-                if core.bodies_held + reserved > core.bodies_budget and core.bodies_held:
-                    request.refused = True
-                else:
-                    core.bodies_held += reserved
-                    request.reserved = reserved
-
-    def inline(self, conn: ClientConnection, request: LeanRequest) -> InlineWhole | None:
-        """A Socket.IO-path request answered from protocol callbacks, no task (the
-        answers :meth:`_route` gives itself first apply to none of them); else ``None``."""
-        if (
-            request.kind is not Kind.WHOLE
-            or request.refused
-            or request.expect is not None
-            or "\n" in request.path
-        ):
-            return None
-        return InlineWhole(self.core, conn, request)
+            return False
+        request.kind = Kind.WHOLE
+        if request.has_body:
+            # What the body may hold while read and relayed: its length, or the limit.
+            length = request.content_length
+            reserved = core.max if length is None else min(length, core.max + 1)
+            if core.bodies_held + reserved > core.bodies_budget and core.bodies_held:
+                request.refused = True
+                return False
+            core.bodies_held += reserved
+            request.reserved = reserved
+        return request.expect is None and "\n" not in request.path
 
     def release(self, request: LeanRequest) -> None:
         self.core.bodies_held -= request.reserved

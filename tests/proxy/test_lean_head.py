@@ -9,7 +9,7 @@ from hypothesis import strategies as st
 
 from socketio_trace_proxy.config.proxy import AddressHeaders, ProxySettings
 from socketio_trace_proxy.proxy.core import RelayCore
-from socketio_trace_proxy.proxy.lean.exchange import upstream_head
+from socketio_trace_proxy.proxy.lean.exchange import lean_heads, upstream_head
 from socketio_trace_proxy.proxy.lean.request import LeanRequest
 
 NAMES = [
@@ -54,4 +54,21 @@ def test_the_lean_head_is_request_heads(  # noqa: PLR0917 - one per drawn part
         method, "/socket.io/?EIO=4&t=1", "/socket.io/", (1, 1), headers, True, None, remote
     )
     expected = core.request_head(request, body)
-    assert upstream_head(core, request, body) == expected
+    heads = lean_heads(core)
+    assert upstream_head(heads, core, request, body) == expected
+    assert upstream_head(heads, core, request, body) == expected  # its Connection value known
+
+
+def test_the_connection_values_known_are_bounded() -> None:
+    """The builder keeps the drop sets of the ``Connection`` values it met, a bounded
+    number; a value met again after the table was emptied gives the same head."""
+    core = RelayCore(ProxySettings(upstream="http://127.0.0.1:1"), None)
+    heads = lean_heads(core)
+    first = [(b"Connection", b"x-0"), (b"X-0", b"a"), (b"X-1", b"b")]
+    request = LeanRequest("GET", "/socket.io/", "/socket.io/", (1, 1), first, True, None, None)
+    head = upstream_head(heads, core, request, None)
+    assert b"X-0:" not in head
+    assert b"X-1: b" in head
+    for n in range(200):
+        assert heads.dropped(b"x-%d" % n) == core.request_drop | {b"x-%d" % n}
+    assert upstream_head(heads, core, request, None) == head == core.request_head(request, None)
