@@ -14,7 +14,7 @@ import asyncio
 import logging
 import ssl
 from collections.abc import Sequence
-from typing import Final, Protocol, cast
+from typing import TYPE_CHECKING, Final, Protocol, cast
 
 import aiohttp
 from aiohttp import hdrs, web
@@ -45,6 +45,9 @@ from socketio_trace_proxy.proxy.query import query_of
 from socketio_trace_proxy.proxy.serverlog import Throttled
 from socketio_trace_proxy.proxy.upstream import UpstreamPool
 from socketio_trace_proxy.tracking.observer import RequestInfo, TrafficObserver, WebSocketObserver
+
+if TYPE_CHECKING:  # the lean leg imports this module
+    from socketio_trace_proxy.proxy.lean.request import LeanRequest
 
 log = logging.getLogger("socketio_trace_proxy.proxy.relay")
 
@@ -240,6 +243,27 @@ class RelayCore:
                 port = cast(LeanFacts, request).remote_port
             return observer.request_arrived(
                 request.method, query_of(request.raw_path), request.remote, traceparent, port
+            )
+        except Exception:
+            self.counters.observer_errors += 1
+            return None
+
+    def lean_arrival(self, request: LeanRequest) -> RequestInfo | None:
+        """:meth:`arrival` of the lean server leg's request (once per polling request): its
+        ``traceparent`` from the header values noted as its head was parsed, read here as
+        ``LeanRequest.text`` reads them, without the two Python-level calls of its
+        ``traceparent`` property."""
+        observer = self.observer
+        if observer is None:
+            return None
+        try:
+            tp = request.noted.get(b"traceparent")
+            return observer.request_arrived(
+                request.method,
+                query_of(request.raw_path),
+                request.remote,
+                None if tp is None else tp.decode("utf-8", "surrogateescape"),
+                request.remote_port,
             )
         except Exception:
             self.counters.observer_errors += 1

@@ -1,16 +1,20 @@
 """The decoded query of a request target, as the observer gets it with each Socket.IO request.
 
-Owns :func:`query_of`: what ``parse_qsl(keep_blank_values=True)`` reads, split without it for
-Engine.IO's own queries.  Typed and sans-IO, so the compiled build compiles it
-(:mod:`tracking.compiled`): it runs once per relayed Socket.IO request.
+Owns :func:`query_of`: what ``parse_qsl(keep_blank_values=True)`` reads; Engine.IO's own
+queries (no escapes) are not split at all but read in place (``tracking.query.EngineQuery``).
+Typed and sans-IO, so the compiled build compiles it (:mod:`tracking.compiled`): it runs
+once per relayed Socket.IO request.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
+from typing import cast
 from urllib.parse import parse_qsl
 
 from multidict import MultiDict, MultiDictProxy
+
+from socketio_trace_proxy.tracking.query import EngineQuery
 
 
 def query_of(target: str) -> Mapping[str, str]:
@@ -18,16 +22,10 @@ def query_of(target: str) -> Mapping[str, str]:
     ``parse_qsl(keep_blank_values=True)`` reads; a repeated name: its first value first).
 
     Engine.IO's own queries (``EIO=4&transport=polling&t=...&sid=...``) are plain ASCII
-    without escapes or repeats: those are split here, anything else goes to ``parse_qsl``."""
-    _, _, qs = target.partition("?")
-    if "%" not in qs and "+" not in qs:
-        params: dict[str, str] = {}
-        for part in qs.split("&"):
-            if part:
-                name, _, value = part.partition("=")
-                if name in params:
-                    break  # a repeated name: the multi-valued form below
-                params[name] = value
-        else:
-            return params
-    return MultiDictProxy(MultiDict(parse_qsl(qs, keep_blank_values=True)))
+    without escapes: those are read in place (``EngineQuery``), anything else goes to
+    ``parse_qsl``."""
+    mark = target.find("?")
+    start = len(target) if mark < 0 else mark + 1
+    if target.find("%", start) < 0 and target.find("+", start) < 0:
+        return cast("Mapping[str, str]", EngineQuery(target, start))
+    return MultiDictProxy(MultiDict(parse_qsl(target[start:], keep_blank_values=True)))

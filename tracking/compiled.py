@@ -40,6 +40,7 @@ COMPILED_MODULES: tuple[str, ...] = (
     "tracking.sampling",
     "tracking.runtime.ring",
     "tracking.runtime.intake",
+    "tracking.query",
     "tracking.ids",
     "tracking.metrics",
     "proxy.wsframes",

@@ -13,15 +13,12 @@ later call about that request.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
-from typing import Protocol
+from typing import NamedTuple, Protocol
 
-from socketio_trace_proxy.tracking.records import fast_constructor
 from socketio_trace_proxy.tracking.traffic import Direction
 
 
-@dataclass(frozen=True, slots=True)
-class RequestInfo:
+class RequestInfo(NamedTuple):
     """What the relay knows about one HTTP request on the Socket.IO path.
 
     ``query`` holds the decoded query parameters (``EIO``, ``transport``, ``sid``, ``j``,
@@ -30,6 +27,10 @@ class RequestInfo:
     (set by :meth:`TrafficObserver.request_arrived`; ``None`` when not known).  ``remote``
     and ``remote_port`` are the client's address and TCP port as the relay's peer (``None``
     when not known); the session's records carry them (``client.address``/``client.port``).
+
+    A ``typing.NamedTuple`` (immutable and typed, like the per-frame packets): one is made
+    per relayed Socket.IO request, at C speed by :func:`new_request_info`'s
+    ``tuple.__new__``, where a frozen dataclass costs a Python-level ``__init__``.
     """
 
     method: str
@@ -40,9 +41,23 @@ class RequestInfo:
     remote_port: int | None = None
 
 
-new_request_info = fast_constructor(RequestInfo)
-"""``RequestInfo(...)`` built without a frozen ``__init__``'s ``object.__setattr__`` per
-field (once per relayed Socket.IO request)."""
+_tuple_new = tuple.__new__
+
+
+def new_request_info(  # noqa: PLR0917 - the fields
+    method: str,
+    query: Mapping[str, str],
+    remote: str | None = None,
+    traceparent: str | None = None,
+    arrived_at: float | None = None,
+    remote_port: int | None = None,
+) -> RequestInfo:
+    """``RequestInfo(...)`` without its Python-level ``__new__`` (the compiled tracker
+    builds it the same way, inline)."""
+    info: RequestInfo = _tuple_new(
+        RequestInfo, (method, query, remote, traceparent, arrived_at, remote_port)
+    )
+    return info
 
 
 class WebSocketObserver(Protocol):

@@ -74,7 +74,7 @@ async def relay_whole(core: RelayCore, conn: ClientConnection, request: LeanRequ
     whole and observed."""
     counters = core.counters
     counters.polling_requests += 1
-    info = core.arrival(request)
+    info = core.lean_arrival(request)
     if request.refused:
         counters.refused_bodies += 1
         busy = text_response(503, "Service Unavailable: too many request bodies in flight")
@@ -172,7 +172,7 @@ class InlineWhole:
         counters = core.counters
         counters.http_requests += 1
         counters.polling_requests += 1
-        self.info = None if core.observer is None else core.arrival(request)
+        self.info = None if core.observer is None else core.lean_arrival(request)
 
     def start(self) -> None:
         """The body is in (or over the limit): send the request upstream."""

@@ -1,12 +1,14 @@
-"""The relay core's first look at a Socket.IO request (:meth:`proxy.core.RelayCore.arrival`):
-on the lean server leg the observer gets the method, query, address, port and
-``traceparent`` read as the head was parsed, without a header multidict built for it."""
+"""The relay core's first look at a Socket.IO request (:meth:`proxy.core.RelayCore.arrival`,
+and the lean leg's own :meth:`proxy.core.RelayCore.lean_arrival`): on the lean server leg
+the observer gets the method, query, address, port and ``traceparent`` read as the head was
+parsed, without a header multidict built for it."""
 
 from __future__ import annotations
 
 from collections.abc import Mapping
 from typing import Any
 
+import pytest
 from aiohttp.http import HttpVersion11
 
 from socketio_trace_proxy.config.proxy import ProxySettings
@@ -39,7 +41,11 @@ def _core(observer: _Arrivals) -> RelayCore:
     return RelayCore(ProxySettings(upstream="http://127.0.0.1:9"), observer)  # type: ignore[arg-type]
 
 
-def test_a_lean_request_arrives_with_its_noted_facts() -> None:
+ARRIVALS = pytest.mark.parametrize("arrival", ["arrival", "lean_arrival"])
+
+
+@ARRIVALS
+def test_a_lean_request_arrives_with_its_noted_facts(arrival: str) -> None:
     observer = _Arrivals()
     headers = [(b"Host", b"x"), (b"TraceParent", TP.encode()), (b"traceparent", b"second")]
     request = LeanRequest(
@@ -53,7 +59,7 @@ def test_a_lean_request_arrives_with_its_noted_facts() -> None:
         "10.0.0.7",
         51234,
     )
-    info = _core(observer).arrival(request)
+    info = getattr(_core(observer), arrival)(request)
     assert info is not None and info.traceparent == TP and info.remote_port == 51234
     assert observer.seen == [
         ("POST", {"EIO": "4", "transport": "polling", "sid": "abc"}, "10.0.0.7", TP, 51234)
@@ -61,10 +67,30 @@ def test_a_lean_request_arrives_with_its_noted_facts() -> None:
     assert request._headers is None  # no header multidict was built to read it
 
 
-def test_no_traceparent_no_port() -> None:
+@ARRIVALS
+def test_no_traceparent_no_port(arrival: str) -> None:
     observer = _Arrivals()
     request = LeanRequest(
         "GET", "/socket.io/?EIO=4", "/socket.io/", HttpVersion11, [], True, None, None
     )
-    info = _core(observer).arrival(request)
+    info = getattr(_core(observer), arrival)(request)
     assert info is not None and (info.traceparent, info.remote_port) == (None, None)
+
+
+class _Broken(_Arrivals):
+    def request_arrived(self, *args: Any, **kwargs: Any) -> RequestInfo:
+        raise RuntimeError("observer bug")
+
+
+@ARRIVALS
+def test_an_observer_failure_is_counted_and_the_request_goes_on_unobserved(arrival: str) -> None:
+    request = LeanRequest(
+        "GET", "/socket.io/?EIO=4", "/socket.io/", HttpVersion11, [], True, None, None
+    )
+    core = _core(_Broken())
+    assert getattr(core, arrival)(request) is None
+    assert core.counters.observer_errors == 1
+    assert (
+        getattr(RelayCore(ProxySettings(upstream="http://127.0.0.1:9"), None), arrival)(request)
+        is None
+    )

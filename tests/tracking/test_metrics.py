@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import bisect
+
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from socketio_trace_proxy.tracking.metrics import (
     EXACT_SAMPLES,
@@ -92,3 +96,23 @@ def test_histogram_over_other_bounds_keeps_the_api() -> None:
     assert h.quantile(0.5) == 1.0 and h.quantile(1.0) == 2.0
     with pytest.raises(ValueError, match="increasing"):
         Histogram.with_bounds((1.0, 1.0))
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    st.lists(
+        st.floats(allow_nan=True, allow_infinity=True)
+        | st.sampled_from([*LOG_BOUNDS[:3], LOG_BOUNDS[-1], 0.0, -0.0, 1e-9]),
+        max_size=30,
+    )
+)
+def test_histogram_buckets_are_bisect_left_of_the_bounds(values: list[float]) -> None:
+    """observe() searches the bounds itself (no call out of the compiled build): each
+    value lands where bisect_left puts it, a bound itself in its own (inclusive) bucket."""
+    for bounds in (LOG_BOUNDS, (0.1, 1.0), (5.0,)):
+        h = Histogram.with_bounds(bounds)()
+        expected = [0] * (len(bounds) + 1)
+        for v in values:
+            h.observe(v)
+            expected[bisect.bisect_left(bounds, 0.0 if v < 0.0 else v)] += 1
+        assert h.counts == expected

@@ -350,6 +350,30 @@ def test_polling_payloads_opening_with_a_message_decode_as_the_general_path() ->
     assert seen[0] == seen[2] and seen[1] == seen[3]
 
 
+def test_a_payload_of_one_packet_decodes_as_the_general_path() -> None:
+    # A body holding one packet (the common case) is decoded without being split; it must
+    # see what the same packet sees behind a NOOP (the general path).
+    bodies = [
+        b'42["a",1]',
+        '42["é",{"x":"ü"}]'.encode(),
+        b"43/ns,5[1]",
+        b"4",
+        b'42["\\u00e9",3]',
+        b'42["\xff"]',  # not UTF-8
+    ]
+    for body in bodies:
+        seen = []
+        for lead in (b"", b"6\x1e"):
+            for send in (_post, _get):
+                table, rec = _table()
+                _handshake(table, "m")
+                send(table, "m", lead + body, 1.0)
+                events = [e for e in rec.events if isinstance(e, (PacketObserved, DecodeFailed))]
+                seen.append(events)
+        assert seen[0] == seen[2] and seen[1] == seen[3], body
+        assert seen[0] or seen[1], body
+
+
 def test_v3_session_polling_heartbeat_and_binary() -> None:
     table, rec = _table()
     handshake = _open("v3sid", 25000, 5000).decode()

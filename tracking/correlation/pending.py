@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import heapq
 import itertools
-from collections import OrderedDict
 from collections.abc import Callable
 from typing import Final
 
@@ -40,7 +39,9 @@ class PendingTable:
         self._on_deadline = on_deadline
         self._late_window = late_window_s
         self._max_timed_out = max_timed_out_per_session
-        self.pending: OrderedDict[int, Pending] = OrderedDict()
+        # A plain dict (insertion order: oldest first): the compiled build reads and writes
+        # it natively, an OrderedDict only through Python-level method calls.
+        self.pending: dict[int, Pending] = {}
         self.heap: list[tuple[float, int, Pending]] = []
         #: The next request id (1, 2, 3, ...; a C-level counter: called per request).
         self.new_id: Callable[[], int] = itertools.count(1).__next__

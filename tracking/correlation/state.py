@@ -186,7 +186,7 @@ class SessionState:
     upgraded: bool = False
     namespaces: dict[str, None] = field(default_factory=dict)
     connecting: OrderedDict[str, float] = field(default_factory=OrderedDict)
-    pending: OrderedDict[int, Pending] = field(default_factory=OrderedDict)
+    pending: dict[int, Pending] = field(default_factory=dict)  # oldest first
     # (namespace, ack id, initiated by the client?) -> request
     acks: dict[tuple[str, int, bool], Pending] = field(default_factory=dict)
     groups: dict[tuple[str, int], Group] = field(default_factory=dict)

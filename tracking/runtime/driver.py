@@ -35,6 +35,7 @@ from socketio_trace_proxy.tracking.runtime.intake import (
 )
 from socketio_trace_proxy.tracking.runtime.timelines import SessionTimeline, Timelines
 from socketio_trace_proxy.tracking.sampling import SessionSampler
+from socketio_trace_proxy.tracking.sessions.polling import PollingReader
 from socketio_trace_proxy.tracking.sessions.websocket import WebSocketReader
 from socketio_trace_proxy.tracking.sink import RecordSink
 from socketio_trace_proxy.tracking.traffic import Direction
@@ -188,13 +189,22 @@ class Tracker(RecordHub):
     def _bind_polling(self) -> None:
         """The polling entry points: the compiled intake's own bound methods (no Python
         frame between the relay and the session table)."""
+        sessions = self._sessions
+        # Called natively if the table's polling entry points are its reader's.
+        reader = getattr(sessions, "polling_reader", None)
+        direct = (
+            isinstance(reader, PollingReader)
+            and sessions.polling_request == reader.request
+            and sessions.polling_reply == reader.reply
+        )
         polling = PollingIntake(
-            self._sessions.polling_request,
-            self._sessions.polling_reply,
+            sessions.polling_request,
+            sessions.polling_reply,
             self._thinning,
             self._monotonic,
             self._time,
             self.fault,
+            reader if direct else None,
         )
         self.request_arrived = polling.request_arrived
         self.polling_request = polling.polling_request

@@ -19,10 +19,12 @@ from typing import Any, Final
 
 from socketio_trace_proxy.tracking.correlation.engine import CorrelationEngine
 from socketio_trace_proxy.tracking.events import PacketObserved, SessionClosed, SessionEvent
-from socketio_trace_proxy.tracking.observer import RequestInfo, new_request_info
+from socketio_trace_proxy.tracking.observer import RequestInfo
+from socketio_trace_proxy.tracking.query import query_value
 from socketio_trace_proxy.tracking.records import Record
 from socketio_trace_proxy.tracking.runtime.timelines import Timelines
 from socketio_trace_proxy.tracking.sampling import SessionSampler
+from socketio_trace_proxy.tracking.sessions.polling import PollingReader
 from socketio_trace_proxy.tracking.sessions.state import LegState, WebSocketLeg
 from socketio_trace_proxy.tracking.sessions.websocket import WebSocketReader
 from socketio_trace_proxy.tracking.traffic import Direction
@@ -32,6 +34,8 @@ Clock = Callable[[], float]
 _UNSAMPLED: Final = LegState.UNSAMPLED
 _C2S: Final = Direction.CLIENT_TO_SERVER
 _S2C: Final = Direction.SERVER_TO_CLIENT
+_REQUEST_INFO: Final = RequestInfo
+_tuple_new: Final = tuple.__new__  # builds a NamedTuple without its Python-level ``__new__``
 
 
 class EventIntake:
@@ -124,7 +128,9 @@ class PollingIntake:
     ``polling_request``, ``polling_response``): the tracker binds them on itself, so the
     relay calls straight into this (compiled) code, one clock read per observation, into the
     session layer's ``on_request``/``on_reply``.  ``thinning``: the sampler when session
-    sampling leaves some sessions out (their later traffic is counted, not decoded)."""
+    sampling leaves some sessions out (their later traffic is counted, not decoded).
+    ``reader``: the default session table's polling reader, called directly (a native call
+    in the compiled build) when ``on_request``/``on_reply`` are its own methods."""
 
     def __init__(  # noqa: PLR0917 - built once per tracker
         self,
@@ -134,7 +140,9 @@ class PollingIntake:
         monotonic: Clock,
         wall: Clock,
         fault: Fault,
+        reader: PollingReader | None = None,
     ) -> None:
+        self._reader = reader
         self._on_request = on_request
         self._on_reply = on_reply
         self._thinning = thinning
@@ -150,13 +158,21 @@ class PollingIntake:
         traceparent: str | None,
         remote_port: int | None = None,
     ) -> RequestInfo:
-        return new_request_info(method, query, remote, traceparent, self._monotonic(), remote_port)
+        at = self._monotonic()
+        info: RequestInfo = _tuple_new(
+            _REQUEST_INFO, (method, query, remote, traceparent, at, remote_port)
+        )
+        return info
 
     def polling_request(self, info: RequestInfo, body: bytes) -> None:
         try:
             thinning = self._thinning
             if thinning is not None and _left_out(thinning, info):
                 thinning.unsampled_body(_C2S, body)
+                return
+            reader = self._reader
+            if reader is not None:
+                reader.request(info, body, self._monotonic(), self._wall())
                 return
             self._on_request(info, body, self._monotonic(), self._wall())
         except Exception:
@@ -177,6 +193,10 @@ class PollingIntake:
                 if info.method.upper() == "GET":
                     thinning.unsampled_body(_S2C, body)
                 return
+            reader = self._reader
+            if reader is not None:
+                reader.reply(info, status, content_encoding, body, self._monotonic(), self._wall())
+                return
             self._on_reply(info, status, content_encoding, body, self._monotonic(), self._wall())
         except Exception:
             self._fault("polling_response")
@@ -184,7 +204,7 @@ class PollingIntake:
 
 def _left_out(thinning: SessionSampler, info: RequestInfo) -> bool:
     """The request belongs to a session that session sampling leaves out."""
-    sid = info.query.get("sid")
+    sid = query_value(info.query, "sid")
     return sid is not None and sid != "" and not thinning.keeps(sid)
 
 

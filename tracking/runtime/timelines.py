@@ -53,7 +53,7 @@ class Timelines:
     """See the module docstring.  ``live`` is read directly on the per-packet path."""
 
     def __init__(self, per_session: int, max_live: int, keep_closed: int, drops: Counter[str]):
-        self.live: OrderedDict[str, TimelineRing] = OrderedDict()
+        self.live: dict[str, TimelineRing] = {}  # oldest first; a plain dict: read per packet
         self._closed: OrderedDict[str, tuple[TimelineItem, ...]] = OrderedDict()
         self._per_session = per_session
         self._max_live = max_live
@@ -65,7 +65,7 @@ class Timelines:
         tl = self.live.get(sid)
         if tl is None:
             while len(self.live) >= self._max_live:
-                self.live.popitem(last=False)
+                del self.live[next(iter(self.live))]
                 self._drops["timelines"] += 1
             tl = self.live[sid] = TimelineRing(self._per_session)
         return tl

@@ -11,8 +11,10 @@ once the backend accepted it (:mod:`tracking.sessions.unconfirmed`).
 from __future__ import annotations
 
 from collections.abc import Mapping
+from typing import Final
 
 from socketio_trace_proxy.tracking.observer import RequestInfo
+from socketio_trace_proxy.tracking.query import query_value
 from socketio_trace_proxy.tracking.sessions.packets import PacketReader
 from socketio_trace_proxy.tracking.sessions.registry import SessionRegistry
 from socketio_trace_proxy.tracking.sessions.state import EngineSession, SessionCounters
@@ -26,10 +28,17 @@ _C2S = Direction.CLIENT_TO_SERVER
 _S2C = Direction.SERVER_TO_CLIENT
 _POLLING = Transport.POLLING
 _OPEN = EnginePacketType.OPEN
+# The separator as an int: ``b"\x1e" in body`` first tries its operand as an index (an
+# exception raised and cleared on every call).
+_RS: Final = 0x1E
 
 
 def eio_version(query: Mapping[str, str]) -> int:
-    return 3 if query.get("EIO") == "3" else 4
+    return 3 if query_value(query, "EIO") == "3" else 4
+
+
+def _jsonp(query: Mapping[str, str]) -> bool:
+    return query_value(query, "j") is not None
 
 
 class PollingReader:
@@ -55,7 +64,7 @@ class PollingReader:
         """A polling POST body (client to server) was forwarded (``at``/``wall``: its
         stamp)."""
         try:
-            sid = info.query.get("sid")
+            sid = query_value(info.query, "sid")
             if not sid:
                 # The server refuses a POST without sid; nothing to attribute it to.
                 self._counters.unattributed += 1
@@ -76,7 +85,7 @@ class PollingReader:
     ) -> None:
         s.last = at
         q = info.query
-        self._payload(s, body, eio_version(q), "j" in q, _C2S, info.traceparent, at, wall)
+        self._payload(s, body, eio_version(q), _jsonp(q), _C2S, info.traceparent, at, wall)
 
     def reply(  # noqa: PLR0917
         self,
@@ -103,7 +112,7 @@ class PollingReader:
         at: float,
         wall: float,
     ) -> None:
-        sid = info.query.get("sid")
+        sid = query_value(info.query, "sid")
         if status != 200:
             # 400/403/413 carry a JSON error object, not a payload (e.g. a late poll after
             # the upgrade, or an unknown sid): count it, never decode it, never create.
@@ -120,7 +129,8 @@ class PollingReader:
             s = self.accept(sid, eio_version(info.query), _POLLING, info, at, wall)
         if s is not None:
             s.last = at
-        if info.method.upper() != "GET":
+        method = info.method
+        if method != "GET" and method.upper() != "GET":
             return  # the answer to a POST is "ok", not a payload
         if content_encoding:
             plain = decompress(body, content_encoding, max_size=self._max_body)
@@ -135,7 +145,7 @@ class PollingReader:
         elif s is not None:
             q = info.query
             tp = info.traceparent
-            self._payload(s, body, eio_version(q), "j" in q, _S2C, tp, at, wall)
+            self._payload(s, body, eio_version(q), _jsonp(q), _S2C, tp, at, wall)
 
     def accept(  # noqa: PLR0917
         self, sid: str, eio: int, transport: Transport, info: RequestInfo, at: float, wall: float
@@ -170,7 +180,7 @@ class PollingReader:
         """The reply to a request without sid: its first packet is OPEN and names the session."""
         q = info.query
         eio = eio_version(q)
-        packets = decode_payload(body, eio=eio, jsonp="j" in q, request=False)
+        packets = decode_payload(body, eio=eio, jsonp=_jsonp(q), request=False)
         first = packets[0] if packets else None
         if not isinstance(first, EnginePacket) or first.type is not _OPEN:
             self._counters.unattributed += 1
@@ -217,20 +227,35 @@ class PollingReader:
         wall: float,
     ) -> None:
         """Every packet of a polling body, in order, until the session closes."""
-        engine = self._packets.engine
+        # packets.message(...) is a native call in the compiled build; a local alias of the
+        # bound method (packets.message) would be called at Python level, boxing every arg.
+        packets = self._packets
         if eio == 3 or jsonp or body[:1] != b"4":
             for p in decode_payload(body, eio=eio, jsonp=jsonp, request=direction is _C2S):
                 if s.closed:
                     break
-                engine(s, p, direction, _POLLING, None, tp, at, wall)
+                packets.engine(s, p, direction, _POLLING, None, tp, at, wall)
             return
         # Hot path: a v4 text payload that opens with a MESSAGE (so it is not JSONP); each
         # text MESSAGE straight to the Socket.IO decoder, as on the WebSocket.
-        message = self._packets.message
+        if _RS not in body:  # one packet (the common case): no list, no copy
+            if body.isascii():
+                packets.message(
+                    s, body.decode("ascii"), 1, len(body), direction, _POLLING, tp, at, wall
+                )
+            else:
+                packets.engine(
+                    s, decode_payload_packet(body, eio), direction, _POLLING, None, tp, at, wall
+                )
+            return
         for raw in body.split(b"\x1e"):
             if s.closed:
                 break
             if raw[:1] == b"4" and raw.isascii():
-                message(s, raw.decode("ascii"), 1, len(raw), direction, _POLLING, tp, at, wall)
+                packets.message(
+                    s, raw.decode("ascii"), 1, len(raw), direction, _POLLING, tp, at, wall
+                )
             else:
-                engine(s, decode_payload_packet(raw, eio), direction, _POLLING, None, tp, at, wall)
+                packets.engine(
+                    s, decode_payload_packet(raw, eio), direction, _POLLING, None, tp, at, wall
+                )

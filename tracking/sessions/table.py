@@ -101,6 +101,7 @@ class SessionTable:
             registry, packets, counters, unconfirmed, max_body_bytes=max_body_bytes
         )
         websocket = WebSocketReader(registry, packets, polling, counters)
+        self.polling_reader = polling  # what polling_request/polling_reply call (see PollingIntake)
         self.polling_request = polling.request
         self.polling_reply = polling.reply
         self.websocket_reader = websocket  # what websocket_message calls (see LegObserver)

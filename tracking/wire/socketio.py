@@ -73,42 +73,51 @@ def fast_message(frame: str, start: int = 1, size: int | None = None) -> SocketP
     malformed ones).  Skips the copy of the packet text that slicing ``frame`` would cost.
     """
     n = len(frame)
-    if n < start + 3 or frame[n - 1] != "]":
+    if n < start + 3 or ord(frame[n - 1]) != 93:  # "]"
         return None
-    first = frame[start]
-    if first not in {"2", "3"}:
+    first = ord(frame[start])
+    if not 50 <= first <= 51:  # "2" (EVENT), "3" (ACK)
         return None
+    # The ack id: its digits end at the "[" that opens the arguments, at most
+    # _MAX_ID_DIGITS of them (read char by char: no slice, no int() of a string).
     k = start + 1
-    second = frame[k]
-    if second == "[":
-        ack_id: int | None = None
-    elif "0" <= second <= "9":
-        k = frame.find("[", k + 1, k + 1 + _MAX_ID_DIGITS)
-        if k < 0:
+    ack_id: int | None = None
+    c = ord(frame[k])
+    if c != 91:  # "["
+        limit = k + _MAX_ID_DIGITS
+        value = 0
+        while 48 <= c <= 57:  # "0" - "9"
+            if k == limit:
+                return None
+            value = value * 10 + (c - 48)
+            k += 1
+            c = ord(frame[k])  # frame ends with "]": never past its end
+        if c != 91 or k == start + 1:
             return None
-        digits = frame[start + 1 : k]
-        if not digits.isdigit() or not digits.isascii():
-            return None
-        ack_id = int(digits)
-    else:
-        return None
+        ack_id = value
     if size is None:
         # everything before ``start`` is ASCII (``4``)
         size = n - start if frame.isascii() else len(frame.encode("utf-8", "surrogatepass")) - start
-    if first == "3":
+    if first == 51:
         if ack_id is None:
             return None
         return _tuple_new(_SOCKET_PACKET, (_ACK, "/", ack_id, None, frame[k:], (), size))
-    if frame[k + 1] != '"':
+    if ord(frame[k + 1]) != 34:  # '"'
         return None
     end = frame.find('"', k + 2)
     if end < 0 or end - k - 2 > MAX_EVENT_NAME:
         return None  # (a long name is cut by the general path)
-    name = frame[k + 2 : end]
     # JSON strings may not hold raw control characters (strict scanstring refuses them);
-    # escapes and anything unusual take the general path.
-    if "\\" in name or not name.isprintable():
-        return None
+    # escapes and anything unusual take the general path.  Printable ASCII but "\\" is
+    # checked char by char; anything else asks str.isprintable.
+    for i in range(k + 2, end):
+        c = ord(frame[i])
+        if c < 32 or c > 126 or c == 92:
+            odd = frame[k + 2 : end]
+            if "\\" in odd or not odd.isprintable():
+                return None
+            break
+    name = frame[k + 2 : end]
     return _tuple_new(_SOCKET_PACKET, (_EVENT, "/", ack_id, name, frame[k:], (), size))
 
 

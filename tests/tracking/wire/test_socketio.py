@@ -373,6 +373,76 @@ def test_fast_message_covers_the_common_shapes() -> None:
         assert sio_wire.fast_message("4" + text) is None, text
 
 
+def _fast_reference(frame: str) -> tuple[object, ...] | None:
+    """What fast_message accepts, written the plain way (str methods, int() of the digits):
+    the compiled-friendly char-by-char reading must accept and refuse exactly the same."""
+    n = len(frame)
+    if n < 4 or frame[-1] != "]" or frame[1] not in "23":
+        return None
+    k = 2
+    ack_id: int | None = None
+    if frame[k] != "[":
+        k = frame.find("[", 3, 3 + 16)
+        digits = frame[2:k] if k > 0 else ""
+        if not digits.isdigit() or not digits.isascii():
+            return None
+        ack_id = int(digits)
+    if frame[1] == "3":
+        return None if ack_id is None else ("ack", ack_id, frame[k:])
+    if frame[k + 1] != '"':
+        return None
+    end = frame.find('"', k + 2)
+    if end < 0 or end - k - 2 > sio_wire.MAX_EVENT_NAME:
+        return None
+    name = frame[k + 2 : end]
+    if "\\" in name or not name.isprintable():
+        return None
+    return ("event", ack_id, name, frame[k:])
+
+
+def _fast_view(packet: SocketPacket | None) -> tuple[object, ...] | None:
+    if packet is None:
+        return None
+    if packet.type is SocketPacketType.ACK:
+        return ("ack", packet.ack_id, packet.payload)
+    return ("event", packet.ack_id, packet.event, packet.payload)
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "2" + "9" * 16 + '["ev"]',  # the longest ack id taken
+        "2" + "9" * 17 + '["ev"]',  # one digit more: the general path
+        "3" + "1" * 16 + "[]",
+        "3" + "1" * 17 + "[]",
+        "3٣[]",  # a digit, but not an ASCII one
+        '2٣["ev"]',
+        "3[]",
+        '2x["ev"]',
+        '2["café",1]',  # printable, not ASCII
+        '2["a\u00a0b"]',  # not printable
+        '2["a\x7fb"]',
+        '2["a\tb"]',
+        '2["~ !"]',
+        '2[""]',
+        '2["' + "n" * sio_wire.MAX_EVENT_NAME + '"]',
+        '2["' + "n" * (sio_wire.MAX_EVENT_NAME + 1) + '"]',
+        '2[1,"ev"]',
+        "2[]",
+        "3]",
+        '2["ev]',
+    ],
+)
+def test_fast_message_takes_exactly_what_the_plain_reading_takes(text: str) -> None:
+    assert _fast_view(sio_wire.fast_message("4" + text)) == _fast_reference("4" + text)
+
+
+@settings(max_examples=1000, deadline=None)
+@given(_shape)
+def test_fast_message_agrees_with_the_plain_reading(text: str) -> None:
+    assert _fast_view(sio_wire.fast_message("4" + text)) == _fast_reference("4" + text)
+
+
 @settings(max_examples=500, deadline=None)
 @given(
     st.sampled_from(list(SocketPacketType)),
