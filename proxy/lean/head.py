@@ -41,6 +41,7 @@ FORWARDED_BYTES: Final = frozenset({b"x-forwarded-for", b"x-forwarded-proto", b"
 # of them once underscores become dashes (CGI-style environ keys make them equal).
 ADDRESS_BYTES: Final = frozenset({b"forwarded", b"x-real-ip"})
 ADDRESS_LIKE: Final = ADDRESS_BYTES | FORWARDED_BYTES
+_UNDERSCORE: Final = 95  # ord("_")
 
 
 class Refused(Exception):
@@ -146,9 +147,9 @@ class ResponseHead:
 
 def underscored(lname: bytes) -> bool:
     """Whether a lower-case header name is an address header spelled with underscores."""
-    # find, not ``in``: CPython's bytes ``in`` first tries the operand as an integer, and
-    # raises and clears a formatted TypeError for every name that is not.
-    return lname.find(b"_") >= 0 and lname.replace(b"_", b"-") in ADDRESS_LIKE
+    # The byte as an integer: CPython's bytes ``in`` first tries the operand as one, and
+    # with ``b"_"`` raises and clears a formatted TypeError for every name.
+    return _UNDERSCORE in lname and lname.replace(b"_", b"-") in ADDRESS_LIKE
 
 
 def noted(raw_headers: Sequence[tuple[bytes, bytes]]) -> dict[bytes, bytes]:
@@ -340,7 +341,14 @@ def as_received(  # noqa: PLR0917 - the reply's parts
         # The line is "name: value\r\n" exactly; llhttp read the names and values in order.
         colon = at + len(name)
         end = colon + len(value) + 4
-        if raw[colon : colon + 2] != b": " or raw[end - 2 : end] != b"\r\n":
+        # Read byte by byte (ints, no slice objects): ": " after the name, CRLF at the end.
+        if (
+            end > len(raw)
+            or raw[colon] != 58
+            or raw[colon + 1] != 32
+            or raw[end - 2] != 13
+            or raw[end - 1] != 10
+        ):
             return None
         at = end
         seen.note(lname, value)
