@@ -10,7 +10,8 @@ instruction counts repeat; the relay's cost per exchange is the difference of tw
     valgrind --tool=callgrind --callgrind-out-file=/tmp/cg.%p \\
         .venv/bin/python bench/lean_exchange_driver.py 500
     valgrind --tool=callgrind ... bench/lean_exchange_driver.py 2500
-    # (Ir(2500) - Ir(500)) / 2000 = instructions per exchange (client and upstream included)
+    # (Ir(2500) - Ir(500)) / 2000 = instructions per exchange (client and upstream included;
+    # --direct: theirs alone)
 
 ``--upgrade`` instead runs N polling -> WebSocket-style upgrades (101 and a tunnelled frame).
 """
@@ -103,7 +104,7 @@ class Client(asyncio.Protocol):
             raise AssertionError(data)
 
 
-async def main(count: int) -> None:
+async def main(count: int, direct: bool = False) -> None:
     loop = asyncio.get_running_loop()
     upstream = await loop.create_server(Upstream, "127.0.0.1", 0)
     port = upstream.sockets[0].getsockname()[1]
@@ -115,6 +116,8 @@ async def main(count: int) -> None:
     server = site._server
     assert server is not None
     relay_port = server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+    if direct:  # the driver's own cost: the client straight to the upstream
+        relay_port = port
     # Warm up: the pool's connection, the code paths.
     done: asyncio.Future[None] = loop.create_future()
     await loop.create_connection(lambda: Client(20, done), "127.0.0.1", relay_port)
@@ -132,5 +135,6 @@ async def main(count: int) -> None:
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("count", type=int)
+    parser.add_argument("--direct", action="store_true", help="no relay: the driver's own cost")
     args = parser.parse_args()
-    uvloop.run(main(args.count))
+    uvloop.run(main(args.count, args.direct))

@@ -229,7 +229,19 @@ class _Connection(asyncio.Protocol):
         to: Settles,
     ) -> None:
         """As :meth:`exchange`, the outcome given to ``to`` from the protocol callbacks."""
-        self._send(to, head, body, limit, False)
+        transport = self.transport
+        assert transport is not None
+        self._upgrade_allowed = False
+        self._waiter = to
+        self._head.start(limit)
+        self._received = False
+        self._interim = []
+        if not body:
+            transport.write(head)
+        elif len(body) <= _JOIN_LIMIT:
+            transport.write(head + body)
+        else:
+            transport.writelines((head, body))
 
     def _send(
         self,
@@ -333,12 +345,21 @@ class UpstreamPool:
     def lend(self) -> _Connection | None:
         """An idle connection for one exchange (:meth:`_Connection.send`), counted as in
         flight until :meth:`settle`; ``None`` when none is idle."""
-        if len(self._active) >= self._max_active:
+        active = self._active
+        if len(active) >= self._max_active:
             raise PoolExhausted(f"{self._max_active} upstream exchanges already in flight")
-        conn = self._checkout_idle()
-        if conn is not None:
-            self._active.add(conn)
-        return conn
+        idle = self._idle
+        if idle:
+            conn = idle.pop()
+            if not conn.closed and time.monotonic() - conn.idle_since < _IDLE_EXPIRY_S:
+                active.add(conn)
+                return conn
+            conn.close()
+            other = self._checkout_idle()
+            if other is not None:
+                active.add(other)
+            return other
+        return None
 
     def settle(self, conn: _Connection, response: UpstreamResponse | None) -> None:
         """The exchange on ``conn`` ended: kept idle for the next one, or closed (always
@@ -406,8 +427,6 @@ class UpstreamPool:
         reused = conn is not None
         if conn is None:
             conn = await self._connect()
-        else:
-            self._replace_idle()
         try:
             try:
                 response = await conn.exchange(head, b"", limit, upgrade=True)
@@ -422,6 +441,11 @@ class UpstreamPool:
         except BaseException:
             conn.close()
             raise
+        finally:
+            if reused:
+                # Started now, its connect runs after the caller's next step (the 101 relayed
+                # to the client), not in the handshake's critical window.
+                self._replace_idle()
         if response.status == 101 and conn.upgraded and not conn.closed:
             assert conn.transport is not None
             return response, conn.transport, conn.upgrade_tail

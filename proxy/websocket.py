@@ -144,17 +144,19 @@ class WebSocketLegs:
     # --- tunnel ----------------------------------------------------------------------
 
     async def forward_handshake(
-        self, request: ClientRequest, sio: bool
+        self, request: ClientRequest, sio: bool, head: bytes | None = None
     ) -> Handshake | web.Response:
         """The client's upgrade forwarded upstream on a pooled connection (both server legs):
         the upstream's answer, or our own 502 when it cannot be reached.  A refusal (no 101)
-        is counted here; the caller relays it as received."""
+        is counted here; the caller relays it as received.  ``head``: the upstream request
+        head, if the caller built it (the lean leg, without a header multidict)."""
         core = self._core
         info = core.arrival(request) if sio else None
         pool = core.pool
         assert pool is not None
         counters = core.counters
-        head = core.request_head(request, None, keep=DROP_UPGRADE_BYTES, drop=self.no_deflate())
+        if head is None:
+            head = core.request_head(request, None, keep=DROP_UPGRADE_BYTES, drop=self.no_deflate())
         try:
             upstream, transport, tail = await pool.upgrade(head, core.max)
         except asyncio.CancelledError:

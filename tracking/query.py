@@ -41,6 +41,7 @@ class EngineQuery:
         self._target = target
         self._start = start  # the query's first character in ``target``
         self._split: Mapping[str, str] | None = None
+        self._sid: str | None = None  # "sid" once read (a POST's body and its reply read it)
 
     def value(self, name: str) -> str | None:
         """The first value of ``name`` (``""`` for a part without ``=``), or ``None``: the
@@ -69,6 +70,13 @@ class EngineQuery:
                 if follows == "&":
                     return ""
             pos = at + 1
+
+    def sid(self) -> str | None:
+        """``value("sid")``, kept once found."""
+        sid = self._sid
+        if sid is None:
+            sid = self._sid = self.value("sid")
+        return sid
 
     def get(self, key: str, default: str | None = None) -> str | None:
         value = self.value(key)
@@ -128,5 +136,5 @@ def query_value(query: Mapping[str, str], name: str) -> str | None:
     (no Python-level ``get`` call)."""
     q: object = query
     if type(q) is EngineQuery:
-        return q.value(name)
+        return q.sid() if name == "sid" else q.value(name)
     return query.get(name)

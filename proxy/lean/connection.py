@@ -161,8 +161,14 @@ class ClientConnection(asyncio.Protocol):
         self._head_fed = 0
         parser = self._parser
         version = HttpVersion11 if parser.get_http_version() == "1.1" else HttpVersion10
-        url, headers = self._head.take()
-        raw_path, path = _origin_form(url)
+        url, headers, lnames, noted = self._head.take_all()
+        raw_path = url.decode("utf-8", "surrogateescape")
+        if raw_path[:1] == "/":
+            path = raw_path.partition("?")[0]
+            if "%" in path:
+                path = unquote(path)
+        else:
+            raw_path, path = _origin_form(url)
         request = LeanRequest(
             parser.get_method().decode("ascii"),
             raw_path,
@@ -173,6 +179,8 @@ class ClientConnection(asyncio.Protocol):
             self.transport,
             self.remote,
             self.remote_port,
+            noted,
+            lnames,
         )
         self._current = request
         server = self.server
@@ -198,10 +206,12 @@ class ClientConnection(asyncio.Protocol):
         request = self._current
         self._current = None
         if request is not None:
-            request.finish()
             inline = self.inline
             if inline is not None and inline.request is request:
+                request.complete = True  # finish(): nothing awaits an inline request's body
                 inline.start()
+            else:
+                request.finish()
 
     # --- requests in order -------------------------------------------------------------
 

@@ -19,6 +19,7 @@ from aiohttp.http import HttpVersion10
 
 from socketio_trace_proxy.proxy.core import RelayCore, log
 from socketio_trace_proxy.proxy.headers import (
+    DROP_UPGRADE_BYTES,
     METHODS_WITH_BODY,
     origin_form,
     switching_head,
@@ -117,15 +118,20 @@ def lean_heads(core: RelayCore) -> HeadBuilder:
     )
 
 
-def upstream_head(
-    heads: HeadBuilder, core: RelayCore, request: LeanRequest, body: bytes | None
+def upstream_head(  # noqa: PLR0917 - request_head's parts
+    heads: HeadBuilder,
+    core: RelayCore,
+    request: LeanRequest,
+    body: bytes | None,
+    keep: frozenset[bytes] = frozenset(),
+    drop: frozenset[bytes] = frozenset(),
 ) -> bytes:
     """:meth:`RelayCore.request_head` from the headers the request noted (no header
     multidict built) in one compiled call, unless the client sent a ``Forwarded`` (all its
     values count)."""
     noted = request.noted
     if b"forwarded" in noted:
-        return core.request_head(request, body)
+        return core.request_head(request, body, keep=keep, drop=drop)
     method = request.method
     length = -1
     if body is not None or method in METHODS_WITH_BODY:
@@ -133,7 +139,17 @@ def upstream_head(
     target = request.raw_path
     if target[:1] != "/":
         target = origin_form(request)
-    return heads.build(method, target, request.raw_headers, noted, request.remote, length)
+    return heads.build(
+        method,
+        target,
+        request.raw_headers,
+        noted,
+        request.remote,
+        length,
+        keep,
+        drop,
+        request.lnames,
+    )
 
 
 class InlineWhole:
@@ -206,7 +222,9 @@ class InlineWhole:
                 pool.settle(upstream, outcome)
                 conn, request = self.conn, self.request
                 reply = RelayedReply(request, outcome)
-                conn.write(reply.data)
+                transport = conn.transport
+                if transport is not None and not conn.closed:  # conn.write
+                    transport.write(reply.data)
                 observe_reply(self.core, self.info, outcome, reply)
                 conn.inline_done(request, reply.keep_alive)
                 return
@@ -309,7 +327,10 @@ async def relay_upgrade(
     busy = legs.refusal()
     if busy is not None:
         return _own(conn, request, busy)
-    handshake = await legs.forward_handshake(request, core.is_socketio(request.path))
+    head = upstream_head(
+        conn.server.heads, core, request, None, DROP_UPGRADE_BYTES, legs.no_deflate()
+    )
+    handshake = await legs.forward_handshake(request, core.is_socketio(request.path), head)
     if isinstance(handshake, web.Response):
         return _own(conn, request, handshake)
     info, upstream, transport, tail = handshake

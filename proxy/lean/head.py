@@ -41,6 +41,7 @@ FORWARDED_BYTES: Final = frozenset({b"x-forwarded-for", b"x-forwarded-proto", b"
 # of them once underscores become dashes (CGI-style environ keys make them equal).
 ADDRESS_BYTES: Final = frozenset({b"forwarded", b"x-real-ip"})
 ADDRESS_LIKE: Final = ADDRESS_BYTES | FORWARDED_BYTES
+_UNDERSCORE: Final = 95  # ord("_")
 
 
 class Refused(Exception):
@@ -58,6 +59,8 @@ class RequestHead:
     def __init__(self) -> None:
         self.url = b""
         self.headers: list[tuple[bytes, bytes]] = []
+        self.lnames: list[bytes] = []  # the lines' names in lower case
+        self.noted: dict[bytes, bytes] = {}  # :func:`noted` of the lines
         self.started = False  # a head is being read (its target began)
 
     def on_url(self, url: bytes) -> None:
@@ -71,14 +74,28 @@ class RequestHead:
         headers.append((name, value))
         if len(name) + len(value) > MAX_FIELD or len(headers) > MAX_HEADERS:
             raise Refused(431, "Request Header Fields Too Large")
+        # Each name lowered once, here, for what reads the lines after (noted, request_head).
+        lname = name.lower()
+        self.lnames.append(lname)
+        if lname in NOTED and lname not in self.noted:
+            self.noted[lname] = value
 
     def take(self) -> tuple[bytes, list[tuple[bytes, bytes]]]:
         """The head's target and lines, read whole; the next head starts empty."""
-        url, headers = self.url, self.headers
+        url, headers, _, _ = self.take_all()
+        return url, headers
+
+    def take_all(
+        self,
+    ) -> tuple[bytes, list[tuple[bytes, bytes]], list[bytes], dict[bytes, bytes]]:
+        """:meth:`take`, and the lines' names in lower case and their :func:`noted`."""
+        result = (self.url, self.headers, self.lnames, self.noted)
         self.url = b""
         self.headers = []
+        self.lnames = []
+        self.noted = {}
         self.started = False
-        return url, headers
+        return result
 
 
 class TooLarge(Exception):
@@ -130,7 +147,9 @@ class ResponseHead:
 
 def underscored(lname: bytes) -> bool:
     """Whether a lower-case header name is an address header spelled with underscores."""
-    return b"_" in lname and lname.replace(b"_", b"-") in ADDRESS_LIKE
+    # The byte as an integer: CPython's bytes ``in`` first tries the operand as one, and
+    # with ``b"_"`` raises and clears a formatted TypeError for every name.
+    return _UNDERSCORE in lname and lname.replace(b"_", b"-") in ADDRESS_LIKE
 
 
 def noted(raw_headers: Sequence[tuple[bytes, bytes]]) -> dict[bytes, bytes]:
@@ -150,17 +169,24 @@ def request_head(  # noqa: PLR0917 - the head's parts
     guard: bool,
     added: Sequence[bytes],
     length: int,
+    lnames: list[bytes] | None = None,
 ) -> bytes:
     """An upstream request head: the request ``line``, the client's header lines as received
     less those named in ``dropped`` (and, ``guard``, address headers spelled with
-    underscores), the ``added`` lines, a ``Content-Length`` unless ``length`` is negative."""
+    underscores), the ``added`` lines, a ``Content-Length`` unless ``length`` is negative
+    (``lnames``: the lines' names in lower case, if known)."""
     parts = [line]
     append = parts.append
-    for name, value in raw_headers:
-        lname = name.lower()
+    for i in range(len(raw_headers)):
+        name, value = raw_headers[i]
+        lname = name.lower() if lnames is None else lnames[i]
         if lname in dropped or (guard and underscored(lname)):
             continue
-        append(name + b": " + value + b"\r\n")
+        # Four parts joined once, not three concatenations per line.
+        append(name)
+        append(b": ")
+        append(value)
+        append(b"\r\n")
     parts.extend(added)
     if length >= 0:
         append(b"Content-Length: " + str(length).encode("ascii") + b"\r\n")
@@ -245,17 +271,24 @@ class HeadBuilder:
         noted: dict[bytes, bytes],
         remote: str | None,
         length: int,
+        keep: frozenset[bytes] = frozenset(),
+        drop: frozenset[bytes] = frozenset(),
+        lnames: list[bytes] | None = None,
     ) -> bytes:
         """The head of ``method`` ``target`` (origin form) with the client's ``raw_headers``
         (``noted``: their first values, :func:`noted`; no ``Forwarded`` among them), from a
-        client at ``remote``; a ``Content-Length`` unless ``length`` is negative."""
+        client at ``remote``; a ``Content-Length`` unless ``length`` is negative; ``keep``:
+        names kept although hop-by-hop, ``drop``: names dropped besides; ``lnames``: the
+        lines' names in lower case, if known."""
         line = (method + " " + self.prefix + target + " HTTP/1.1\r\n").encode(
             "utf-8", "surrogateescape"
         )
         address = None if remote is None else remote.encode("utf-8", "surrogateescape")
         added = proxy_lines(address, self.scheme, noted, self.forwarded, self.rewrite)
         dropped = self.dropped(noted.get(b"connection"))
-        return request_head(line, raw_headers, dropped, self.guard, added, length)
+        if keep or drop:
+            dropped = (dropped - keep) | drop
+        return request_head(line, raw_headers, dropped, self.guard, added, length, lnames)
 
 
 class Seen:
@@ -308,7 +341,14 @@ def as_received(  # noqa: PLR0917 - the reply's parts
         # The line is "name: value\r\n" exactly; llhttp read the names and values in order.
         colon = at + len(name)
         end = colon + len(value) + 4
-        if raw[colon : colon + 2] != b": " or raw[end - 2 : end] != b"\r\n":
+        # Read byte by byte (ints, no slice objects): ": " after the name, CRLF at the end.
+        if (
+            end > len(raw)
+            or raw[colon] != 58
+            or raw[colon + 1] != 32
+            or raw[end - 2] != 13
+            or raw[end - 1] != 10
+        ):
             return None
         at = end
         seen.note(lname, value)

@@ -14,6 +14,7 @@ import enum
 from collections import deque
 from collections.abc import AsyncIterator, Callable, Mapping
 from email.utils import formatdate
+from typing import Final
 from urllib.parse import parse_qsl
 
 from aiohttp import web
@@ -31,6 +32,13 @@ class Kind(enum.Enum):
     WHOLE = "whole"  # collected whole (the Socket.IO path), bounded by max_message_size
     STREAM = "stream"  # handed on in chunks as it arrives (everything else, HEAD)
     DISCARD = "discard"  # answered by the proxy itself; the body is read and dropped
+
+
+# The members as module constants: on Python 3.11 the enum class has a ``__getattr__``, so
+# each ``Kind.X`` read costs a wrapper object and a Python-level attribute call.
+WHOLE: Final = Kind.WHOLE
+STREAM: Final = Kind.STREAM
+DISCARD: Final = Kind.DISCARD
 
 
 class BodyLost(Exception):
@@ -51,6 +59,7 @@ class LeanRequest:
         "has_body",
         "keep_alive",
         "kind",
+        "lnames",
         "lost",
         "method",
         "noted",
@@ -81,6 +90,8 @@ class LeanRequest:
         transport: asyncio.Transport | None,
         remote: str | None,
         remote_port: int | None = None,
+        noted: dict[bytes, bytes] | None = None,
+        lnames: list[bytes] | None = None,
     ) -> None:
         self.method = method
         self.raw_path = raw_path  # origin form: path and query as sent
@@ -89,7 +100,10 @@ class LeanRequest:
         self.raw_headers = raw_headers
         # The first value of each header the relay reads itself; ``headers`` (all of them,
         # decoded) only when asked for.
-        self.noted = noted = noted_headers(raw_headers)
+        if noted is None:
+            noted = noted_headers(raw_headers)
+        self.noted = noted
+        self.lnames = lnames  # the lines' names in lower case, if the head reader gave them
         self._headers: CIMultiDict[str] | None = None
         self.keep_alive = keep_alive
         self.transport = transport
@@ -97,12 +111,13 @@ class LeanRequest:
         self.remote_port = remote_port  # the client's TCP port (the records' client.port)
         upgrade = noted.get(b"upgrade")
         self.upgrade = method == "GET" and upgrade is not None and upgrade.lower() == b"websocket"
-        self.expect = self.text(b"expect")
+        expect = noted.get(b"expect")
+        self.expect = None if expect is None else expect.decode("utf-8", "surrogateescape")
         self.has_body = b"transfer-encoding" in noted or noted.get(b"content-length", b"0") not in (
             b"0",
             b"",
         )
-        self.kind = Kind.STREAM
+        self.kind = STREAM
         self.refused = False  # over max_bodies_in_flight: answered 503, body dropped
         self.too_large = False  # over max_message_size: answered 413, connection closed
         self.reserved = 0  # bytes of max_bodies_in_flight this body holds
@@ -160,16 +175,16 @@ class LeanRequest:
     def feed(self, data: bytes, limit: int) -> int:
         """Body bytes from the parser; how many the connection now buffers for it."""
         kind = self.kind
-        if kind is Kind.DISCARD or self.refused or self.too_large:
+        if kind is DISCARD or self.refused or self.too_large:
             return 0
         self.size += len(data)
-        if kind is Kind.WHOLE and self.size > limit:
+        if kind is WHOLE and self.size > limit:
             self.too_large = True
             self.chunks.clear()
             self._wake()
             return 0
         self.chunks.append(data)
-        if kind is Kind.STREAM:
+        if kind is STREAM:
             self.buffered += len(data)
             self._wake()
             return len(data)

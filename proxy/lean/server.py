@@ -30,7 +30,14 @@ from socketio_trace_proxy.proxy.lean.exchange import (
     relay_upgrade,
     relay_whole,
 )
-from socketio_trace_proxy.proxy.lean.request import BodyLost, Kind, LeanRequest, answer
+from socketio_trace_proxy.proxy.lean.request import (
+    DISCARD,
+    STREAM,
+    WHOLE,
+    BodyLost,
+    LeanRequest,
+    answer,
+)
 from socketio_trace_proxy.proxy.serverlog import Throttled
 from socketio_trace_proxy.proxy.websocket import WebSocketLegs
 
@@ -103,12 +110,15 @@ class LeanServer:
         answers :meth:`_route` gives itself applies to)."""
         core = self.core
         if request.upgrade or request.path[:1] != "/":
-            request.kind = Kind.DISCARD
+            request.kind = DISCARD
             return False
-        if request.method == "HEAD" or not core.is_socketio(request.path):
-            request.kind = Kind.STREAM
+        path = request.path
+        if request.method == "HEAD" or not (
+            path.startswith(core.sio_path) or path == core.sio_path_bare  # core.is_socketio
+        ):
+            request.kind = STREAM
             return False
-        request.kind = Kind.WHOLE
+        request.kind = WHOLE
         if request.has_body:
             # What the body may hold while read and relayed: its length, or the limit.
             length = request.content_length
@@ -118,7 +128,7 @@ class LeanServer:
                 return False
             core.bodies_held += reserved
             request.reserved = reserved
-        return request.expect is None and "\n" not in request.path
+        return request.expect is None and "\n" not in path
 
     def release(self, request: LeanRequest) -> None:
         self.core.bodies_held -= request.reserved
@@ -164,7 +174,7 @@ class LeanServer:
         self.counters.http_requests += 1
         if request.upgrade:
             return await relay_upgrade(self.core, self.legs, conn, request)
-        if request.kind is Kind.STREAM:
+        if request.kind is STREAM:
             return await relay_stream(self.core, conn, request)
         return await relay_whole(self.core, conn, request)
 

@@ -9,6 +9,7 @@ from hypothesis import strategies as st
 
 from socketio_trace_proxy.config.proxy import AddressHeaders, ProxySettings
 from socketio_trace_proxy.proxy.core import RelayCore
+from socketio_trace_proxy.proxy.headers import DROP_UPGRADE_BYTES, EXTENSIONS_BYTES
 from socketio_trace_proxy.proxy.lean.exchange import lean_heads, upstream_head
 from socketio_trace_proxy.proxy.lean.request import LeanRequest
 
@@ -57,6 +58,11 @@ def test_the_lean_head_is_request_heads(  # noqa: PLR0917 - one per drawn part
     heads = lean_heads(core)
     assert upstream_head(heads, core, request, body) == expected
     assert upstream_head(heads, core, request, body) == expected  # its Connection value known
+    # An upgrade's head: Connection and Upgrade kept, the extensions dropped (the lean leg's
+    # relay_upgrade, as WebSocketLegs.forward_handshake builds it).
+    keep, drop = DROP_UPGRADE_BYTES, EXTENSIONS_BYTES
+    upgrade = core.request_head(request, None, keep=keep, drop=drop)
+    assert upstream_head(heads, core, request, None, keep, drop) == upgrade
 
 
 def test_the_connection_values_known_are_bounded() -> None:

@@ -94,6 +94,8 @@ def test_the_request_head_is_the_loops(
     line = b"POST /socket.io/?EIO=4 HTTP/1.1\r\n"
     expected = _head_reference(line, headers, dropped, guard, added, length)
     assert request_head(line, headers, dropped, guard, added, length) == expected
+    lnames = [name.lower() for name, _ in headers]
+    assert request_head(line, headers, dropped, guard, added, length, lnames) == expected
 
 
 SEPARATORS = [b": ", b": ", b":", b":  ", b":\t"]
@@ -191,6 +193,22 @@ def test_a_request_head_read_in_pieces_is_its_target_and_lines(
         parser.feed_data((raw + raw)[at : at + cut])
     assert sink.heads == [(target, lines), (target, lines)]
     assert not head.started
+
+
+@settings(max_examples=200, deadline=None)
+@given(headers=HEADERS)
+def test_a_request_head_notes_its_lines_as_they_come(headers: list[tuple[bytes, bytes]]) -> None:
+    """The lower-case names and noted values :meth:`RequestHead.take_all` gives are those
+    of the lines read (the references), and the next head starts without them."""
+    head = RequestHead()
+    for _ in range(2):
+        head.on_url(b"/x")
+        for name, value in headers:
+            head.on_header(name, value)
+        url, lines, lnames, seen = head.take_all()
+        assert (url, lines) == (b"/x", headers)
+        assert lnames == [name.lower() for name, _ in headers]
+        assert seen == _noted_reference(headers)
 
 
 def test_a_request_head_over_the_limits_is_refused() -> None:

@@ -72,3 +72,9 @@ def test_query_value_reads_any_mapping() -> None:
     assert query_value({"sid": "abc"}, "sid") == "abc"
     assert query_value(_reference("sid=1&sid=2"), "sid") == "1"
     assert query_value({}, "sid") is None
+
+
+def test_the_sid_is_read_once_and_kept() -> None:
+    q = EngineQuery("/socket.io/?EIO=4&xsid=1&sid=abc&sid=def", 11)
+    assert q.sid() == "abc" and q.sid() == q.value("sid") and query_value(q, "sid") == "abc"
+    assert EngineQuery("/socket.io/?EIO=4", 11).sid() is None

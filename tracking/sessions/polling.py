@@ -24,10 +24,10 @@ from socketio_trace_proxy.tracking.wire.engineio import decode_open, decompress
 from socketio_trace_proxy.tracking.wire.packets import DecodeFailure, EnginePacket, EnginePacketType
 from socketio_trace_proxy.tracking.wire.payload import decode_payload, decode_payload_packet
 
-_C2S = Direction.CLIENT_TO_SERVER
-_S2C = Direction.SERVER_TO_CLIENT
-_POLLING = Transport.POLLING
-_OPEN = EnginePacketType.OPEN
+_C2S: Final = Direction.CLIENT_TO_SERVER
+_S2C: Final = Direction.SERVER_TO_CLIENT
+_POLLING: Final = Transport.POLLING
+_OPEN: Final = EnginePacketType.OPEN
 # The separator as an int: ``b"\x1e" in body`` first tries its operand as an index (an
 # exception raised and cleared on every call).
 _RS: Final = 0x1E
@@ -130,7 +130,7 @@ class PollingReader:
         if s is not None:
             s.last = at
         method = info.method
-        if method != "GET" and method.upper() != "GET":
+        if method != "GET" and (method == "POST" or method.upper() != "GET"):
             return  # the answer to a POST is "ok", not a payload
         if content_encoding:
             plain = decompress(body, content_encoding, max_size=self._max_body)
