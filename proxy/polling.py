@@ -94,25 +94,13 @@ class RelayedReply:
         """
         status = upstream.status
         version = request.version
-        raw = upstream.raw
-        # The common case: what would be written is the upstream's response byte for byte
-        # (upstream.raw): HTTP/1.1 both ways, a keep-alive client, Content-Length framing,
-        # no hop-by-hop line, no 1xx before it, every line written "name: value".
-        if (
-            raw is not None
-            and not upstream.interim
-            and request.keep_alive
-            and version == HttpVersion11
-            and status not in NO_BODY_STATUS
-            and request.method != hdrs.METH_CONNECT
-        ):
+        raw, body = upstream.raw, upstream.body
+        # The common case: the upstream's response byte for byte (see as_received), to an
+        # HTTP/1.1 keep-alive client, no 1xx before it.
+        plain = request.keep_alive and version == HttpVersion11 and request.method != "CONNECT"
+        if raw is not None and plain and not upstream.interim and status not in NO_BODY_STATUS:
             seen: Seen | None = as_received(
-                raw,
-                status,
-                upstream.reason,
-                upstream.headers,
-                len(upstream.body),
-                DROP_RESPONSE_BYTES,
+                raw, status, upstream.reason, upstream.headers, len(body), DROP_RESPONSE_BYTES
             )
             if seen is not None:
                 self.data = raw
@@ -130,7 +118,6 @@ class RelayedReply:
         append = parts.append
         chunk_ok = not no_length and version != HttpVersion10
         seen = copy_headers(upstream.headers, no_length, append, chunk_ok)
-        body = upstream.body
         chunked = seen.chunked and chunk_ok
         if chunked:
             if not seen.framed:
