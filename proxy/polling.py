@@ -79,31 +79,6 @@ def copy_headers(
     return seen
 
 
-def _as_received(request: ClientRequest, upstream: UpstreamResponse) -> Seen | None:
-    """The common case of :class:`RelayedReply`: what it would write is the upstream's
-    response byte for byte (``upstream.raw``): HTTP/1.1 both ways, a keep-alive client,
-    ``Content-Length`` framing, no hop-by-hop line, no 1xx before it, every line written
-    ``name: value`` as the serializer writes it.  ``None`` otherwise."""
-    raw = upstream.raw
-    if (
-        raw is None
-        or upstream.interim
-        or not request.keep_alive
-        or request.version != HttpVersion11
-        or upstream.status in NO_BODY_STATUS
-        or request.method == hdrs.METH_CONNECT
-    ):
-        return None
-    return as_received(
-        raw,
-        upstream.status,
-        upstream.reason,
-        upstream.headers,
-        len(upstream.body),
-        DROP_RESPONSE_BYTES,
-    )
-
-
 class RelayedReply:
     """A relayed whole-body response (long-polling, a refused upgrade) as the client gets it,
     plus what the observer reads."""
@@ -119,13 +94,19 @@ class RelayedReply:
         """
         status = upstream.status
         version = request.version
-        seen = _as_received(request, upstream)
-        if seen is not None:
-            assert upstream.raw is not None
-            self.data = upstream.raw
-            self.keep_alive = True
-            self._seen = seen
-            return
+        raw, body = upstream.raw, upstream.body
+        # The common case: the upstream's response byte for byte (see as_received), to an
+        # HTTP/1.1 keep-alive client, no 1xx before it.
+        plain = request.keep_alive and version == HttpVersion11 and request.method != "CONNECT"
+        if raw is not None and plain and not upstream.interim and status not in NO_BODY_STATUS:
+            seen: Seen | None = as_received(
+                raw, status, upstream.reason, upstream.headers, len(body), DROP_RESPONSE_BYTES
+            )
+            if seen is not None:
+                self.data = raw
+                self.keep_alive = True
+                self._seen = seen
+                return
         # Never a HEAD: :meth:`proxy.relay.Relay.handle` streams those.
         no_length = status in NO_BODY_STATUS or (
             request.method == hdrs.METH_CONNECT and 200 <= status < 300
@@ -137,7 +118,6 @@ class RelayedReply:
         append = parts.append
         chunk_ok = not no_length and version != HttpVersion10
         seen = copy_headers(upstream.headers, no_length, append, chunk_ok)
-        body = upstream.body
         chunked = seen.chunked and chunk_ok
         if chunked:
             if not seen.framed:

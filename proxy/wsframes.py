@@ -233,13 +233,18 @@ class FrameScanner:
                 if opcode & 0x0F == _CLOSE and parts is not None:
                     close = _close_frame(unmask(self._frame_key, b"".join(parts)))
                 continue
-            if parts is not None:
+            # The usual case, a whole message in one frame (FIN, not a continuation, no
+            # fragments open) with its payload in one piece, skips the fragment list.
+            if parts is not None and (
+                len(parts) != 1 or opcode & 0x8F <= 0x80 or self._message_parts
+            ):
                 self._message_parts.append(unmask(self._frame_key, b"".join(parts)))
+                parts = None
             if opcode & 0x80:  # FIN: the message is complete
                 count += 1
                 nbytes += self._message_size
                 if self.observe:
-                    message = self._message()
+                    message = self._message(parts)
                     if message is not None:
                         if messages is None:
                             messages = [message]
@@ -294,9 +299,17 @@ class FrameScanner:
         self._remaining = length
         return pos
 
-    def _message(self) -> str | bytes | None:
+    def _message(self, whole: list[bytes] | None) -> str | bytes | None:
+        """The message just completed: ``whole``, the payload of its only frame in one
+        piece (still masked), or else the fragments gathered."""
+        if whole is not None:
+            return self._decode(unmask(self._frame_key, whole[0]))
         parts = self._message_parts
-        payload = parts[0] if len(parts) == 1 else b"".join(parts)
+        return self._decode(parts[0] if len(parts) == 1 else b"".join(parts))
+
+    def _decode(self, payload: bytes | bytearray) -> str | bytes | None:
+        """A complete message's payload (unmasked) as the tracker sees it: inflated when
+        compressed, ``str`` for text; ``None`` when it does not inflate."""
         if self._message_compressed:
             inflated = self._inflate(payload)
             if inflated is None:

@@ -184,6 +184,7 @@ _ERROR: Final = Outcome.ERROR
 _LATE: Final = Outcome.LATE
 _REJECTED: Final = Outcome.REJECTED
 _TIMEOUT: Final = Outcome.TIMEOUT
+_PAIR_RECORD: Final = PairRecord  # a C static in the compiled build
 
 
 class Metrics:
@@ -402,7 +403,7 @@ class LatencyWindow:
         keep = self.samples_per_rule
         for record in records:
             try:
-                if type(record) is not PairRecord:
+                if type(record) is not _PAIR_RECORD:
                     other(record)
                     continue
                 pair = record

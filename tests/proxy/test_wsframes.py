@@ -200,3 +200,23 @@ def test_a_control_frame_over_125_bytes_is_a_protocol_error(opcode: int, declare
         assert second.forward == b"" and second.close is None
         assert scanner.stopped
         assert scanner.feed(b"\x00" * 100_000) == Scanned(b"", (), 0, 0, None, False)
+
+
+@pytest.mark.parametrize("masked", [True, False])
+def test_a_new_message_inside_a_fragmented_one_is_observed_joined_as_before(
+    masked: bool,
+) -> None:
+    """Whole one-frame messages skip the fragment list, but not while a fragmented message
+    is open: a data frame with an opcode there (a peer's protocol error, forwarded as is)
+    still joins what came before it, as the scanner always observed it."""
+    stream = (
+        frame(TEXT, b"one", masked=masked)
+        + frame(TEXT, b"ab", fin=False, masked=masked)
+        + frame(BINARY, b"cd", masked=masked)
+        + frame(TEXT, "t\u00e9".encode(), masked=masked)
+        + frame(BINARY, b"", masked=masked)
+    )
+    scanned = FrameScanner(max_message=1000, observe=True, deflate=False).feed(stream)
+    assert list(scanned.messages) == ["one", b"abcd", "t\u00e9", b""]
+    # the BINARY frame started a new message as far as sizes go: 2 bytes, not 4
+    assert (scanned.message_count, scanned.byte_count) == (4, 3 + 2 + 3 + 0)

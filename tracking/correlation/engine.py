@@ -10,6 +10,7 @@ event happened fires before that event (a reply after its deadline is late, not 
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Final
 
 from socketio_trace_proxy.config.tracking import TrackingSettings
 from socketio_trace_proxy.tracking.capture import Capturer
@@ -38,6 +39,8 @@ from socketio_trace_proxy.tracking.records import PairKind, Record
 from socketio_trace_proxy.tracking.rules import RuleBook
 from socketio_trace_proxy.tracking.traffic import Transport
 from socketio_trace_proxy.tracking.views import MetricsSnapshot, PendingView, SessionView
+
+_PACKET_OBSERVED: Final = PacketObserved  # a C static in the compiled build
 
 
 class CorrelationEngine:
@@ -88,7 +91,7 @@ class CorrelationEngine:
             # Deadlines that passed before this event happened fire first, whether or not the
             # timer has run yet: a reply after its deadline is late, not ok.
             self.tick(event.at, event.wall)
-        if type(event) is PacketObserved:
+        if type(event) is _PACKET_OBSERVED:
             self._dispatch.packet(event)
         elif isinstance(event, SessionOpened):
             self._book.opened(event)

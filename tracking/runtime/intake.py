@@ -32,6 +32,7 @@ from socketio_trace_proxy.tracking.traffic import Direction
 Fault = Callable[[str], None]
 Clock = Callable[[], float]
 _UNSAMPLED: Final = LegState.UNSAMPLED
+_PACKET_OBSERVED: Final = PacketObserved  # a C static in the compiled build
 _C2S: Final = Direction.CLIENT_TO_SERVER
 _S2C: Final = Direction.SERVER_TO_CLIENT
 _REQUEST_INFO: Final = RequestInfo
@@ -49,7 +50,7 @@ class EventIntake:
 
     def event(self, event: SessionEvent) -> None:
         try:
-            if type(event) is PacketObserved:
+            if type(event) is _PACKET_OBSERVED:
                 p = event.packet
                 sid = event.session_id
                 tl = self._live.get(sid)
