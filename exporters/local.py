@@ -23,15 +23,9 @@ import typing
 from collections.abc import Callable, Sequence
 from typing import TextIO
 
-from socketio_trace_proxy.exporters.plugin import (
-    Encoded,
-    SendResult,
-    Verdict,
-    encode_each,
-    utf8,
-)
+from socketio_trace_proxy.exporters.plugin import Encoded, SendResult, Verdict, utf8
 from socketio_trace_proxy.exporters.spans import pair_error_type
-from socketio_trace_proxy.tracking.record_json import record_json_checked
+from socketio_trace_proxy.tracking.record_json import ndjson_lines
 from socketio_trace_proxy.tracking.records import (
     LifecycleKind,
     LifecycleRecord,
@@ -73,10 +67,6 @@ def console_line(record: Record) -> str | None:
     return None  # pragma: no cover - Record has no other members
 
 
-def _lines(parts: list[bytes]) -> bytes:
-    return b"\n".join(parts) + b"\n" if parts else b""
-
-
 class NdjsonFilePlugin:
     """Appends records to a file, one JSON object per line; rotates at ``max_bytes``."""
 
@@ -87,7 +77,8 @@ class NdjsonFilePlugin:
         self.rotations = 0
 
     def encode(self, records: Sequence[Record]) -> Encoded:
-        return encode_each(records, record_json_checked, _lines)
+        lines = ndjson_lines(records)
+        return Encoded(lines.data, lines.count, lines.skipped, lines.error, lines.replaced)
 
     def send(self, batch: Encoded, timeout_s: float) -> SendResult:
         try:

@@ -14,14 +14,21 @@ and msgspec Structs field by field in C): ~1.3-1.6 us for a pair record against 
 the exec-compiled f-string lines it replaces (``bench/record_json_bench.py``).  A text
 msgspec cannot write as UTF-8 (a lone surrogate, which a JSON ``"\\ud800"`` escape in the
 traffic decodes to) takes the general path, which writes U+FFFD in its place.
+
+:func:`ndjson_lines` writes a batch of records as NDJSON (the NDJSON file exporter's batch)
+with msgspec's ``encode_into`` into one buffer: ~1.0 us per pair record, against ~1.5 us
+plus ~0.5 us of page faults for a line per record joined afterwards (two joins made two
+copies of a ~400 KB batch, each in memory fresh from the kernel).
 """
 
 from __future__ import annotations
 
 import json
+from collections.abc import Iterable
+from dataclasses import dataclass
 from functools import cache
 from importlib import resources
-from typing import Any
+from typing import Any, Final
 
 import msgspec
 
@@ -40,7 +47,11 @@ _RECORD_TYPES: dict[type, str] = {
     MessageRecord: "message",
     LifecycleRecord: "lifecycle",
 }
-_encode = msgspec.json.Encoder().encode
+_ENCODER: Final = msgspec.json.Encoder()
+_encode = _ENCODER.encode
+_encode_into = _ENCODER.encode_into
+_COMMA: Final = ord(",")
+_NEWLINE: Final = ord("\n")
 
 
 def record_type(cls: type) -> str:
@@ -79,6 +90,60 @@ def record_json_checked(record: Record) -> tuple[bytes, bool]:
     except UnicodeEncodeError:
         return _repaired(record), True
     return _prefix(type(record)) + body[1:], False
+
+
+@dataclass(frozen=True, slots=True)
+class NdjsonLines:
+    """Records as NDJSON lines: ``data`` holds ``count`` lines, ``replaced`` of them with text
+    replaced (see :func:`record_json_checked`); ``skipped`` records could not be encoded at
+    all (``error`` says why, for the last of them) and have no line."""
+
+    data: bytes
+    count: int
+    replaced: int = 0
+    skipped: int = 0
+    error: str | None = None
+
+
+def ndjson_lines(records: Iterable[Record]) -> NdjsonLines:
+    """``record_json(record) + b"\\n"`` for each record, in order, in one buffer: each record
+    is encoded into it right behind its ``{"type":"...",`` prefix, its own opening brace
+    landing on the prefix's comma, which is then put back.  A record msgspec cannot encode
+    takes :func:`record_json_checked` (a lone surrogate: repaired and counted) or is skipped
+    and counted (any other failure), leaving no partial line behind."""
+    buf = bytearray()
+    count = replaced = skipped = 0
+    error: str | None = None
+    last: type | None = None
+    prefix = b""
+    brace = 0  # where the record's own "{" lands: on the prefix's trailing comma
+    for record in records:
+        cls = type(record)
+        if cls is not last:
+            last = cls
+            prefix = _prefix(cls)
+            brace = len(prefix) - 1
+        start = len(buf)
+        try:
+            buf += prefix
+            _encode_into(record, buf, start + brace)
+        except Exception:
+            del buf[start:]
+            try:
+                line, repaired = record_json_checked(record)
+            except Exception as exc:
+                skipped += 1
+                error = repr(exc)
+                continue
+            buf += line
+            buf.append(_NEWLINE)
+            replaced += repaired
+            count += 1
+            continue
+        buf[start + brace] = _COMMA
+        buf.append(_NEWLINE)
+        count += 1
+    return NdjsonLines(bytes(buf), count, replaced, skipped, error)
 
 
 def _repaired(record: Record) -> bytes:

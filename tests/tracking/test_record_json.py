@@ -14,10 +14,13 @@ from typing import Any
 
 import msgspec
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 from jsonschema import Draft202012Validator
 
 from socketio_trace_proxy.tracking.record_json import (
     SCHEMA_FILE,
+    ndjson_lines,
     record_builtins,
     record_json,
     record_json_checked,
@@ -266,3 +269,47 @@ def test_encoding_is_exactly_the_fields_in_order() -> None:
             ensure_ascii=False,
         ).encode()
     )
+
+
+# -- a batch as NDJSON lines (the NDJSON file exporter's encode) ------------------------------
+
+# texts with lone surrogates (what a JSON "\ud800" escape in the traffic decodes to) among them
+_texts = st.text(max_size=12) | st.sampled_from(["\ud800", "a\udfffb", "é", ""])
+
+
+@st.composite
+def _records(draw: st.DrawFn) -> Record:
+    ref = session(draw(_texts))
+    kind = draw(st.sampled_from(["pair", "message", "lifecycle"]))
+    if kind == "pair":
+        return pair(
+            ref,
+            request_event=draw(_texts),
+            request_payload=draw(st.none() | _texts),
+            outcome=draw(st.sampled_from(Outcome)),
+            ack_id=draw(st.none() | st.integers(0, 2**53)),
+        )
+    if kind == "message":
+        return message(ref, event=draw(_texts), payload=draw(st.none() | _texts))
+    return lifecycle(draw(st.sampled_from(LifecycleKind)), ref, detail=draw(st.none() | _texts))
+
+
+@given(st.lists(_records(), max_size=12))
+def test_a_batch_of_lines_is_each_records_json_form(records: list[Record]) -> None:
+    """Byte for byte the per-record form, whatever the mix of record types and repaired
+    texts, each repair counted."""
+    lines = ndjson_lines(records)
+    checked = [record_json_checked(record) for record in records]
+    assert lines.data == b"".join(data + b"\n" for data, _ in checked)
+    assert (lines.count, lines.skipped, lines.error) == (len(records), 0, None)
+    assert lines.replaced == sum(repaired for _, repaired in checked)
+
+
+def test_a_record_that_cannot_be_encoded_is_skipped_without_a_partial_line() -> None:
+    good = [pair(), message(), pair(request_payload='["\ud800"]'), lifecycle()]
+    bad = pair(request_payload=object())  # not JSON: msgspec refuses it half way through
+    lines = ndjson_lines([good[0], bad, good[1], bad, good[2], good[3]])
+    assert lines.data == b"".join(record_json(record) + b"\n" for record in good)
+    assert (lines.count, lines.skipped, lines.replaced) == (4, 2, 1)
+    assert lines.error is not None and "TypeError" in lines.error
+    assert ndjson_lines([]) == ndjson_lines(()) and ndjson_lines([]).data == b""
