@@ -53,7 +53,6 @@ from socketio_trace_proxy.proxy.wstunnel import WebSocketTunnel
 from socketio_trace_proxy.tracking.observer import RequestInfo
 
 _SCHEME = LeanRequest.scheme.encode("ascii")
-_NONE: frozenset[bytes] = frozenset()
 
 
 def _own(conn: ClientConnection, request: LeanRequest, response: web.Response) -> bool:
@@ -189,25 +188,7 @@ class InlineWhole:
                     conn.inline_done(request, _too_large(core, conn, request))
                     return
                 core.counters.polling_bytes_c2s += len(body)
-            noted, target = request.noted, request.raw_path
-            if b"forwarded" in noted or target[:1] != "/":
-                head = upstream_head(conn.server.heads, core, request, body)
-            else:  # upstream_head's common case, in place
-                method = request.method
-                length = -1
-                if body is not None or method in METHODS_WITH_BODY:
-                    length = len(body) if body else 0
-                head = conn.server.heads.build(
-                    method,
-                    target,
-                    request.raw_headers,
-                    noted,
-                    request.remote,
-                    length,
-                    _NONE,
-                    _NONE,
-                    request.lnames,
-                )
+            head = upstream_head(conn.server.heads, core, request, body)
             pool = core.pool
             assert pool is not None
             try:
