@@ -77,12 +77,14 @@ class Scanned:
     over 125 bytes) stopped the stream.  ``messages`` are the observed complete messages
     (``str`` for text, ``bytes`` for binary).  A plain class, not a ``NamedTuple``: one is
     made per chunk, and a named tuple's constructor is a Python function even when this
-    module runs compiled.
+    module runs compiled.  ``ending``: any of ``close``, ``too_big``, ``protocol_error`` (one
+    attribute for the relay to read per chunk).
     """
 
     __slots__ = (
         "byte_count",
         "close",
+        "ending",
         "forward",
         "message_count",
         "messages",
@@ -107,6 +109,7 @@ class Scanned:
         self.close = close
         self.too_big = too_big
         self.protocol_error = protocol_error
+        self.ending = close is not None or too_big or protocol_error
 
     def _fields(self) -> tuple[object, ...]:
         return (
@@ -155,6 +158,7 @@ class FrameScanner:
         "_frame_key",
         "_frame_opcode",
         "_frame_parts",
+        "_frame_whole",
         "_held",
         "_inflater",
         "_max",
@@ -186,6 +190,8 @@ class FrameScanner:
         self._frame_opcode = 0
         self._frame_key: bytes | None = None
         self._frame_parts: list[bytes] | None = None  # payload of the current frame, if kept
+        # ... or all of it, when it came in the chunk that held its header (the usual case)
+        self._frame_whole: bytes | None = None
         self._message_size = 0
         self._message_text = False
         self._message_compressed = False
@@ -228,23 +234,22 @@ class FrameScanner:
             # A frame is complete.
             opcode = self._frame_opcode
             parts = self._frame_parts
-            self._frame_parts = None
+            whole = self._frame_whole if parts is None else b"".join(parts)
+            self._frame_parts = self._frame_whole = None
             if opcode & 0x0F >= _CONTROL:
-                if opcode & 0x0F == _CLOSE and parts is not None:
-                    close = _close_frame(unmask(self._frame_key, b"".join(parts)))
+                if opcode & 0x0F == _CLOSE and whole is not None:
+                    close = _close_frame(unmask(self._frame_key, whole))
                 continue
             # The usual case, a whole message in one frame (FIN, not a continuation, no
-            # fragments open) with its payload in one piece, skips the fragment list.
-            if parts is not None and (
-                len(parts) != 1 or opcode & 0x8F <= 0x80 or self._message_parts
-            ):
-                self._message_parts.append(unmask(self._frame_key, b"".join(parts)))
-                parts = None
+            # fragments open), skips the fragment list.
+            if whole is not None and (opcode & 0x8F <= 0x80 or self._message_parts):
+                self._message_parts.append(unmask(self._frame_key, whole))
+                whole = None
             if opcode & 0x80:  # FIN: the message is complete
                 count += 1
                 nbytes += self._message_size
                 if self.observe:
-                    message = self._message(parts)
+                    message = self._message(whole)
                     if message is not None:
                         if messages is None:
                             messages = [message]
@@ -292,18 +297,18 @@ class FrameScanner:
         pos += head
         if length and length <= n - pos and keep:
             # The usual case: the whole payload is in this chunk.
-            self._frame_parts = [data[pos : pos + length]]
+            self._frame_whole = data[pos : pos + length]
             self._remaining = 0
             return pos + length
         self._frame_parts = [] if keep else None
         self._remaining = length
         return pos
 
-    def _message(self, whole: list[bytes] | None) -> str | bytes | None:
-        """The message just completed: ``whole``, the payload of its only frame in one
-        piece (still masked), or else the fragments gathered."""
+    def _message(self, whole: bytes | None) -> str | bytes | None:
+        """The message just completed: ``whole``, the payload of its only frame (still
+        masked), or else the fragments gathered."""
         if whole is not None:
-            return self._decode(unmask(self._frame_key, whole[0]))
+            return self._decode(unmask(self._frame_key, whole))
         parts = self._message_parts
         return self._decode(parts[0] if len(parts) == 1 else b"".join(parts))
 
@@ -315,9 +320,11 @@ class FrameScanner:
             if inflated is None:
                 return None
             payload = inflated
+        if type(payload) is bytes:  # typed: mypyc decodes without a method lookup
+            return payload.decode("utf-8", "replace") if self._message_text else payload
         if self._message_text:
             return payload.decode("utf-8", "replace")
-        return payload if type(payload) is bytes else bytes(payload)
+        return bytes(payload)
 
     def _inflate(self, payload: bytes | bytearray) -> bytes | None:
         inflater = self._inflater

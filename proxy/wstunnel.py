@@ -157,43 +157,58 @@ class WebSocketTunnel:
 
     # --- forwarding ----------------------------------------------------------------------
 
+    # Per chunk: the scanner's result read once per attribute, messages shown to the
+    # observer here (no call per chunk into a helper); the rare rest in :meth:`_ending`.
+
     def from_client(self, data: bytes) -> None:
         if type(data) is not bytes:  # the compiled scanner takes bytes only
             data = bytes(data)
         scanned = self._c2s.feed(data)
-        if scanned.forward:
-            self.upstream.write(scanned.forward)
-        if scanned.message_count:
+        forward = scanned.forward
+        if forward:
+            self.upstream.write(forward)
+        count = scanned.message_count
+        if count:
             counters = self._counters
-            counters.ws_messages_c2s += scanned.message_count
+            counters.ws_messages_c2s += count
             counters.ws_bytes_c2s += scanned.byte_count
-        if (
-            scanned.messages
-            or scanned.close is not None
-            or scanned.too_big
-            or scanned.protocol_error
-        ):
-            self._seen(C2S, scanned)
+            messages = scanned.messages
+            observer = self._observer
+            if messages and observer is not None:
+                for message in messages:
+                    try:
+                        observer.message(C2S, message)
+                    except Exception:
+                        counters.observer_errors += 1
+        if scanned.ending:
+            self._ending(C2S, scanned)
 
     def from_upstream(self, data: bytes) -> None:
         scanned = self._s2c.feed(data)
-        client = self.client
-        if scanned.forward:
-            client.write(scanned.forward)
+        forward = scanned.forward
+        if forward:
+            client = self.client
+            client.write(forward)
             if client.get_write_buffer_size() > _HIGH_WATER and self._drain_timer is None:
                 self.upstream.pause_reading()
                 self._drain_timer = self._loop.call_later(_DRAIN_CHECK_S, self._drained)
-        if scanned.message_count:
+        count = scanned.message_count
+        if count:
             counters = self._counters
-            counters.ws_messages_s2c += scanned.message_count
+            counters.ws_messages_s2c += count
             counters.ws_bytes_s2c += scanned.byte_count
-        if (
-            scanned.messages
-            or scanned.close is not None
-            or scanned.too_big
-            or scanned.protocol_error
-        ):
-            self._seen(S2C, scanned)
+            messages = scanned.messages
+            observer = self._observer
+            if messages and observer is not None:
+                for message in messages:
+                    try:
+                        observer.message(S2C, message)
+                    except Exception:
+                        counters.observer_errors += 1
+                if self._ask_sampling:
+                    self._sampling_asked(observer)
+        if scanned.ending:
+            self._ending(S2C, scanned)
 
     def _drained(self) -> None:
         self._drain_timer = None
@@ -204,20 +219,17 @@ class WebSocketTunnel:
         else:
             self.upstream.resume_reading()
 
-    def _seen(self, direction: Direction, scanned: Scanned) -> None:
-        observer = self._observer
-        if observer is not None:
-            for message in scanned.messages:
-                try:
-                    observer.message(direction, message)
-                except Exception:
-                    self._counters.observer_errors += 1
-            if self._ask_sampling and direction is S2C and scanned.messages:
-                self._ask_sampling = False
-                if not getattr(observer, "observing", True):
-                    # An unsampled session: tunnel on without assembling its messages.
-                    self._observer = None
-                    self._c2s.observe = self._s2c.observe = False
+    def _sampling_asked(self, observer: WebSocketObserver) -> None:
+        """The upstream's first messages were shown: whether session sampling left this
+        WebSocket's session out."""
+        self._ask_sampling = False
+        if not getattr(observer, "observing", True):
+            # An unsampled session: tunnel on without assembling its messages.
+            self._observer = None
+            self._c2s.observe = self._s2c.observe = False
+
+    def _ending(self, direction: Direction, scanned: Scanned) -> None:
+        """A close frame, a message over the limit or a protocol error in this chunk."""
         close = scanned.close
         if close is not None and self.initiator is None:
             self.initiator = direction

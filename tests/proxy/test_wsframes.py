@@ -220,3 +220,24 @@ def test_a_new_message_inside_a_fragmented_one_is_observed_joined_as_before(
     assert list(scanned.messages) == ["one", b"abcd", "t\u00e9", b""]
     # the BINARY frame started a new message as far as sizes go: 2 bytes, not 4
     assert (scanned.message_count, scanned.byte_count) == (4, 3 + 2 + 3 + 0)
+
+
+def test_ending_says_whether_a_chunk_holds_a_close_an_oversize_or_a_protocol_error() -> None:
+    """The tunnel reads ``ending`` alone per chunk: it is set exactly when one of the three
+    is."""
+    plain = FrameScanner(max_message=10, observe=True, deflate=False)
+    assert not plain.feed(frame(TEXT, b"hi", masked=True) + frame(PING, b"", masked=True)).ending
+    closing = FrameScanner(max_message=10, observe=True, deflate=False)
+    scanned = closing.feed(frame(TEXT, b"hi", masked=False) + close_frame(1000, b"", None))
+    assert scanned.ending and scanned.close == CloseFrame(1000, b"")
+    assert list(scanned.messages) == ["hi"]
+    big = FrameScanner(max_message=10, observe=False, deflate=False).feed(
+        frame(BINARY, b"x" * 11, masked=True)
+    )
+    assert big.ending and big.too_big
+    bad = FrameScanner(max_message=1000, observe=False, deflate=False).feed(
+        frame(PING, b"x" * 126, masked=False)
+    )
+    assert bad.ending and bad.protocol_error
+    for made in (Scanned(b"", (), 0, 0, None, False), Scanned(b"x", ["m"], 1, 1, None, False)):
+        assert not made.ending
