@@ -40,7 +40,12 @@ from socketio_trace_proxy.proxy.headers import (
     text_response,
     with_connection_tokens,
 )
-from socketio_trace_proxy.proxy.lean.head import ADDRESS_BYTES, FORWARDED_BYTES, request_head
+from socketio_trace_proxy.proxy.lean.head import (
+    ADDRESS_BYTES,
+    FORWARDED_BYTES,
+    HeadBuilder,
+    request_head,
+)
 from socketio_trace_proxy.proxy.query import query_of
 from socketio_trace_proxy.proxy.serverlog import Throttled
 from socketio_trace_proxy.proxy.upstream import UpstreamPool
@@ -102,9 +107,10 @@ class RelayCore:
         self._outage = Throttled(log, "upstream requests failed (answered 502)")
         self.session: aiohttp.ClientSession | None = None
         self.pool: UpstreamPool | None = None
+        self.heads: HeadBuilder | None = None  # the lean leg's head builder (its server's)
 
     def stats(self) -> RelayStats:
-        return self.counters.snapshot(self.pool)
+        return self.counters.snapshot(self.pool, self.heads)
 
     # --- lifecycle -------------------------------------------------------------------
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Final
 
+from socketio_trace_proxy.proxy.lean.head import HeadBuilder
 from socketio_trace_proxy.proxy.upstream import UpstreamPool
 
 
@@ -41,6 +42,8 @@ class RelayStats:
     ws_protocol_errors: int
     upstream_connections_opened: int  # by the polling/upgrade client
     upstream_idle_discarded: int  # keep-alive connections closed: the idle pool was full
+    # the lean leg's table of Connection values met (their drop sets) emptied, being full
+    connection_values_cleared: int
 
 
 class RelayCounters:
@@ -100,7 +103,14 @@ class RelayCounters:
         # tunnelled WebSockets closed 1002: a control frame over 125 bytes (RFC 6455 5.5)
         self.ws_protocol_errors = 0
 
-    def snapshot(self, pool: UpstreamPool | None = None) -> RelayStats:
-        """The counters, with the upstream pool's own (zero without a pool)."""
+    def snapshot(
+        self, pool: UpstreamPool | None = None, heads: HeadBuilder | None = None
+    ) -> RelayStats:
+        """The counters, with the upstream pool's own and the lean leg's head builder's
+        (zero without them)."""
         pooled = {f"upstream_{n}": getattr(pool, n) if pool else 0 for n in self._POOL_COUNTERS}
-        return RelayStats(**{name: getattr(self, name) for name in self.__slots__}, **pooled)
+        return RelayStats(
+            **{name: getattr(self, name) for name in self.__slots__},
+            **pooled,
+            connection_values_cleared=heads.cleared if heads is not None else 0,
+        )

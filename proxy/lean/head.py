@@ -242,6 +242,7 @@ class HeadBuilder:
         self.forwarded = forwarded
         self.rewrite = rewrite
         self._dropped: dict[bytes, frozenset[bytes]] = {}
+        self.cleared = 0  # times the known Connection values were dropped (the table full)
 
     def dropped(self, connection: bytes | None) -> frozenset[bytes]:
         """:attr:`drop` plus the names a ``Connection`` value lists (RFC 9110 7.6.1), as
@@ -260,6 +261,7 @@ class HeadBuilder:
         result = frozenset(names)
         if len(self._dropped) >= _MAX_TOKEN_SETS:
             self._dropped.clear()
+            self.cleared += 1
         self._dropped[connection] = result
         return result
 

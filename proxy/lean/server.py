@@ -68,7 +68,8 @@ class LeanServer:
         # Deadlines are checked by one sweep, at a quarter of the shorter one (at most 1 s).
         self._sweep_s = min(1.0, self.head_timeout_s / 4, self.keepalive_timeout_s / 4)
         self._sweeper: asyncio.TimerHandle | None = None
-        self.heads = lean_heads(core)  # the upstream request heads (compiled)
+        # The upstream request heads (compiled); the core reports its counter.
+        self.heads = core.heads = lean_heads(core)
         self.inline_whole = InlineWhole  # what :meth:`classify` admits, for the connections
 
     def __call__(self) -> asyncio.Protocol:

@@ -77,4 +77,9 @@ def test_the_connection_values_known_are_bounded() -> None:
     assert b"X-1: b" in head
     for n in range(200):
         assert heads.dropped(b"x-%d" % n) == core.request_drop | {b"x-%d" % n}
+        # Counted each time the full table (64) is emptied: as the 65th, 129th and 193rd
+        # distinct values come ("x-0" came first, with the request).
+        assert heads.cleared == n // 64
+    assert heads.cleared == 3
+    assert heads.dropped(b"x-0") == core.request_drop | {b"x-0"}
     assert upstream_head(heads, core, request, None) == head == core.request_head(request, None)

@@ -182,3 +182,19 @@ async def test_informational_responses_count_against_the_response_size_limit(
         assert relay.counters.rejected_too_large == 1
     assert got[0].startswith(b"HTTP/1.1 502 Bad Gateway\r\n")
     assert got[0].endswith(b"upstream response larger than max_message_size\n")
+
+
+async def test_the_lean_heads_connection_values_cleared_reach_the_relay_stats(
+    upstream: str,
+) -> None:
+    """The lean leg's table of the ``Connection`` values it met is bounded; each time it is
+    emptied, being full, ``connection_values_cleared`` counts it (in the stats, /metrics)."""
+    request = b"GET /socket.io/?EIO=4 HTTP/1.1\r\nHost: h\r\nConnection: keep-alive, x-%d\r\n\r\n"
+    async with relay_in_front_of(upstream) as relay:
+        for n in range(64):
+            assert await _exchange(relay.url, request % n) == [PLAIN + b"\r\nok"]
+        assert relay.server.stats().connection_values_cleared == 0  # 64 values: full
+        await _exchange(relay.url, request % 64)
+        stats = relay.server.stats()
+    assert stats.polling_requests == 65
+    assert stats.connection_values_cleared == 1

@@ -46,6 +46,9 @@ async def test_a_plain_relay_still_serves_health_readiness_and_relay_counters() 
                 assert resp.status == 200
                 families = {f.name: f for f in text_string_to_metric_families(await resp.text())}
             assert families["socketio_proxy_relay_http_requests"].samples[0].value >= 1
+            # The lean leg's head builder's counter, beside the relay's own.
+            cleared = families["socketio_proxy_relay_connection_values_cleared"]
+            assert cleared.samples[0].value == 0
             assert "socketio_proxy_requests" not in families  # no tracker, no tracker series
             status, body = await _get(http, admin + "/api/metrics")
             assert status == 200 and body["tracking"] is False and body["metrics"] is None
