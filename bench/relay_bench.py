@@ -89,6 +89,7 @@ class RunResult:
     errors: int
     note: str | None = None
     loadgen_cpu_s: float = 0.0
+    sampled_share: float | None = None  # session sampling: share of this round's sessions traced
 
 
 @dataclass(frozen=True, slots=True)
@@ -292,6 +293,9 @@ def make_targets(args: argparse.Namespace) -> list[Target]:
     return targets
 
 
+_SAMPLING_COUNTERS = ("socketio_proxy_handshakes_total", "socketio_proxy_sampled_sessions_total")
+
+
 class Server:
     """A child process serving HTTP on a loopback port; stopped on exit."""
 
@@ -318,6 +322,27 @@ class Server:
             start_new_session=True,
         )
         self.process = psutil.Process(self.popen.pid)
+        # our proxy's admin listener (its Prometheus /metrics), if the command names one
+        self.admin = argv[argv.index("--admin") + 1] if "--admin" in argv[:-1] else None
+
+    def sampling_counts(self) -> tuple[int, int] | None:
+        """Session sampling's handshakes and sampled sessions so far (the admin listener's
+        ``/metrics``); ``None`` without sampling (tracking off or every session traced)."""
+        if self.admin is None:
+            return None
+        try:
+            with urllib.request.urlopen(f"http://{self.admin}/metrics", timeout=5) as resp:
+                text = resp.read().decode()
+        except Exception:
+            return None
+        found: dict[str, int] = {}
+        for line in text.splitlines():
+            name, _, value = line.partition(" ")
+            if name in _SAMPLING_COUNTERS:
+                found[name] = int(float(value))
+        if len(found) < len(_SAMPLING_COUNTERS):
+            return None
+        return found[_SAMPLING_COUNTERS[0]], found[_SAMPLING_COUNTERS[1]]
 
     def wait_ready(self, timeout_s: float = 20.0) -> None:
         """Ready once a Socket.IO polling handshake through this server succeeds."""
@@ -488,6 +513,11 @@ def run_echo(
     proxy_cpu0 = proxy_cpu1 = backend_cpu0 = backend_cpu1 = load_cpu0 = load_cpu1 = 0.0
     result: dict[str, Any] = {}
     load_cpu: list[Callable[[], float]] = []
+    # Session sampling decides per session (from its sid): this round's share of traced
+    # sessions is binomial around the rate (50 clients at 0.1: 2-8 of them in most rounds),
+    # and the proxy's CPU per ack goes with it.
+    counts0 = proxy.sampling_counts() if proxy else None
+    counts1 = None
     for msg in node_lines(argv, timeout, load_cpu):
         phase = msg.get("phase")
         if phase == "start":
@@ -498,10 +528,15 @@ def run_echo(
             proxy_cpu1 = proxy.cpu_s() if proxy else 0.0
             backend_cpu1 = backend.cpu_s()
             load_cpu1 = load_cpu[0]()
+            if counts0 is not None and proxy is not None:  # after the window: not measured
+                counts1 = proxy.sampling_counts()
         elif phase == "result":
             result = msg
     acks = int(result.get("acks", 0))
     errors = int(result.get("ack_errors", 0)) + int(result.get("connect_failures", 0))
+    share = None
+    if counts0 is not None and counts1 is not None and counts1[0] > counts0[0]:
+        share = (counts1[1] - counts0[1]) / (counts1[0] - counts0[0])
     return RunResult(
         target=target.name,
         scenario=scenario,
@@ -515,6 +550,7 @@ def run_echo(
         errors=errors,
         note=result.get("error"),
         loadgen_cpu_s=load_cpu1 - load_cpu0,
+        sampled_share=share,
     )
 
 
@@ -632,11 +668,18 @@ def report(
                 bcpu.append(run.backend_cpu_s / run.acks * 1e6)
                 errors += run.errors
             cpu_s = f"{statistics.median(cpu):>10.0f} us" if cpu else f"{'-':>13}"
+            shares = [
+                f"{r.sampled_share:.0%}"
+                for rnd in range(args.rounds)
+                if (r := by.get((t.name, sc, rnd))) is not None and r.sampled_share is not None
+            ]
             bcpu_s = f"{statistics.median(bcpu):>10.0f} us" if bcpu else f"{'-':>13}"
             print(
                 f"{'':<17}{t.label:<22}{fmt_ratio(thr):>24}{fmt_ratio(p50):>24}"
                 f"{fmt_ratio(p99):>24}{cpu_s}{bcpu_s}{errors:>8}"
             )
+            if shares:
+                print(f"{'':<19}sessions traced per round (session sampling): {' '.join(shares)}")
             runs = [
                 r
                 for rnd in range(args.rounds)
@@ -897,6 +940,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                             "proxy_cpu_s": r.proxy_cpu_s,
                             "backend_cpu_s": r.backend_cpu_s,
                             "loadgen_cpu_s": r.loadgen_cpu_s,
+                            "sampled_share": r.sampled_share,
                             "errors": r.errors,
                         }
                         for r in runs

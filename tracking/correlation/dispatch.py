@@ -195,9 +195,11 @@ class PacketDispatch:
         if ack_label is None:  # bounded: one per admitted event name, plus "(other)"
             ack_label = self._ack_labels[base] = f"{base} -> ack"
         timeout, slow = self._ack_timeout_s, self._ack_slow_s
-        acks[akey] = self._new_pending(
+        q = self._new_pending(
             s, ev, p, _KIND_ACK, None, ack_label, ack_label, None, _NO_CAPTURES, timeout, slow
         )
+        q.ack_key = akey
+        acks[akey] = q
 
     def _ack(self, s: SessionState, ev: PacketObserved, p: SocketPacket) -> None:
         ack_id = p.ack_id
