@@ -44,6 +44,8 @@ class RelayStats:
     upstream_idle_discarded: int  # keep-alive connections closed: the idle pool was full
     # the lean leg's table of Connection values met (their drop sets) emptied, being full
     connection_values_cleared: int
+    # the upstream lines known for a client connection's header lines emptied, being full
+    header_lines_cleared: int
 
 
 class RelayCounters:
@@ -113,4 +115,5 @@ class RelayCounters:
             **{name: getattr(self, name) for name in self.__slots__},
             **pooled,
             connection_values_cleared=heads.cleared if heads is not None else 0,
+            header_lines_cleared=heads.lines_cleared if heads is not None else 0,
         )

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from enum import Enum
 from typing import NamedTuple
 
+from socketio_trace_proxy.tracking.records import Record
 from socketio_trace_proxy.tracking.traffic import Direction, Transport
 from socketio_trace_proxy.tracking.wire.packets import SocketPacket
 
@@ -112,6 +113,40 @@ class SessionClosed:
     wall: float
     code: int | None = None
     initiator: Direction | None = None
+
+
+class PacketSink:
+    """A receiver of every :class:`PacketObserved`, called by the session layer as a typed
+    method (natively in the compiled build: not a bound method behind the Python call
+    protocol) when the session layer's emit is the receiver's own ``event`` method."""
+
+    def packet_observed(self, event: PacketObserved) -> None:
+        raise NotImplementedError
+
+
+class RecordTarget:
+    """A receiver of the correlation engine's records, called by the engine as a typed
+    method (natively in the compiled build) when the engine's emit is the receiver's own
+    ``record`` method."""
+
+    def record(self, record: Record) -> None:
+        raise NotImplementedError
+
+
+def packet_sink(emit: object) -> PacketSink | None:
+    """The :class:`PacketSink` whose ``event`` method ``emit`` is, if it is one."""
+    owner = getattr(emit, "__self__", None)
+    if isinstance(owner, PacketSink) and emit == getattr(owner, "event", None):
+        return owner
+    return None
+
+
+def record_target(emit: object) -> RecordTarget | None:
+    """The :class:`RecordTarget` whose ``record`` method ``emit`` is, if it is one."""
+    owner = getattr(emit, "__self__", None)
+    if isinstance(owner, RecordTarget) and emit == getattr(owner, "record", None):
+        return owner
+    return None
 
 
 SessionEvent = (

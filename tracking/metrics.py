@@ -169,12 +169,22 @@ class EchoMetrics:
 
 
 class RuleMetrics:
-    __slots__ = ("latency", "outcomes", "slow")
+    """One rule's (or ack label's) outcomes, slow count and latency.  Ok pairs, nearly all
+    of them, are counted in ``ok`` (an integer slot, no dict update per pair); ``outcomes``
+    holds the others, and ``"ok"``'s place in its order (see :meth:`outcome_counts`)."""
+
+    __slots__ = ("latency", "ok", "outcomes", "slow")
 
     def __init__(self) -> None:
-        self.outcomes: Counter[str] = Counter()
+        self.outcomes: dict[str, int] = {}
+        self.ok = 0
         self.slow = 0
         self.latency = Histogram()
+
+    def outcome_counts(self) -> dict[str, int]:
+        """Outcome value -> count, in the order the outcomes were first seen."""
+        ok = self.ok
+        return {name: ok if name == "ok" else n for name, n in self.outcomes.items()}
 
 
 _C2S: Final = Direction.CLIENT_TO_SERVER
@@ -253,7 +263,13 @@ class Metrics:
         rm = self.rules.get(rule)
         if rm is None:
             rm = self.rules[rule] = RuleMetrics()
-        rm.outcomes[outcome._value_] += 1
+        if outcome is _OK:
+            rm.ok += 1
+            if rm.ok == 1:
+                rm.outcomes["ok"] = 0  # its place in the order; counted in ``ok``
+        else:
+            name = outcome._value_
+            rm.outcomes[name] = rm.outcomes.get(name, 0) + 1
         if slow:
             rm.slow += 1
         if outcome is _OK or outcome is _ERROR or outcome is _LATE or outcome is _REJECTED:
@@ -272,7 +288,7 @@ class Metrics:
             rules=tuple(
                 RuleStats(
                     rule=name,
-                    outcomes=dict(rm.outcomes),
+                    outcomes=rm.outcome_counts(),
                     slow=rm.slow,
                     latency=rm.latency.summary(),
                 )
@@ -321,36 +337,55 @@ class DurationSeries:
     in the admin listener, so that the compiled build compiles the per-record work.
     """
 
-    __slots__ = ("_histogram", "_max_series", "_series", "bounds", "folded")
+    __slots__ = ("_count", "_histogram", "_max_series", "_series", "bounds", "folded")
 
     def __init__(self, bounds: Sequence[float], max_series: int) -> None:
         self._histogram = Histogram.with_bounds(bounds)
         self.bounds = self._histogram.bounds
         self._max_series = max_series
-        self._series: dict[tuple[str, str], Histogram] = {}
+        # rule -> outcome -> histogram: two lookups of interned strings per record, no
+        # (rule, outcome) tuple built, hashed and compared
+        self._series: dict[str, dict[str, Histogram]] = {}
+        self._count = 0
         self.folded = 0
 
     def observe(self, record: PairRecord) -> None:
         self.add(record.rule, record.outcome._value_, record.duration_s)
 
     def add(self, rule: str, outcome: str, duration_s: float) -> None:
-        key = (rule, outcome)
-        series = self._series.get(key)
+        by_outcome = self._series.get(rule)
+        series = by_outcome.get(outcome) if by_outcome is not None else None
         if series is None:
-            if len(self._series) >= self._max_series:
-                self.folded += 1
-                key = (OTHER, outcome)
-                series = self._series.get(key)
-            if series is None:
-                series = self._series[key] = self._histogram()
+            series = self._new_series(rule, outcome)
         series.observe(duration_s)
+
+    def _new_series(self, rule: str, outcome: str) -> Histogram:
+        """The series of a (rule, outcome) not seen yet: a new one, or past
+        ``max_series`` the one of (:data:`OTHER`, outcome)."""
+        if self._count >= self._max_series:
+            self.folded += 1
+            rule = OTHER
+            other = self._series.get(OTHER)
+            series = other.get(outcome) if other is not None else None
+            if series is not None:
+                return series
+        by_outcome = self._series.get(rule)
+        if by_outcome is None:
+            by_outcome = self._series[rule] = {}
+        series = by_outcome[outcome] = self._histogram()
+        self._count += 1
+        return series
 
     def series(self) -> list[tuple[str, str, list[int], float]]:
         """(rule, outcome, per-bucket counts incl. +Inf, sum) for every series."""
-        return [(r, o, list(h.counts), h.sum) for (r, o), h in sorted(self._series.items())]
+        return [
+            (r, o, list(h.counts), h.sum)
+            for r, by_outcome in sorted(self._series.items())
+            for o, h in sorted(by_outcome.items())
+        ]
 
     def __len__(self) -> int:
-        return len(self._series)
+        return self._count
 
 
 class LatencyBucket:

@@ -24,11 +24,16 @@ def fast_constructor(cls: type[_T]) -> type[_T]:
     """A drop-in constructor for the frozen slots dataclass ``cls``: same signature, and it
     returns genuine ``cls`` instances (frozen from then on, equal to ``cls(...)``).
 
-    It is a mutable twin of ``cls`` with the same slots in the same order, whose
-    ``__init__`` (generated, like a dataclass's own) stores the fields and then switches
-    the instance's class to ``cls``, which CPython allows between classes of identical
-    layout.  The switch is the ``__init__``'s last line, not a ``__post_init__``: one
-    Python frame per record, not two.
+    It is a mutable twin of ``cls``: a subclass that adds no slots (so the very same
+    layout) and sets attributes as ``object`` does (not frozen), whose ``__init__``
+    (generated, like a dataclass's own) stores the fields and then switches the
+    instance's class to ``cls``, which CPython allows between classes of identical
+    layout.  As a subclass adding nothing, the switch finds both classes share their
+    layout's base at once (a twin beside ``cls`` makes CPython compare the two slot
+    lists, every record).  Both ``__setattr__`` and ``__delattr__`` are ``object``'s: with
+    only one of them the type's attribute slot would call Python code per store.  The
+    switch is the ``__init__``'s last line, not a ``__post_init__``: one Python frame per
+    record, not two.
     """
     slots = getattr(cls, "__slots__", None)
     names: list[str] = []
@@ -53,8 +58,14 @@ def fast_constructor(cls: type[_T]) -> type[_T]:
     init.__qualname__ = f"{cls.__qualname__}.__init__"
     twin = type(
         cls.__name__,
-        (),
-        {"__slots__": tuple(slots), "__init__": init, "__module__": cls.__module__},
+        (cls,),
+        {
+            "__slots__": (),
+            "__init__": init,
+            "__setattr__": object.__setattr__,
+            "__delattr__": object.__delattr__,
+            "__module__": cls.__module__,
+        },
     )
     return cast(type[_T], twin)
 

@@ -178,9 +178,10 @@ class RuleBook:
         self._exact = exact
         self._cache: dict[str, EventRoles] = {}
         self.cache_resets = 0
-        #: ``cached(name)``: the roles of an already resolved name, else None (the hot path
-        #: tries this before :meth:`roles`).
-        self.cached = self._cache.get
+        #: The resolved names' roles (the hot path tries this before :meth:`roles`; the
+        #: same dict for the book's life: cleared, never replaced, so that the compiled
+        #: engine reads it natively).
+        self.role_cache = self._cache
 
     def roles(self, event: str) -> EventRoles:
         found = self._cache.get(event)

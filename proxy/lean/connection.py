@@ -78,6 +78,7 @@ class ClientConnection(asyncio.Protocol):
         self._buffered = 0  # streamed body bytes received and not yet forwarded
         self._paused = False
         self._drain: asyncio.Future[None] | None = None
+        self.known: dict[bytes, bytes] = {}  # HeadBuilder.build_known's, for this client
 
     # --- asyncio.Protocol ------------------------------------------------------------
 

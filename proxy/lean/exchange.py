@@ -125,10 +125,12 @@ def upstream_head(  # noqa: PLR0917 - request_head's parts
     body: bytes | None,
     keep: frozenset[bytes] = frozenset(),
     drop: frozenset[bytes] = frozenset(),
+    known: dict[bytes, bytes] | None = None,
 ) -> bytes:
     """:meth:`RelayCore.request_head` from the headers the request noted (no header
     multidict built) in one compiled call, unless the client sent a ``Forwarded`` (all its
-    values count)."""
+    values count); ``known``: the lines built for the header lines its connection sent
+    (:meth:`HeadBuilder.build_known`)."""
     noted = request.noted
     if b"forwarded" in noted:
         return core.request_head(request, body, keep=keep, drop=drop)
@@ -139,6 +141,9 @@ def upstream_head(  # noqa: PLR0917 - request_head's parts
     target = request.raw_path
     if target[:1] != "/":
         target = origin_form(request)
+    if known is not None and not keep and not drop:
+        raw, lnames = request.raw_headers, request.lnames
+        return heads.build_known(method, target, raw, noted, request.remote, length, lnames, known)
     return heads.build(
         method,
         target,
@@ -188,7 +193,7 @@ class InlineWhole:
                     conn.inline_done(request, _too_large(core, conn, request))
                     return
                 core.counters.polling_bytes_c2s += len(body)
-            head = upstream_head(conn.server.heads, core, request, body)
+            head = upstream_head(conn.server.heads, core, request, body, known=conn.known)
             pool = core.pool
             assert pool is not None
             try:

@@ -217,6 +217,7 @@ def proxy_lines(
 
 
 _MAX_TOKEN_SETS: Final = 64  # distinct Connection values kept (clients send a few)
+MAX_KNOWN_LINES: Final = 4  # sets of header lines a client connection's lines are kept for
 
 
 class HeadBuilder:
@@ -243,6 +244,8 @@ class HeadBuilder:
         self.rewrite = rewrite
         self._dropped: dict[bytes, frozenset[bytes]] = {}
         self.cleared = 0  # times the known Connection values were dropped (the table full)
+        self.lines_cleared = 0  # times a connection's known header lines were dropped
+        self._length_dropped = b"content-length" in drop
 
     def dropped(self, connection: bytes | None) -> frozenset[bytes]:
         """:attr:`drop` plus the names a ``Connection`` value lists (RFC 9110 7.6.1), as
@@ -291,6 +294,50 @@ class HeadBuilder:
         if keep or drop:
             dropped = (dropped - keep) | drop
         return request_head(line, raw_headers, dropped, self.guard, added, length, lnames)
+
+    def build_known(  # noqa: PLR0917 - the request's parts
+        self,
+        method: str,
+        target: str,
+        raw_headers: list[tuple[bytes, bytes]],
+        noted: dict[bytes, bytes],
+        remote: str | None,
+        length: int,
+        lnames: list[bytes] | None,
+        known: dict[bytes, bytes],
+    ) -> bytes:
+        """:meth:`build` (no ``keep``, no ``drop``) for a request from a client connection
+        that keeps ``known``: the lines built for each set of header lines it sent (at
+        most :data:`MAX_KNOWN_LINES`, emptied when full and counted in
+        :attr:`lines_cleared`).  What follows the request line is a function of the
+        client's lines alone (hence ``noted``), its address (the connection's) and this
+        builder's settings, so a poll whose lines were met before is its request line,
+        those lines and its length."""
+        # The lines as one key: names and values as llhttp read them, which hold no LF;
+        # less the Content-Length lines, always dropped (the length goes on the head).
+        parts: list[bytes] = []
+        skip = self._length_dropped
+        for i in range(len(raw_headers)):
+            name, value = raw_headers[i]
+            if skip and (name.lower() if lnames is None else lnames[i]) == b"content-length":
+                continue
+            parts.append(name)
+            parts.append(value)
+        key = b"\n".join(parts)
+        lines = known.get(key)
+        if lines is None:
+            head = self.build(method, target, raw_headers, noted, remote, -1, lnames=lnames)
+            lines = head[head.find(b"\r\n") + 2 : -2]
+            if len(known) >= MAX_KNOWN_LINES:
+                known.clear()
+                self.lines_cleared += 1
+            known[key] = lines
+        line = (method + " " + self.prefix + target + " HTTP/1.1\r\n").encode(
+            "utf-8", "surrogateescape"
+        )
+        if length < 0:
+            return line + lines + b"\r\n"
+        return line + lines + b"Content-Length: " + str(length).encode("ascii") + b"\r\n\r\n"
 
 
 class Seen:

@@ -116,3 +116,16 @@ def test_histogram_buckets_are_bisect_left_of_the_bounds(values: list[float]) ->
             h.observe(v)
             expected[bisect.bisect_left(bounds, 0.0 if v < 0.0 else v)] += 1
         assert h.counts == expected
+
+
+def test_rule_outcomes_keep_the_order_first_seen_with_ok_among_them() -> None:
+    """Ok pairs are counted apart (an integer, not a dict update per pair) yet the
+    snapshot's outcomes keep the order each outcome was first seen in."""
+    m = Metrics(max_event_names=10)
+    m.pair("r", Outcome.ERROR, 0.1, False)
+    m.pair("r", Outcome.OK, 0.1, False)
+    m.pair("r", Outcome.TIMEOUT, 1.0, False)
+    m.pair("r", Outcome.OK, 0.2, True)
+    rule = m.snapshot(0, {}).rules[0]
+    assert list(rule.outcomes.items()) == [("error", 1), ("ok", 2), ("timeout", 1)]
+    assert rule.slow == 1 and rule.latency.count == 3

@@ -94,3 +94,17 @@ def test_fast_constructor_refuses_what_it_cannot_copy() -> None:
         fast_constructor(NoSlots)
     with pytest.raises(TypeError):
         fast_constructor(Factory)
+
+
+def test_the_fast_constructors_twin_adds_nothing_to_the_records_layout() -> None:
+    """The twin is a subclass of the record class with no slots of its own, setting
+    attributes as ``object`` does (see ``fast_constructor``): the class switch then needs
+    no slot comparison, and stores are plain slot stores."""
+    for fast, cls in (
+        (new_pair_record, PairRecord),
+        (new_message_record, MessageRecord),
+        (new_lifecycle_record, LifecycleRecord),
+    ):
+        assert fast.__mro__[1] is cls and fast.__dict__["__slots__"] == ()
+        assert fast.__basicsize__ == cls.__basicsize__
+        assert fast.__setattr__ is object.__setattr__ and fast.__delattr__ is object.__delattr__

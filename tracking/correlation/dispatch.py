@@ -78,7 +78,7 @@ class PacketDispatch:
         self._emit = emit
         self._span_id = ids.span_id
         self._rules = rules
-        self._cached_roles = rules.cached
+        self._role_cache = rules.role_cache  # read natively per EVENT (not a bound .get)
         self._metrics = metrics
         self._capture = capture
         self._capturing = capture.enabled
@@ -131,14 +131,21 @@ class PacketDispatch:
             self._metrics.message("(unnamed)", ev.direction, p.size)
             self._metrics.extra["events_without_name"] += 1
             return
-        roles = self._cached_roles(name) or self._rules.roles(name)
-        self._metrics.message(roles.label, ev.direction, p.size)
+        roles = self._role_cache.get(name)
+        if roles is None:
+            roles = self._rules.roles(name)
+        # EventRoles is an interpreted class: each field read is a generic attribute
+        # lookup, so the common cases read as few as they can.
+        label = roles.label
+        self._metrics.message(label, ev.direction, p.size)
         echo = roles.echo
         if echo is not None:
             self._echo(s, ev, p, echo)
-        if not roles.configured and p.ack_id is None:
-            if not roles.aggregate:  # the common one-way case: no parsing at all
-                self._one_way(s, ev, p, name, roles.label)
+        if not roles.configured:  # no rule binds the name: an ack, or a one-way message
+            if p.ack_id is not None and self._acks:
+                self._open_ack(s, ev, p, label)
+            elif not roles.aggregate:  # no parsing at all
+                self._one_way(s, ev, p, name, label)
             return
         # The first argument, parsed once, and only if a binding of this name reads it
         # (and the payload is not too large to read: then no key, first in, first out).
@@ -150,7 +157,7 @@ class PacketDispatch:
                 self._metrics.extra["payloads_too_large_to_read"] += 1
         handled = False
         if self._acks and p.ack_id is not None:
-            self._open_ack(s, ev, p, roles.label)
+            self._open_ack(s, ev, p, label)
             handled = True
         if roles.replies and self._reply(s, ev, p, roles, arg):
             return
@@ -161,7 +168,7 @@ class PacketDispatch:
                 self._open_rule(s, ev, p, b, arg)
                 handled = True
         if not handled and not roles.aggregate:
-            self._one_way(s, ev, p, name, roles.label)
+            self._one_way(s, ev, p, name, label)
 
     def _one_way(
         self, s: SessionState, ev: PacketObserved, p: SocketPacket, name: str, label: str
@@ -195,9 +202,11 @@ class PacketDispatch:
         if ack_label is None:  # bounded: one per admitted event name, plus "(other)"
             ack_label = self._ack_labels[base] = f"{base} -> ack"
         timeout, slow = self._ack_timeout_s, self._ack_slow_s
-        acks[akey] = self._new_pending(
+        q = self._new_pending(
             s, ev, p, _KIND_ACK, None, ack_label, ack_label, None, _NO_CAPTURES, timeout, slow
         )
+        q.ack_key = akey
+        acks[akey] = q
 
     def _ack(self, s: SessionState, ev: PacketObserved, p: SocketPacket) -> None:
         ack_id = p.ack_id

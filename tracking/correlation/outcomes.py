@@ -18,7 +18,7 @@ from typing import Final
 from socketio_trace_proxy.tracking.capture import Capturer
 from socketio_trace_proxy.tracking.correlation.pending import PendingTable
 from socketio_trace_proxy.tracking.correlation.state import Pending, SessionState, TimedOut
-from socketio_trace_proxy.tracking.events import PacketObserved
+from socketio_trace_proxy.tracking.events import PacketObserved, record_target
 from socketio_trace_proxy.tracking.ids import IdSource
 from socketio_trace_proxy.tracking.metrics import Metrics
 from socketio_trace_proxy.tracking.records import Outcome, Record, new_pair_record
@@ -44,6 +44,7 @@ class Outcomes:
         wants_unsampled: Callable[[], bool] | None,
     ) -> None:
         self._emit = emit
+        self._target = record_target(emit)  # emit's receiver, called natively per pair
         self._trace_id = ids.trace_id
         self._span_id = ids.span_id
         self._metrics = metrics
@@ -191,35 +192,38 @@ class Outcomes:
         parent = q.parent
         if trace_id is None:
             trace_id = parent[0] if parent is not None else self._trace_id()
-        self._emit(
-            _new_pair_record(
-                trace_id,
-                span_id,
-                q.session.ref,
-                q.namespace,
-                q.kind,
-                q.label,
-                q.operation,
-                q.initiator,
-                q.request_event,
-                response_event,
-                q.ack_id,
-                q.key,
-                outcome,
-                error_type,
-                slow,
-                q.wall,
-                duration,
-                first_chunk_s,
-                q.chunks,
-                q.transport,
-                response_transport,
-                q.size,
-                response_size,
-                q.payload,
-                response_payload,
-                None,
-                sampled,
-                None if parent is None else parent[1],
-            )
+        record = _new_pair_record(
+            trace_id,
+            span_id,
+            q.session.ref,
+            q.namespace,
+            q.kind,
+            q.label,
+            q.operation,
+            q.initiator,
+            q.request_event,
+            response_event,
+            q.ack_id,
+            q.key,
+            outcome,
+            error_type,
+            slow,
+            q.wall,
+            duration,
+            first_chunk_s,
+            q.chunks,
+            q.transport,
+            response_transport,
+            q.size,
+            response_size,
+            q.payload,
+            response_payload,
+            None,
+            sampled,
+            None if parent is None else parent[1],
         )
+        target = self._target
+        if target is not None:
+            target.record(record)
+        else:
+            self._emit(record)

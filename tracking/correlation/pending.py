@@ -14,14 +14,12 @@ import heapq
 import itertools
 from collections import OrderedDict
 from collections.abc import Callable
-from typing import Final
+from typing import Final, cast
 
 from socketio_trace_proxy.tracking.correlation.state import Pending, SessionState, TimedOut
 from socketio_trace_proxy.tracking.metrics import Metrics
 from socketio_trace_proxy.tracking.records import PairKind
-from socketio_trace_proxy.tracking.traffic import Direction
 
-_C2S: Final = Direction.CLIENT_TO_SERVER
 _KIND_ACK: Final = PairKind.ACK
 
 
@@ -59,13 +57,21 @@ class PendingTable:
     def forget(self, q: Pending) -> None:
         """Remove ``q`` from every index (its heap entry goes stale)."""
         s = q.session
-        s.pending.pop(q.id, None)
-        self.pending.pop(q.id, None)
+        # Typed ``object`` on purpose: the compiled build boxes the id once (not per use)
+        # and keeps the ack key the very tuple stored in ``acks`` (found by identity); as
+        # ``int``/``tuple[str, int, bool]`` it would build a new int/tuple for every use.
+        qid: object = q.id
+        mine = cast("dict[object, Pending]", s.pending)
+        if qid in mine:
+            del mine[qid]
+        pending = cast("OrderedDict[object, Pending]", self.pending)
+        if qid in pending:
+            del pending[qid]
         if q.kind is _KIND_ACK:
-            assert q.ack_id is not None
-            akey = (q.namespace, q.ack_id, q.initiator is _C2S)
-            if s.acks.get(akey) is q:
-                del s.acks[akey]
+            akey: object = q.ack_key
+            acks = cast("dict[object, Pending]", s.acks)
+            if akey is not None and acks.get(akey) is q:
+                del acks[akey]
         elif q.rule is not None:
             group = s.groups.get((q.namespace, q.rule.index))
             if group is not None:

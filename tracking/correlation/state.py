@@ -32,6 +32,7 @@ class Pending:
 
     __slots__ = (
         "ack_id",
+        "ack_key",
         "at",
         "captures",
         "chunks",
@@ -106,6 +107,9 @@ class Pending:
         self.parent = parent
         self.first_chunk_at: float | None = None
         self.chunks = 0
+        # an ack's key in its session's ``acks`` (the same object: removing it there finds
+        # it by identity, without comparing tuples)
+        self.ack_key: tuple[str, int, bool] | None = None
 
     def __repr__(self) -> str:
         return f"Pending(id={self.id!r}, label={self.label!r}, session={self.session.ref!r})"

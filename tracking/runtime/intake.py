@@ -18,7 +18,13 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Final
 
 from socketio_trace_proxy.tracking.correlation.engine import CorrelationEngine
-from socketio_trace_proxy.tracking.events import PacketObserved, SessionClosed, SessionEvent
+from socketio_trace_proxy.tracking.events import (
+    PacketObserved,
+    PacketSink,
+    RecordTarget,
+    SessionClosed,
+    SessionEvent,
+)
 from socketio_trace_proxy.tracking.observer import RequestInfo
 from socketio_trace_proxy.tracking.query import query_value
 from socketio_trace_proxy.tracking.records import Record
@@ -39,8 +45,9 @@ _REQUEST_INFO: Final = RequestInfo
 _tuple_new: Final = tuple.__new__  # builds a NamedTuple without its Python-level ``__new__``
 
 
-class EventIntake:
-    """The session layer's emit (see the module docstring)."""
+class EventIntake(PacketSink):
+    """The session layer's emit (see the module docstring); its packets come straight to
+    :meth:`packet_observed` when ``event`` is the session layer's emit."""
 
     def __init__(self, engine: CorrelationEngine, timelines: Timelines, fault: Fault) -> None:
         self._engine = engine
@@ -48,26 +55,32 @@ class EventIntake:
         self._live = timelines.live  # read per packet
         self._fault = fault
 
-    def event(self, event: SessionEvent) -> None:
+    def packet_observed(self, event: PacketObserved) -> None:
         try:
-            if type(event) is _PACKET_OBSERVED:
-                p = event.packet
-                sid = event.session_id
-                tl = self._live.get(sid)
-                if tl is None:
-                    tl = self._timelines.open(sid)
-                tl.packet(
-                    event.wall,
-                    event.direction,
-                    event.transport,
-                    p.type,
-                    p.namespace,
-                    p.event,
-                    p.ack_id,
-                    p.size,
-                )
-                self._engine.handle(event)
-                return
+            p = event.packet
+            sid = event.session_id
+            tl = self._live.get(sid)
+            if tl is None:
+                tl = self._timelines.open(sid)
+            tl.packet(
+                event.wall,
+                event.direction,
+                event.transport,
+                p.type,
+                p.namespace,
+                p.event,
+                p.ack_id,
+                p.size,
+            )
+            self._engine.handle(event)
+        except Exception:
+            self._fault("engine")
+
+    def event(self, event: SessionEvent) -> None:
+        if type(event) is _PACKET_OBSERVED:
+            self.packet_observed(event)
+            return
+        try:
             self._engine.handle(event)
             if isinstance(event, SessionClosed):
                 self._timelines.retire(event.session_id)
@@ -217,7 +230,7 @@ def _discard(records: Sequence[Record]) -> None:
     pass
 
 
-class RecordIntake:
+class RecordIntake(RecordTarget):
     """The engine's emit (see the module docstring).  Made before the engine, joined to the
     record hub by :meth:`attach`; :attr:`pending` is the hub's queue (it takes the list and
     leaves an empty one at each flush)."""

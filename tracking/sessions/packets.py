@@ -19,6 +19,7 @@ from socketio_trace_proxy.tracking.events import (
     PacketObserved,
     SessionEvent,
     SessionUpgraded,
+    packet_sink,
 )
 from socketio_trace_proxy.tracking.sessions.registry import SessionRegistry
 from socketio_trace_proxy.tracking.sessions.state import (
@@ -66,6 +67,7 @@ class PacketReader:
         max_attachment_bytes: int,
     ) -> None:
         self._emit = emit
+        self._sink = packet_sink(emit)  # emit's receiver, called natively per packet
         self._counters = counters
         self._registry = registry
         self._max_att = max_attachments
@@ -174,7 +176,11 @@ class PacketReader:
                 event: PacketObserved = _tuple_new(
                     _PACKET_OBSERVED, (s.sid, direction, transport, fast, at, wall, traceparent)
                 )
-                self._emit(event)
+                sink = self._sink
+                if sink is not None:
+                    sink.packet_observed(event)
+                else:
+                    self._emit(event)
                 return
         if engine_size < 0:
             engine_size = len(frame) if frame.isascii() else -1
