@@ -296,6 +296,25 @@ def make_targets(args: argparse.Namespace) -> list[Target]:
 _SAMPLING_COUNTERS = ("socketio_proxy_handshakes_total", "socketio_proxy_sampled_sessions_total")
 
 
+def sampling_counts(admin: str) -> tuple[int, int] | None:
+    """Session sampling's handshakes and sampled sessions so far, from our proxy's admin
+    listener at ``admin`` (host:port, its ``/metrics``); ``None`` without sampling (tracking
+    off or every session traced)."""
+    try:
+        with urllib.request.urlopen(f"http://{admin}/metrics", timeout=5) as resp:
+            text = resp.read().decode()
+    except Exception:
+        return None
+    found: dict[str, int] = {}
+    for line in text.splitlines():
+        name, _, value = line.partition(" ")
+        if name in _SAMPLING_COUNTERS:
+            found[name] = int(float(value))
+    if len(found) < len(_SAMPLING_COUNTERS):
+        return None
+    return found[_SAMPLING_COUNTERS[0]], found[_SAMPLING_COUNTERS[1]]
+
+
 class Server:
     """A child process serving HTTP on a loopback port; stopped on exit."""
 
@@ -326,23 +345,9 @@ class Server:
         self.admin = argv[argv.index("--admin") + 1] if "--admin" in argv[:-1] else None
 
     def sampling_counts(self) -> tuple[int, int] | None:
-        """Session sampling's handshakes and sampled sessions so far (the admin listener's
-        ``/metrics``); ``None`` without sampling (tracking off or every session traced)."""
-        if self.admin is None:
-            return None
-        try:
-            with urllib.request.urlopen(f"http://{self.admin}/metrics", timeout=5) as resp:
-                text = resp.read().decode()
-        except Exception:
-            return None
-        found: dict[str, int] = {}
-        for line in text.splitlines():
-            name, _, value = line.partition(" ")
-            if name in _SAMPLING_COUNTERS:
-                found[name] = int(float(value))
-        if len(found) < len(_SAMPLING_COUNTERS):
-            return None
-        return found[_SAMPLING_COUNTERS[0]], found[_SAMPLING_COUNTERS[1]]
+        """Session sampling's handshakes and sampled sessions so far (see
+        :func:`sampling_counts`)."""
+        return sampling_counts(self.admin) if self.admin is not None else None
 
     def wait_ready(self, timeout_s: float = 20.0) -> None:
         """Ready once a Socket.IO polling handshake through this server succeeds."""
